@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# README command 1: demo province -> ingest (embedded store) -> serve the map on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+. .venv/bin/activate
+export RISKMAP_STORE=${RISKMAP_STORE:-./var/riskmap}
+EQUIPMENT=${EQUIPMENT:-50000}
+riskmap demo --province 河南省 --equipment "$EQUIPMENT" --seed 7 --out var/demo
+riskmap ingest var/demo/* --report var/ingest-report.json
+exec riskmap serve --host 127.0.0.1 --port "${PORT:-8000}"

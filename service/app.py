@@ -1,0 +1,34 @@
+"""The FastAPI application factory; the lifespan opens the store and closes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import errors
+from service.routes import cells, health, pages
+from service.settings import Settings
+from service.store.base import open_store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.store = open_store(settings.store, h3_resolution=settings.h3_resolution)
+        try:
+            yield
+        finally:
+            app.state.store.close()
+
+    app = FastAPI(title="riskmap 特种设备双重预防区域风险地图", version="0.1.0",
+                  lifespan=lifespan)
+    errors.register(app)
+    app.include_router(health.router)
+    app.include_router(cells.router)
+    app.include_router(pages.router)
+    return app

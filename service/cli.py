@@ -1,0 +1,104 @@
+"""``riskmap``: the one entry point (demo data, ingest, serve)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from service.ingest.schema import Kind
+from service.settings import Settings
+
+app = typer.Typer(help="riskmap：特种设备双重预防区域风险地图 (special-equipment risk map)",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+
+
+def _settings(store: str | None, **extra: object) -> Settings:
+    overrides = {k: v for k, v in {"store": store, **extra}.items() if v is not None}
+    return Settings(**overrides)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="输出目录 output directory")] = Path("var/demo"),
+    province: Annotated[str, typer.Option(help="省份名称或代码，如 河南省 / 610000")] = "河南省",
+    equipment: Annotated[int, typer.Option(min=100, help="设备数量")] = 50_000,
+    seed: Annotated[int, typer.Option(help="随机种子 (same seed, same files)")] = 7,
+) -> None:
+    """生成演示省份的台账文件 (write a demo province's registry exports)."""
+    from data.demo import generate
+
+    with console.status("生成演示数据 generating demo data…"):
+        manifest = generate(province=province, equipment=equipment, seed=seed, out=out)
+    console.print(f"已写入 wrote {out}:")
+    for name, info in manifest.get("files", {}).items():
+        console.print(f"  {name}: {info}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="台账文件 registry files (any order)")],
+    store: Annotated[str | None, typer.Option(help="存储 store path or postgresql+psycopg:// URL")
+                     ] = None,
+    crs: Annotated[str | None, typer.Option(help="文件默认坐标系 default datum: WGS84/CGCS2000/"
+                                                 "GCJ02/BD09")] = None,
+    kind: Annotated[Kind | None, typer.Option(help="强制文件类型 force the kind of every file")
+                    ] = None,
+    report: Annotated[Path | None, typer.Option(help="JSON 报告路径 write the report here")
+                      ] = None,
+    max_file_mb: Annotated[int, typer.Option(help="单个文件大小上限 MB")] = 2048,
+) -> None:
+    """导入台账文件 (validate, locate and load registry files as one batch)."""
+    from geo.datum import UnknownDatumError, parse_datum
+    from service.ingest.pipeline import IngestOptions
+    from service.ingest.pipeline import ingest as run
+    from service.ingest.report import summary_lines
+    from service.store.base import open_store
+
+    settings = _settings(store)
+    if crs:
+        try:
+            parse_datum(crs)
+        except UnknownDatumError:
+            raise typer.BadParameter(f"未知坐标系 unknown datum: {crs}", param_hint="--crs"
+                                     ) from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("打开存储 opening store", total=None)
+        options = IngestOptions(
+            h3_resolution=settings.h3_resolution, provinces=settings.provinces,
+            default_crs=crs, kind=kind, max_bytes=max_file_mb * 2**20,
+            progress=lambda msg: progress.update(task, description=msg))
+        with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+            result = run([str(p) for p in paths], st, options)
+    for line in summary_lines(result):
+        console.print(line, highlight=False)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+        console.print(f"报告 report: {report}")
+
+
+@app.command()
+def serve(
+    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """启动地图服务 (serve the API and the map)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings(store, host=host, port=port)
+    console.print(f"地图 map: http://{settings.host}:{settings.port}/map")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,64 @@
+"""Domain errors → HTTP problem details (RFC 9457) with a Chinese message, in one table."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.store.base import StoreError
+
+log = logging.getLogger("riskmap")
+
+
+class NotFound(LookupError):
+    """A resource that does not exist (or is outside the caller's scope)."""
+
+
+class BadParameter(ValueError):
+    """A query parameter that is well-formed but not acceptable."""
+
+
+# exception type -> (status, Chinese title)
+STATUS: dict[type[BaseException], tuple[int, str]] = {
+    NotFound: (404, "未找到"),
+    BadParameter: (400, "参数错误"),
+    StoreError: (503, "数据存储不可用"),
+}
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def register(app: FastAPI) -> None:
+    for exc_type, (status, title) in STATUS.items():
+        def handler(_req: Request, exc: BaseException, status: int = status,
+                    title: str = title) -> JSONResponse:
+            if status >= 500:
+                log.exception("store error", exc_info=exc)
+                return problem(status, title)
+            return problem(status, title, str(exc))
+        app.add_exception_handler(exc_type, handler)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return problem(422, "请求参数无效", "invalid request parameters", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "未找到", 405: "不支持的请求方法", 413: "上传文件过大"}
+        return problem(exc.status_code, titles.get(exc.status_code, "请求错误"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(_req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "服务器内部错误")

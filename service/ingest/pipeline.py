@@ -1,0 +1,266 @@
+"""One ingest batch: read → validate → locate → de-duplicate → check references →
+fingerprint → write (one transaction) → report.
+
+Every stage works on whole frames of one file (a partition of rows), so a later
+distributed runner can map the per-file stages over partitions and reduce at the
+de-duplication and reference checks, which need the whole batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.datum import Datum, parse_datum
+from geo.geocode import CountyGeocoder, Geocoder
+from service.ingest import polygons
+from service.ingest.locate import LocateOptions, locate_points
+from service.ingest.officers import expand_officer_cells
+from service.ingest.read import FileRejected, RawTable, read_file
+from service.ingest.reasons import Reason
+from service.ingest.rejects import RejectLog
+from service.ingest.report import build_report
+from service.ingest.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
+from service.ingest.timing import StageTimer
+from service.ingest.validate import parse_table
+from service.store.base import Batch, Store, pandas_dtype
+from service.store.tables import LINKS, META, TABLES
+
+# Order in which kinds are prepared: referenced kinds before the kinds that refer to them.
+ORDER = (Kind.PARKS, Kind.VENUES, Kind.UNITS, Kind.EQUIPMENT, Kind.HAZARDS, Kind.CHECKS,
+         Kind.OFFICERS)
+# (kind, its field, the kind it must name) for reference checks
+REFERENCES = ((Kind.HAZARDS, "registration_code", Kind.EQUIPMENT, Reason.UNKNOWN_EQUIPMENT),
+              (Kind.CHECKS, "credit_code", Kind.UNITS, Reason.UNKNOWN_UNIT))
+NOT_HASHED = {c for c, _ in META} | {c for c, _ in LINKS}
+
+
+@dataclass
+class IngestOptions:
+    h3_resolution: int = 8
+    provinces: list[str] = field(default_factory=lambda: ["410000", "610000"])
+    default_crs: str | None = None
+    kind: Kind | None = None
+    max_bytes: int | None = None
+    geocoder: Geocoder | None = None
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class Prepared:
+    raw: RawTable
+    parsed: pd.DataFrame
+    officer_cells: pd.DataFrame | None = None
+    rejected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) -> dict:
+    """Ingest files into ``store`` as one batch and return the report (see report.py)."""
+    started = datetime.now(UTC).replace(tzinfo=None)
+    batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    step = options.progress or (lambda _msg: None)
+    default_datum = parse_datum(options.default_crs) if options.default_crs else None
+    geocoder = options.geocoder or CountyGeocoder(options.provinces)
+    timer = StageTimer()
+    locate_opts = LocateOptions(options.h3_resolution, options.provinces, default_datum, geocoder,
+                                timer)
+    log = RejectLog()
+    files: list[dict] = []
+    prepared: dict[Kind, list[Prepared]] = {k: [] for k in Kind}
+
+    raws: list[RawTable] = []
+    paths = list(dict.fromkeys(str(p) for p in paths))  # the same file twice is read once
+    for path in paths:
+        step(f"读取 {Path(path).name}")
+        try:
+            with timer("read"):
+                raw = read_file(path, options.kind, max_bytes=options.max_bytes)
+        except FileRejected as exc:
+            log.add_file(exc.path, exc.code, exc.zh, exc.en)
+            files.append({"path": str(path), "kind": None, "rows": 0, "error": exc.en})
+            continue
+        raws.append(raw)
+        files.append({"path": raw.path, "kind": str(raw.kind), "rows": len(raw.frame),
+                      "encoding": raw.encoding, "ignored_columns": raw.ignored_columns})
+
+    for raw in sorted(raws, key=lambda r: ORDER.index(r.kind)):
+        step(f"校验 {Path(raw.path).name}")
+        with timer("validate"):
+            parsed = parse_table(raw, log)
+        item = Prepared(raw, parsed)
+        if raw.kind in POINT_KINDS:
+            item.parsed = pd.concat([parsed.drop(columns=["lon", "lat"]),
+                                     locate_points(raw, parsed, log, locate_opts)], axis=1)
+        elif raw.kind in POLYGON_KINDS:
+            with timer("polygons"):
+                item.parsed = polygons.prepare(raw, parsed, log, default_datum,
+                                               options.provinces)
+        elif raw.kind == Kind.OFFICERS:
+            with timer("officers"):
+                item.officer_cells = expand_officer_cells(raw, parsed, log,
+                                                          options.h3_resolution,
+                                                          options.provinces)
+        prepared[raw.kind].append(item)
+
+    step("查重与关联校验")
+    with timer("references"):
+        _check_batch(prepared, store, log)
+    with timer("fingerprint"):
+        frames = {str(k): _table_frame(k, items, batch_id, started)
+                  for k, items in prepared.items() if items}
+    officer_cells = _officer_cells(prepared[Kind.OFFICERS])
+    rejects = log.rejects()
+    store_rejects = _store_rejects(rejects, raws, batch_id)
+    batch = Batch(batch_id, started, [str(p) for p in paths], frames, officer_cells,
+                  store_rejects)
+    batch.report = build_report(batch_id, files, prepared_counts(prepared), rejects, log.flags(),
+                                {})
+    step("写入数据库")
+    with timer("write"):
+        counts = store.write_batch(batch)
+    report = build_report(batch_id, files, prepared_counts(prepared), rejects, log.flags(),
+                          counts)
+    report["timings"] = timer.as_dict()
+    return report
+
+
+def _check_batch(prepared: dict[Kind, list[Prepared]], store: Store, log: RejectLog) -> None:
+    """Batch-wide checks: duplicate keys across all files, then references to equipment
+    and units (in this batch or already stored)."""
+    for kind, items in prepared.items():
+        _reject_duplicates(kind, items, log)
+    for item in (i for items in prepared.values() for i in items):
+        item.rejected = log.rejected_mask(item.raw.path, len(item.parsed))
+    for kind, key, target, reason in REFERENCES:
+        known = _valid_keys(prepared[target], KEYS[target]).union(store.keys(str(target)))
+        for item in prepared[kind]:
+            values = item.parsed[key]
+            unknown = values.notna().to_numpy() & ~values.isin(known).to_numpy()
+            log.add(item.raw.path, kind, item.raw.rows, unknown & ~item.rejected, key, reason,
+                    values)
+            item.rejected |= unknown
+
+
+def prepared_counts(prepared: dict[Kind, list[Prepared]]) -> dict[str, dict[str, int]]:
+    return {str(k): {"read": sum(len(i.parsed) for i in items),
+                     "rejected": int(sum(i.rejected.sum() for i in items))}
+            for k, items in prepared.items() if items}
+
+
+def _reject_duplicates(kind: Kind, items: list[Prepared], log: RejectLog) -> None:
+    """Within the input, the first row with a key wins; later rows with it are rejected."""
+    if not items:
+        return
+    key = KEYS[kind]
+    parts = [pd.DataFrame({"key": i.parsed[key].astype("string"), "file": i.raw.path,
+                           "row": i.raw.rows, "item": n}) for n, i in enumerate(items)]
+    allrows = pd.concat(parts, ignore_index=True)
+    allrows = allrows[allrows["key"].notna()]
+    dup = allrows["key"].duplicated(keep="first")
+    if not dup.any():
+        return
+    first = allrows.drop_duplicates("key").set_index("key")
+    later = allrows[dup]
+    detail = ("与 " + first.loc[later["key"], "file"].map(lambda p: Path(p).name).to_numpy()
+              + " 第 " + first.loc[later["key"], "row"].astype(str).to_numpy() + " 行重复")
+    for n, item in enumerate(items):
+        sel = later[later["item"] == n]
+        if sel.empty:
+            continue
+        mask = np.zeros(len(item.parsed), dtype=bool)
+        pos = sel.index.to_numpy() - sum(len(i.parsed) for i in items[:n])
+        mask[pos] = True
+        det = pd.Series(pd.NA, index=item.parsed.index, dtype="string")
+        det.iloc[pos] = detail[later["item"].to_numpy() == n]
+        log.add(item.raw.path, kind, item.raw.rows, mask, key, Reason.DUPLICATE,
+                item.parsed[key], det)
+
+
+def _valid_keys(items: list[Prepared], key: str) -> pd.Index:
+    keys = [i.parsed.loc[~i.rejected, key] for i in items]
+    return pd.Index(pd.concat(keys).dropna().unique()) if keys else pd.Index([])
+
+
+def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: datetime
+                 ) -> pd.DataFrame:
+    """Valid rows of one kind in the stored table's columns, typed and fingerprinted."""
+    spec = TABLES[str(kind)]
+    parts = []
+    for item in items:
+        keep = ~item.rejected
+        part = item.parsed.loc[keep].copy()
+        part["source_file"] = Path(item.raw.path).name
+        part["source_row"] = item.raw.rows[keep]
+        if kind == Kind.OFFICERS and item.officer_cells is not None:
+            counts = item.officer_cells.groupby("officer_id").size()
+            part["cell_count"] = part["officer_id"].map(counts).fillna(0)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["batch_id"] = batch_id
+    frame["updated_at"] = pd.Timestamp(started)
+    columns = {}
+    for name, abstract in spec.columns:
+        col = frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index)
+        if abstract != "int" or name != "row_hash":
+            col = col.astype(pandas_dtype(abstract)) if abstract != "json" else col
+        columns[name] = col
+    typed = pd.DataFrame(columns, index=frame.index)
+    geometry = None
+    if spec.geometry == "point":
+        geometry = gpd.points_from_xy(typed["lon"], typed["lat"], crs=4326)
+    elif spec.geometry:
+        geometry = gpd.GeoSeries(frame["geometry"], crs=4326)
+    hashed = [c for c in spec.column_names if c not in NOT_HASHED]
+    to_hash = typed[hashed].copy()
+    if geometry is not None and spec.geometry != "point":
+        to_hash["__wkb"] = gpd.GeoSeries(geometry).to_wkb()
+    typed["row_hash"] = pd.array(
+        pd.util.hash_pandas_object(to_hash, index=False).to_numpy().view(np.int64), dtype="Int64")
+    if geometry is not None:
+        return gpd.GeoDataFrame(typed, geometry=gpd.GeoSeries(geometry, index=typed.index),
+                                crs=4326)
+    return typed
+
+
+def _officer_cells(items: list[Prepared]) -> pd.DataFrame | None:
+    parts = []
+    for item in items:
+        if item.officer_cells is None:
+            continue
+        valid = item.parsed.loc[~item.rejected, "officer_id"]
+        parts.append(item.officer_cells[item.officer_cells["officer_id"].isin(valid)])
+    if not parts:
+        return None
+    cells = pd.concat(parts, ignore_index=True).drop_duplicates()
+    return cells.sort_values(["officer_id", "h3"], ignore_index=True)
+
+
+def _store_rejects(rejects: pd.DataFrame, raws: list[RawTable], batch_id: str) -> pd.DataFrame:
+    """Rejects as stored: with the whole source row as JSON so nothing is lost."""
+    raw_json = pd.Series(pd.NA, index=rejects.index, dtype="string")
+    by_path = {r.path: r for r in raws}
+    for path, group in rejects.groupby("file", sort=False):
+        raw = by_path.get(path)
+        idx = group["index"].to_numpy()
+        if raw is None or raw.raw is None or (idx < 0).all():
+            continue
+        ok = idx >= 0
+        rows = raw.raw.iloc[idx[ok]].astype("string")
+        lines = rows.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+        raw_json.loc[group.index[ok]] = lines
+    out = rejects.drop(columns=["index"]).copy()
+    out["batch_id"] = batch_id
+    out["raw"] = raw_json
+    out["row"] = out["row"].astype("Int64")
+    return out[["batch_id", "file", "row", "kind", "field", "code", "reason_zh", "reason_en",
+                "value", "raw"]]
+
+
+def default_datum_of(label: str | None) -> Datum | None:
+    return parse_datum(label) if label else None

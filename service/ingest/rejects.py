@@ -1,0 +1,82 @@
+"""Collect rejected rows: file, row number, field, reason (Chinese and English), value.
+
+Rejects are accumulated as small frames built from boolean masks (vectorised) and turned
+into the report and the store's ``rejects`` table at the end of a batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from service.ingest.reasons import reason_text
+
+COLUMNS = ["file", "row", "kind", "field", "code", "reason_zh", "reason_en", "value", "index"]
+
+
+class RejectLog:
+    """Rejects and flags of one batch, keyed by (file, frame index)."""
+
+    def __init__(self) -> None:
+        self._parts: list[pd.DataFrame] = []
+        self._flags: list[pd.DataFrame] = []
+
+    @staticmethod
+    def _frame(path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str, code: str,
+               values: pd.Series | None, detail: pd.Series | str | None) -> pd.DataFrame:
+        idx = np.flatnonzero(mask)
+        zh, en = reason_text(code)
+        if values is None:
+            vals = pd.Series(pd.NA, index=range(len(idx)), dtype="string")
+        else:
+            vals = pd.Series(values.to_numpy(dtype=object)[idx]).astype("string")
+        if detail is not None:
+            det = (pd.Series(detail.to_numpy(dtype=object)[idx]).astype("string")
+                   if isinstance(detail, pd.Series) else detail)
+            zh_col = zh + "：" + det
+            en_col = en + ": " + det
+        else:
+            zh_col, en_col = zh, en
+        return pd.DataFrame({
+            "file": path, "row": rows[idx], "kind": kind, "field": field, "code": str(code),
+            "reason_zh": zh_col, "reason_en": en_col, "value": vals.to_numpy(), "index": idx,
+        })
+
+    def add(self, path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str,
+            code: str, values: pd.Series | None = None,
+            detail: pd.Series | str | None = None) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self._parts.append(self._frame(path, kind, rows, mask, field, code, values, detail))
+
+    def flag(self, path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str,
+             code: str, values: pd.Series | None = None) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self._flags.append(self._frame(path, kind, rows, mask, field, code, values, None))
+
+    def add_file(self, path: str, code: str, zh: str, en: str) -> None:
+        """A whole file was refused (encoding, format, kind, size)."""
+        self._parts.append(pd.DataFrame({
+            "file": [path], "row": [0], "kind": [""], "field": ["(file)"], "code": [code],
+            "reason_zh": [zh], "reason_en": [en], "value": [pd.NA], "index": [-1]}))
+
+    def rejected_mask(self, path: str, n: int) -> np.ndarray:
+        """Rows of ``path`` that have at least one reject so far."""
+        mask = np.zeros(n, dtype=bool)
+        for part in self._parts:
+            sel = part["index"].to_numpy()[part["file"].to_numpy() == path]
+            mask[sel[sel >= 0]] = True
+        return mask
+
+    def rejects(self) -> pd.DataFrame:
+        return _concat(self._parts)
+
+    def flags(self) -> pd.DataFrame:
+        return _concat(self._flags)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["file", "row", "field"], kind="stable").reset_index(drop=True)

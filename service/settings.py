@@ -1,0 +1,49 @@
+"""Typed settings, one prefix: every knob is ``RISKMAP_<NAME>`` in the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "./var/riskmap"
+
+
+class Settings(BaseSettings):
+    """Settings shared by the CLI and the service.
+
+    ``store`` selects the implementation: a path or ``file:`` URL is the embedded
+    store (GeoParquet snapshots on disk), a ``postgresql+psycopg://`` URL is PostGIS.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RISKMAP_", env_file=None, extra="ignore")
+
+    store: str = DEFAULT_STORE
+    h3_resolution: int = Field(8, ge=7, le=12, description="H3 resolution of the stored cell")
+    provinces: list[str] = Field(
+        default_factory=lambda: ["410000", "610000"],
+        description="Province adcodes whose boundaries bound valid points",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_upload_mb: int = Field(200, ge=1)
+    map_resolution: int = Field(7, ge=5, le=9, description="H3 resolution of the first map")
+
+    @field_validator("provinces", mode="before")
+    @classmethod
+    def _split_provinces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @property
+    def is_postgis(self) -> bool:
+        return self.store.startswith(("postgresql", "postgres://"))
+
+    @property
+    def store_path(self) -> Path:
+        """Filesystem path of the embedded store."""
+        if self.is_postgis:
+            raise ValueError("store is a PostGIS URL, not a path")
+        return Path(self.store.removeprefix("file://").removeprefix("file:"))

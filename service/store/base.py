@@ -1,0 +1,239 @@
+"""The store interface: what ingest writes and the service reads, whichever backend.
+
+Two implementations follow it: :mod:`service.store.embedded` (GeoParquet snapshots on
+disk, nothing but pip) and :mod:`service.store.postgis` (PostGIS via GeoAlchemy2, the
+production store). ``tests/`` runs the same suite against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from service.store.tables import ALL_TABLES, TABLES, Table
+
+
+class StoreError(RuntimeError):
+    """A store could not be opened or written (bad URL, schema mismatch, lock)."""
+
+
+class ResolutionMismatchError(StoreError):
+    """The store was built at another H3 resolution than the one configured."""
+
+
+@dataclass
+class Batch:
+    """One ingest call, written all-or-nothing.
+
+    ``frames`` maps a table name of :data:`service.store.tables.TABLES` to its valid rows,
+    with exactly that table's columns (geometry tables as GeoDataFrames in EPSG:4326 with
+    a ``geometry`` column). ``officer_cells`` (officer_id, h3) replaces the cells of every
+    officer it names. ``rejects`` has the columns of ``REJECTS`` except ``reject_id``.
+    """
+
+    batch_id: str
+    started_at: datetime
+    files: list[str]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    officer_cells: pd.DataFrame | None = None
+    rejects: pd.DataFrame | None = None
+    report: dict = field(default_factory=dict)
+
+
+@dataclass
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+class Store(ABC):
+    """A place where ingested tables live. Every write is one transaction."""
+
+    h3_resolution: int
+
+    @abstractmethod
+    def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
+        """Upsert every frame keyed by its table key (a row whose ``row_hash`` is unchanged
+        is left alone), replace the cells of the officers named, append the rejects and a
+        batch record, then relink ``park_id``/``venue_id`` of equipment and units by
+        spatial join (point intersects polygon; the smallest id wins when several do).
+        All of it lands or none of it does. Returns counts per table."""
+
+    @abstractmethod
+    def keys(self, table: str) -> pd.Index:
+        """Keys of the rows already stored in ``table`` (for reference checks)."""
+
+    @abstractmethod
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A whole table (GeoDataFrame for geometry tables; ``officer_cells``, ``rejects``
+        and ``batches`` too)."""
+
+    @abstractmethod
+    def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
+        """Rows per H3 cell at ``resolution`` (5, 6, 7 or the store's own): columns
+        ``h3`` and ``count``, sorted by ``h3``."""
+
+    @abstractmethod
+    def data_version(self) -> str:
+        """An opaque token that changes whenever a batch lands (for caches and ETags)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or locks."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # helpers shared by both implementations -------------------------------------------
+
+    @staticmethod
+    def cell_column(resolution: int, store_resolution: int) -> str:
+        if resolution == store_resolution:
+            return "h3"
+        if resolution in (5, 6, 7):
+            return f"h3_{resolution}"
+        raise ValueError(
+            f"H3 resolution {resolution} not stored (5, 6, 7 and {store_resolution} are)")
+
+    @staticmethod
+    def spec(table: str) -> Table:
+        """The spec of any stored table (ValueError, not KeyError, for unknown names)."""
+        try:
+            return ALL_TABLES[table]
+        except KeyError:
+            raise ValueError(f"unknown table {table!r}") from None
+
+    @staticmethod
+    def read_columns(table: str, columns: list[str] | None) -> list[str]:
+        """Columns ``read`` returns: all (geometry last) or the ones named, checked."""
+        spec = Store.spec(table)
+        allowed = [*spec.column_names, *(["geometry"] if spec.geometry else [])]
+        if columns is None:
+            return allowed
+        unknown = [c for c in columns if c not in allowed]
+        if unknown:
+            raise ValueError(f"{table} has no columns {unknown}")
+        return list(columns)
+
+    @staticmethod
+    def empty_frame(table: str) -> pd.DataFrame:
+        spec = ALL_TABLES[table]
+        frame = pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[t]) for c, t in spec.columns})
+        if spec.geometry:
+            return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326))
+        return frame
+
+
+_PANDAS_DTYPES = {
+    "text": "string", "float": "float64", "int": "Int64", "bool": "boolean",
+    "date": "datetime64[s]", "timestamp": "datetime64[us]", "json": "string",
+}
+
+
+def pandas_dtype(abstract: str) -> str:
+    return _PANDAS_DTYPES[abstract]
+
+
+def conform_frame(table: str, frame: pd.DataFrame, batch_id: str | None = None) -> pd.DataFrame:
+    """``frame`` with exactly the table's columns, in order, in the canonical dtypes, one row
+    per key (the last wins) and geometry in EPSG:4326 (polygons promoted to multipolygons).
+
+    Both stores write through this so that they store, hash-compare and return the same
+    values whatever dtypes a caller built. ``batch_id`` stamps the rows: a stored row's
+    ``batch_id`` always names the batch that last wrote it (relinking relies on it).
+    """
+    spec = ALL_TABLES[table]
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise StoreError(f"{table}: missing columns {missing}")
+    ingested = table in TABLES  # bookkeeping tables have no key duties here
+    if ingested and frame[spec.key].isna().any():
+        raise StoreError(f"{table}: {int(frame[spec.key].isna().sum())} rows without "
+                         f"{spec.key}")
+    columns = {c: _as_dtype(frame[c], t) for c, t in spec.columns}
+    out = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+    if batch_id is not None and "batch_id" in out.columns:
+        out["batch_id"] = pd.Series(batch_id, index=out.index, dtype="string")
+    if spec.geometry:
+        out = gpd.GeoDataFrame(out, geometry=_geometry_of(frame, spec.geometry), crs=4326)
+    if ingested:
+        dup = out[spec.key].duplicated(keep="last").to_numpy()
+        if dup.any():
+            out = out.loc[~dup].reset_index(drop=True)
+    return out
+
+
+def _as_dtype(col: pd.Series, abstract: str) -> pd.Series:
+    target = _PANDAS_DTYPES[abstract]
+    col = col.reset_index(drop=True)
+    if str(col.dtype) == target:
+        return col
+    if abstract == "float":
+        return pd.Series(pd.to_numeric(col).to_numpy(dtype="float64", na_value=np.nan))
+    if abstract in ("date", "timestamp"):
+        values = pd.to_datetime(col)
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        if abstract == "date":
+            values = values.dt.normalize()
+        return values.astype(target)
+    return col.astype(target)
+
+
+def _geometry_of(frame: pd.DataFrame, kind: str) -> gpd.GeoSeries:
+    """The frame's geometry in EPSG:4326; points fall back to lon/lat."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        geo = frame.geometry
+    elif "geometry" in frame.columns:
+        geo = gpd.GeoSeries(frame["geometry"], crs=4326)
+    elif kind == "point":
+        geo = gpd.GeoSeries(gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326)
+    else:
+        raise StoreError("polygon table without a geometry column")
+    if geo.crs is None:
+        geo = geo.set_crs(4326)
+    elif geo.crs.to_epsg() != 4326:
+        geo = geo.to_crs(4326)
+    values = np.asarray(geo.values, dtype=object)
+    if kind == "multipolygon":
+        single = shapely.get_type_id(values) == shapely.GeometryType.POLYGON
+        if single.any():
+            values = values.copy()
+            values[single] = shapely.multipolygons(values[single],
+                                                   indices=np.arange(int(single.sum())))
+    elif kind == "point":
+        values = values.copy()
+        # points_from_xy turns missing lon/lat into POINT (NaN NaN); empty and NaN points
+        # have NaN bounds: store them all as null
+        if len(values):
+            values[np.isnan(shapely.bounds(values)[:, 0])] = None
+    return gpd.GeoSeries(values, index=pd.RangeIndex(len(values)), crs=4326)
+
+
+def open_store(url: str, *, h3_resolution: int = 8) -> Store:
+    """Open the store a URL names: ``postgresql+psycopg://…`` is PostGIS, anything else
+    (a path or ``file:`` URL) the embedded store."""
+    if url.startswith(("postgresql", "postgres://")):
+        from service.store.postgis import PostGISStore
+
+        return PostGISStore(url, h3_resolution=h3_resolution)
+    from service.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(url, h3_resolution=h3_resolution)

@@ -1,0 +1,468 @@
+"""The embedded store: GeoParquet snapshots in a directory, nothing but pip.
+
+Layout::
+
+    <root>/meta.json                    {"format": 1, "h3_resolution": 8}
+    <root>/CURRENT                      id of the snapshot in force
+    <root>/.lock                        fcntl lock held by the one writer
+    <root>/snapshots/<n>/<table>.parquet
+
+A batch writes the tables it changes into a new snapshot directory, hard-links the others
+from the snapshot before it, then swaps ``CURRENT`` with :func:`os.replace`. Readers see the
+old snapshot or the new one, never a mix, and a crash before the swap leaves the old one in
+force (its half-written directory is removed by the next writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyproj
+import shapely
+
+from service.settings import DEFAULT_STORE
+from service.store.base import (
+    Batch,
+    ResolutionMismatchError,
+    Store,
+    StoreError,
+    UpsertCounts,
+    conform_frame,
+    pandas_dtype,
+)
+from service.store.tables import ALL_TABLES, BATCHES, LINKS, OFFICER_CELLS, REJECTS, Table
+
+FORMAT = 1
+POINT_TABLES = ("equipment", "units")
+_ARROW_TYPES = {
+    "text": pa.large_string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
+    "date": pa.date32(), "timestamp": pa.timestamp("us"), "json": pa.large_string(),
+}
+_GEOPARQUET_TYPES = {"point": ["Point"], "multipolygon": ["MultiPolygon"]}
+
+
+def store_path(url_or_path: str | Path) -> Path:
+    """Directory of an embedded store named by a path or a ``file:`` URL."""
+    text = str(url_or_path)
+    return Path(text.removeprefix("file://").removeprefix("file:")).expanduser()
+
+
+# Arrow <-> frames (the PostGIS store parses its COPY output through these too) -------------
+
+def _pandas_type(arrow_type: pa.DataType) -> object:
+    """Nullable pandas dtypes for Arrow types, so both stores return the same dtypes."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype()
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    return None
+
+
+def frame_from_arrow(table: Table, data: pa.Table, geometry: object | None = None
+                     ) -> pd.DataFrame:
+    """A stored table's frame (canonical dtypes, ``geometry`` last) from Arrow columns.
+
+    ``geometry`` is an array of WKB (bytes or hex text) or None to return no geometry.
+    """
+    frame = data.to_pandas(types_mapper=_pandas_type, date_as_object=False,
+                           ignore_metadata=True)
+    for name in frame.columns:
+        wanted = pandas_dtype(table.type_of(name))
+        if str(frame[name].dtype) != wanted:
+            frame[name] = frame[name].astype(wanted)
+    if geometry is None:
+        return frame
+    values = shapely.from_wkb(np.asarray(geometry, dtype=object))
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(values, crs=4326), crs=4326)
+
+
+def arrow_schema(table: Table, columns: list[str]) -> pa.Schema:
+    return pa.schema([(c, _ARROW_TYPES[table.type_of(c)]) for c in columns])
+
+
+def frame_to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
+    """A conformed frame as an Arrow table; geometry as WKB with GeoParquet metadata."""
+    arrays = []
+    for name, abstract in table.columns:
+        col = frame[name]
+        if abstract == "date":
+            arrays.append(pa.array(col.to_numpy().astype("datetime64[D]"), from_pandas=True))
+        else:
+            arrays.append(pa.array(col, type=_ARROW_TYPES[abstract], from_pandas=True))
+    names = table.column_names
+    metadata = None
+    if table.geometry:
+        wkb = shapely.to_wkb(np.asarray(frame.geometry.values, dtype=object))
+        arrays.append(pa.array(wkb, type=pa.binary(), from_pandas=True))
+        names = [*names, "geometry"]
+        metadata = {b"geo": json.dumps({
+            "version": "1.0.0", "primary_column": "geometry",
+            "columns": {"geometry": {"encoding": "WKB", "crs": _wgs84_projjson(),
+                                     "geometry_types": _GEOPARQUET_TYPES[table.geometry]}},
+        }).encode()}
+    return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(metadata)
+
+
+@functools.cache
+def _wgs84_projjson() -> dict:
+    """EPSG:4326 spelled out, so GeoParquet readers report the CRS the store uses."""
+    return pyproj.CRS.from_epsg(4326).to_json_dict()
+
+
+# The store ---------------------------------------------------------------------------------
+
+@dataclass
+class _Cached:
+    snapshot: int
+    frame: pd.DataFrame
+    columns: frozenset[str]
+
+
+@dataclass
+class _Pending:
+    """One batch being assembled in memory before it is published."""
+
+    base: int
+    batch_id: str
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class EmbeddedStore(Store):
+    """GeoParquet snapshots on disk; one writer at a time, readers never blocked."""
+
+    def __init__(self, url_or_path: str | Path = DEFAULT_STORE, h3_resolution: int = 8, *,
+                 lock_timeout: float = 600.0) -> None:
+        self.root = store_path(url_or_path)
+        self.h3_resolution = h3_resolution
+        self.lock_timeout = lock_timeout
+        self._cache: dict[str, _Cached] = {}
+        try:
+            (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {self.root}: {exc}") from exc
+        self._check_meta()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.root)!r}, h3_resolution={self.h3_resolution})"
+
+    # reading ---------------------------------------------------------------------------
+
+    def data_version(self) -> str:
+        return str(self._current())
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table at the snapshot in force. Geometry tables return a GeoDataFrame when
+        ``columns`` is None or names ``geometry``. Frames come from a per-table cache keyed
+        by snapshot; pandas copy-on-write keeps callers from changing the cached one."""
+        spec = self.spec(table)
+        wanted = self.read_columns(table, columns)
+        for _attempt in range(3):
+            snapshot = self._current()
+            try:
+                frame = self._frame(spec, snapshot, wanted)
+            except FileNotFoundError:
+                continue  # a writer pruned the snapshot between reading CURRENT and the file
+            return frame[wanted].copy(deep=False) if columns is not None else frame.copy(
+                deep=False)
+        raise StoreError(f"{table}: the snapshot kept changing while it was read")
+
+    def keys(self, table: str) -> pd.Index:
+        key = self.spec(table).key
+        values = self.read(table, [key])[key]
+        if table == OFFICER_CELLS.name:
+            values = values.drop_duplicates()
+        return pd.Index(values, name=key)
+
+    def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
+        column = self.cell_column(resolution, self.h3_resolution)
+        cells = self.read(table, [column])[column]
+        counts = cells.value_counts(dropna=True, sort=False).sort_index()
+        return pd.DataFrame({"h3": counts.index.astype("string"),
+                             "count": counts.to_numpy(dtype="int64")})
+
+    def _frame(self, spec: Table, snapshot: int, wanted: list[str]) -> pd.DataFrame:
+        cached = self._cache.get(spec.name)
+        if cached and cached.snapshot == snapshot and cached.columns.issuperset(wanted):
+            return cached.frame
+        path = self._snapshot_dir(snapshot) / f"{spec.name}.parquet"
+        if snapshot == 0 or not path.exists():
+            if snapshot and not self._snapshot_dir(snapshot).exists():
+                raise FileNotFoundError(path)
+            frame = self.empty_frame(spec.name)
+        else:
+            frame = _read_parquet(spec, path, wanted)
+        have = frozenset(frame.columns)
+        if not cached or cached.snapshot != snapshot or have.issuperset(cached.columns):
+            self._cache[spec.name] = _Cached(snapshot, frame, have)
+        return frame
+
+    # writing ---------------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
+        with self._locked():
+            pending = _Pending(self._current(), batch.batch_id)
+            counts: dict[str, UpsertCounts] = {}
+            for table, frame in batch.frames.items():
+                counts[table] = self._upsert(pending, table,
+                                             conform_frame(table, frame, batch.batch_id))
+            if batch.officer_cells is not None:
+                self._replace_officer_cells(pending, batch.officer_cells)
+            if batch.rejects is not None and len(batch.rejects):
+                self._append_rejects(pending, batch)
+            self._relink(pending, counts)
+            self._record_batch(pending, batch)
+            snapshot = self._publish(pending)
+            self._prune(snapshot, pending.base)
+            self._remember(pending, snapshot)
+        return counts
+
+    def _stored(self, pending: _Pending, table: str) -> pd.DataFrame:
+        """The table as the batch sees it: its own changes, else the base snapshot."""
+        if table in pending.frames:
+            return pending.frames[table]
+        return self._frame(self.spec(table), pending.base, self.read_columns(table, None))
+
+    def _upsert(self, pending: _Pending, table: str, new: pd.DataFrame) -> UpsertCounts:
+        """Merge by key: a key stored with the same row_hash is left as it is."""
+        key = self.spec(table).key
+        old = self._stored(pending, table)
+        if old.empty:
+            if len(new):
+                pending.frames[table] = new
+            return UpsertCounts(inserted=len(new))
+        pos = pd.Index(old[key]).get_indexer(new[key])
+        exists = pos >= 0
+        old_hash = old["row_hash"].array[pos[exists]]
+        new_hash = new["row_hash"].array[exists]
+        same = np.asarray((old_hash == new_hash).fillna(False), dtype=bool) | np.asarray(
+            old_hash.isna() & new_hash.isna(), dtype=bool)
+        updated = np.zeros(len(new), dtype=bool)
+        updated[np.flatnonzero(exists)[~same]] = True
+        inserted = ~exists
+        counts = UpsertCounts(int(inserted.sum()), int(updated.sum()), int(same.sum()))
+        if counts.inserted or counts.updated:
+            keep = np.ones(len(old), dtype=bool)
+            keep[pos[updated]] = False
+            pending.frames[table] = pd.concat([old.loc[keep], new.loc[updated | inserted]],
+                                              ignore_index=True)
+        return counts
+
+    def _replace_officer_cells(self, pending: _Pending, cells: pd.DataFrame) -> None:
+        new = conform_frame(OFFICER_CELLS.name, cells).drop_duplicates(ignore_index=True)
+        old = self._stored(pending, OFFICER_CELLS.name)
+        if old.empty:
+            pending.frames[OFFICER_CELLS.name] = new
+            return
+        kept = old.loc[~old["officer_id"].isin(new["officer_id"].unique()).to_numpy()]
+        pending.frames[OFFICER_CELLS.name] = pd.concat([kept, new], ignore_index=True)
+
+    def _append_rejects(self, pending: _Pending, batch: Batch) -> None:
+        old = self._stored(pending, REJECTS.name)
+        start = int(old["reject_id"].max()) + 1 if len(old) else 1
+        rejects = batch.rejects.reset_index(drop=True).assign(
+            reject_id=np.arange(start, start + len(batch.rejects), dtype=np.int64))
+        new = conform_frame(REJECTS.name, rejects, batch.batch_id)
+        pending.frames[REJECTS.name] = new if old.empty else pd.concat([old, new],
+                                                                       ignore_index=True)
+
+    def _relink(self, pending: _Pending, counts: dict[str, UpsertCounts]) -> None:
+        """Set park_id/venue_id by point-in-polygon: every row when the polygons changed,
+        else only the rows this batch wrote (their batch_id is this batch's)."""
+        for table in POINT_TABLES:
+            frame = self._stored(pending, table)
+            if frame.empty:
+                continue
+            fresh = (frame["batch_id"] == pending.batch_id).fillna(False).to_numpy()
+            changed = frame
+            for column, polygon_table in LINKS:
+                polygons_changed = polygon_table in pending.frames and (
+                    counts.get(polygon_table, UpsertCounts()).inserted
+                    + counts.get(polygon_table, UpsertCounts()).updated) > 0
+                scope = np.ones(len(frame), dtype=bool) if polygons_changed else fresh
+                if not scope.any():
+                    continue
+                polygons = self._stored(pending, polygon_table)
+                links = smallest_containing(changed.geometry[scope], polygons,
+                                            self.spec(polygon_table).key)
+                current = changed[column][scope]
+                differs = ~(current.eq(links).fillna(False) | (current.isna() & links.isna()))
+                if differs.any():
+                    changed = changed.copy(deep=False)
+                    changed.loc[scope, column] = links
+            if changed is not frame:
+                pending.frames[table] = changed
+
+    def _record_batch(self, pending: _Pending, batch: Batch) -> None:
+        old = self._stored(pending, BATCHES.name)
+        if len(old) and (old["batch_id"] == batch.batch_id).any():
+            raise StoreError(f"batch {batch.batch_id} was already written")
+        row = pd.DataFrame({
+            "batch_id": [batch.batch_id], "started_at": [batch.started_at],
+            "finished_at": [datetime.now(UTC).replace(tzinfo=None)],
+            "files": [json.dumps(batch.files, ensure_ascii=False)],
+            "report": [json.dumps(batch.report, ensure_ascii=False, default=str)],
+        })
+        new = conform_frame(BATCHES.name, row)
+        pending.frames[BATCHES.name] = new if old.empty else pd.concat([old, new],
+                                                                       ignore_index=True)
+
+    def _publish(self, pending: _Pending) -> int:
+        """Write the changed tables into a new snapshot, link the rest, swap CURRENT."""
+        snapshot = max([pending.base, *self._snapshot_ids()]) + 1
+        staging = self.root / "snapshots" / f".{snapshot}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        previous = self._snapshot_dir(pending.base)
+        for name, spec in ALL_TABLES.items():
+            target = staging / f"{name}.parquet"
+            if name in pending.frames:
+                _write_parquet(spec, pending.frames[name], target)
+            elif pending.base and (previous / f"{name}.parquet").exists():
+                _link_or_copy(previous / f"{name}.parquet", target)
+        _fsync_dir(staging)
+        staging.rename(self._snapshot_dir(snapshot))
+        _fsync_dir(self.root / "snapshots")
+        _atomic_write(self.root / "CURRENT", f"{snapshot}\n")
+        return snapshot
+
+    def _prune(self, current: int, previous: int) -> None:
+        """Keep the snapshot in force and the one it replaced; drop the rest, leftovers of
+        crashes too (staging directories, snapshots whose CURRENT swap never happened)."""
+        for snapshot in self._snapshot_ids():
+            if snapshot not in (current, previous):
+                shutil.rmtree(self._snapshot_dir(snapshot), ignore_errors=True)
+        for leftover in (self.root / "snapshots").glob(".*.tmp"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _remember(self, pending: _Pending, snapshot: int) -> None:
+        """The writer already holds the new frames: cache them under the new snapshot."""
+        for name, cached in list(self._cache.items()):
+            if name not in pending.frames and cached.snapshot == pending.base:
+                cached.snapshot = snapshot  # hard-linked, so the same content
+        for name, frame in pending.frames.items():
+            self._cache[name] = _Cached(snapshot, frame, frozenset(frame.columns))
+
+    # files -----------------------------------------------------------------------------
+
+    def _current(self) -> int:
+        try:
+            return int((self.root / "CURRENT").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def _snapshot_dir(self, snapshot: int) -> Path:
+        return self.root / "snapshots" / str(snapshot)
+
+    def _snapshot_ids(self) -> list[int]:
+        return [int(p.name) for p in (self.root / "snapshots").iterdir() if p.name.isdigit()]
+
+    def _check_meta(self) -> None:
+        path = self.root / "meta.json"
+        if not path.exists():
+            with self._locked():
+                if not path.exists():
+                    _atomic_write(path, json.dumps(
+                        {"format": FORMAT, "h3_resolution": self.h3_resolution}) + "\n")
+        meta = json.loads(path.read_text())
+        if meta.get("h3_resolution") != self.h3_resolution:
+            raise ResolutionMismatchError(
+                f"the store at {self.root} holds H3 cells at resolution "
+                f"{meta.get('h3_resolution')}, but resolution {self.h3_resolution} is "
+                f"configured; set RISKMAP_H3_RESOLUTION={meta.get('h3_resolution')} or "
+                "ingest into a new store")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive writer lock (fcntl.flock) so two ingests cannot interleave."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"another writer holds the lock on {self.root} "
+                            f"(waited {self.lock_timeout:.0f} s)") from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def smallest_containing(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame, key: str
+                        ) -> pd.Series:
+    """Per point, the smallest ``key`` of the polygons it intersects (<NA> when none)."""
+    out = pd.Series(pd.NA, index=points.index, dtype="string")
+    located = points[points.notna().to_numpy() & ~points.is_empty.to_numpy()]
+    if located.empty or polygons.empty:
+        return out
+    joined = gpd.sjoin(gpd.GeoDataFrame(geometry=located), polygons[[key, "geometry"]],
+                       how="inner", predicate="intersects")
+    if not joined.empty:
+        best = joined.groupby(level=0)[key].min()
+        out.loc[best.index] = best.astype("string")
+    return out
+
+
+def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
+    names = [c for c in wanted if c != "geometry"]
+    with_geometry = spec.geometry is not None and "geometry" in wanted
+    data = pq.read_table(path, columns=[*names, *(["geometry"] if with_geometry else [])])
+    if not with_geometry:
+        return frame_from_arrow(spec, data)
+    geometry = data.column("geometry").to_numpy(zero_copy_only=False)
+    return frame_from_arrow(spec, data.drop_columns(["geometry"]), geometry)
+
+
+def _write_parquet(spec: Table, frame: pd.DataFrame, path: Path) -> None:
+    pq.write_table(frame_to_arrow(spec, frame), path, compression="snappy")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)  # filesystems without hard links
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,283 @@
+"""The PostGIS store: the production backend (SQLAlchemy 2, GeoAlchemy2, psycopg 3).
+
+Opening it runs the Alembic migrations (``alembic upgrade head``) and checks the H3
+resolution recorded in ``meta``. A batch is one transaction: frames are COPYed into
+temporary stage tables, merged with ``INSERT … ON CONFLICT … DO UPDATE … WHERE row_hash IS
+DISTINCT FROM …``, officer cells replaced, rejects and the batch record appended and the
+park/venue links recomputed in SQL; any error rolls all of it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from alembic import command
+from alembic.config import Config
+from psycopg import Cursor
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from service.store.base import (
+    Batch,
+    ResolutionMismatchError,
+    Store,
+    StoreError,
+    UpsertCounts,
+    conform_frame,
+)
+from service.store.postgis.copy import copy_frame, copy_query, read_table
+from service.store.postgis.statements import (
+    cell_counts_sql,
+    create_stage_sql,
+    ident,
+    relink_sql,
+    stage_name,
+    upsert_sql,
+)
+from service.store.tables import ALL_TABLES, BATCHES, LINKS, OFFICER_CELLS, REJECTS
+
+__all__ = ["PostGISStore", "migrate", "normalize_url", "relink_sql"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+WRITE_LOCK = 0x52534B57  # "RSKW": pg_advisory_xact_lock key held by the one writer
+POINT_TABLES = ("equipment", "units")
+
+
+def normalize_url(url: str) -> str:
+    """SQLAlchemy URL using psycopg 3 (``postgres://`` and bare ``postgresql://`` too)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic config located through the package directory, so an installed package
+    migrates too; ``connection`` is handed to migrations/env.py."""
+    config = Config(str(PACKAGE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """``alembic upgrade`` on the engine's database, in one transaction."""
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+@dataclass
+class _Cached:
+    version: str
+    frame: pd.DataFrame
+    columns: frozenset[str]
+
+
+@dataclass
+class _Tx:
+    """One batch's transaction: the SQLAlchemy connection and its psycopg cursor."""
+
+    conn: Connection
+    cursor: Cursor
+    batch_id: str
+
+
+class PostGISStore(Store):
+    """Tables in PostGIS; one writer at a time (advisory lock), readers never blocked."""
+
+    def __init__(self, url: str, h3_resolution: int = 8, *, migrate_schema: bool = True
+                 ) -> None:
+        self.url = normalize_url(url)
+        self.h3_resolution = h3_resolution
+        self._cache: dict[str, _Cached] = {}
+        self.engine = create_engine(self.url, pool_pre_ping=True)
+        try:
+            if migrate_schema:
+                migrate(self.engine)
+            self._check_meta()
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the PostGIS store at {self._safe_url()}: "
+                             f"{exc.orig}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostGISStore({self._safe_url()!r}, h3_resolution={self.h3_resolution})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self._cache.clear()
+
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def _check_meta(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("INSERT INTO meta (key, value) VALUES (:key, :value) "
+                              "ON CONFLICT (key) DO NOTHING"),
+                         {"key": "h3_resolution", "value": str(self.h3_resolution)})
+            stored = conn.execute(text("SELECT value FROM meta WHERE key = :key"),
+                                  {"key": "h3_resolution"}).scalar_one()
+        if int(stored) != self.h3_resolution:
+            raise ResolutionMismatchError(
+                f"the store at {self._safe_url()} holds H3 cells at resolution {stored}, "
+                f"but resolution {self.h3_resolution} is configured; set "
+                f"RISKMAP_H3_RESOLUTION={stored} or ingest into a new database")
+
+    # reading ---------------------------------------------------------------------------
+
+    def data_version(self) -> str:
+        with self.engine.connect() as conn:
+            return _version(conn)
+
+    def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A whole table through COPY; geometry tables return a GeoDataFrame when
+        ``columns`` is None or names ``geometry``. Cached per table by data version."""
+        spec = self.spec(table)
+        wanted = self.read_columns(table, columns)
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as conn:  # version and rows agree
+            version = _version(conn)
+            cached = self._cache.get(table)
+            if not (cached and cached.version == version and cached.columns.issuperset(wanted)):
+                with _cursor(conn) as cursor:
+                    frame = read_table(cursor, spec, wanted)
+                conn.rollback()
+                have = frozenset(frame.columns)
+                cached = _Cached(version, frame, have)
+                old = self._cache.get(table)
+                if not old or old.version != version or have.issuperset(old.columns):
+                    self._cache[table] = cached
+        frame = cached.frame
+        return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
+
+    def keys(self, table: str) -> pd.Index:
+        key = self.spec(table).key
+        values = self.read(table, [key])[key]
+        if table == OFFICER_CELLS.name:
+            values = values.drop_duplicates()
+        return pd.Index(values, name=key)
+
+    def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
+        """Counted by a GROUP BY in SQL, shipped back through COPY."""
+        column = self.cell_column(resolution, self.h3_resolution)
+        self.spec(table)
+        schema = pa.schema([("h3", pa.large_string()), ("count", pa.int64())])
+        with self.engine.connect() as conn, _cursor(conn) as cursor:
+            data = copy_query(cursor, cell_counts_sql(table, column), schema)
+        return pd.DataFrame({
+            "h3": pd.array(data.column("h3").to_numpy(zero_copy_only=False), dtype="string"),
+            "count": data.column("count").to_numpy().astype("int64"),
+        })
+
+    # writing ---------------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
+        counts: dict[str, UpsertCounts] = {}
+        try:
+            with self.engine.begin() as conn, _cursor(conn) as cursor:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                tx = _Tx(conn, cursor, batch.batch_id)
+                for table, frame in batch.frames.items():
+                    counts[table] = self._upsert(tx, table,
+                                                 conform_frame(table, frame, batch.batch_id))
+                if batch.officer_cells is not None:
+                    self._replace_officer_cells(tx, batch.officer_cells)
+                if batch.rejects is not None and len(batch.rejects):
+                    self._append_rejects(tx, batch)
+                self._analyze(tx, counts)
+                self._relink(tx, counts)
+                self._record_batch(tx, batch)
+        except IntegrityError as exc:
+            raise StoreError(f"batch {batch.batch_id} rejected by the database: "
+                             f"{exc.orig}") from exc
+        return counts
+
+    def _upsert(self, tx: _Tx, table: str, frame: pd.DataFrame) -> UpsertCounts:
+        """COPY into a stage table, then merge into the table by key."""
+        if frame.empty:
+            return UpsertCounts()
+        spec = ALL_TABLES[table]
+        tx.conn.execute(text(create_stage_sql(table)))
+        staged = copy_frame(tx.cursor, stage_name(table), spec, frame)
+        inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
+        return UpsertCounts(int(inserted), int(updated), staged - int(inserted) - int(updated))
+
+    def _replace_officer_cells(self, tx: _Tx, cells: pd.DataFrame) -> None:
+        frame = conform_frame(OFFICER_CELLS.name, cells).drop_duplicates(ignore_index=True)
+        name = OFFICER_CELLS.name
+        tx.conn.execute(text(create_stage_sql(name)))
+        copy_frame(tx.cursor, stage_name(name), OFFICER_CELLS, frame)
+        tx.conn.execute(text(
+            f"DELETE FROM {ident(name)} WHERE officer_id IN "
+            f"(SELECT officer_id FROM {ident(stage_name(name))})"))
+        tx.conn.execute(text(
+            f"INSERT INTO {ident(name)} (officer_id, h3) "
+            f"SELECT officer_id, h3 FROM {ident(stage_name(name))}"))
+
+    def _append_rejects(self, tx: _Tx, batch: Batch) -> None:
+        """Straight COPY into rejects; reject_id comes from its identity column."""
+        rejects = batch.rejects.reset_index(drop=True).assign(reject_id=pd.NA)
+        frame = conform_frame(REJECTS.name, rejects, batch.batch_id)
+        columns = [c for c in REJECTS.column_names if c != REJECTS.key]
+        copy_frame(tx.cursor, REJECTS.name, REJECTS, frame, columns)
+
+    def _analyze(self, tx: _Tx, counts: dict[str, UpsertCounts]) -> None:
+        """Fresh statistics before the relink joins, so the planner sees the real sizes."""
+        for table, c in counts.items():
+            if c.inserted or c.updated:
+                tx.conn.execute(text(f"ANALYZE {ident(table)}"))
+
+    def _relink(self, tx: _Tx, counts: dict[str, UpsertCounts]) -> None:
+        """Every row when the polygons changed, else only the rows this batch wrote."""
+        for table in POINT_TABLES:
+            wrote = counts.get(table, UpsertCounts())
+            for column, polygons in LINKS:
+                changed = counts.get(polygons, UpsertCounts())
+                everything = bool(changed.inserted or changed.updated)
+                if everything or wrote.inserted or wrote.updated:
+                    tx.conn.execute(text(relink_sql(table, column)),
+                                    {"everything": everything, "batch_id": tx.batch_id})
+
+    def _record_batch(self, tx: _Tx, batch: Batch) -> None:
+        tx.conn.execute(
+            text(f"INSERT INTO {ident(BATCHES.name)} (batch_id, started_at, finished_at, "
+                 "files, report) VALUES (:batch_id, :started_at, :finished_at, "
+                 "CAST(:files AS jsonb), CAST(:report AS jsonb))"),
+            {"batch_id": batch.batch_id, "started_at": _naive_utc(batch.started_at),
+             "finished_at": datetime.now(UTC).replace(tzinfo=None),
+             "files": json.dumps(batch.files, ensure_ascii=False),
+             "report": json.dumps(batch.report, ensure_ascii=False, default=str)})
+        previous = _version(tx.conn)
+        number = int(previous.split(":", 1)[0]) + 1
+        tx.conn.execute(
+            text("INSERT INTO meta (key, value) VALUES (:key, :value) "
+                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
+            {"key": "data_version", "value": f"{number}:{batch.batch_id}"})
+
+
+def _version(conn: Connection) -> str:
+    value = conn.execute(text("SELECT value FROM meta WHERE key = :key"),
+                         {"key": "data_version"}).scalar()
+    return value or "0"
+
+
+def _cursor(conn: Connection) -> Cursor:
+    """The psycopg cursor of a SQLAlchemy connection, inside its transaction."""
+    return conn.connection.driver_connection.cursor()
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

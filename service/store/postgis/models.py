@@ -1,0 +1,141 @@
+"""SQLAlchemy/GeoAlchemy2 models of the stored tables, built from :mod:`service.store.tables`.
+
+The column lists come from the table specs so the two stores cannot drift apart; this
+module adds what only PostGIS needs: SQL types, keys, the ``geom`` column (EPSG:4326, GiST
+index) and b-tree indexes on the columns the service filters and groups by. The migrations
+under ``migrations/versions`` are frozen copies; ``tests`` check that they still match.
+"""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Identity,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.schema import SchemaItem
+from sqlalchemy.types import TypeEngine
+
+from service.store import tables as specs
+
+SRID = 4326
+GEOMETRY_COLUMN = "geom"
+SQL_TYPES: dict[str, type[TypeEngine]] = {
+    "text": Text, "float": Double, "int": BigInteger, "bool": Boolean, "date": Date,
+    "timestamp": DateTime, "json": JSONB,
+}
+LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", "province_adcode", "city_adcode",
+                    "county_adcode", "park_id", "venue_id")
+ADMIN_INDEXES = ("province_adcode", "city_adcode", "county_adcode")
+# b-tree indexes per table (the key has its primary-key index already)
+INDEXED: dict[str, tuple[str, ...]] = {
+    "equipment": (*LOCATION_INDEXES, "unit_credit_code"),
+    "units": LOCATION_INDEXES,
+    "hazards": ("registration_code",),
+    "checks": ("credit_code",),
+    "parks": ADMIN_INDEXES,
+    "venues": ADMIN_INDEXES,
+    "officers": ("county_adcode",),
+    "officer_cells": ("h3",),
+    "rejects": ("batch_id",),
+    "batches": (),
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={"pk": "%(table_name)s_pkey"})
+
+
+def index_name(table: str, column: str) -> str:
+    return f"ix_{table}_{column}"
+
+
+def spatial_index_name(table: str) -> str:
+    return f"gix_{table}_{GEOMETRY_COLUMN}"
+
+
+def _table(spec: specs.Table) -> Table:
+    """A SQL table for a spec: typed columns, its key, its geometry and its indexes."""
+    composite = spec.name == specs.OFFICER_CELLS.name  # an officer owns many cells
+    items: list[SchemaItem] = []
+    for name, abstract in spec.columns:
+        is_key = name == spec.key and not composite
+        if spec.name == specs.REJECTS.name and name == spec.key:
+            items.append(Column(name, BigInteger, Identity(), primary_key=True))
+        else:
+            items.append(Column(name, SQL_TYPES[abstract](), primary_key=is_key,
+                                nullable=not (is_key or composite)))
+    if composite:
+        items.append(PrimaryKeyConstraint("officer_id", "h3"))
+    if spec.geometry:
+        items.append(Column(GEOMETRY_COLUMN, Geometry(spec.geometry.upper(), srid=SRID,
+                                                      spatial_index=False)))
+        items.append(Index(spatial_index_name(spec.name), GEOMETRY_COLUMN,
+                           postgresql_using="gist"))
+    items.extend(Index(index_name(spec.name, c), c) for c in INDEXED[spec.name])
+    return Table(spec.name, Base.metadata, *items)
+
+
+class Equipment(Base):
+    __table__ = _table(specs.TABLES["equipment"])
+
+
+class Unit(Base):
+    __table__ = _table(specs.TABLES["units"])
+
+
+class Hazard(Base):
+    __table__ = _table(specs.TABLES["hazards"])
+
+
+class Check(Base):
+    __table__ = _table(specs.TABLES["checks"])
+
+
+class Park(Base):
+    __table__ = _table(specs.TABLES["parks"])
+
+
+class Venue(Base):
+    __table__ = _table(specs.TABLES["venues"])
+
+
+class Officer(Base):
+    __table__ = _table(specs.TABLES["officers"])
+
+
+class OfficerCell(Base):
+    __table__ = _table(specs.OFFICER_CELLS)
+
+
+class Reject(Base):
+    __table__ = _table(specs.REJECTS)
+
+
+class BatchRecord(Base):
+    __table__ = _table(specs.BATCHES)
+
+
+class Meta(Base):
+    """Store-wide settings (``h3_resolution``) and the data version, as key/value text."""
+
+    __table__ = Table("meta", Base.metadata, Column("key", Text, primary_key=True),
+                      Column("value", Text, nullable=False))
+
+
+MODELS: dict[str, type[Base]] = {
+    m.__table__.name: m for m in (Equipment, Unit, Hazard, Check, Park, Venue, Officer,
+                                  OfficerCell, Reject, BatchRecord)
+}

@@ -1,0 +1,294 @@
+"""Shared fixtures: a real PostGIS, a fresh database per test, both stores, valid frames.
+
+``store`` is parametrised over the two implementations, so any test that takes it runs
+against both (the PostGIS run is marked ``postgis``; ``-m "not postgis"`` skips it).
+PostGIS comes from ``$RISKMAP_TEST_DATABASE_URL`` or else ``scripts/postgis.sh``; when it
+cannot be had the PostGIS tests are skipped, except under ``CI=true`` where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import shapely
+from psycopg import sql
+
+from geo.cells import enrich_cells
+from service.store.base import Batch, Store, pandas_dtype
+from service.store.tables import ALL_TABLES, LINKS, META, TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_PREFIX = "riskmap_t"  # per-test databases: riskmap_t_<pid>_<n>; template riskmap_t_<pid>
+
+
+# PostGIS ---------------------------------------------------------------------------------------
+
+def _libpq(url: str) -> str:
+    """psycopg wants a libpq URL, without SQLAlchemy's "+driver"."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def _postgis_error(url: str) -> str | None:
+    try:
+        with psycopg.connect(_libpq(url), connect_timeout=5) as conn:
+            conn.execute("SELECT postgis_lib_version()")
+    except psycopg.Error as exc:
+        return str(exc).strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgis_url() -> str:
+    """URL of a database with PostGIS (the server the per-test databases are made on)."""
+    url = os.environ.get("RISKMAP_TEST_DATABASE_URL")
+    detail = ""
+    if not url:
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "postgis.sh")],
+                              capture_output=True, text=True, timeout=900, check=False)
+        lines = proc.stdout.strip().splitlines()
+        url = lines[-1] if proc.returncode == 0 and lines else None
+        detail = proc.stderr.strip()[-2000:]
+    error = _postgis_error(url) if url else f"scripts/postgis.sh failed:\n{detail}"
+    if error:
+        message = f"PostGIS is not reachable ({url or 'no URL'}): {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+def _drop_stale_databases(admin: psycopg.Connection) -> None:
+    """Databases left by test sessions that died (their pid is gone)."""
+    rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                         (f"{DB_PREFIX}\\_%",)).fetchall()
+    for (name,) in rows:
+        pid = name.split("_")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgis_template(postgis_url: str) -> Iterator[tuple[str, str]]:
+    """A template database with PostGIS and the migrated schema (rebuilt every session),
+    so a fresh database per test is one fast CREATE DATABASE … TEMPLATE."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from service.store.postgis import migrate
+
+    admin_url = _with_database(postgis_url, "postgres")
+    name = f"{DB_PREFIX}_{os.getpid()}"
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
+        _drop_stale_databases(admin)
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    engine = create_engine(_with_database(postgis_url, name), poolclass=NullPool)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    yield admin_url, name
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgis_db_url(postgis_template: tuple[str, str]) -> Iterator[str]:
+    """A fresh, migrated, empty database for one test; dropped afterwards."""
+    admin_url, template = postgis_template
+    name = f"{template}_{next(_numbers)}"
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    yield _with_database(admin_url, name)
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+# stores ----------------------------------------------------------------------------------------
+
+StoreFactory = Callable[..., Store]
+
+
+@pytest.fixture(params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens stores of one kind on the same place (to reopen, or to try another
+    resolution); all are closed after the test. ``store_factory.kind`` names the kind."""
+    opened: list[Store] = []
+    if request.param == "postgis":
+        from service.store.postgis import PostGISStore
+
+        url = request.getfixturevalue("postgis_db_url")
+
+        def open_store(h3_resolution: int = 8) -> Store:
+            store = PostGISStore(url, h3_resolution=h3_resolution)
+            opened.append(store)
+            return store
+    else:
+        from service.store.embedded import EmbeddedStore
+
+        def open_store(h3_resolution: int = 8) -> Store:
+            store = EmbeddedStore(tmp_path / "store", h3_resolution=h3_resolution)
+            opened.append(store)
+            return store
+
+    open_store.kind = request.param  # type: ignore[attr-defined]
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Store:
+    """An empty store, embedded or PostGIS."""
+    return store_factory()
+
+
+# frames ----------------------------------------------------------------------------------------
+
+NOT_HASHED = {c for c, _ in META} | {c for c, _ in LINKS}
+H3_RESOLUTION = 8
+DEFAULTS: dict[str, object] = {
+    "category_code": "3000", "category": "电梯", "unit_name": "某某电梯使用单位",
+    "address": "河南省郑州市金水区", "source_crs": "WGS84", "geocode_precision": "point",
+    "province_adcode": "410000", "city_adcode": "410100", "county_adcode": "410105",
+    "commissioned_on": date(2015, 6, 1), "last_inspected_on": date(2023, 5, 20),
+    "next_inspection_due": date(2024, 5, 20), "inspection_conclusion": "合格",
+    "status": "在用", "insured": True, "name": "名称", "industry": "C", "size": "小型",
+    "five_have_score": 4, "blacklisted": False, "accidents_3y": 0, "kind": "工业园区",
+    "daily_visitors": 5000, "level": "一般", "description": "安全阀未校验",
+    "found_on": date(2024, 1, 5), "deadline": date(2024, 2, 5), "checked_on": date(2024, 3, 1),
+    "result": "合格", "phone": "13800000000", "cell_count": 0, "source_file": "test.csv",
+    "updated_at": datetime(2024, 6, 1, 12, 0, 0),
+}
+
+
+class Frames:
+    """Valid frames for every stored table, built the way ingest builds them (canonical
+    dtypes, H3 columns from the point, ``row_hash`` over the content columns)."""
+
+    resolution = H3_RESOLUTION
+
+    def table(self, table: str, rows: list[dict], batch_id: str = "b0") -> pd.DataFrame:
+        """One frame from row dicts; unspecified columns take DEFAULTS (or null).
+        Point tables take ``lon``/``lat``; polygon tables a ``geometry`` per row."""
+        spec = ALL_TABLES[table]
+        n = len(rows)
+        data: dict[str, object] = {}
+        for name, abstract in spec.columns:
+            values = [r.get(name, DEFAULTS.get(name)) for r in rows]
+            if name == "batch_id":
+                values = [batch_id] * n
+            if name == "source_row":
+                values = list(range(2, n + 2))
+            series = pd.Series(values, dtype="object")
+            if abstract in ("date", "timestamp"):
+                series = pd.to_datetime(series)
+            data[name] = series.astype(pandas_dtype(abstract)) if n else pd.Series(
+                dtype=pandas_dtype(abstract))
+        frame = pd.DataFrame(data)
+        if spec.geometry == "point":
+            cells = enrich_cells(frame["lon"].to_numpy(), frame["lat"].to_numpy(),
+                                 self.resolution)
+            for column in cells.columns:
+                frame[column] = cells[column].astype("string").array
+            geometry = gpd.points_from_xy(frame["lon"], frame["lat"], crs=4326)
+            frame = gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
+        elif spec.geometry:
+            frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(
+                [r["geometry"] for r in rows], crs=4326), crs=4326)
+        if "row_hash" in frame.columns:
+            frame["row_hash"] = self.row_hash(table, frame)
+        return frame
+
+    @staticmethod
+    def row_hash(table: str, frame: pd.DataFrame) -> pd.Series:
+        spec = ALL_TABLES[table]
+        content = pd.DataFrame({c: frame[c] for c in spec.column_names if c not in NOT_HASHED})
+        if spec.geometry and spec.geometry != "point":
+            content["__wkb"] = shapely.to_wkb(np.asarray(frame.geometry.values, dtype=object))
+        hashed = pd.util.hash_pandas_object(content, index=False).to_numpy().view(np.int64)
+        return pd.Series(pd.array(hashed, dtype="Int64"), index=frame.index)
+
+    def equipment(self, points: list[tuple[str, float, float]], batch_id: str = "b0",
+                  **columns: object) -> gpd.GeoDataFrame:
+        """Equipment at (registration_code, lon, lat) points."""
+        rows = [{"registration_code": code, "lon": lon, "lat": lat,
+                 "unit_credit_code": "91410100MA0000000X", **columns}
+                for code, lon, lat in points]
+        return self.table("equipment", rows, batch_id)
+
+    def units(self, points: list[tuple[str, float, float]], batch_id: str = "b0",
+              **columns: object) -> gpd.GeoDataFrame:
+        rows = [{"credit_code": code, "lon": lon, "lat": lat, **columns}
+                for code, lon, lat in points]
+        return self.table("units", rows, batch_id)
+
+    def polygons(self, table: str, boxes: dict[str, tuple[float, float, float, float]],
+                 batch_id: str = "b0") -> gpd.GeoDataFrame:
+        """Parks or venues as boxes (minx, miny, maxx, maxy) by id."""
+        key = TABLES[table].key
+        rows = [{key: ident, "name": f"{table} {ident}", "geometry": shapely.box(*box),
+                 "area_km2": 1.0} for ident, box in boxes.items()]
+        return self.table(table, rows, batch_id)
+
+    def batch(self, batch_id: str, frames: dict[str, pd.DataFrame] | None = None,
+              officer_cells: pd.DataFrame | None = None,
+              rejects: pd.DataFrame | None = None) -> Batch:
+        """A batch whose rows carry ``batch_id`` (as ingest stamps them)."""
+        stamped = {}
+        for name, frame in (frames or {}).items():
+            frame = frame.copy()
+            frame["batch_id"] = pd.Series(batch_id, index=frame.index, dtype="string")
+            stamped[name] = frame
+        return Batch(batch_id, datetime(2024, 6, 1, 12, 0, 0), [f"{batch_id}.csv"], stamped,
+                     officer_cells, rejects, {"batch_id": batch_id, "note": "测试"})
+
+    @staticmethod
+    def officer_cells(cells: dict[str, list[str]]) -> pd.DataFrame:
+        rows = [(officer, cell) for officer, owned in cells.items() for cell in owned]
+        return pd.DataFrame(rows, columns=["officer_id", "h3"]).astype("string")
+
+    @staticmethod
+    def rejects(rows: list[dict]) -> pd.DataFrame:
+        columns = [c for c in ALL_TABLES["rejects"].column_names if c != "reject_id"]
+        frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+        return frame.astype({c: pandas_dtype(ALL_TABLES["rejects"].type_of(c))
+                             for c in columns})
+
+
+@pytest.fixture
+def frames() -> Frames:
+    return Frames()

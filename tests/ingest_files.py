@@ -1,0 +1,193 @@
+"""Hand-made registry files for ingest tests: small, with answers checkable by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.datum import wgs84_to_bd09, wgs84_to_gcj02
+from service.ingest.credit_code import with_check_character
+
+# WGS84 points well inside their counties
+ZHENGZHOU_JINSHUI = (113.686, 34.786)   # 410105
+LUOYANG_JIANXI = (112.398, 34.659)      # 410305
+XIAN_YANTA = (108.948, 34.221)          # 610113
+BEIJING = (116.397, 39.909)
+
+
+def credit(prefix17: str) -> str:
+    return str(with_check_character(pd.Series([prefix17])).iloc[0])
+
+
+UNIT_A = credit("91410105MA44AAAA1")
+UNIT_B = credit("91410305MA44BBBB2")
+UNIT_C = credit("91610113MA6CCCC33")
+
+
+def bad_credit(code: str) -> str:
+    """The same code with a wrong check character."""
+    last = code[-1]
+    return code[:-1] + ("1" if last != "1" else "2")
+
+
+EQUIPMENT_HEADERS = ["设备注册代码", "设备类别代码", "统一社会信用代码", "使用单位名称", "使用地址",
+                     "经度", "纬度", "坐标系", "投用日期", "上次检验日期", "下次检验日期",
+                     "检验结论",
+                     "设备状态", "是否投保"]
+
+
+def equipment_rows() -> list[list[object]]:
+    """Rows (after the header: row 2 onward) with the expected outcome in the comment."""
+    zx, zy = ZHENGZHOU_JINSHUI
+    gx, gy = wgs84_to_gcj02(np.array([zx]), np.array([zy]))
+    bx, by = wgs84_to_bd09(np.array([zx]), np.array([zy]))
+    return [
+        # row 2: good elevator, WGS84
+        ["31104101052015000001", "3110", UNIT_A, "甲公司", "", zx, zy, "WGS84", "2015-03-05",
+         "2025-03-01", "2026-03-01", "合格", "在用", "是"],
+        # row 3: good, GCJ02 coordinates of the same place, Chinese date format
+        ["31104101052015000002", "电梯", UNIT_A, "甲公司", "", gx[0], gy[0], "GCJ02",
+         "2015年3月5日", "2025/3/1", "20260301", "合格", "在用", "否"],
+        # row 4: good, BD09, full-width date
+        ["41104101052016000003", "4110", UNIT_A, "甲公司", "", bx[0], by[0], "BD09",
+         "２０１６年１月２日", "2025-06-01", "2027-06-01", "基本合格", "在用", ""],
+        # row 5: missing registration code
+        ["", "3110", UNIT_A, "甲公司", "", zx, zy, "", "2015-03-05", "", "", "", "在用", ""],
+        # row 6: bad credit code check character
+        ["31104101052015000006", "3110", bad_credit(UNIT_A), "甲公司", "", zx, zy, "", "", "", "",
+         "", "在用", ""],
+        # row 7: unknown category
+        ["31104101052015000007", "9999", UNIT_A, "甲公司", "", zx, zy, "", "", "", "", "",
+         "在用", ""],
+        # row 8: unparseable date
+        ["31104101052015000008", "3110", UNIT_A, "甲公司", "", zx, zy, "", "2021-13-45", "", "",
+         "", "在用", ""],
+        # row 9: coordinates out of range
+        ["31104101052015000009", "3110", UNIT_A, "甲公司", "", 250.0, zy, "", "", "", "", "",
+         "在用", ""],
+        # row 10: outside the loaded provinces (Beijing)
+        ["31104101052015000010", "3110", UNIT_A, "甲公司", "", BEIJING[0], BEIJING[1], "", "", "",
+         "", "", "在用", ""],
+        # row 11: lon/lat swapped: fixed, flagged, loaded
+        ["31104101052015000011", "3110", UNIT_B, "乙公司", "", LUOYANG_JIANXI[1],
+         LUOYANG_JIANXI[0], "", "", "", "", "", "在用", ""],
+        # row 12: duplicate of row 2
+        ["31104101052015000001", "3110", UNIT_A, "甲公司", "", zx, zy, "", "", "", "", "", "在用",
+         ""],
+        # row 13: address only, placed at the county
+        ["31104103052015000013", "3110", UNIT_B, "乙公司", "河南省洛阳市涧西区建设路10号", "", "",
+         "", "", "", "", "", "在用", ""],
+        # row 14: address that cannot be placed
+        ["31104103052015000014", "3110", UNIT_B, "乙公司", "某某路88号", "", "", "", "", "", "", "",
+         "在用", ""],
+        # row 15: good, Shaanxi
+        ["31106101132019000015", "曳引驱动乘客电梯", UNIT_C, "丙公司", "", XIAN_YANTA[0],
+         XIAN_YANTA[1], "CGCS2000", "44260", "", "", "复检合格", "停用", "是"],
+        # row 16: unknown datum
+        ["31104101052015000016", "3110", UNIT_A, "甲公司", "", zx, zy, "Beijing54", "", "", "", "",
+         "在用", ""],
+    ]
+
+
+EXPECTED_EQUIPMENT_REJECTS = {  # row -> (field, reason code)
+    5: ("registration_code", "missing"),
+    6: ("unit_credit_code", "bad_credit_code"),
+    7: ("category_code", "unknown_category"),
+    8: ("commissioned_on", "bad_date"),
+    9: ("lon", "coord_range"),
+    10: ("lon", "outside_region"),
+    12: ("registration_code", "duplicate"),
+    14: ("address", "ungeocodable"),
+    16: ("crs", "unknown_datum"),
+}
+GOOD_EQUIPMENT = {"31104101052015000001", "31104101052015000002", "41104101052016000003",
+                  "31104101052015000011", "31104103052015000013", "31106101132019000015"}
+
+
+def write_equipment_csv(path: Path, encoding: str = "utf-8", rows=None) -> Path:
+    frame = pd.DataFrame(rows if rows is not None else equipment_rows(), columns=EQUIPMENT_HEADERS)
+    frame.to_csv(path, index=False, encoding=encoding)
+    return path
+
+
+def write_units_csv(path: Path) -> Path:
+    frame = pd.DataFrame([
+        [UNIT_A, "甲公司", "K", "大型", "", ZHENGZHOU_JINSHUI[0], ZHENGZHOU_JINSHUI[1], 5, "否", 0],
+        [UNIT_B, "乙公司", "C", "小型", "河南省洛阳市涧西区建设路10号", "", "", 3, "否", 1],
+        [UNIT_C, "丙公司", "h", "微型", "", XIAN_YANTA[0], XIAN_YANTA[1], 4, "是", 0],
+        [bad_credit(UNIT_C), "丁公司", "Z", "巨型", "", "", "", 9, "也许", -1],
+    ], columns=["统一社会信用代码", "单位名称", "行业门类", "企业规模", "单位地址", "经度", "纬度",
+                "五有得分", "黑名单", "近三年事故数"])
+    frame.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+def write_hazards_csv(path: Path) -> Path:
+    frame = pd.DataFrame([
+        ["YH2025001", "31104101052015000001", "2025-05-01", "重大", "制动器磨损超标", "整改中",
+         "2025-06-01", ""],
+        ["YH2025002", "31104101052015000002", "2025-05-02", "一般", "门锁回路短接", "已销号",
+         "2025-06-01", "2025-05-20"],
+        ["YH2025003", "99999999999999999999", "2025-05-03", "一般", "未知设备", "已登记", "", ""],
+        ["YH2025004", "31104101052015000001", "", "一般", "缺发现日期", "已登记", "", ""],
+    ], columns=["隐患编号", "设备注册代码", "发现日期", "隐患等级", "隐患描述", "状态", "整改期限",
+                "销号日期"])
+    frame.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+def write_checks_csv(path: Path) -> Path:
+    frame = pd.DataFrame([
+        ["JC001", UNIT_A, "2025-09-01", "W001", "符合"],
+        ["JC002", credit("91410105MA44YYYY9"), "2025-09-02", "W001", "责令整改"],
+    ], columns=["检查编号", "统一社会信用代码", "检查日期", "检查人员编号", "检查结果"])
+    frame.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+def square(lon: float, lat: float, half: float) -> shapely.Polygon:
+    return shapely.box(lon - half, lat - half, lon + half, lat + half)
+
+
+def write_parks_geojson(path: Path) -> Path:
+    """Two parks digitised on AMap (GCJ-02): one around Zhengzhou Jinshui, one in Beijing."""
+    zx, zy = ZHENGZHOU_JINSHUI
+    features = []
+    for pid, name, (x, y) in (("YQ001", "金水科技园", (zx, zy)), ("YQ002", "京外园区", BEIJING)):
+        ring = np.array(square(x, y, 0.01).exterior.coords)
+        gx, gy = wgs84_to_gcj02(ring[:, 0], ring[:, 1])
+        features.append({"type": "Feature", "properties": {
+            "园区编号": pid, "园区名称": name, "园区类型": "高新技术产业开发区", "坐标系": "GCJ02"},
+            "geometry": {"type": "Polygon", "coordinates": [np.column_stack([gx, gy]).tolist()]}})
+    features.append({"type": "Feature", "properties": {"园区编号": "YQ003", "园区名称": "无图形",
+                                                       "坐标系": "GCJ02"}, "geometry": None})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features},
+                               ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def write_venues_gpkg(path: Path) -> Path:
+    zx, zy = ZHENGZHOU_JINSHUI
+    gdf = gpd.GeoDataFrame({
+        "场所编号": ["CS001", "CS002"], "场所名称": ["金水商场", "大剧院"],
+        "场所类型": ["商场", "太空站"],
+        "日均客流": [30000, 100]},
+        geometry=[square(zx, zy, 0.002), square(zx + 0.05, zy, 0.002)], crs=4326)
+    gdf.to_file(path, layer="venues", driver="GPKG")
+    return path
+
+
+def write_officers_csv(path: Path, cell: str) -> Path:
+    frame = pd.DataFrame([
+        ["W001", "张伟", cell, "", ""],
+        ["W002", "李娜", "", "410305", ""],
+        ["W003", "王芳", "not-a-cell", "", ""],
+        ["W004", "赵磊", "", "", ""],
+    ], columns=["网格员编号", "姓名", "网格单元", "负责区县代码", "联系电话"])
+    frame.to_csv(path, index=False, encoding="utf-8")
+    return path

@@ -1,0 +1,172 @@
+"""PostGIS only: the relink joins use the polygons' GiST index, and the schema that the
+migrations build is the one the models describe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from psycopg import sql
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+from service.store.postgis import PostGISStore, relink_sql
+from service.store.postgis.migrations.env import _include_object  # noqa: PLC2701
+from service.store.postgis.models import INDEXED, Base, index_name, spatial_index_name
+from service.store.tables import LINKS, TABLES
+
+pytestmark = pytest.mark.postgis
+
+N_POINTS, N_PARKS, N_VENUES = 20_000, 100, 1_000
+HENAN = (110.4, 31.4, 116.6, 36.3)
+
+
+def _boxes(prefix: str, n: int, size_km: tuple[float, float], rng: np.random.Generator
+           ) -> dict[str, tuple[float, float, float, float]]:
+    minx, miny, maxx, maxy = HENAN
+    x, y = rng.uniform(minx, maxx, n), rng.uniform(miny, maxy, n)
+    half = rng.uniform(*size_km, n) / 111.0 / 2
+    return {f"{prefix}{i:05d}": (x[i] - half[i], y[i] - half[i], x[i] + half[i], y[i] + half[i])
+            for i in range(n)}
+
+
+@pytest.fixture(scope="module")
+def loaded_url(postgis_template, request) -> str:
+    """One database for the module, loaded through the store with realistic sizes."""
+    from conftest import Frames
+
+    admin_url, template = postgis_template
+    name = f"{template}_plans"
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    frames = Frames()
+    rng = np.random.default_rng(42)
+    minx, miny, maxx, maxy = HENAN
+    lon, lat = rng.uniform(minx, maxx, N_POINTS), rng.uniform(miny, maxy, N_POINTS)
+    points = [(f"TS{i:08d}", float(x), float(y)) for i, (x, y) in
+              enumerate(zip(lon, lat, strict=True))]
+    # a few points inside polygons, so the joins have matches
+    parks = _boxes("P", N_PARKS, (2.0, 8.0), rng)
+    venues = _boxes("V", N_VENUES, (0.2, 1.0), rng)
+    store = PostGISStore(url)
+    store.write_batch(frames.batch("plans", {
+        "equipment": frames.equipment(points),
+        "units": frames.units(points[: N_POINTS // 4]),
+        "parks": frames.polygons("parks", parks),
+        "venues": frames.polygons("venues", venues),
+    }))
+    store.close()
+
+    def drop() -> None:
+        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+    request.addfinalizer(drop)
+    return url
+
+
+def _nodes(plan: dict, parents: tuple[dict, ...] = ()):
+    """Every plan node with its ancestors."""
+    yield plan, parents
+    for child in plan.get("Plans", []):
+        yield from _nodes(child, (*parents, plan))
+
+
+def _explain(url: str, table: str, column: str, everything: bool) -> dict:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            raw = conn.execute(text("EXPLAIN (FORMAT JSON) " + relink_sql(table, column)),
+                               {"everything": everything, "batch_id": "plans"}).scalar_one()
+    finally:
+        engine.dispose()
+    return (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
+
+
+@pytest.mark.parametrize("everything", [True, False], ids=["all-rows", "batch-rows"])
+@pytest.mark.parametrize("table", ["equipment", "units"])
+@pytest.mark.parametrize(("column", "polygons"), LINKS)
+def test_relink_probes_the_polygon_gist_index(loaded_url, table, column, polygons, everything):
+    plan = _explain(loaded_url, table, column, everything)
+    nodes = list(_nodes(plan))
+    polygon_scans = [(n, p) for n, p in nodes if n.get("Relation Name") == polygons
+                     or n.get("Index Name") == spatial_index_name(polygons)]
+    assert polygon_scans, plan
+    for node, parents in polygon_scans:
+        # never a sequential scan of the polygons, let alone inside the per-point loop
+        assert node["Node Type"] != "Seq Scan", json.dumps(plan, indent=1)
+    index_scans = [(n, p) for n, p in nodes
+                   if n["Node Type"] in ("Index Scan", "Bitmap Index Scan", "Index Only Scan")
+                   and n.get("Index Name") == spatial_index_name(polygons)]
+    assert index_scans, json.dumps(plan, indent=1)
+    # ... and the index is probed per point: it sits under the inner side of a nested loop
+    for _node, parents in index_scans:
+        loops = [i for i, p in enumerate(parents) if p["Node Type"] == "Nested Loop"]
+        assert loops, json.dumps(plan, indent=1)
+        below = parents[loops[-1] + 1] if loops[-1] + 1 < len(parents) else _node
+        assert below.get("Parent Relationship") == "Inner", json.dumps(plan, indent=1)
+
+
+def test_relink_results_match_a_brute_force_join(loaded_url):
+    """The same answer as shapely on every point, so the fast plan is also the right one."""
+    from service.store.embedded import smallest_containing
+
+    store = PostGISStore(loaded_url)
+    try:
+        for table in ("equipment", "units"):
+            points = store.read(table)
+            for column, polygons in LINKS:
+                expected = smallest_containing(points.geometry, store.read(polygons),
+                                               TABLES[polygons].key)
+                assert expected.notna().sum() > 0
+                pd.testing.assert_series_equal(points[column], expected, check_names=False)
+    finally:
+        store.close()
+
+
+def test_migrations_build_what_the_models_describe(postgis_db_url):
+    engine = create_engine(postgis_db_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={
+                "include_object": _include_object, "compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+            inspector = inspect(conn)
+            for table, columns in INDEXED.items():
+                names = {i["name"] for i in inspector.get_indexes(table)}
+                assert {index_name(table, c) for c in columns} <= names
+                if table in ("equipment", "units", "parks", "venues"):
+                    assert spatial_index_name(table) in names
+    finally:
+        engine.dispose()
+
+
+def test_opening_a_bare_database_migrates_it(postgis_url):
+    """A database with nothing in it (no postgis even) becomes a store on open."""
+    admin_url = postgis_url.rsplit("/", 1)[0] + "/postgres"
+    name = "riskmap_t_bare"
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        store = PostGISStore(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        assert store.data_version() == "0"
+        assert store.read("equipment").empty
+        store.close()
+        again = PostGISStore(admin_url.rsplit("/", 1)[0] + f"/{name}")  # idempotent
+        again.close()
+    finally:
+        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
