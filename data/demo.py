@@ -2,16 +2,18 @@
 
 ``generate`` writes, for one province of ``data/boundaries.gpkg`` (河南省 by default):
 
-- ``设备台账.csv`` (UTF-8 with BOM, ~87% of equipment rows), ``设备台账_县级导出.csv`` (GBK,
-  every row of a few rural counties, all BD-09, alias headers as county systems use) and
-  ``设备台账_补录.xlsx`` (~5%, with Excel date cells, a few Excel serial numbers, text dates);
+- ``设备台账.csv`` (UTF-8 with BOM, most equipment rows; ``坐标系`` per row: WGS84 ~80%,
+  CGCS2000 8%, GCJ02 12%, BD09 2%), ``设备台账_县级导出.csv`` (GBK, every row of a few rural
+  counties, ~8%, all BD-09, alias headers as county systems use) and ``设备台账_补录.xlsx``
+  (5% of rows, at most 10,000: Excel date cells, two Excel serial numbers, text dates);
 - ``使用单位.csv``, ``隐患.csv``, ``监督检查记录.csv``, ``网格员.csv`` (UTF-8);
 - ``园区.geojson`` (GCJ-02, as digitised on AMap; ``坐标系`` on the collection and every
   feature) and ``人员密集场所.gpkg`` (layer ``venues``, EPSG:4490 CGCS2000);
-- ``MANIFEST.json``: counts per file, the file rows of every planted bad row and flag, seed.
+- ``MANIFEST.json``: counts per file, the file row of every planted bad row and flag, seed.
 
-Everything is drawn from one ``numpy.random.Generator`` and whole arrays at a time, so the
-same seed gives byte-identical files and a million equipment rows take seconds.
+Everything is drawn from one ``numpy.random.Generator`` and whole arrays at a time (the
+few loops run over categories, kinds or templates, never over rows), so the same seed gives
+byte-identical files and a million equipment rows take well under a minute.
 
 Registration codes (设备注册代码): most are the 20-character 设备代码 = 4-character catalogue
 variety code + 6-digit county adcode of the use place + 4-digit year (of commissioning) +
@@ -22,10 +24,12 @@ serial, e.g. ``3101080123``. Unit credit codes follow GB 32100: '91' (enterprise
 (public institution) or '11' (government) + county adcode + a GB 11714 organisation code
 with its own check digit + the GB 32100 check character.
 
-Proportions (of equipment): 电梯 ~57% (3110 most, escalators in malls and stations), 压力容器
-15%, 起重机械 10.5%, 场车 7.5% (mostly 叉车), 锅炉 4%, 压力管道 4%, 气瓶 0.5%, 大型游乐设施
-0.8% and 客运索道 0.05% (both inside 游乐场/景区 venues). Parks (~0.65 per county) and
-venues (~6.4 per county) scale with the province, not with the equipment count.
+Proportions (of equipment): 电梯 ~57% (3110 most, escalators mostly in malls, stations and
+airports), 压力容器 15%, 起重机械 10.5%, 场车 7.5% (mostly 叉车), 锅炉 4%, 压力管道 4%, 气瓶
+0.5%, 大型游乐设施 0.8% and 客运索道 0.05% (both inside 游乐场/景区 venues). ~3% of catalogue
+names instead of codes (电梯, 曳引驱动乘客电梯). Parks (~0.65 per county) and venues (~6.4 per
+county) scale with the province, not with the equipment count. Planted bad rows (~0.65% of
+equipment, at least one of each kind) are listed in :data:`EQUIPMENT_BAD`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 import xlsxwriter
@@ -49,7 +55,7 @@ from geo.boundaries import load_boundaries, province_codes, representative_point
 from geo.datum import Datum, transform_geometries, wgs84_to_bd09, wgs84_to_gcj02
 from service.ingest.credit_code import ALPHABET, with_check_character
 from service.ingest.reasons import Flag, Reason
-from service.ingest.schema import PARK_KINDS, SCHEMAS, VENUE_KINDS, Kind
+from service.ingest.schema import SCHEMAS, Kind
 
 AS_OF = date(2026, 11, 1)
 S = np.dtypes.StringDType()
@@ -159,19 +165,19 @@ VENUE_NAMES = {
     "商场": ("{p}购物中心", "{p}商业广场", "{c}百货大楼", "{p}时代广场", "{y}{p}国际商城",
              "{p}天地"),
     "车站": ("{c}汽车站", "{c}汽车客运总站", "{y}{p}站", "{c}站", "{c}公交枢纽站"),
-    "医院": ("{c}人民医院", "{c}中医院", "{c}妇幼保健院", "{y}第{n}人民医院", "{y}中心医院",
+    "医院": ("{C}人民医院", "{C}中医院", "{C}妇幼保健院", "{y}市第{n}人民医院", "{y}市中心医院",
              "{p}医院"),
-    "学校": ("{c}第{n}高级中学", "{c}第{n}初级中学", "{c}实验小学", "{p}路小学",
-             "{c}职业教育中心", "{y}{p}学院", "{c}外国语学校"),
-    "幼儿园": ("{c}实验幼儿园", "{p}幼儿园", "{p}路幼儿园", "{c}第{n}幼儿园"),
+    "学校": ("{C}第{n}高级中学", "{C}第{n}初级中学", "{C}实验小学", "{p}路小学",
+             "{C}职业教育中心", "{y}{p}学院", "{c}外国语学校"),
+    "幼儿园": ("{C}实验幼儿园", "{p}幼儿园", "{p}路幼儿园", "{C}第{n}幼儿园"),
     "景区": ("{p}山风景区", "{p}湖风景区", "{p}峡谷景区", "{p}古镇景区", "{c}{p}森林公园",
              "{p}寺景区", "{p}生态旅游区"),
     "体育场馆": ("{c}体育中心", "{c}全民健身中心", "{p}体育馆", "{y}奥林匹克体育中心"),
     "游乐场": ("{p}欢乐世界", "{p}游乐园", "{p}主题乐园", "{c}儿童乐园", "{p}水上乐园"),
     "客运码头": ("{p}客运码头", "{c}{p}渡口", "{p}游船码头"),
-    "展览馆": ("{y}国际会展中心", "{c}博物馆", "{p}展览馆", "{c}科技馆"),
+    "展览馆": ("{y}国际会展中心", "{C}博物馆", "{p}展览馆", "{C}科技馆"),
     "公园": ("{p}公园", "{c}人民公园", "{p}湿地公园", "{p}植物园", "{c}滨河公园"),
-    "机场": ("{y}{c}机场",),
+    "机场": ("{y}{c}国际机场", "{y}{p}机场"),
     "影剧院": ("{p}影城", "{c}大剧院", "{p}影剧院", "{c}文化艺术中心"),
     "宾馆酒店": ("{p}大酒店", "{p}宾馆", "{y}{p}国际饭店", "{p}假日酒店"),
     "养老机构": ("{c}社会福利中心", "{p}养老院", "{p}颐养中心", "{c}敬老院"),
@@ -191,12 +197,11 @@ DIRECTIONS = ("东部", "西部", "南部", "北部", "城东", "城西", "城�
 PARK_INDUSTRIES = ("装备制造", "新材料", "食品加工", "电子信息", "生物医药", "纺织服装")
 
 # ---------------------------------------------------------------- words
-PLACES = tuple("建设 人民 文化 紫荆 花园 黄河 嵩山 东风 明珠 阳光 锦绣 世纪 凤凰 翠竹 金桥 银河 "
-               "龙湖 桃园 杏林 柳湾 梧桐 丹枫 青松 白鹭 滨河 沙河 清水 北湖 南湖 西山 东山 太平 "
-               "永安 和平 幸福 光明 友谊 胜利 民主 工农 红旗 朝阳 星光 华夏 富民 兴隆 康宁 迎宾 "
-               "嘉禾 瑞祥 福寿 百花 牡丹 荷塘 云台 石林 伏龙 盘古 青龙 白云 天池 玉泉 金沙 银杏 "
-               "松岭 枫林 月湖 星湖 鹤鸣 凤鸣 仙台 碧水 秀水 凌云 神农 紫云 翠屏 万福 吉祥 "
-               "春晖".split())
+_PLACE_TEXT = ("建设人民文化紫荆花园黄河嵩山东风明珠阳光锦绣世纪凤凰翠竹金桥银河龙湖桃园杏林柳湾"
+               "梧桐丹枫青松白鹭滨河沙河清水北湖南湖西山东山太平永安和平幸福光明友谊胜利民主工农"
+               "红旗朝阳星光华夏富民兴隆康宁迎宾嘉禾瑞祥福寿百花牡丹荷塘云台石林伏龙盘古青龙白云"
+               "天池玉泉金沙银杏松岭枫林月湖星湖鹤鸣凤鸣仙台碧水秀水凌云神农紫云翠屏万福吉祥春晖")
+PLACES = tuple(_PLACE_TEXT[i:i + 2] for i in range(0, len(_PLACE_TEXT), 2))
 ROAD_SUFFIX = ("路", "路", "路", "大道", "街")
 TRADE = tuple("华中宏鑫恒泰金瑞隆源达信盛安通远丰天新众合兴昌博润德正凯旭明鼎辉海宇银祥永佳益立诚"
               "弘晟宁康汇广伟腾")
@@ -207,11 +212,11 @@ UNIT_NAMES: dict[str, tuple[str, ...]] = {
     "D": ("{y}{t}燃气有限公司", "{c}{t}热力有限公司", "{t}能源有限公司", "{c}水务有限公司"),
     "F": ("{t}商贸有限公司", "{c}{t}超市有限公司", "{y}{t}百货有限公司"),
     "H": ("{t}大酒店有限公司", "{y}{t}酒店管理有限公司", "{c}{t}宾馆"),
-    "Q": ("{c}人民医院", "{c}中医院", "{c}妇幼保健院", "{t}医院有限公司"),
-    "P": ("{c}第{n}高级中学", "{c}实验学校", "{y}{t}职业技术学院"),
-    "S": ("{c}机关事务服务中心", "{c}政务服务中心", "{c}公安局", "{c}人民法院"),
+    "Q": ("{C}人民医院", "{C}中医院", "{C}妇幼保健院", "{t}医院有限公司"),
+    "P": ("{C}第{n}高级中学", "{C}实验学校", "{y}{t}职业技术学院"),
+    "S": ("{C}机关事务服务中心", "{C}政务服务中心", "{y}市公安局{c}分局", "{C}人民法院"),
     "L": ("{t}商务服务有限公司", "{y}{t}置业发展有限公司", "{t}实业有限公司"),
-    "J": ("{c}农村商业银行", "{y}{t}金融服务有限公司"),
+    "J": ("{C}农村信用合作联社", "{y}{t}金融服务有限公司"),
     "I": ("{t}信息技术有限公司", "{y}{t}数据科技有限公司"),
     "M": ("{t}检测技术有限公司", "{y}{t}科技研究院有限公司"),
     "E": ("{t}建设集团有限公司", "{c}{t}建筑工程有限公司", "{y}{t}建工集团有限公司"),
@@ -221,11 +226,13 @@ UNIT_NAMES: dict[str, tuple[str, ...]] = {
     "R": ("{p}游乐有限公司", "{y}{p}文化旅游发展有限公司"),
     "O": ("{t}洗涤服务有限公司", "{c}{t}汽车维修有限公司"),
 }
-PRODUCTS = ("机械制造", "化工", "食品", "钢铁", "纺织", "建材", "铝业", "电气", "制药", "汽车零部件",
-            "耐火材料", "造纸", "化肥", "塑业", "重工", "新材料", "能源", "酿酒", "印染", "饲料")
+PRODUCTS = ("机械制造", "化工", "食品", "钢铁", "纺织", "建材", "铝业", "电气", "制药",
+            "汽车零部件", "耐火材料", "造纸", "化肥", "塑业", "重工", "新材料", "能源", "酿酒",
+            "印染", "饲料")
 ORDINALS = tuple("一二三四五六七八九十")
-SURNAMES = tuple("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜"
-                 "叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史")
+SURNAMES = tuple("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董"
+                 "袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟"
+                 "熊秦邱江尹薛闫段雷侯龙史")
 GIVEN = tuple("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚华飞鹏辉玲燕红建国文斌宇浩凯旭东林峰波晨阳"
               "雪梅兰慧颖佳欣怡宁亮志新海涛俊杰博文婷")
 
@@ -292,6 +299,29 @@ def _cat(*parts: object) -> np.ndarray:
     return out
 
 
+def _df(columns: dict[str, object]) -> pd.DataFrame:
+    """A DataFrame that keeps text as Python objects (no Arrow string inference)."""
+    out: dict[str, object] = {}
+    for k, v in columns.items():
+        a = np.asarray(v)
+        if a.dtype.kind in "OUT" or isinstance(a.dtype, np.dtypes.StringDType):
+            out[k] = pd.Series(a.astype(object), dtype=object, copy=False)
+        else:
+            out[k] = a
+    return pd.DataFrame(out, copy=False)
+
+
+def _isin(a: np.ndarray, values: object) -> np.ndarray:
+    """Hash-based membership (np.isin sorts, which is slow on text)."""
+    return pd.Series(np.asarray(a, dtype=object), dtype=object).isin(list(values)).to_numpy()
+
+
+def _rank(a: np.ndarray) -> np.ndarray:
+    """Dense lexicographic rank of text values (sorted in Arrow, not by Python compares)."""
+    arr = pa.array(np.asarray(a, dtype=object), type=pa.string())
+    return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy()
+
+
 def _render(templates: tuple[str, ...], choice: np.ndarray, fields: dict[str, np.ndarray]
             ) -> np.ndarray:
     """Fill one of ``templates`` per row (``{name}`` placeholders from ``fields``)."""
@@ -324,10 +354,11 @@ def _dedupe(names: np.ndarray) -> np.ndarray:
     """Make names unique by appending 东区/西区/… (then numbers) to repeats."""
     s = pd.Series(names.astype(object))
     k = s.groupby(s, sort=False).cumcount().to_numpy()
-    suffix = np.asarray(["", "（东区）", "（西区）", "（南区）", "（北区）", "（新区）"], dtype=object)
+    suffix = np.asarray(["", "（东区）", "（西区）", "（南区）", "（北区）", "（新区）"],
+                        dtype=object)
     extra = np.where(k < len(suffix), suffix[np.minimum(k, len(suffix) - 1)],
                      "（" + (k + 1).astype(str).astype(object) + "部）")
-    return _cat(names, extra.astype(S))
+    return _cat(names, extra.astype(S)).astype(object)
 
 
 def _deg(metres: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,8 +395,9 @@ def _near(cx: np.ndarray, cy: np.ndarray, sigma_m: np.ndarray, geoms: np.ndarray
     for _ in range(rounds):
         if not len(todo):
             break
-        dx, dy = _deg(rng.normal(0, 1, (2, len(todo))) * sigma_m[todo], cy[todo])
-        px, py = cx[todo] + dx, cy[todo] + dy
+        nx, ny = rng.normal(0, 1, (2, len(todo))) * sigma_m[todo]
+        px = cx[todo] + _deg(nx, cy[todo])[0]
+        py = cy[todo] + ny / M_PER_DEG
         ok = shapely.contains_xy(geoms[todo], px, py)
         x[todo[ok]], y[todo[ok]] = px[ok], py[ok]
         todo = todo[~ok]
@@ -409,33 +441,42 @@ def _fmt_dates(d: np.ndarray, fmt: np.ndarray) -> np.ndarray:
     ok = ~np.isnat(d)
     y, m, dd = _ymd(np.where(ok, d, np.datetime64("2000-01-01")))
     ys, ms, ds = y.astype(S), m.astype(S), dd.astype(S)
-    m2, d2 = np.strings.zfill(ms, 2), np.strings.zfill(ds, 2)
-    zh = _cat(ys, "年", ms, "月", ds, "日")
-    out = np.select(
-        [fmt == 0, fmt == 1, fmt == 2, fmt == 3],
-        [_cat(ys, "-", m2, "-", d2), _cat(ys, "/", ms, "/", ds), zh, _cat(ys, m2, d2)],
-        default=np.strings.translate(zh, FULLWIDTH))
-    return np.where(ok, out.astype(S), _s(""))
+    out = np.full(len(d), "", dtype=S)
+    for k in range(len(DATE_FORMATS)):
+        sel = ok & (fmt == k)
+        if not sel.any():
+            continue
+        yk, mk, dk = ys[sel], ms[sel], ds[sel]
+        if k == 0:
+            out[sel] = _cat(yk, "-", np.strings.zfill(mk, 2), "-", np.strings.zfill(dk, 2))
+        elif k == 1:
+            out[sel] = _cat(yk, "/", mk, "/", dk)
+        elif k == 3:
+            out[sel] = _cat(yk, np.strings.zfill(mk, 2), np.strings.zfill(dk, 2))
+        else:
+            zh = _cat(yk, "年", mk, "月", dk, "日")
+            out[sel] = zh if k == 2 else np.strings.translate(zh, FULLWIDTH)
+    return out
 
 
 def _fmt_float(v: np.ndarray, decimals: int = 6) -> np.ndarray:
     return np.where(np.isfinite(v), np.round(np.nan_to_num(v), decimals).astype(S), _s(""))
 
 
-def _bernoulli_count(n: int, rate: float) -> int:
+def _count(n: int, rate: float) -> int:
+    """How many rows a rate asks for: at least one, so every kind is always planted."""
     return max(1, round(rate * n))
 
 
 # ====================================================================== region
 @dataclass
 class Region:
-    """The province's counties as arrays (sorted by adcode) and its outline."""
+    """The province's counties (sorted by adcode), their polygons and town centres."""
 
     adcode: str
     name: str
     counties: pd.DataFrame
     geoms: np.ndarray          # prepared county polygons
-    outline: shapely.Geometry
     centres: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, y, sigma_m, cum weight
 
 
@@ -472,7 +513,6 @@ def load_region(province: str, rng: np.random.Generator) -> Region:
     seats = representative_points("county", [code]).set_index("adcode").reindex(
         counties["adcode"]).geometry.to_numpy()
     return Region(code, str(prov["name"].iloc[0]), counties, geoms,
-                  shapely.union_all(prov.geometry.to_numpy()),
                   _town_centres(counties, geoms, seats, rng))
 
 
@@ -553,7 +593,8 @@ def make_parks(region: Region, rng: np.random.Generator) -> pd.DataFrame:
     adcode = region.counties["adcode"].to_numpy()[county]
     serial = pd.Series(adcode).groupby(adcode).cumcount().to_numpy() + 1
     frame = pd.DataFrame({
-        "park_id": _cat("YQ", adcode.astype(S), np.strings.zfill((serial).astype(S), 2)),
+        "park_id": _cat("YQ", adcode.astype(S),
+                        np.strings.zfill(serial.astype(S), 2)).astype(object),
         "name": _dedupe(names), "kind": kind, "county": county, "x": cx, "y": cy,
         "area_km2": area, "geometry": polys,
     })
@@ -596,7 +637,8 @@ def make_venues(region: Region, rng: np.random.Generator) -> pd.DataFrame:
         a[order] for a in (kind, county, cx, cy, polys, vis, names, adcode))
     serial = pd.Series(adcode).groupby(adcode).cumcount().to_numpy() + 1
     return pd.DataFrame({
-        "venue_id": _cat("CS", adcode.astype(S), np.strings.zfill(serial.astype(S), 3)),
+        "venue_id": _cat("CS", adcode.astype(S),
+                         np.strings.zfill(serial.astype(S), 3)).astype(object),
         "name": _dedupe(names), "kind": kind, "daily_visitors": (np.round(vis, -1)).astype(int),
         "county": county, "x": cx, "y": cy, "geometry": polys,
     })
@@ -607,6 +649,7 @@ def _name_fields(region: Region, county: np.ndarray, rng: np.random.Generator
     n = len(county)
     return {
         "c": region.counties["short"].to_numpy().astype(S)[county],
+        "C": region.counties["name"].to_numpy().astype(S)[county],
         "y": region.counties["city_short"].to_numpy().astype(S)[county],
         "p": _pick(rng, PLACES, n), "t": _cat(_pick(rng, TRADE, n), _pick(rng, TRADE, n)),
         "n": _pick(rng, ORDINALS[:6], n), "m": _pick(rng, PRODUCTS, n),
@@ -662,7 +705,7 @@ def place_equipment(n: int, region: Region, parks: pd.DataFrame, venues: pd.Data
     code = code.astype(str)
 
     profile = np.where(group == "elevator",
-                       np.where(np.isin(code, ["3310", "3320"]), "escalator", "elevator"), group)
+                       np.where(_isin(code, ["3310", "3320"]), "escalator", "elevator"), group)
     profile = np.where(code == "2410", "oxygen", np.where(code == "5200", "sightseeing", profile))
     anchor = np.zeros(n, dtype=np.int8)          # 0 county, 1 park, 2 venue
     anchor_id = np.full(n, -1, dtype=np.int64)
@@ -680,7 +723,7 @@ def place_equipment(n: int, region: Region, parks: pd.DataFrame, venues: pd.Data
     county[anchor == 2] = venues["county"].to_numpy()[anchor_id[anchor == 2]]
     county[anchor == 1] = parks["county"].to_numpy()[anchor_id[anchor == 1]]
     free = anchor == 0
-    urban = free & np.isin(group, list(URBAN_GROUPS))
+    urban = free & _isin(group, URBAN_GROUPS)
     for m, col in ((urban, "w_urban"), (free & ~urban, "w_industry")):
         w = region.counties[col].to_numpy()
         county[m] = rng.choice(len(w), m.sum(), p=w / w.sum())
@@ -700,15 +743,15 @@ def place_equipment(n: int, region: Region, parks: pd.DataFrame, venues: pd.Data
     size = np.where(anchor == 2, VENUE_UNIT_SIZE, np.where(
         anchor == 1, PARK_UNIT_SIZE, pd.Series(industry).map(UNIT_SIZE).fillna(3).to_numpy()))
     so = order
-    key_change = np.ones(n, dtype=bool)
+    key_change = np.zeros(n, dtype=bool)
+    key_change[0] = True
     for col in (anchor[so], anchor_id[so], industry[so]):
         key_change[1:] |= col[1:] != col[:-1]
     cut = key_change | (rng.random(n) < 1.0 / size[so])
     unit = np.empty(n, dtype=np.int64)
     unit[so] = np.cumsum(cut) - 1
-    return pd.DataFrame({"group": group.astype(str), "code": code, "anchor": anchor,
-                         "anchor_id": anchor_id, "county": county, "industry": industry,
-                         "unit": unit})
+    return _df({"group": group, "code": code, "anchor": anchor, "anchor_id": anchor_id,
+                "county": county, "industry": industry, "unit": unit})
 
 
 def make_units(eq: pd.DataFrame, region: Region, parks: pd.DataFrame, venues: pd.DataFrame,
@@ -765,10 +808,10 @@ def make_units(eq: pd.DataFrame, region: Region, parks: pd.DataFrame, venues: pd
     black = rng.random(nu) < 0.01
     accidents = rng.choice(4, nu, p=[0.975, 0.02, 0.004, 0.001])
     accidents = np.where(black & (accidents == 0) & (rng.random(nu) < 0.6), 1, accidents)
-    return pd.DataFrame({
+    return _df({
         "credit_code": codes, "name": names, "industry": industry,
         "size": np.asarray(["大型", "中型", "小型", "微型"], dtype=object)[size_idx],
-        "address": address, "x": x, "y": y, "five_have_score": score,
+        "address": address.astype(object), "x": x, "y": y, "five_have_score": score,
         "blacklisted": np.where(black, "是", "否"), "accidents_3y": accidents,
         "county": county, "anchor": anchor, "anchor_id": aid,
     })
@@ -793,15 +836,27 @@ def _credit_codes(prefix: np.ndarray, adcode: np.ndarray, rng: np.random.Generat
                   ) -> np.ndarray:
     """Unique GB 32100 credit codes: prefix + adcode + organisation code + check."""
     n = len(prefix)
-    first17 = _cat(prefix.astype(S), adcode.astype(S), _org_codes(n, rng).astype(S)).astype(str)
+    first17 = _cat(prefix.astype(S), adcode.astype(S), _org_codes(n, rng).astype(S)).astype(object)
     while True:
         dup = pd.Series(first17).duplicated().to_numpy()
         if not dup.any():
             break
         first17[dup] = _cat(prefix[dup].astype(S), adcode[dup].astype(S),
-                            _org_codes(int(dup.sum()), rng).astype(S)).astype(str)
+                            _org_codes(int(dup.sum()), rng).astype(S)).astype(object)
     full = with_check_character(pd.Series(first17, dtype="string"))
-    return full.to_numpy(dtype=object).astype(str)
+    return full.to_numpy(dtype=object)
+
+
+def _fresh_codes(adcode: np.ndarray, existing: np.ndarray, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """Valid enterprise credit codes that are not among ``existing``."""
+    codes = _credit_codes(np.full(len(adcode), "91", dtype=object), adcode, rng)
+    clash = _isin(codes, existing)
+    while clash.any():
+        codes[clash] = _credit_codes(np.full(int(clash.sum()), "91", dtype=object),
+                                     adcode[clash], rng)
+        clash = _isin(codes, existing) | pd.Series(codes, dtype=object).duplicated().to_numpy()
+    return codes
 
 
 def locate_equipment(eq: pd.DataFrame, units: pd.DataFrame, region: Region,
@@ -878,11 +933,11 @@ def equipment_dates(eq: pd.DataFrame, rng: np.random.Generator, as_of: np.dateti
     insured = np.full(n, "", dtype=object)
     elev = group == "elevator"
     insured[elev] = np.where(rng.random(elev.sum()) < 0.6, "是", "否")
-    crowd = np.isin(group, ["ride", "ropeway"])
+    crowd = _isin(group, ["ride", "ropeway"])
     insured[crowd] = np.where(rng.random(crowd.sum()) < 0.85, "是", "否")
     other = ~(elev | crowd) & (rng.random(n) < 0.3)
     insured[other] = np.where(rng.random(other.sum()) < 0.2, "是", "否")
-    return pd.DataFrame({"commissioned_on": commissioned, "last_inspected_on": last,
+    return _df({"commissioned_on": commissioned, "last_inspected_on": last,
                          "next_inspection_due": nxt, "status": status,
                          "inspection_conclusion": conclusion, "insured": insured,
                          "year": year, "cycle": cycle})
@@ -893,7 +948,7 @@ def registration_codes(eq: pd.DataFrame, region: Region, year: np.ndarray,
     """20-character 设备代码, and legacy 10-character 注册代码 for some older pieces."""
     adcode = region.counties["adcode"].to_numpy()[eq["county"].to_numpy()]
     code = eq["code"].to_numpy()
-    frame = pd.DataFrame({"c": code, "a": adcode, "y": year})
+    frame = _df({"c": code, "a": adcode, "y": year})
     serial = frame.groupby(["c", "a", "y"], sort=False).cumcount().to_numpy() + 1
     out = _cat(code.astype(S), adcode.astype(S), year.astype(S),
                np.strings.zfill(serial.astype(S), 6))
@@ -902,12 +957,12 @@ def registration_codes(eq: pd.DataFrame, region: Region, year: np.ndarray,
         top2 = np.strings.slice(code.astype(S), 0, 2)
         city2 = np.strings.slice(adcode.astype(S), 2, 4)
         yy = np.strings.zfill((year % 100).astype(S), 2)
-        old = pd.DataFrame({"t": top2[legacy], "c": city2[legacy], "y": yy[legacy]})
+        old = _df({"t": top2[legacy], "c": city2[legacy], "y": yy[legacy]})
         k = old.groupby(["t", "c", "y"], sort=False).cumcount().to_numpy() + 1
         short = _cat(top2[legacy], city2[legacy], yy[legacy], np.strings.zfill(k.astype(S), 4))
         idx = np.flatnonzero(legacy)[k < 10_000]
         out[idx] = short[k < 10_000]
-    return out.astype(str)
+    return out.astype(object)
 
 
 # ====================================================================== bad rows and files
@@ -931,7 +986,8 @@ def split_files(eq: pd.DataFrame, region: Region, rng: np.random.Generator) -> n
         take = rural[:1]
     where = np.zeros(n, dtype=np.int8)
     where[np.isin(eq["county"].to_numpy(), take)] = 1
-    where[(where == 0) & (rng.random(n) < 0.05 / 0.92)] = 2
+    share = min(0.05, 10_000 / n)  # 补录 is a small workbook: 5% of rows, at most 10,000
+    where[(where == 0) & (rng.random(n) < share / 0.92)] = 2
     return where
 
 
@@ -939,32 +995,33 @@ def plant(eq: pd.DataFrame, file_of: np.ndarray, order_pos: np.ndarray,
           rng: np.random.Generator) -> Planted:
     """Choose disjoint rows for every defect, flag and duplicate pair (deterministic)."""
     n = len(eq)
-    pool = rng.permutation(np.flatnonzero(~np.isin(eq["group"].to_numpy(), ["ride", "ropeway"])))
-    taken = 0
+    pool = rng.permutation(np.flatnonzero(~_isin(eq["group"].to_numpy(), ["ride", "ropeway"])))
+    used = np.zeros(n, dtype=bool)
 
     def take(k: int, mask: np.ndarray | None = None) -> np.ndarray:
-        nonlocal pool, taken
-        cand = pool if mask is None else pool[mask[pool]]
-        chosen = np.sort(cand[:k])
-        pool = pool[~np.isin(pool, chosen)]
-        taken += len(chosen)
+        ok = ~used[pool] if mask is None else ~used[pool] & mask[pool]
+        chosen = np.sort(pool[ok][:k])
+        used[chosen] = True
         return chosen
 
     bad = {}
     for name, (rate, _) in EQUIPMENT_BAD.items():
         if name.startswith("duplicate"):
             continue
-        bad[name] = take(_bernoulli_count(n, rate))
-    flags = {name: take(_bernoulli_count(n, rate)) for name, rate in FLAG_RATES.items()}
+        bad[name] = take(_count(n, rate))
+    # address-only rows: not in parks, whose names (周口经济技术开发区…) confuse geocoders
+    flags = {name: take(_count(n, rate),
+                        eq["anchor"].to_numpy() != 1 if name == "address_only" else None)
+             for name, rate in FLAG_RATES.items()}
     main = file_of == 0
-    k = _bernoulli_count(n, EQUIPMENT_BAD["duplicate_within_file"][0])
+    k = _count(n, EQUIPMENT_BAD["duplicate_within_file"][0])
     a, b = take(k, main), take(k, main)
     k = min(len(a), len(b))
     a, b = a[:k], b[:k]
     first = order_pos[a] < order_pos[b]
     kept, dup = np.where(first, a, b), np.where(first, b, a)
     pairs = {"duplicate_within_file": (kept, dup)}
-    k = _bernoulli_count(n, EQUIPMENT_BAD["duplicate_across_files"][0])
+    k = _count(n, EQUIPMENT_BAD["duplicate_across_files"][0])
     src, dst = take(k, main), take(k, file_of != 0)
     k = min(len(src), len(dst))
     pairs["duplicate_across_files"] = (src[:k], dst[:k])
@@ -983,7 +1040,7 @@ def _datum_labels(file_of: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _to_datum(x: np.ndarray, y: np.ndarray, labels: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     out_x, out_y = x.copy(), y.copy()
-    gcj = np.isin(labels, ["GCJ02", "GCJ-02"])
+    gcj = _isin(labels, ["GCJ02", "GCJ-02"])
     bd = labels == "BD09"
     if gcj.any():
         out_x[gcj], out_y[gcj] = wgs84_to_gcj02(x[gcj], y[gcj])
@@ -992,71 +1049,73 @@ def _to_datum(x: np.ndarray, y: np.ndarray, labels: np.ndarray
     return out_x, out_y
 
 
+Table = dict[str, np.ndarray]
+
+
 def equipment_table(eq: pd.DataFrame, dates: pd.DataFrame, units: pd.DataFrame,
                     reg: np.ndarray, x: np.ndarray, y: np.ndarray, file_of: np.ndarray,
                     planted: Planted, catalogue: pd.DataFrame, rng: np.random.Generator
-                    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Canonical columns with planted defects applied; dates stay datetime64 here."""
+                    ) -> tuple[Table, Table]:
+    """Canonical columns with planted defects applied (dates stay datetime64), and the
+    text that replaces a date where a bad date is planted (None elsewhere)."""
     n = len(eq)
+    code = eq["code"].to_numpy().astype(object)
     names = catalogue.set_index("code")["name"]
     top_names = catalogue[catalogue["level"] == "种类"].set_index("code")["name"]
-    code = eq["code"].to_numpy().astype(object)
-    top = np.asarray([c[0] + "000" for c in pd.unique(code)], dtype=object)
-    top_of = dict(zip(pd.unique(code), top, strict=True))
-    category = code.copy()
+    uniq, inv = np.unique(code.astype(str), return_inverse=True)
+    var_col = names.reindex(uniq).to_numpy(dtype=object)[inv]
+    top_col = top_names.reindex([c[0] + "000" for c in uniq]).to_numpy(dtype=object)[inv]
     by_name = rng.random(n)
-    top_col = pd.Series(code).map(top_of).map(top_names).to_numpy(dtype=object)
-    var_col = pd.Series(code).map(names).to_numpy(dtype=object)
-    category = np.where(by_name < 0.02, top_col, np.where(by_name < 0.03, var_col, category))
+    category = np.where(by_name < 0.02, top_col, np.where(by_name < 0.03, var_col, code))
     unit = eq["unit"].to_numpy()
     labels = _datum_labels(file_of, rng)
     lon, lat = _to_datum(x, y, labels)
-    t = pd.DataFrame({
-        "registration_code": reg.astype(object), "category_code": category,
+    address = units["address"].to_numpy()[unit]
+    residential = (eq["industry"].to_numpy() == "K") & (eq["group"].to_numpy() == "elevator")
+    building = _cat(rng.integers(1, 30, int(residential.sum())).astype(S), "号楼")
+    address[residential] = _cat(address[residential].astype(S), building).astype(object)
+    t: Table = {
+        "registration_code": reg.astype(object).copy(), "category_code": category,
         "equipment_name": var_col,
-        "unit_credit_code": units["credit_code"].to_numpy()[unit].astype(object),
-        "unit_name": units["name"].to_numpy().astype(str)[unit].astype(object),
-        "address": units["address"].to_numpy().astype(str)[unit].astype(object),
+        "unit_credit_code": units["credit_code"].to_numpy()[unit],
+        "unit_name": units["name"].to_numpy()[unit], "address": address,
         "lon": lon, "lat": lat, "crs": labels,
         "commissioned_on": dates["commissioned_on"].to_numpy(),
         "last_inspected_on": dates["last_inspected_on"].to_numpy(),
         "next_inspection_due": dates["next_inspection_due"].to_numpy(),
         "inspection_conclusion": dates["inspection_conclusion"].to_numpy(),
         "status": dates["status"].to_numpy(), "insured": dates["insured"].to_numpy(),
-    })
-    residential = (eq["industry"].to_numpy() == "K") & (eq["group"].to_numpy() == "elevator")
-    building = _cat(rng.integers(1, 30, n).astype(S), "号楼").astype(object)
-    t.loc[residential, "address"] = t.loc[residential, "address"] + building[residential]
-    text = {}  # column -> replacement text for bad dates
+    }
     b = planted.bad
-    t.loc[b["missing_registration_code"], "registration_code"] = ""
-    t.loc[b["missing_credit_code"], "unit_credit_code"] = ""
-    bc = t.loc[b["bad_credit_code"], "unit_credit_code"].to_numpy().astype(str)
-    last = np.asarray([ALPHABET.index(c[-1]) for c in bc], dtype=np.int64)
+    t["registration_code"][b["missing_registration_code"]] = ""
+    t["unit_credit_code"][b["missing_credit_code"]] = ""
+    rows = b["bad_credit_code"]
+    bc = t["unit_credit_code"][rows].astype(str)
+    last = np.searchsorted(np.asarray(list(ALPHABET)), np.strings.slice(bc, 17, 18))
     wrong = np.asarray(list(ALPHABET))[(last + 1 + rng.integers(0, 29, len(bc))) % 31]
-    t.loc[b["bad_credit_code"], "unit_credit_code"] = (
-        np.strings.slice(bc.astype(S), 0, 17) + wrong.astype(S)).astype(object)
-    t.loc[b["unknown_category"], "category_code"] = np.resize(
-        np.asarray(["9999", "电梯X"], dtype=object), len(b["unknown_category"]))
-    bad_dates = np.resize(np.asarray(["2021-13-45", "去年", "2019-02-30"], dtype=object),
-                          len(b["bad_date"]))
-    text["commissioned_on"] = pd.Series(bad_dates, index=b["bad_date"])
-    cr = b["coord_range"]
-    t.loc[cr, "lon"] = 250.0 + rng.uniform(0, 5, len(cr))
-    out = b["outside_region"]
-    t.loc[out, "lon"] = BEIJING[0] + rng.uniform(-0.15, 0.15, len(out))
-    t.loc[out, "lat"] = BEIJING[1] + rng.uniform(-0.08, 0.08, len(out))
-    t.loc[out, "crs"] = "WGS84"
-    sw = planted.flags["lonlat_swapped"]
-    t.loc[sw, ["lon", "lat"]] = t.loc[sw, ["lat", "lon"]].to_numpy()
+    t["unit_credit_code"][rows] = _cat(np.strings.slice(bc, 0, 17), wrong).astype(object)
+    rows = b["unknown_category"]
+    t["category_code"][rows] = np.resize(np.asarray(["9999", "电梯X"], dtype=object), len(rows))
+    text: Table = {c: np.full(n, None, dtype=object) for c in DATE_COLUMNS}
+    rows = b["bad_date"]
+    text["commissioned_on"][rows] = np.resize(
+        np.asarray(["2021-13-45", "去年", "2019-02-30"], dtype=object), len(rows))
+    rows = b["coord_range"]
+    t["lon"][rows] = 250.0 + rng.uniform(0, 5, len(rows))
+    rows = b["outside_region"]
+    t["lon"][rows] = BEIJING[0] + rng.uniform(-0.15, 0.15, len(rows))
+    t["lat"][rows] = BEIJING[1] + rng.uniform(-0.08, 0.08, len(rows))
+    t["crs"][rows] = "WGS84"
+    rows = planted.flags["lonlat_swapped"]
+    t["lon"][rows], t["lat"][rows] = t["lat"][rows], t["lon"][rows].copy()
     for rows in (planted.flags["address_only"], b["ungeocodable_address"]):
-        t.loc[rows, ["lon", "lat"]] = np.nan
-        t.loc[rows, "crs"] = ""
-    ug = b["ungeocodable_address"]
-    t.loc[ug, "address"] = np.resize(np.asarray(["某某路88号", "某某街道某某小区3号楼"],
-                                                dtype=object), len(ug))
+        t["lon"][rows] = t["lat"][rows] = np.nan
+        t["crs"][rows] = ""
+    rows = b["ungeocodable_address"]
+    t["address"][rows] = np.resize(np.asarray(["某某路88号", "某某街道某某小区3号楼"],
+                                              dtype=object), len(rows))
     for kept, dup in planted.dup_pairs.values():
-        t.loc[dup, "registration_code"] = t.loc[kept, "registration_code"].to_numpy()
+        t["registration_code"][dup] = t["registration_code"][kept]
     return t, text
 
 
@@ -1079,34 +1138,61 @@ def _headers(kind: Kind, columns: tuple[str, ...]) -> list[str]:
     return [zh[c] for c in columns]
 
 
-def _text_frame(t: pd.DataFrame, text: dict[str, pd.Series], rng: np.random.Generator,
-                columns: tuple[str, ...], dates: tuple[str, ...]) -> pd.DataFrame:
-    """All columns as the strings a CSV holds (mixed date formats, bad-date text)."""
-    out = {}
+def _text_columns(t: Table | pd.DataFrame, columns: tuple[str, ...], dates: tuple[str, ...],
+                  rng: np.random.Generator, text: Table | None = None) -> list[pa.Array]:
+    """Columns as the strings a CSV holds: mixed date formats, bad-date text, '' for none."""
+    out = []
     for c in columns:
+        v = np.asarray(t[c])
         if c in dates:
-            fmt = rng.choice(len(DATE_FORMATS), len(t), p=DATE_FORMAT_P)
-            s = _fmt_dates(t[c].to_numpy().astype("datetime64[D]"), fmt).astype(object)
-            if c in text:
-                pos = t.index.get_indexer(text[c].index)
-                s[pos[pos >= 0]] = text[c].to_numpy()[pos >= 0]
-            out[c] = s
+            fmt = rng.choice(len(DATE_FORMATS), len(v), p=DATE_FORMAT_P)
+            s = _fmt_dates(v.astype("datetime64[D]"), fmt)
+            if text is not None and c in text:
+                over = text[c]
+                has = np.flatnonzero(pd.notna(over))
+                s[has] = over[has].astype(str)
+            out.append(pa.array(s, type=pa.string()))
         elif c in ("lon", "lat"):
-            out[c] = _fmt_float(t[c].to_numpy(dtype=float)).astype(object)
+            out.append(pa.array(_fmt_float(v.astype(float)), type=pa.string()))
+        elif v.dtype == object:
+            out.append(pa.array(np.where(pd.isna(v), "", v), type=pa.string()))
         else:
-            out[c] = t[c].to_numpy().astype(object)
-    return pd.DataFrame(out)
+            out.append(pa.array(v.astype(S), type=pa.string()))
+    return out
 
 
-def _write_csv(frame: pd.DataFrame, headers: list[str], path: Path, encoding: str) -> None:
-    frame = frame.copy()
-    frame.columns = headers
-    data = frame.to_csv(index=False, lineterminator="\n")
-    path.write_bytes(data.encode(encoding))
+def _csv_bytes(columns: list[pa.Array], headers: list[str], encoding: str) -> bytes:
+    """RFC 4180 CSV (fields quoted only where they must be), joined in Arrow, not Python."""
+    fields = []
+    for a in columns:
+        need = pc.match_substring_regex(a, '[,"\r\n]')
+        if pc.any(need).as_py():
+            quoted = pc.binary_join_element_wise('"', pc.replace_substring(a, '"', '""'), '"', "")
+            a = pc.if_else(need, quoted, a)
+        fields.append(a)
+    head = ",".join(headers) + "\n"
+    if not fields or not len(fields[0]):
+        return head.encode(encoding)
+    lines = pc.binary_join_element_wise(*fields, ",")
+    lines = pc.binary_join_element_wise(lines, "", "\n")
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    lines = lines.cast(pa.large_string())
+    _, offsets, data = lines.buffers()
+    o = np.frombuffer(offsets, dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    body = data.to_pybytes()[o[0]:o[-1]]
+    if encoding in ("utf-8", "utf-8-sig"):
+        return head.encode(encoding) + body
+    return (head + body.decode("utf-8")).encode(encoding)
 
 
-def _write_xlsx(t: pd.DataFrame, text: dict[str, pd.Series], path: Path,
-                rng: np.random.Generator, as_of: date) -> None:
+def _write_csv(columns: list[pa.Array], headers: list[str], path: Path, encoding: str
+               ) -> None:
+    path.write_bytes(_csv_bytes(columns, headers, encoding))
+
+
+def _write_xlsx(t: Table, text: Table, path: Path, rng: np.random.Generator, as_of: date
+                ) -> None:
     """The 补录 workbook: Excel date cells, a few serial numbers and text dates."""
     wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
                                          "strings_to_urls": False,
@@ -1114,30 +1200,27 @@ def _write_xlsx(t: pd.DataFrame, text: dict[str, pd.Series], path: Path,
     wb.set_properties({"title": "设备台账补录", "author": "riskmap demo",
                        "created": datetime(as_of.year, as_of.month, as_of.day)})
     ws = wb.add_worksheet("设备台账")
-    bold = wb.add_format({"bold": True})
-    ws.write_row(0, 0, _headers(Kind.EQUIPMENT, EQ_COLUMNS), bold)
-    n = len(t)
-    serial_rows = set(rng.choice(n, min(2, n), replace=False).tolist()) if n else set()
+    ws.write_row(0, 0, _headers(Kind.EQUIPMENT, EQ_COLUMNS), wb.add_format({"bold": True}))
+    n = len(t["registration_code"])
+    serial_rows = np.sort(rng.choice(n, min(2, n), replace=False))
     for j, c in enumerate(EQ_COLUMNS):
         if c in DATE_COLUMNS:
-            d = t[c].to_numpy().astype("datetime64[D]")
-            kind = rng.choice(3, n, p=[0.75, 0.0, 0.25])
+            d = t[c].astype("datetime64[D]")
             as_text = _fmt_dates(d, rng.choice(len(DATE_FORMATS), n, p=DATE_FORMAT_P))
-            values = pd.Series(pd.to_datetime(d)).dt.to_pydatetime()
-            col = np.where(kind == 0, values, as_text.astype(object)).astype(object)
-            if c == "commissioned_on":
-                for r in sorted(serial_rows):  # an Excel serial number or two
-                    col[r] = int((d[r] - np.datetime64("1899-12-30")).astype(np.int64))
-            if c in text:
-                pos = t.index.get_indexer(text[c].index)
-                col[pos[pos >= 0]] = text[c].to_numpy()[pos >= 0]
-            col = np.where(pd.isna(d), None, col)
+            cells = pd.Series(pd.to_datetime(d)).dt.to_pydatetime().astype(object)
+            col = np.where(rng.random(n) < 0.75, cells, as_text.astype(object))
+            if c == "commissioned_on":  # an Excel serial number or two
+                serial = (d[serial_rows] - np.datetime64("1899-12-30")).astype(np.int64)
+                col[serial_rows] = serial.astype(object)
+            over = text[c]
+            has = np.flatnonzero(pd.notna(over))
+            col[has] = over[has]
+            col = np.where(np.isnat(d) & pd.isna(over), None, col)
         elif c in ("lon", "lat"):
-            v = np.round(t[c].to_numpy(dtype=float), 6)
+            v = np.round(t[c].astype(float), 6)
             col = np.where(np.isfinite(v), v.astype(object), None)
         else:
-            col = t[c].to_numpy().astype(object)
-            col = np.where(col == "", None, col)
+            col = np.where(pd.isna(t[c]) | (t[c] == ""), None, t[c])
         ws.write_column(1, j, col.tolist())
     ws.set_column(0, 0, 24)
     ws.set_column(3, 5, 30)
@@ -1155,6 +1238,8 @@ def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
     fail = dates["inspection_conclusion"].to_numpy() == "不合格"
     p = 0.03 * (1 + 2 * fail + overdue)
     hit = eligible & (rng.random(n) < p)
+    if not hit.any():
+        hit[rng.choice(np.flatnonzero(eligible))] = True
     idx = np.flatnonzero(hit)
     idx = np.sort(np.concatenate([idx, idx[rng.random(len(idx)) < 0.15]]))
     m = len(idx)
@@ -1174,12 +1259,11 @@ def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
     desc = np.empty(m, dtype=object)
     for t, words in HAZARDS.items():
         sel = top == t
-        if sel.any():
-            lo = np.where(major[sel], 0, 0)
+        if sel.any():  # a 重大 hazard is one of the first four, the grave ones
             hi = np.where(major[sel], 4, len(words))
             desc[sel] = np.asarray(words, dtype=object)[
-                (lo + rng.random(sel.sum()) * (hi - lo)).astype(np.int64)]
-    order = np.lexsort((codes[idx], found))
+                (rng.random(sel.sum()) * hi).astype(np.int64)]
+    order = np.lexsort((codes[idx].astype(str), found))
     frame = pd.DataFrame({
         "registration_code": codes[idx][order], "found_on": found[order],
         "level": np.where(major, "重大", "一般")[order], "description": desc[order],
@@ -1246,6 +1330,8 @@ def make_checks(units: pd.DataFrame, unit_cell: np.ndarray, officers: pd.DataFra
     black = units["blacklisted"].to_numpy() == "是"
     p = 0.035 + 0.3 * troubled + 0.3 * black
     chosen = np.flatnonzero(rng.random(nu) < p)
+    if not len(chosen):
+        chosen = rng.choice(nu, 1)
     times = 1 + (rng.random(len(chosen)) < 0.3) + (rng.random(len(chosen)) < 0.1)
     idx = np.repeat(chosen, times)
     m = len(idx)
@@ -1268,7 +1354,7 @@ def make_checks(units: pd.DataFrame, unit_cell: np.ndarray, officers: pd.DataFra
     officer = np.where(pd.isna(officer), fallback, officer)
     officer = np.where(pd.isna(officer), officers["officer_id"].iloc[0], officer)
     kind = _choose(rng, {"双随机抽查": .5, "专项检查": .25, "日常监督检查": .2, "举报核查": .05}, m)
-    order = np.lexsort((units["credit_code"].to_numpy()[idx], day))
+    order = np.lexsort((units["credit_code"].to_numpy()[idx].astype(str), day))
     frame = pd.DataFrame({
         "credit_code": units["credit_code"].to_numpy()[idx][order], "checked_on": day[order],
         "officer_id": officer[order], "result": result[order], "check_type": kind[order],
@@ -1289,7 +1375,8 @@ def _write_parks(parks: pd.DataFrame, path: Path) -> None:
     features = [
         '{"type":"Feature","properties":' + json.dumps(
             {"园区编号": pid, "园区名称": name, "园区类型": kind,
-             "面积平方公里": round(float(a), 2), "坐标系": "GCJ02"}, ensure_ascii=False) + ',"geometry":' + g + "}"
+             "面积平方公里": round(float(a), 2), "坐标系": "GCJ02"}, ensure_ascii=False)
+        + ',"geometry":' + g + "}"
         for pid, name, kind, a, g in zip(parks["park_id"], parks["name"].astype(str),
                                           parks["kind"], parks["area_km2"], geo, strict=True)
     ]
@@ -1317,20 +1404,12 @@ def _write_venues(venues: pd.DataFrame, path: Path, as_of: date) -> None:
 
 
 # ====================================================================== generate
-def _rows_of(idx: np.ndarray, file_of: np.ndarray, pos: np.ndarray, names: list[str]
-             ) -> dict[str, list[int]]:
-    """Equipment indices → {file name: sorted spreadsheet row numbers (header is row 1)}."""
-    out: dict[str, list[int]] = {}
-    for f, name in enumerate(names):
-        sel = idx[file_of[idx] == f]
-        if len(sel):
-            out[name] = sorted((pos[sel] + 2).tolist())
-    return out
-
-
 def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7,
              out: Path = Path("var/demo"), *, as_of: date = AS_OF) -> dict:
-    """Write a demo province's registry exports into ``out``; return the manifest."""
+    """Write a demo province's registry exports into ``out``; return the manifest.
+
+    ``province`` is a name or adcode of ``data/boundaries.gpkg`` (河南省/410000,
+    陕西省/610000); ``as_of`` is "today" for due dates, hazards and checks."""
     if equipment < 100:
         raise ValueError("equipment must be at least 100")
     rng = np.random.default_rng(seed)
@@ -1351,92 +1430,125 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
     reg = registration_codes(eq, region, dates["year"].to_numpy(), rng)
 
     file_of = split_files(eq, region, rng)
-    adcode = region.counties["adcode"].to_numpy()[eq["county"].to_numpy()]
-    unit_code = units["credit_code"].to_numpy()[eq["unit"].to_numpy()]
-    xlsx_sort = dates["commissioned_on"].to_numpy().astype(np.int64)
-    sort_key = np.where(file_of == 2, xlsx_sort.astype(str), adcode)
-    order = np.lexsort((reg, unit_code, sort_key, file_of))
-    pos = np.empty(equipment, dtype=np.int64)
-    for f in range(3):
-        sel = order[file_of[order] == f]
-        pos[sel] = np.arange(len(sel))
+    order, pos = _file_order(eq, region, units, dates, reg, file_of)
     planted = plant(eq, file_of, pos, rng)
     table, text = equipment_table(eq, dates, units, reg, x, y, file_of, planted, catalogue, rng)
-
-    names = [FILES["equipment"], FILES["county"], FILES["xlsx"]]
-    for f, name in enumerate(names):
-        sel = order[file_of[order] == f]
-        part = table.loc[sel]
-        if f == 2:
-            _write_xlsx(part, text, out / name, rng, as_of)
-            continue
-        frame = _text_frame(part, text, rng, EQ_COLUMNS, DATE_COLUMNS)
-        headers = ([COUNTY_HEADERS[c] for c in EQ_COLUMNS] if f == 1
-                   else _headers(Kind.EQUIPMENT, EQ_COLUMNS))
-        _write_csv(frame, headers, out / name, "gbk" if f == 1 else "utf-8-sig")
+    _write_equipment(table, text, order, file_of, out, rng, as_of)
 
     bad_any = np.zeros(equipment, dtype=bool)
     for rows in planted.bad.values():
         bad_any[rows] = True
-    dup_involved = bad_any.copy()
-    for kept, _ in planted.dup_pairs.values():
-        dup_involved[kept] = True
 
-    # units: every unit, then a few bad extra rows nobody refers to
     unit_rows, unit_bad = _unit_rows(units, rng)
-    _write_csv(_text_frame(unit_rows, {}, rng, UNIT_COLUMNS, ()),
+    _write_csv(_text_columns(unit_rows, UNIT_COLUMNS, (), rng),
                _headers(Kind.UNITS, UNIT_COLUMNS), out / FILES["units"], "utf-8")
 
-    # grid officers over the true positions of the good rows
-    located = ~bad_any & ~np.isin(np.arange(equipment), planted.flags["address_only"])
+    # grid officers over the true positions of the good, located rows
+    located = ~bad_any
+    located[planted.flags["address_only"]] = False
     officers, cell_owner = make_officers(x[located], y[located],
                                          eq["county"].to_numpy()[located], region, rng)
-    _write_csv(officers[list(OFFICER_COLUMNS)].copy(), _headers(Kind.OFFICERS, OFFICER_COLUMNS),
-               out / FILES["officers"], "utf-8")
+    _write_csv(_text_columns(officers, OFFICER_COLUMNS, (), rng),
+               _headers(Kind.OFFICERS, OFFICER_COLUMNS), out / FILES["officers"], "utf-8")
 
-    top = np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1).astype(str)
-    hazards = make_hazards(reg, top, ~dup_involved, dates, rng, today)
-    n_unknown_eq = _bernoulli_count(len(hazards), 0.01)
-    ghost = _cat(_pick(rng, ("3110", "2150", "4110"), n_unknown_eq),
-                 _pick(rng, tuple(region.counties["adcode"]), n_unknown_eq), "2099",
-                 np.strings.zfill(rng.integers(1, 10**6, n_unknown_eq).astype(S), 6))
-    bad_h = hazards.iloc[rng.choice(len(hazards), n_unknown_eq)].copy()
-    bad_h["registration_code"] = ghost.astype(object)
-    bad_h["hazard_id"] = _cat(bad_h["hazard_id"].to_numpy().astype(S), "X").astype(object)
-    hazards = pd.concat([hazards, bad_h], ignore_index=True)
-    hz_pos = np.flatnonzero(hazards.index >= len(hazards) - n_unknown_eq)
-    hz_text = _text_frame(hazards, {}, rng, HAZARD_COLUMNS, ("found_on", "deadline", "closed_on"))
-    _write_csv(hz_text, _headers(Kind.HAZARDS, HAZARD_COLUMNS), out / FILES["hazards"], "utf-8")
+    # hazards on good equipment whose code is not involved in a planted duplicate
+    eligible = ~bad_any
+    for kept, _ in planted.dup_pairs.values():
+        eligible[kept] = False
+    top = np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1).astype(object)
+    hazards = make_hazards(reg, top, eligible, dates, rng, today)
+    hazards, n_bad_hazards = _with_unknown_equipment(hazards, region, rng)
+    _write_csv(_text_columns(hazards, HAZARD_COLUMNS, ("found_on", "deadline", "closed_on"),
+                             rng),
+               _headers(Kind.HAZARDS, HAZARD_COLUMNS), out / FILES["hazards"], "utf-8")
 
-    troubled = np.zeros(len(units), dtype=bool)
-    hz_units = pd.Series(eq["unit"].to_numpy(), index=reg)
     open_major = hazards[(hazards["level"] == "重大") & (hazards["status"] != "已销号")]
-    troubled[hz_units.reindex(open_major["registration_code"]).dropna().astype(int)
+    unit_of = pd.Series(eq["unit"].to_numpy(), index=reg)
+    troubled = np.zeros(len(units), dtype=bool)
+    troubled[unit_of.reindex(open_major["registration_code"]).dropna().astype(int)
              .to_numpy()] = True
     unit_cell = cells.points_to_cells(units["x"].to_numpy(), units["y"].to_numpy(), 8)
     checks = make_checks(units, unit_cell, officers, cell_owner, region, troubled, rng, today)
-    n_unknown_unit = _bernoulli_count(len(checks), 0.02)
-    ghosts = _credit_codes(np.full(n_unknown_unit, "91", dtype=object),
-                           _pick(rng, tuple(region.counties["adcode"]), n_unknown_unit), rng)
-    bad_c = checks.iloc[rng.choice(len(checks), n_unknown_unit)].copy()
-    bad_c["credit_code"] = ghosts
-    bad_c["check_id"] = _cat(bad_c["check_id"].to_numpy().astype(S), "X").astype(object)
-    checks = pd.concat([checks, bad_c], ignore_index=True)
-    ck_text = _text_frame(checks, {}, rng, CHECK_COLUMNS, ("checked_on",))
-    _write_csv(ck_text, _headers(Kind.CHECKS, CHECK_COLUMNS), out / FILES["checks"], "utf-8")
+    checks, n_bad_checks = _with_unknown_units(checks, units, region, rng)
+    _write_csv(_text_columns(checks, CHECK_COLUMNS, ("checked_on",), rng),
+               _headers(Kind.CHECKS, CHECK_COLUMNS), out / FILES["checks"], "utf-8")
 
     _write_parks(parks, out / FILES["parks"])
     _write_venues(venues, out / FILES["venues"], as_of)
 
     manifest = _manifest(
         province=region, seed=seed, equipment=equipment, as_of=as_of, eq=eq, dates=dates,
-        file_of=file_of, pos=pos, planted=planted, names=names, units=units,
-        unit_bad=unit_bad, hazards=hazards, hz_bad=hz_pos, checks=checks,
-        n_bad_checks=n_unknown_unit, officers=officers, parks=parks, venues=venues,
+        file_of=file_of, pos=pos, planted=planted, units=units, unit_bad=unit_bad,
+        hazards=hazards, n_bad_hazards=n_bad_hazards, checks=checks,
+        n_bad_checks=n_bad_checks, officers=officers, parks=parks, venues=venues,
         table=table, today=today)
     (out / "MANIFEST.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1)
                                        + "\n", encoding="utf-8")
     return manifest
+
+
+EQUIPMENT_FILES = (FILES["equipment"], FILES["county"], FILES["xlsx"])
+
+
+def _file_order(eq: pd.DataFrame, region: Region, units: pd.DataFrame, dates: pd.DataFrame,
+                reg: np.ndarray, file_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order of the equipment files (CSVs by county, unit and code; the workbook by
+    commissioning date) and each row's position in its file."""
+    adcode = region.counties["adcode"].to_numpy()[eq["county"].to_numpy()]
+    unit_code = units["credit_code"].to_numpy()[eq["unit"].to_numpy()]
+    day = dates["commissioned_on"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    key = np.where(file_of == 2, np.strings.zfill(day.astype(str), 6), adcode)
+    order = np.lexsort((_rank(reg), _rank(unit_code), _rank(key), file_of))
+    pos = np.empty(len(eq), dtype=np.int64)
+    for f in range(len(EQUIPMENT_FILES)):
+        sel = order[file_of[order] == f]
+        pos[sel] = np.arange(len(sel))
+    return order, pos
+
+
+def _write_equipment(table: Table, text: Table, order: np.ndarray, file_of: np.ndarray,
+                     out: Path, rng: np.random.Generator, as_of: date) -> None:
+    """The main UTF-8 CSV, the GBK county export (alias headers) and the 补录 workbook."""
+    for f, name in enumerate(EQUIPMENT_FILES):
+        sel = order[file_of[order] == f]
+        part = {c: v[sel] for c, v in table.items()}
+        part_text = {c: v[sel] for c, v in text.items()}
+        if name.endswith(".xlsx"):
+            _write_xlsx(part, part_text, out / name, rng, as_of)
+            continue
+        columns = _text_columns(part, EQ_COLUMNS, DATE_COLUMNS, rng, part_text)
+        if name == FILES["county"]:
+            _write_csv(columns, [COUNTY_HEADERS[c] for c in EQ_COLUMNS], out / name, "gbk")
+        else:
+            _write_csv(columns, _headers(Kind.EQUIPMENT, EQ_COLUMNS), out / name, "utf-8-sig")
+
+
+def _with_unknown_equipment(hazards: pd.DataFrame, region: Region, rng: np.random.Generator
+                            ) -> tuple[pd.DataFrame, int]:
+    """Append ~1% hazards naming equipment codes that exist nowhere (year 2099)."""
+    k = _count(len(hazards), 0.01)
+    bad = hazards.iloc[np.sort(rng.choice(len(hazards), k, replace=len(hazards) < k))].copy()
+    src = bad["registration_code"].to_numpy().astype(str)
+    variety = np.where(np.strings.str_len(src) == 20, np.strings.slice(src, 0, 4),
+                       np.strings.add(np.strings.slice(src, 0, 2), "10"))
+    bad["registration_code"] = _cat(
+        variety, _pick(rng, tuple(region.counties["adcode"]), k), "2099",
+        np.strings.zfill(rng.integers(1, 10**6, k).astype(S), 6)).astype(object)
+    bad["hazard_id"] = _cat("YH", bad["found_on"].dt.year.to_numpy().astype(S), "9",
+                            np.strings.zfill(np.arange(1, k + 1).astype(S), 5)).astype(object)
+    return pd.concat([hazards, bad], ignore_index=True), k
+
+
+def _with_unknown_units(checks: pd.DataFrame, units: pd.DataFrame, region: Region,
+                        rng: np.random.Generator) -> tuple[pd.DataFrame, int]:
+    """Append ~2% checks of units (valid credit codes) that are not in the unit file."""
+    k = _count(len(checks), 0.02)
+    bad = checks.iloc[np.sort(rng.choice(len(checks), k, replace=len(checks) < k))].copy()
+    bad["credit_code"] = _fresh_codes(_pick(rng, tuple(region.counties["adcode"]), k),
+                                      units["credit_code"].to_numpy(), rng)
+    bad["check_id"] = _cat("JC", bad["checked_on"].dt.year.to_numpy().astype(S), "9",
+                           np.strings.zfill(np.arange(1, k + 1).astype(S), 5)).astype(object)
+    return pd.concat([checks, bad], ignore_index=True), k
 
 
 UNIT_COLUMNS = ("credit_code", "name", "industry", "size", "address", "lon", "lat", "crs",
@@ -1451,24 +1563,24 @@ def _unit_rows(units: pd.DataFrame, rng: np.random.Generator
                ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Units as exported (WGS84 / CGCS2000 labels) plus unreferenced bad rows."""
     nu = len(units)
-    t = pd.DataFrame({
+    t = _df({
         "credit_code": units["credit_code"].to_numpy().astype(object),
-        "name": units["name"].to_numpy().astype(str).astype(object),
+        "name": units["name"].to_numpy(),
         "industry": units["industry"], "size": units["size"],
-        "address": units["address"].to_numpy().astype(str).astype(object),
+        "address": units["address"].to_numpy(),
         "lon": units["x"].to_numpy(), "lat": units["y"].to_numpy(),
         "crs": np.where(rng.random(nu) < 0.1, "CGCS2000", "WGS84").astype(object),
         "five_have_score": units["five_have_score"].astype(str),
         "blacklisted": units["blacklisted"], "accidents_3y": units["accidents_3y"].astype(str),
     })
-    k_bad, k_missing = _bernoulli_count(nu, 0.002), _bernoulli_count(nu, 0.001)
+    k_bad, k_missing = _count(nu, 0.002), _count(nu, 0.001)
     extra = t.iloc[rng.choice(nu, k_bad + k_missing)].copy()
-    fresh = _credit_codes(np.full(len(extra), "91", dtype=object),
-                          extra["credit_code"].str[2:8].to_numpy(), rng)
+    fresh = _fresh_codes(extra["credit_code"].str[2:8].to_numpy(), t["credit_code"].to_numpy(),
+                         rng)
     last = np.asarray([ALPHABET.index(c[-1]) for c in fresh[:k_bad]], dtype=np.int64)
     wrong = np.asarray(list(ALPHABET))[(last + 7) % 31]
     fresh[:k_bad] = (np.strings.slice(fresh[:k_bad].astype(S), 0, 17)
-                     + wrong.astype(S)).astype(str)
+                     + wrong.astype(S)).astype(object)
     extra["credit_code"] = fresh.astype(object)
     extra["name"] = np.where(np.arange(len(extra)) < k_bad, _cat(
         extra["name"].to_numpy().astype(S), "（分公司）").astype(object), "")
@@ -1482,31 +1594,46 @@ def _unit_rows(units: pd.DataFrame, rng: np.random.Generator
     return rows, bad
 
 
+def _rows_of(idx: np.ndarray, file_of: np.ndarray, pos: np.ndarray) -> dict[str, list[int]]:
+    """Equipment indices → {file name: sorted spreadsheet row numbers (header is row 1)}."""
+    out: dict[str, list[int]] = {}
+    for f, name in enumerate(EQUIPMENT_FILES):
+        sel = idx[file_of[idx] == f]
+        if len(sel):
+            out[name] = sorted((pos[sel] + 2).tolist())
+    return out
+
+
+def _tail_rows(total: int, k: int) -> list[int]:
+    """Spreadsheet row numbers of the last ``k`` rows of a file with ``total`` data rows."""
+    return list(range(total - k + 2, total + 2))
+
+
 def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: pd.DataFrame,
               dates: pd.DataFrame, file_of: np.ndarray, pos: np.ndarray, planted: Planted,
-              names: list[str], units: pd.DataFrame, unit_bad: dict[str, np.ndarray],
-              hazards: pd.DataFrame, hz_bad: np.ndarray, checks: pd.DataFrame,
+              units: pd.DataFrame, unit_bad: dict[str, np.ndarray],
+              hazards: pd.DataFrame, n_bad_hazards: int, checks: pd.DataFrame,
               n_bad_checks: int, officers: pd.DataFrame, parks: pd.DataFrame,
-              venues: pd.DataFrame, table: pd.DataFrame, today: np.datetime64) -> dict:
-    bad_any = np.zeros(equipment, dtype=bool)
+              venues: pd.DataFrame, table: Table, today: np.datetime64) -> dict:
+    """What was written: files and counts, every planted bad row and flag by file row."""
+    good = np.ones(equipment, dtype=bool)
     for rows in planted.bad.values():
-        bad_any[rows] = True
-    good = ~bad_any
+        good[rows] = False
     status = dates["status"].to_numpy()
     overdue = good & (status == "在用") & (dates["next_inspection_due"].to_numpy() < today)
-    per_file = {FILES["equipment"]: 0, FILES["county"]: 1, FILES["xlsx"]: 2}
-    files = {}
-    for name, f in per_file.items():
+    files: dict[str, dict] = {}
+    for f, (name, encoding, datum) in enumerate(zip(
+            EQUIPMENT_FILES, ("utf-8-sig", "gbk", "xlsx"),
+            ("mixed (坐标系 column: WGS84/CGCS2000/GCJ02/BD09)", "BD09", "WGS84"), strict=True)):
         sel = file_of == f
         files[name] = {"kind": "equipment", "rows": int(sel.sum()),
-                       "bad_rows": int((bad_any & sel).sum()),
-                       "encoding": {0: "utf-8-sig", 1: "gbk", 2: "xlsx"}[f],
-                       "datum": {0: "mixed (坐标系 column)", 1: "BD09", 2: "WGS84"}[f]}
+                       "bad_rows": int((~good & sel).sum()), "encoding": encoding,
+                       "datum": datum}
     n_unit_bad = sum(len(v) for v in unit_bad.values())
     files[FILES["units"]] = {"kind": "units", "rows": len(units) + n_unit_bad,
                              "bad_rows": n_unit_bad, "encoding": "utf-8"}
     files[FILES["hazards"]] = {"kind": "hazards", "rows": len(hazards),
-                               "bad_rows": len(hz_bad), "encoding": "utf-8"}
+                               "bad_rows": n_bad_hazards, "encoding": "utf-8"}
     files[FILES["checks"]] = {"kind": "checks", "rows": len(checks),
                               "bad_rows": n_bad_checks, "encoding": "utf-8"}
     files[FILES["officers"]] = {"kind": "officers", "rows": len(officers), "bad_rows": 0,
@@ -1516,35 +1643,31 @@ def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: p
     files[FILES["venues"]] = {"kind": "venues", "rows": len(venues), "bad_rows": 0,
                               "layer": "venues", "datum": "CGCS2000 (EPSG:4490)"}
 
-    bad_rows = {}
-    for name, rows in planted.bad.items():
-        bad_rows[name] = {"kind": "equipment", "reason": str(EQUIPMENT_BAD[name][1]),
-                          "count": len(rows), "rows": _rows_of(rows, file_of, pos, names)}
+    bad_rows = {name: {"kind": "equipment", "reason": str(EQUIPMENT_BAD[name][1]),
+                       "count": len(rows), "rows": _rows_of(rows, file_of, pos)}
+                for name, rows in planted.bad.items()}
     for name, rows in unit_bad.items():
-        bad_rows[name] = {"kind": "units", "reason": str(
-            Reason.BAD_CREDIT_CODE if "credit" in name else Reason.MISSING),
-            "count": len(rows), "rows": {FILES["units"]: rows.tolist()}}
+        reason = Reason.BAD_CREDIT_CODE if "credit" in name else Reason.MISSING
+        bad_rows[name] = {"kind": "units", "reason": str(reason), "count": len(rows),
+                          "rows": {FILES["units"]: rows.tolist()}}
     bad_rows["hazard_unknown_equipment"] = {
-        "kind": "hazards", "reason": str(Reason.UNKNOWN_EQUIPMENT), "count": len(hz_bad),
-        "rows": {FILES["hazards"]: (hz_bad + 2).tolist()}}
-    start = len(checks) - n_bad_checks
+        "kind": "hazards", "reason": str(Reason.UNKNOWN_EQUIPMENT), "count": n_bad_hazards,
+        "rows": {FILES["hazards"]: _tail_rows(len(hazards), n_bad_hazards)}}
     bad_rows["check_unknown_unit"] = {
         "kind": "checks", "reason": str(Reason.UNKNOWN_UNIT), "count": n_bad_checks,
-        "rows": {FILES["checks"]: list(range(start + 2, len(checks) + 2))}}
-    flags = {
-        "lonlat_swapped": {"reason": str(Flag.LONLAT_SWAPPED)},
-        "address_only": {"reason": str(Flag.GEOCODED_COUNTY)},
-    }
-    for name, info in flags.items():
-        rows = planted.flags[name]
-        info.update(count=len(rows), rows=_rows_of(rows, file_of, pos, names))
+        "rows": {FILES["checks"]: _tail_rows(len(checks), n_bad_checks)}}
+    flags = {name: {"reason": str(reason), "count": len(planted.flags[name]),
+                    "rows": _rows_of(planted.flags[name], file_of, pos)}
+             for name, reason in (("lonlat_swapped", Flag.LONLAT_SWAPPED),
+                                  ("address_only", Flag.GEOCODED_COUNTY))}
     duplicates = {
-        name: [{"kept": [names[file_of[k]], int(pos[k] + 2)],
-                "duplicate": [names[file_of[d]], int(pos[d] + 2)]}
+        name: [{"kept": [EQUIPMENT_FILES[file_of[k]], int(pos[k] + 2)],
+                "duplicate": [EQUIPMENT_FILES[file_of[d]], int(pos[d] + 2)]}
                for k, d in zip(kept.tolist(), dup.tolist(), strict=True)]
         for name, (kept, dup) in planted.dup_pairs.items()}
-    groups = pd.Series(eq["code"].str[0].to_numpy() + "000")[good].value_counts().sort_index()
-    labels = table["crs"].to_numpy()[good]
+    top = np.strings.add(np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1), "000")
+    groups = pd.Series(top[good].astype(object)).value_counts().sort_index()
+    labels = pd.Series(table["crs"][good]).replace("", "none").value_counts().sort_index()
     return {
         "seed": seed, "as_of": as_of.isoformat(),
         "province": {"adcode": province.adcode, "name": province.name},
@@ -1552,8 +1675,8 @@ def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: p
         "files": files,
         "counts": {
             "equipment_rows": equipment, "equipment_good": int(good.sum()),
-            "equipment_bad": int(bad_any.sum()), "units": len(units),
-            "hazards": len(hazards) - len(hz_bad), "checks": len(checks) - n_bad_checks,
+            "equipment_bad": int((~good).sum()), "units": len(units),
+            "hazards": len(hazards) - n_bad_hazards, "checks": len(checks) - n_bad_checks,
             "officers": len(officers),
             "officers_by_county": int((officers["county_adcode"] != "").sum()),
             "parks": len(parks), "venues": len(venues),
@@ -1561,8 +1684,7 @@ def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: p
             "in_use": int((good & (status == "在用")).sum()),
         },
         "categories_good": {str(k): int(v) for k, v in groups.items()},
-        "datums_good": {str(k or "none"): int(v) for k, v in
-                        pd.Series(labels).value_counts().sort_index().items()},
+        "datums_good": {str(k): int(v) for k, v in labels.items()},
         "bad_rows": bad_rows,
         "flags": flags,
         "duplicates": duplicates,

@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from service import errors
 from service.routes import cells, health, pages
 from service.settings import Settings
 from service.store.base import open_store
+from web.map import STATIC_DIR
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(cells.router)
     app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

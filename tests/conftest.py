@@ -289,6 +289,6 @@ class Frames:
                              for c in columns})
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def frames() -> Frames:
     return Frames()

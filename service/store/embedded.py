@@ -97,27 +97,35 @@ def arrow_schema(table: Table, columns: list[str]) -> pa.Schema:
     return pa.schema([(c, _ARROW_TYPES[table.type_of(c)]) for c in columns])
 
 
-def frame_to_arrow(table: Table, frame: pd.DataFrame) -> pa.Table:
-    """A conformed frame as an Arrow table; geometry as WKB with GeoParquet metadata."""
+def frame_to_arrow(table: Table, frame: pd.DataFrame, columns: list[str] | None = None,
+                   with_geometry: bool = True) -> pa.Table:
+    """A conformed frame as an Arrow table (``columns`` of it, default all); geometry as
+    WKB with GeoParquet metadata."""
     arrays = []
-    for name, abstract in table.columns:
+    names = list(columns or table.column_names)
+    for name in names:
         col = frame[name]
-        if abstract == "date":
+        if table.type_of(name) == "date":
             arrays.append(pa.array(col.to_numpy().astype("datetime64[D]"), from_pandas=True))
         else:
-            arrays.append(pa.array(col, type=_ARROW_TYPES[abstract], from_pandas=True))
-    names = table.column_names
+            arrays.append(pa.array(col, type=_ARROW_TYPES[table.type_of(name)],
+                                   from_pandas=True))
     metadata = None
-    if table.geometry:
-        wkb = shapely.to_wkb(np.asarray(frame.geometry.values, dtype=object))
-        arrays.append(pa.array(wkb, type=pa.binary(), from_pandas=True))
-        names = [*names, "geometry"]
+    if table.geometry and with_geometry:
+        arrays.append(geometry_to_wkb(np.asarray(frame.geometry.values, dtype=object)))
+        names.append("geometry")
         metadata = {b"geo": json.dumps({
             "version": "1.0.0", "primary_column": "geometry",
             "columns": {"geometry": {"encoding": "WKB", "crs": _wgs84_projjson(),
                                      "geometry_types": _GEOPARQUET_TYPES[table.geometry]}},
         }).encode()}
     return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(metadata)
+
+
+def geometry_to_wkb(values: np.ndarray) -> pa.LargeBinaryArray:
+    """Shapely geometries as little-endian WKB in one Arrow array (None -> null)."""
+    return pa.array(shapely.to_wkb(values, byte_order=1), type=pa.large_binary(),
+                    from_pandas=True)
 
 
 @functools.cache

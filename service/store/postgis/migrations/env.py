@@ -14,11 +14,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
 
-from service.store.postgis.models import Base
+from service.store.postgis.models import Base, include_object
 
 MIGRATION_LOCK = 0x52534B4D  # "RSKM": pg_advisory_xact_lock key for migrations
-# Tables PostGIS owns (reflected but not ours): never drop them in an autogenerate.
-FOREIGN_TABLES = {"spatial_ref_sys", "geometry_columns", "geography_columns"}
 
 config = context.config
 
@@ -32,15 +30,9 @@ def _url() -> str:
     return url
 
 
-def _include_object(obj: object, name: str | None, type_: str, reflected: bool,
-                    compare_to: object | None) -> bool:
-    return not (type_ == "table" and reflected and compare_to is None
-                and (name in FOREIGN_TABLES or name not in Base.metadata.tables))
-
-
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=Base.metadata,
-                      include_object=_include_object, compare_type=True)
+                      include_object=include_object, compare_type=True)
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()

@@ -23,13 +23,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 T, F, BI, B, D, TS = sa.Text, sa.Double, sa.BigInteger, sa.Boolean, sa.Date, sa.DateTime
-META = (("row_hash", BI), ("batch_id", T), ("source_file", T), ("source_row", BI),
+
+
+def C() -> sa.Text:
+    """Codes and ids: byte-wise collation (fast to index, Python's order)."""
+    return sa.Text(collation="C")
+
+
+META = (("row_hash", BI), ("batch_id", C), ("source_file", T), ("source_row", BI),
         ("updated_at", TS))
 LOCATION = (
     ("lon", F), ("lat", F), ("source_crs", T), ("geocode_precision", T),
-    ("province_adcode", T), ("city_adcode", T), ("county_adcode", T),
-    ("h3", T), ("h3_5", T), ("h3_6", T), ("h3_7", T),
-    ("park_id", T), ("venue_id", T), ("flags", T),
+    ("province_adcode", C), ("city_adcode", C), ("county_adcode", C),
+    ("h3", C), ("h3_5", C), ("h3_6", C), ("h3_7", C),
+    ("park_id", C), ("venue_id", C), ("flags", T),
 )
 ADMIN = ("province_adcode", "city_adcode", "county_adcode")
 LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", *ADMIN, "park_id", "venue_id")
@@ -37,7 +44,7 @@ LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", *ADMIN, "park_id", "venue_id")
 # name: (key, columns after the key, geometry type, indexed columns)
 TABLES: dict[str, tuple[str, tuple, str | None, tuple[str, ...]]] = {
     "equipment": ("registration_code", (
-        ("category_code", T), ("category", T), ("unit_credit_code", T), ("unit_name", T),
+        ("category_code", C), ("category", T), ("unit_credit_code", C), ("unit_name", T),
         ("address", T), *LOCATION, ("commissioned_on", D), ("last_inspected_on", D),
         ("next_inspection_due", D), ("inspection_conclusion", T), ("status", T),
         ("insured", B), *META,
@@ -47,22 +54,22 @@ TABLES: dict[str, tuple[str, tuple, str | None, tuple[str, ...]]] = {
         ("five_have_score", BI), ("blacklisted", B), ("accidents_3y", BI), *META,
     ), "POINT", LOCATION_INDEXES),
     "hazards": ("hazard_id", (
-        ("registration_code", T), ("found_on", D), ("level", T), ("description", T),
+        ("registration_code", C), ("found_on", D), ("level", T), ("description", T),
         ("status", T), ("deadline", D), ("closed_on", D), *META,
     ), None, ("registration_code",)),
     "checks": ("check_id", (
-        ("credit_code", T), ("checked_on", D), ("officer_id", T), ("result", T), *META,
+        ("credit_code", C), ("checked_on", D), ("officer_id", C), ("result", T), *META,
     ), None, ("credit_code",)),
     "parks": ("park_id", (
-        ("name", T), ("kind", T), ("source_crs", T), *((c, T) for c in ADMIN),
+        ("name", T), ("kind", T), ("source_crs", T), *((c, C) for c in ADMIN),
         ("area_km2", F), *META,
     ), "MULTIPOLYGON", ADMIN),
     "venues": ("venue_id", (
         ("name", T), ("kind", T), ("daily_visitors", BI), ("source_crs", T),
-        *((c, T) for c in ADMIN), ("area_km2", F), *META,
+        *((c, C) for c in ADMIN), ("area_km2", F), *META,
     ), "MULTIPOLYGON", ADMIN),
     "officers": ("officer_id", (
-        ("name", T), ("county_adcode", T), ("phone", T), ("cell_count", BI), *META,
+        ("name", T), ("county_adcode", C), ("phone", T), ("cell_count", BI), *META,
     ), None, ("county_adcode",)),
     "batches": ("batch_id", (
         ("started_at", TS), ("finished_at", TS), ("files", JSONB), ("report", JSONB),
@@ -73,7 +80,7 @@ TABLES: dict[str, tuple[str, tuple, str | None, tuple[str, ...]]] = {
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     for name, (key, columns, geometry, indexed) in TABLES.items():
-        items = [sa.Column(key, T(), nullable=False),
+        items = [sa.Column(key, C(), nullable=False),
                  *(sa.Column(c, t(), nullable=True) for c, t in columns)]
         if geometry:
             items.append(sa.Column("geom", Geometry(geometry, srid=4326, spatial_index=False),
@@ -86,14 +93,14 @@ def upgrade() -> None:
 
     op.create_table(
         "officer_cells",
-        sa.Column("officer_id", T(), nullable=False), sa.Column("h3", T(), nullable=False),
+        sa.Column("officer_id", C(), nullable=False), sa.Column("h3", C(), nullable=False),
         sa.PrimaryKeyConstraint("officer_id", "h3", name="officer_cells_pkey"),
     )
     op.create_index("ix_officer_cells_h3", "officer_cells", ["h3"])
     op.create_table(
         "rejects",
         sa.Column("reject_id", BI(), sa.Identity(always=False), nullable=False),
-        *(sa.Column(c, T(), nullable=True) for c in ("batch_id", "file")),
+        sa.Column("batch_id", C(), nullable=True), sa.Column("file", T(), nullable=True),
         sa.Column("row", BI(), nullable=True),
         *(sa.Column(c, T(), nullable=True)
           for c in ("kind", "field", "code", "reason_zh", "reason_en", "value")),

@@ -1,0 +1,77 @@
+"""The first service: health, cells and boundaries as GeoJSON, the map page; both stores."""
+
+from __future__ import annotations
+
+import json
+
+import h3
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.ingest.pipeline import IngestOptions, ingest
+from service.settings import Settings
+from tests import ingest_files as f
+
+
+@pytest.fixture()
+def client(store_factory, tmp_path):
+    store = store_factory()
+    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+    store.close()
+    app = create_app(Settings(store=url))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_healthz(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["h3_resolution"] == 8
+    assert body["store"] in {"embedded", "postgis"}
+
+
+@pytest.mark.parametrize("res", [5, 6, 7, 8])
+def test_cells_count_the_equipment(client, res):
+    r = client.get("/api/cells", params={"resolution": res})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/geo+json")
+    features = r.json()["features"]
+    assert sum(ft["properties"]["count"] for ft in features) == len(f.GOOD_EQUIPMENT)
+    cell = h3.latlng_to_cell(f.ZHENGZHOU_JINSHUI[1], f.ZHENGZHOU_JINSHUI[0], res)
+    by_cell = {ft["properties"]["h3"]: ft["properties"]["count"] for ft in features}
+    assert by_cell[cell] == 3  # the WGS84, GCJ-02 and BD-09 rows of one place
+    assert features[0]["geometry"]["type"] == "Polygon"
+
+
+def test_bad_resolution_is_a_problem_not_a_crash(client):
+    r = client.get("/api/cells", params={"resolution": 10})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["title"] == "参数错误"
+    assert client.get("/api/cells", params={"resolution": "x"}).status_code == 422
+    assert client.get("/api/boundaries", params={"level": "town"}).status_code == 422
+
+
+def test_boundaries(client):
+    counties = client.get("/api/boundaries", params={"level": "county"}).json()["features"]
+    assert len(counties) == 157 + 107
+    names = {ft["properties"]["name"] for ft in counties}
+    assert {"金水区", "雁塔区"} <= names
+
+
+def test_map_page_is_built_from_the_store(client):
+    r = client.get("/map")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    html = r.text
+    assert "leaflet" in html.lower()
+    for label in ("设备分布", "区县边界"):  # folium writes layer names as JSON (\\u escapes)
+        assert label in html or json.dumps(label)[1:-1] in html
+    cell = h3.latlng_to_cell(f.ZHENGZHOU_JINSHUI[1], f.ZHENGZHOU_JINSHUI[0], 7)
+    assert cell in html  # the cell counted from the store is drawn
+    assert client.get("/map", params={"resolution": 11}).status_code == 400
+
+
+def test_openapi_lists_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/healthz", "/api/cells", "/api/boundaries", "/map"} <= set(paths)
