@@ -98,12 +98,12 @@ max_connections = 200
 EOF
 fi
 
-if ! as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
+ADMIN="postgresql://postgres@127.0.0.1:${PG_PORT}/postgres"
+if ! psql "$ADMIN" -XtAq -c "SELECT 1" >/dev/null 2>&1; then
   log "starting cluster $PG_DATA"
   as_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_ROOT/server.log" -w -t 60 start >/dev/null
 fi
 
-ADMIN="postgresql://postgres@127.0.0.1:${PG_PORT}/postgres"
 if [[ -z $(psql "$ADMIN" -XtAq -c "SELECT 1 FROM pg_database WHERE datname = '${PG_DB}'") ]]; then
   log "creating database $PG_DB"
   psql "$ADMIN" -Xq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${PG_DB}\"" >&2

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 export RISKMAP_STORE=${RISKMAP_STORE:-./var/riskmap}
 EQUIPMENT=${EQUIPMENT:-50000}
 riskmap demo --province 河南省 --equipment "$EQUIPMENT" --seed 7 --out var/demo
-riskmap ingest var/demo/* --report var/ingest-report.json
+riskmap ingest var/demo/*.csv var/demo/*.xlsx var/demo/*.geojson var/demo/*.gpkg \
+  --report var/ingest-report.json
 exec riskmap serve --host 127.0.0.1 --port "${PORT:-8000}"

@@ -220,3 +220,17 @@ def test_file_default_datum_applies_to_rows_without_one(store, tmp_path):
     eq = store.read("equipment").iloc[0]
     assert eq["source_crs"] == "GCJ02"
     assert metres(eq["lon"], eq["lat"], x, y) < 1.0
+
+
+def test_rows_with_the_wrong_number_of_fields_are_reported_and_the_rest_load(store, tmp_path):
+    path = f.write_equipment_csv(tmp_path / "eq.csv", rows=f.equipment_rows()[:2])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "31104101052015000099,3110,only-three")      # becomes row 3
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = run(store, [path])
+    bad = [r for r in report["rejects"] if r["code"] == "malformed_row"]
+    assert [(r["row"], r["field"]) for r in bad] == [(3, "(row)")]
+    assert "only-three" in bad[0]["value"]
+    assert report["inserted"] == 2
+    rows = store.read("equipment").set_index("registration_code")["source_row"]
+    assert rows.to_dict() == {"31104101052015000001": 2, "31104101052015000002": 4}

@@ -185,12 +185,13 @@ def test_read_is_isolated_from_callers(store, frames):
 def test_values_round_trip(store, frames):
     original = frames.equipment(
         [("E1", 113.123456789012, 34.987654321098)], address='含"引号",逗号\n和换行',
-        unit_name="", insured=None, commissioned_on=None, flags=r"\N 字面")
+        unit_name="", insured=None, commissioned_on=None, flags="\\N", category="NULL")
     store.write_batch(frames.batch("b1", {"equipment": original}))
     stored = store.read("equipment").iloc[0]
     row = original.iloc[0]
     assert stored["address"] == row["address"]
     assert stored["unit_name"] == ""  # empty text is not null
+    assert stored["flags"] == "\\N" and stored["category"] == "NULL"  # nor are these
     assert pd.isna(stored["insured"]) and pd.isna(stored["commissioned_on"])
     assert stored["lon"] == row["lon"] and stored["lat"] == row["lat"]
     assert stored["next_inspection_due"] == pd.Timestamp("2024-05-20")
@@ -450,3 +451,42 @@ def test_embedded_writers_exclude_each_other(embedded, frames):
         other.write_batch(_first_batch(frames))
     other.write_batch(_first_batch(frames))
     assert embedded.data_version() == "1"
+
+
+def test_big_first_load_then_incremental(store_factory, frames, monkeypatch):
+    """PostGIS loads a big first batch without its indexes and builds them afterwards (the
+    threshold is lowered here); the result must be the same as the ordinary path, indexes
+    included, and a failure in that path must roll the dropped indexes back too."""
+    if store_factory.kind == "postgis":
+        from service.store import postgis
+
+        monkeypatch.setattr(postgis, "BULK_ROWS", 2)
+    store = store_factory()
+    upsert = store._upsert
+
+    def fail_on_units(tx, table, frame):
+        if table == "units":
+            raise RuntimeError("stop")
+        return upsert(tx, table, frame)
+
+    monkeypatch.setattr(store, "_upsert", fail_on_units)
+    with pytest.raises(RuntimeError):
+        store.write_batch(_first_batch(frames, "b0"))
+    monkeypatch.setattr(store, "_upsert", upsert)
+    counts = store.write_batch(_first_batch(frames, "b1"))
+    assert counts["equipment"].inserted == 5
+    assert _link(store, "equipment", "park_id")["E2"] == "P10"
+    counts = store.write_batch(frames.batch("b2", {"equipment": frames.equipment(
+        [("E1", 113.63, 34.73), ("E9", 113.61, 34.71)], status="停用")}))
+    c = counts["equipment"]
+    assert (c.inserted, c.updated, c.unchanged) == (1, 1, 0)
+    assert _link(store, "equipment", "park_id")["E9"] == "P9"
+    if store_factory.kind == "postgis":
+        from sqlalchemy import text
+
+        from service.store.postgis.models import MODELS
+
+        with store.engine.connect() as conn:
+            names = set(conn.execute(text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'equipment'")).scalars())
+        assert {i.name for i in MODELS["equipment"].__table__.indexes} <= names

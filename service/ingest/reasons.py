@@ -27,6 +27,7 @@ class Reason(StrEnum):
     BAD_CELL = "bad_cell"
     UNKNOWN_ADCODE = "unknown_adcode"
     BAD_DATE_ORDER = "bad_date_order"
+    MALFORMED_ROW = "malformed_row"
 
 
 class Flag(StrEnum):
@@ -63,6 +64,8 @@ REASONS: dict[str, tuple[str, str]] = {
     Reason.UNKNOWN_ADCODE: ("行政区划代码不在已加载的边界中",
                             "adcode not in the loaded boundaries"),
     Reason.BAD_DATE_ORDER: ("日期先后顺序不合理", "dates out of order"),
+    Reason.MALFORMED_ROW: ("字段个数与表头不符，整行无法读取",
+                           "wrong number of fields: the row cannot be read"),
     Flag.LONLAT_SWAPPED: ("经纬度疑似填反，已自动交换",
                           "longitude/latitude apparently swapped; fixed"),
     Flag.GEOCODED_COUNTY: ("无坐标，按地址定位到区县代表点",

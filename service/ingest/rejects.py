@@ -60,6 +60,15 @@ class RejectLog:
             "file": [path], "row": [0], "kind": [""], "field": ["(file)"], "code": [code],
             "reason_zh": [zh], "reason_en": [en], "value": [pd.NA], "index": [-1]}))
 
+    def add_malformed(self, path: str, kind: str, rows: list[tuple[int | None, str]]) -> None:
+        """Rows the parser could not split into the header's columns (kept as text)."""
+        if rows:
+            zh, en = reason_text("malformed_row")
+            self._parts.append(pd.DataFrame({
+                "file": path, "row": [r or 0 for r, _ in rows], "kind": kind, "field": "(row)",
+                "code": "malformed_row", "reason_zh": zh, "reason_en": en,
+                "value": [t for _, t in rows], "index": -1}))
+
     def rejected_mask(self, path: str, n: int) -> np.ndarray:
         """Rows of ``path`` that have at least one reject so far."""
         mask = np.zeros(n, dtype=bool)

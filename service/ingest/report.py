@@ -10,7 +10,7 @@ from service.store.base import UpsertCounts
 def build_report(batch_id: str, files: list[dict], per_kind: dict[str, dict[str, int]],
                  rejects: pd.DataFrame, flags: pd.DataFrame,
                  counts: dict[str, UpsertCounts]) -> dict:
-    row_rejects = rejects[rejects["row"] > 0]
+    row_rejects = rejects[rejects["field"] != "(file)"]
     rejected_rows = row_rejects[["file", "row"]].drop_duplicates()
     by_table = {}
     for kind, c in per_kind.items():
@@ -25,7 +25,7 @@ def build_report(batch_id: str, files: list[dict], per_kind: dict[str, dict[str,
         "updated": int(sum(c.updated for c in counts.values())),
         "unchanged": int(sum(c.unchanged for c in counts.values())),
         "rejected": len(rejected_rows),
-        "files_rejected": int((rejects["row"] == 0).sum()),
+        "files_rejected": int((rejects["field"] == "(file)").sum()),
         "flagged": len(flags[["file", "row"]].drop_duplicates()),
         "by_table": by_table,
         "by_reason": {str(k): int(v) for k, v in rejects["code"].value_counts().sort_index()

@@ -1,10 +1,13 @@
 """The PostGIS store: the production backend (SQLAlchemy 2, GeoAlchemy2, psycopg 3).
 
 Opening it runs the Alembic migrations (``alembic upgrade head``) and checks the H3
-resolution recorded in ``meta``. A batch is one transaction: frames are COPYed into
-temporary stage tables, merged with ``INSERT … ON CONFLICT … DO UPDATE … WHERE row_hash IS
-DISTINCT FROM …``, officer cells replaced, rejects and the batch record appended and the
-park/venue links recomputed in SQL; any error rolls all of it back.
+resolution recorded in ``meta``. A batch is one transaction under an advisory lock (one
+writer at a time): each frame is COPYed into a temporary stage table and merged with
+``INSERT … ON CONFLICT … DO UPDATE … WHERE row_hash IS DISTINCT FROM …`` (a first big load
+into an empty table is COPYed straight in and indexed afterwards), officer cells are
+replaced, rejects and the batch record appended and the park/venue links recomputed in SQL
+(:func:`relink_sql`). Any error rolls all of it back. Reads go out through COPY as well and
+are cached per table until the data version changes.
 """
 
 from __future__ import annotations
@@ -219,24 +222,36 @@ class PostGISStore(Store):
         """COPY into a stage table, then merge into the table by key."""
         if frame.empty:
             return UpsertCounts()
-        spec = ALL_TABLES[table]
+        if len(frame) >= BULK_ROWS and self._empty(tx, table):
+            return self._bulk_load(tx, table, frame)
         tx.conn.execute(text(create_stage_sql(table)))
         with _timed("copy", table):
-            staged = copy_frame(tx.cursor, stage_name(table), spec, frame)
-        bulk = staged >= BULK_ROWS and tx.conn.execute(
-            text(f"SELECT NOT EXISTS (SELECT FROM {ident(table)})")).scalar_one()
-        indexes = sorted(MODELS[table].__table__.indexes, key=lambda i: str(i.name))
-        if bulk:  # first load of a big table: build indexes once instead of row by row
-            for index in indexes:
-                tx.conn.execute(DropIndex(index))
+            staged = copy_frame(tx.cursor, stage_name(table), ALL_TABLES[table], frame)
         with _timed("upsert", table):
             inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
-        if bulk:
-            with _timed("index", table):
-                tx.conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BULK_INDEX_MEMORY}'"))
-                for index in indexes:
-                    tx.conn.execute(CreateIndex(index))
         return UpsertCounts(int(inserted), int(updated), staged - int(inserted) - int(updated))
+
+    def _bulk_load(self, tx: _Tx, table: str, frame: pd.DataFrame) -> UpsertCounts:
+        """First load of a big table: COPY straight in (the frame's keys are unique and the
+        table is empty, so nothing can conflict) with the indexes dropped, then build each
+        index once, which is 2-3x faster than maintaining them row by row. Readers of this
+        table wait for the commit (DROP INDEX locks it); on an empty table that is fine."""
+        indexes = sorted(MODELS[table].__table__.indexes, key=lambda i: str(i.name))
+        for index in indexes:
+            tx.conn.execute(DropIndex(index))
+        with _timed("bulk copy", table):
+            loaded = copy_frame(tx.cursor, table, ALL_TABLES[table], frame)
+        with _timed("index", table):
+            tx.conn.execute(text("SELECT set_config('maintenance_work_mem', :value, true)"),
+                            {"value": BULK_INDEX_MEMORY})
+            for index in indexes:
+                tx.conn.execute(CreateIndex(index))
+        return UpsertCounts(inserted=loaded)
+
+    @staticmethod
+    def _empty(tx: _Tx, table: str) -> bool:
+        return tx.conn.execute(text(f"SELECT NOT EXISTS (SELECT FROM {ident(table)})")
+                               ).scalar_one()
 
     def _replace_officer_cells(self, tx: _Tx, cells: pd.DataFrame) -> None:
         frame = conform_frame(OFFICER_CELLS.name, cells).drop_duplicates(ignore_index=True)
@@ -258,9 +273,16 @@ class PostGISStore(Store):
         copy_frame(tx.cursor, REJECTS.name, REJECTS, frame, columns)
 
     def _analyze(self, tx: _Tx, counts: dict[str, UpsertCounts]) -> None:
-        """Fresh statistics before the relink joins, so the planner sees the real sizes."""
+        """Fresh statistics before the relink joins when a table changed by a tenth or more
+        (or was never analysed), so the planner sees the real sizes; smaller changes are
+        left to autovacuum."""
         for table, c in counts.items():
-            if c.inserted or c.updated:
+            changed = c.inserted + c.updated
+            if not changed:
+                continue
+            known = tx.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = "
+                                         "to_regclass(:name)"), {"name": table}).scalar()
+            if known is None or known < 0 or changed >= 0.1 * known:
                 with _timed("analyze", table):
                     tx.conn.execute(text(f"ANALYZE {ident(table)}"))
 

@@ -6,7 +6,7 @@ Identifiers come only from :data:`service.store.tables.ALL_TABLES` (checked by
 
 from __future__ import annotations
 
-from service.store.postgis.models import GEOMETRY_COLUMN, SRID, Base
+from service.store.postgis.models import GEOMETRY_COLUMN, Base
 from service.store.tables import ALL_TABLES, LINKS, Table
 
 STAGE_PREFIX = "stage_"
@@ -38,13 +38,9 @@ def stage_name(table: str) -> str:
 
 
 def create_stage_sql(table: str) -> str:
-    """A temporary twin without indexes, dropped with the transaction (even on rollback).
-    Its geometry column is untyped: COPY brings plain WKB, the SRID is set on the merge."""
-    stage = ident(stage_name(table))
-    sql = f"CREATE TEMPORARY TABLE {stage} (LIKE {ident(table)}) ON COMMIT DROP"
-    if ALL_TABLES[table].geometry:
-        sql += f"; ALTER TABLE {stage} ALTER COLUMN {ident(GEOMETRY_COLUMN)} TYPE geometry"
-    return sql
+    """A temporary twin without indexes, dropped with the transaction (even on rollback)."""
+    return (f"CREATE TEMPORARY TABLE {ident(stage_name(table))} (LIKE {ident(table)})"
+            f" ON COMMIT DROP")
 
 
 def upsert_sql(table: str) -> str:
@@ -53,14 +49,12 @@ def upsert_sql(table: str) -> str:
     spec = ALL_TABLES[table]
     columns = stored_columns(spec)
     cols = column_list(columns)
-    select = ", ".join(f"ST_SetSRID({ident(c)}, {SRID})" if c == GEOMETRY_COLUMN else ident(c)
-                       for c in columns)
     assignments = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in columns
                             if c != spec.key)
     return (
         f"WITH up AS ("
         f" INSERT INTO {ident(table)} AS t ({cols})"
-        f" SELECT {select} FROM {ident(stage_name(table))}"
+        f" SELECT {cols} FROM {ident(stage_name(table))}"
         f" ON CONFLICT ({ident(spec.key)}) DO UPDATE SET {assignments}"
         f" WHERE t.row_hash IS DISTINCT FROM EXCLUDED.row_hash"
         f" RETURNING (t.xmax = 0) AS inserted)"
