@@ -1,6 +1,7 @@
 """Ingest benchmark: demo equipment → embedded store and/or PostGIS, seconds per stage.
 
-    python benchmarks/ingest.py --equipment 100000 --equipment 1000000 --store embedded --store postgis
+    python benchmarks/ingest.py --equipment 100000 --equipment 1000000 \
+        --store embedded --store postgis
 
 Each run generates (or reuses) the seeded demo province under var/bench/, ingests every file
 into a fresh store, and prints the per-stage seconds from the ingest report (read,

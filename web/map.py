@@ -8,6 +8,7 @@ CDN; only the basemap tiles come from outside.
 from __future__ import annotations
 
 import html
+import itertools
 from pathlib import Path
 
 import folium
@@ -41,7 +42,7 @@ def colour_of(count: float, breaks: list[int]) -> str:
 
 def _legend(breaks: list[int], resolution: int) -> str:
     rows = []
-    for i, (lo, hi) in enumerate(zip(breaks[:-1], breaks[1:], strict=True)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(breaks)):
         label = f"{lo}–{hi}" if i < len(breaks) - 2 else f"{lo}–{hi}（最多）"
         rows.append(f'<div><span style="display:inline-block;width:14px;height:14px;'
                     f'background:{PALETTE[i]};margin-right:6px;vertical-align:middle"></span>'

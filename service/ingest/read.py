@@ -108,7 +108,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str, list[tuple[int | None, str
         frame.columns = [str(n).lstrip("\ufeff") for n in names]
         return frame, ("utf-8" if enc == "utf8" else "gbk"), list(malformed)
     message = str(last_error).lower()
-    if "utf" in message or "decode" in message or "invalid" in message and "byte" in message:
+    if "utf" in message or "decode" in message or ("invalid" in message and "byte" in message):
         raise FileRejected(str(path), "bad_encoding", "文件编码无法识别（应为 UTF-8 或 GBK）",
                            "unrecognised text encoding (expected UTF-8 or GBK)")
     raise FileRejected(str(path), "bad_table", "表格结构无法解析",
