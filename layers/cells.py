@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
+from geo.boundaries import locate
 from geo.cells import cell_polygons, resolution_of
+
+
+def provinces_with_data(cells: gpd.GeoDataFrame, provinces: list[str]) -> list[str]:
+    """Adcodes of the loaded provinces that hold at least one counted cell (by centroid)."""
+    if cells.empty:
+        return []
+    centres = shapely.centroid(cells.geometry.to_numpy())
+    where = locate(shapely.get_x(centres), shapely.get_y(centres), provinces)
+    return sorted(where["province_adcode"].dropna().unique().tolist())
 
 
 def count_cells(counts: pd.DataFrame) -> gpd.GeoDataFrame:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_upload_mb: int = Field(200, ge=1)
-    map_resolution: int = Field(7, ge=5, le=9, description="H3 resolution of the first map")
+    map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
 
     @field_validator("provinces", mode="before")
     @classmethod

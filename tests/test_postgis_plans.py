@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from psycopg import sql
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
@@ -42,40 +41,25 @@ def _boxes(prefix: str, n: int, size_km: tuple[float, float], rng: np.random.Gen
 
 
 @pytest.fixture(scope="module")
-def loaded_url(postgis_template, frames, request) -> str:
+def loaded_url(postgis_server, postgis_template, frames) -> Iterator[str]:
     """One database for the module, loaded through the store with realistic sizes."""
-    admin_url, template = postgis_template
-    name = f"{template}_plans"
-    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template)))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    name = f"{postgis_template}_plans"
+    url = postgis_server.create_database(name, template=postgis_template)
     rng = np.random.default_rng(42)
     minx, miny, maxx, maxy = HENAN
     lon, lat = rng.uniform(minx, maxx, N_POINTS), rng.uniform(miny, maxy, N_POINTS)
     points = [(f"TS{i:08d}", float(x), float(y)) for i, (x, y) in
               enumerate(zip(lon, lat, strict=True))]
-    # a few points inside polygons, so the joins have matches
-    parks = _boxes("P", N_PARKS, (2.0, 8.0), rng)
-    venues = _boxes("V", N_VENUES, (0.2, 1.0), rng)
     store = PostGISStore(url)
     store.write_batch(frames.batch("plans", {
         "equipment": frames.equipment(points),
         "units": frames.units(points[: N_POINTS // 4]),
-        "parks": frames.polygons("parks", parks),
-        "venues": frames.polygons("venues", venues),
+        "parks": frames.polygons("parks", _boxes("P", N_PARKS, (2.0, 8.0), rng)),
+        "venues": frames.polygons("venues", _boxes("V", N_VENUES, (0.2, 1.0), rng)),
     }))
     store.close()
-
-    def drop() -> None:
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-
-    request.addfinalizer(drop)
-    return url
+    yield url
+    postgis_server.drop_database(name)
 
 
 def _nodes(plan: dict, parents: tuple[dict, ...] = ()):
@@ -161,22 +145,15 @@ def test_migrations_build_what_the_models_describe(postgis_db_url):
         engine.dispose()
 
 
-def test_opening_a_bare_database_migrates_it(postgis_url):
+def test_opening_a_bare_database_migrates_it(postgis_server):
     """A database with nothing in it (no postgis even) becomes a store on open."""
-    admin_url = postgis_url.rsplit("/", 1)[0] + "/postgres"
     name = f"riskmap_t_{os.getpid()}_bare"
-    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = postgis_server.create_database(name)
     try:
-        store = PostGISStore(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        store = PostGISStore(url)
         assert store.data_version() == "0"
         assert store.read("equipment").empty
         store.close()
-        again = PostGISStore(admin_url.rsplit("/", 1)[0] + f"/{name}")  # idempotent
-        again.close()
+        PostGISStore(url).close()  # a second open finds the schema current
     finally:
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        postgis_server.drop_database(name)

@@ -61,7 +61,7 @@ def test_boundaries(client):
 
 
 def test_map_page_is_built_from_the_store(client):
-    r = client.get("/map")
+    r = client.get("/map", params={"resolution": 7})
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     html = r.text
     assert "leaflet" in html.lower()
@@ -70,6 +70,19 @@ def test_map_page_is_built_from_the_store(client):
     cell = h3.latlng_to_cell(f.ZHENGZHOU_JINSHUI[1], f.ZHENGZHOU_JINSHUI[0], 7)
     assert cell in html  # the cell counted from the store is drawn
     assert client.get("/map", params={"resolution": 11}).status_code == 400
+    assert 'href="?resolution=8"' in html  # the resolution switch
+
+
+def test_map_shows_only_provinces_holding_data(store_factory, tmp_path):
+    store = store_factory()
+    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+    rows = [r for r in f.equipment_rows() if r[0] != "31106101132019000015"]  # Henan only
+    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv", rows=rows))], store,
+           IngestOptions())
+    store.close()
+    with TestClient(create_app(Settings(store=url))) as c:
+        html = c.get("/map").text
+    assert "410105" in html and "610113" not in html
 
 
 def test_openapi_lists_the_routes(client):

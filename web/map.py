@@ -40,21 +40,25 @@ def colour_of(count: float, breaks: list[int]) -> str:
     return PALETTE[min(i, len(PALETTE) - 1)]
 
 
-def _legend(breaks: list[int], resolution: int) -> str:
+def _legend(breaks: list[int], resolution: int, resolutions: list[int]) -> str:
+    switch = " ".join(f"<b>{r}</b>" if r == resolution else f'<a href="?resolution={r}">{r}</a>'
+                      for r in resolutions)
     rows = []
     for i, (lo, hi) in enumerate(itertools.pairwise(breaks)):
         label = f"{lo}–{hi}" if i < len(breaks) - 2 else f"{lo}–{hi}（最多）"
         rows.append(f'<div><span style="display:inline-block;width:14px;height:14px;'
                     f'background:{PALETTE[i]};margin-right:6px;vertical-align:middle"></span>'
                     f'{html.escape(label)}</div>')
-    return ('<div id="riskmap-legend" style="position:fixed;bottom:24px;left:12px;z-index:1000;'
+    return ('<div id="riskmap-legend" style="position:fixed;bottom:64px;left:12px;z-index:1000;'
             'background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
             'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
-            f'<b>设备数量</b>（每个 H3 网格，分辨率 {resolution}）{"".join(rows)}</div>')
+            f'<b>设备数量</b>（每个 H3 网格，分辨率 {resolution}）{"".join(rows)}'
+            f'<div style="margin-top:4px">网格分辨率：{switch}</div></div>')
 
 
 def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
-              provinces: gpd.GeoDataFrame, *, resolution: int) -> str:
+              provinces: gpd.GeoDataFrame, *, resolution: int,
+              resolutions: list[int] | None = None) -> str:
     bounds = provinces.total_bounds if len(provinces) else counties.total_bounds
     fmap = folium.Map(tiles=BASEMAP, control_scale=True, prefer_canvas=True)
     fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
@@ -83,5 +87,6 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
         style_function=lambda _f: {"fill": False, "color": "#1f2d4d", "weight": 2.5},
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.get_root().html.add_child(folium.Element(_legend(breaks, resolution)))
+    fmap.get_root().html.add_child(folium.Element(
+        _legend(breaks, resolution, resolutions or [resolution])))
     return fmap.get_root().render()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo.boundaries import load_boundaries
-from layers.cells import count_cells
+from layers.cells import count_cells, provinces_with_data
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter
 from web.map import build_map
@@ -28,7 +28,9 @@ def risk_map(store: StoreDep, settings: SettingsDep,
     if res not in {5, 6, 7, store.h3_resolution}:
         raise BadParameter(f"H3 分辨率须为 5、6、7 或 {store.h3_resolution}")
     cells = count_cells(store.cell_counts(res))
-    counties = load_boundaries(settings.provinces, level="county")
-    provinces = load_boundaries(settings.provinces, level="province")
-    html = build_map(cells, counties, provinces, resolution=res)
+    shown = provinces_with_data(cells, settings.provinces) or settings.provinces
+    counties = load_boundaries(shown, level="county")
+    provinces = load_boundaries(shown, level="province")
+    html = build_map(cells, counties, provinces, resolution=res,
+                     resolutions=sorted({5, 6, 7, store.h3_resolution}))
     return HTMLResponse(html)
