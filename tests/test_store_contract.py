@@ -481,6 +481,13 @@ def test_big_first_load_then_incremental(store_factory, frames, monkeypatch):
     c = counts["equipment"]
     assert (c.inserted, c.updated, c.unchanged) == (1, 1, 0)
     assert _link(store, "equipment", "park_id")["E9"] == "P9"
+    # a batch as big as the table: PostGIS merges it with the indexes dropped and rebuilt
+    everything = frames.equipment([*POINTS, ("E9", 113.61, 34.71), ("E10", 113.62, 34.72)],
+                                  status="报废")
+    c = store.write_batch(frames.batch("b3", {"equipment": everything}))["equipment"]
+    assert (c.inserted, c.updated, c.unchanged) == (1, 6, 0)
+    assert set(store.read("equipment")["status"]) == {"报废"}
+    assert _link(store, "equipment", "park_id")["E10"] == "P9"
     if store_factory.kind == "postgis":
         from sqlalchemy import text
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from service.store.tables import ALL_TABLES, TABLES, Table
+from service.store.tables import ALL_TABLES, OFFICER_CELLS, TABLES, Table
 
 
 class StoreError(RuntimeError):
@@ -73,9 +73,13 @@ class Store(ABC):
         spatial join (point intersects polygon; the smallest id wins when several do).
         All of it lands or none of it does. Returns counts per table."""
 
-    @abstractmethod
     def keys(self, table: str) -> pd.Index:
         """Keys of the rows already stored in ``table`` (for reference checks)."""
+        key = self.spec(table).key
+        values = self.read(table, [key])[key]
+        if table == OFFICER_CELLS.name:
+            values = values.drop_duplicates()
+        return pd.Index(values, name=key)
 
     @abstractmethod
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:

@@ -191,13 +191,6 @@ class EmbeddedStore(Store):
                 deep=False)
         raise StoreError(f"{table}: the snapshot kept changing while it was read")
 
-    def keys(self, table: str) -> pd.Index:
-        key = self.spec(table).key
-        values = self.read(table, [key])[key]
-        if table == OFFICER_CELLS.name:
-            values = values.drop_duplicates()
-        return pd.Index(values, name=key)
-
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
         column = self.cell_column(resolution, self.h3_resolution)
         cells = self.read(table, [column])[column]

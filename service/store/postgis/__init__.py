@@ -57,8 +57,8 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 WRITE_LOCK = 0x52534B57  # "RSKW": pg_advisory_xact_lock key held by the one writer
 POINT_TABLES = ("equipment", "units")
-# A load of at least this many rows into an empty table drops the secondary indexes and
-# builds them afterwards (in the same transaction): 2-3x faster than maintaining them.
+# A load of at least this many rows, and no fewer than the table holds, drops the secondary
+# indexes and builds them afterwards, in the same transaction (see PostGISStore._upsert).
 BULK_ROWS = 100_000
 BULK_INDEX_MEMORY = "256MB"
 
@@ -175,13 +175,6 @@ class PostGISStore(Store):
         frame = cached.frame
         return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
 
-    def keys(self, table: str) -> pd.Index:
-        key = self.spec(table).key
-        values = self.read(table, [key])[key]
-        if table == OFFICER_CELLS.name:
-            values = values.drop_duplicates()
-        return pd.Index(values, name=key)
-
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
         """Counted by a GROUP BY in SQL, shipped back through COPY."""
         column = self.cell_column(resolution, self.h3_resolution)
@@ -219,39 +212,55 @@ class PostGISStore(Store):
         return counts
 
     def _upsert(self, tx: _Tx, table: str, frame: pd.DataFrame) -> UpsertCounts:
-        """COPY into a stage table, then merge into the table by key."""
+        """COPY into a stage table, then merge into the table by key.
+
+        Big loads (``BULK_ROWS`` or more, and at least as many rows as the table holds)
+        drop the secondary indexes first and build each once afterwards, 3-4x faster than
+        maintaining them row by row; into an empty table the COPY goes straight in (the
+        keys are unique, nothing can conflict). DROP INDEX locks the table, so its readers
+        wait for the commit: acceptable for loads of that size."""
         if frame.empty:
             return UpsertCounts()
-        if len(frame) >= BULK_ROWS and self._empty(tx, table):
-            return self._bulk_load(tx, table, frame)
-        tx.conn.execute(text(create_stage_sql(table)))
-        with _timed("copy", table):
-            staged = copy_frame(tx.cursor, stage_name(table), ALL_TABLES[table], frame)
-        with _timed("upsert", table):
-            inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
+        rows = self._row_estimate(tx, table) if len(frame) >= BULK_ROWS else None
+        big = rows is not None and len(frame) >= rows
+        with self._indexes_rebuilt(tx, table) if big else contextlib.nullcontext():
+            if big and rows == 0:
+                with _timed("bulk copy", table):
+                    return UpsertCounts(inserted=copy_frame(tx.cursor, table,
+                                                            ALL_TABLES[table], frame))
+            tx.conn.execute(text(create_stage_sql(table)))
+            with _timed("copy", table):
+                staged = copy_frame(tx.cursor, stage_name(table), ALL_TABLES[table], frame)
+            with _timed("upsert", table):
+                inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
         return UpsertCounts(int(inserted), int(updated), staged - int(inserted) - int(updated))
 
-    def _bulk_load(self, tx: _Tx, table: str, frame: pd.DataFrame) -> UpsertCounts:
-        """First load of a big table: COPY straight in (the frame's keys are unique and the
-        table is empty, so nothing can conflict) with the indexes dropped, then build each
-        index once, which is 2-3x faster than maintaining them row by row. Readers of this
-        table wait for the commit (DROP INDEX locks it); on an empty table that is fine."""
+    @staticmethod
+    def _row_estimate(tx: _Tx, table: str) -> int:
+        """Rows in ``table``: 0 when empty, else the planner's estimate (exact enough)."""
+        if tx.conn.execute(text(f"SELECT NOT EXISTS (SELECT FROM {ident(table)})")
+                           ).scalar_one():
+            return 0
+        estimate = tx.conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = "
+                                        "to_regclass(:name)"), {"name": table}).scalar()
+        if estimate is None or estimate < 0:  # never analysed
+            return int(tx.conn.execute(text(f"SELECT count(*) FROM {ident(table)}")
+                                       ).scalar_one())
+        return int(estimate)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _indexes_rebuilt(tx: _Tx, table: str) -> Iterator[None]:
+        """Drop the table's secondary indexes (not its key) and build them again after."""
         indexes = sorted(MODELS[table].__table__.indexes, key=lambda i: str(i.name))
         for index in indexes:
             tx.conn.execute(DropIndex(index))
-        with _timed("bulk copy", table):
-            loaded = copy_frame(tx.cursor, table, ALL_TABLES[table], frame)
+        yield
         with _timed("index", table):
             tx.conn.execute(text("SELECT set_config('maintenance_work_mem', :value, true)"),
                             {"value": BULK_INDEX_MEMORY})
             for index in indexes:
                 tx.conn.execute(CreateIndex(index))
-        return UpsertCounts(inserted=loaded)
-
-    @staticmethod
-    def _empty(tx: _Tx, table: str) -> bool:
-        return tx.conn.execute(text(f"SELECT NOT EXISTS (SELECT FROM {ident(table)})")
-                               ).scalar_one()
 
     def _replace_officer_cells(self, tx: _Tx, cells: pd.DataFrame) -> None:
         frame = conform_frame(OFFICER_CELLS.name, cells).drop_duplicates(ignore_index=True)

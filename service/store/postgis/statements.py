@@ -1,4 +1,4 @@
-"""The SQL the PostGIS store runs, built once from the fixed table specs.
+"""The SQL the PostGIS store runs, built from the fixed table specs.
 
 Identifiers come only from :data:`service.store.tables.ALL_TABLES` (checked by
 :func:`ident` and double-quoted); values are always bound parameters.
