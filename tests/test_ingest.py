@@ -234,3 +234,10 @@ def test_rows_with_the_wrong_number_of_fields_are_reported_and_the_rest_load(sto
     assert report["inserted"] == 2
     rows = store.read("equipment").set_index("registration_code")["source_row"]
     assert rows.to_dict() == {"31104101052015000001": 2, "31104101052015000002": 4}
+
+
+def test_free_text_is_kept_as_written(store, tmp_path):
+    rows = f.equipment_rows()[:1]
+    rows[0][3] = " 郑州（金水）电梯有限公司 "
+    run(store, [f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)])
+    assert store.read("equipment")["unit_name"].iloc[0] == "郑州（金水）电梯有限公司"

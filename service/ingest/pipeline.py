@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo.datum import Datum, parse_datum
+from geo.datum import parse_datum
 from geo.geocode import CountyGeocoder, Geocoder
 from service.ingest import polygons
 from service.ingest.locate import LocateOptions, locate_points
@@ -221,9 +221,7 @@ def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: date
     columns = {}
     for name, abstract in spec.columns:
         col = frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index)
-        if abstract != "int" or name != "row_hash":
-            col = col.astype(pandas_dtype(abstract)) if abstract != "json" else col
-        columns[name] = col
+        columns[name] = col.astype(pandas_dtype(abstract))  # row_hash is filled in below
     typed = pd.DataFrame(columns, index=frame.index)
     geometry = None
     if spec.geometry == "point":
@@ -275,6 +273,3 @@ def _store_rejects(rejects: pd.DataFrame, raws: list[RawTable], batch_id: str) -
     return out[["batch_id", "file", "row", "kind", "field", "code", "reason_zh", "reason_en",
                 "value", "raw"]]
 
-
-def default_datum_of(label: str | None) -> Datum | None:
-    return parse_datum(label) if label else None

@@ -86,4 +86,7 @@ def _parse(f: Field, source: pd.Series, text: pd.Series
         return parsed, parsed.isna().to_numpy(), Reason.UNKNOWN_DATUM
     if t == FieldType.CODE:
         return text.str.upper(), None, ""
-    return text.astype("string"), None, ""
+    # free text (names, addresses, descriptions) is kept as written, only trimmed: the
+    # full-width punctuation of Chinese names is not ours to change
+    kept = source.astype("string").str.strip()
+    return kept.where(text.notna()), None, ""
