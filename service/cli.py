@@ -15,7 +15,7 @@ from service.settings import Settings
 
 app = typer.Typer(help="riskmap：特种设备双重预防区域风险地图 (special-equipment risk map)",
                   no_args_is_help=True, add_completion=False)
-console = Console()
+console = Console(soft_wrap=True)  # long report lines wrap in the terminal, not in logs
 
 
 def _settings(store: str | None, **extra: object) -> Settings:
