@@ -241,3 +241,17 @@ def test_free_text_is_kept_as_written(store, tmp_path):
     rows[0][3] = " 郑州（金水）电梯有限公司 "
     run(store, [f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)])
     assert store.read("equipment")["unit_name"].iloc[0] == "郑州（金水）电梯有限公司"
+
+
+def test_broken_vector_and_excel_files_are_refused_with_a_reason(store, tmp_path):
+    geojson = tmp_path / "园区.geojson"
+    geojson.write_text('{"type": "FeatureCollection", "features": [', encoding="utf-8")
+    xlsx = tmp_path / "设备.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04 not really a workbook")
+    parks_csv = tmp_path / "parks.csv"
+    parks_csv.write_text("园区编号,园区名称\nYQ9,无图形园区\n", encoding="utf-8")
+    report = run(store, [geojson, xlsx, parks_csv])
+    codes = {(r["file"].split("/")[-1], r["code"]) for r in report["rejects"]}
+    assert ("园区.geojson", "bad_table") in codes
+    assert ("设备.xlsx", "bad_table") in codes
+    assert ("parks.csv", "no_geometry") in codes
