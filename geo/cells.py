@@ -60,12 +60,6 @@ def from_strings(cells: pd.Series | list[str]) -> np.ndarray:
     return pa.array(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64)
 
 
-def valid_cells(cells: pd.Series) -> np.ndarray:
-    """True where a string is a valid H3 cell index."""
-    return np.fromiter((h3.is_valid_cell(c) for c in cells.fillna("").astype(str)), dtype=bool,
-                       count=len(cells))
-
-
 def cell_polygons(cells: pd.Series) -> np.ndarray:
     """Shapely hexagons (EPSG:4326) of hex-string cells."""
     u = from_strings(cells)

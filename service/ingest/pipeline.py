@@ -122,13 +122,12 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
     store_rejects = _store_rejects(rejects, raws, batch_id)
     batch = Batch(batch_id, started, [str(p) for p in paths], frames, officer_cells,
                   store_rejects)
-    batch.report = build_report(batch_id, files, prepared_counts(prepared), rejects, log.flags(),
-                                {})
+    per_kind = prepared_counts(prepared)
+    batch.report = build_report(batch_id, files, per_kind, rejects, log.flags(), None)
     step("写入数据库")
     with timer("write"):
         counts = store.write_batch(batch)
-    report = build_report(batch_id, files, prepared_counts(prepared), rejects, log.flags(),
-                          counts)
+    report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts)
     report["timings"] = timer.as_dict()
     return report
 

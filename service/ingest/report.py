@@ -9,21 +9,25 @@ from service.store.base import UpsertCounts
 
 def build_report(batch_id: str, files: list[dict], per_kind: dict[str, dict[str, int]],
                  rejects: pd.DataFrame, flags: pd.DataFrame,
-                 counts: dict[str, UpsertCounts]) -> dict:
+                 counts: dict[str, UpsertCounts] | None) -> dict:
+    """The batch report; ``counts`` is None for the copy stored with the batch itself,
+    which is written before the upsert counts are known."""
     row_rejects = rejects[rejects["field"] != "(file)"]
     rejected_rows = row_rejects[["file", "row"]].drop_duplicates()
     by_table = {}
     for kind, c in per_kind.items():
-        uc = counts.get(kind, UpsertCounts())
-        by_table[kind] = {**c, "inserted": uc.inserted, "updated": uc.updated,
-                          "unchanged": uc.unchanged}
+        uc = (counts or {}).get(kind, UpsertCounts())
+        by_table[kind] = {**c, **({} if counts is None else {
+            "inserted": uc.inserted, "updated": uc.updated, "unchanged": uc.unchanged})}
+    upserts = {} if counts is None else {
+        "inserted": int(sum(c.inserted for c in counts.values())),
+        "updated": int(sum(c.updated for c in counts.values())),
+        "unchanged": int(sum(c.unchanged for c in counts.values()))}
     return {
         "batch_id": batch_id,
         "files": files,
         "read": int(sum(c["read"] for c in per_kind.values())),
-        "inserted": int(sum(c.inserted for c in counts.values())),
-        "updated": int(sum(c.updated for c in counts.values())),
-        "unchanged": int(sum(c.unchanged for c in counts.values())),
+        **upserts,
         "rejected": len(rejected_rows),
         "files_rejected": int((rejects["field"] == "(file)").sum()),
         "flagged": len(flags[["file", "row"]].drop_duplicates()),
