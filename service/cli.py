@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from service.ingest.schema import Kind
 from service.settings import Settings
@@ -67,13 +67,19 @@ def ingest(
         except UnknownDatumError:
             raise typer.BadParameter(f"未知坐标系 unknown datum: {crs}", param_hint="--crs"
                                      ) from None
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    # one step per file read, one per file validated, then checks and the write
+    steps = 2 * len(paths) + 2
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task("打开存储 opening store", total=None)
+        task = progress.add_task("打开存储 opening store", total=steps)
+
+        def advance(message: str) -> None:
+            progress.update(task, description=message, advance=1)
+
         options = IngestOptions(
             h3_resolution=settings.h3_resolution, provinces=settings.provinces,
-            default_crs=crs, kind=kind, max_bytes=max_file_mb * 2**20,
-            progress=lambda msg: progress.update(task, description=msg))
+            default_crs=crs, kind=kind, max_bytes=max_file_mb * 2**20, progress=advance)
         with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
             result = run([str(p) for p in paths], st, options)
     for line in summary_lines(result):
