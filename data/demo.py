@@ -1228,15 +1228,49 @@ def _write_xlsx(t: Table, text: Table, path: Path, rng: np.random.Generator, as_
 
 
 # ====================================================================== hazards, checks, grid
+def troubled_areas(x: np.ndarray, y: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
+                   seed: int, areas: int = 3, radius_m: float = 2500.0
+                   ) -> tuple[np.ndarray, list[dict]]:
+    """A regional problem (区域性隐患) to find: around a few equipment sites, pieces of the
+    site's category share an elevated rate of serious hazards (e.g. an old estate's
+    elevators). Returns a hazard-probability multiplier per piece (1 elsewhere) and the
+    areas (centre, category, radius, pieces) for the manifest.
+
+    Drawn from its own generator so the rest of the demo does not shift with it."""
+    rng = np.random.default_rng([seed, 4])
+    boost = np.ones(len(x))
+    found: list[dict] = []
+    pool = np.flatnonzero(eligible & np.isin(group_top, np.asarray(["3", "2", "1"], dtype=object)))
+    if not len(pool):
+        return boost, found
+    # centres where the category is dense (an estate, a district), not a lone rural piece
+    cell = cells.points_to_cells(x[pool], y[pool], 7).astype(np.int64)
+    _, inv, count = np.unique(cell * 4 + (group_top[pool] == "3") + 2 * (group_top[pool] == "2"),
+                              return_inverse=True, return_counts=True)
+    density = count[inv]
+    pool = pool[density >= np.quantile(density, 0.9)]
+    for centre in rng.choice(pool, size=min(areas, len(pool)), replace=False):
+        dx = (x - x[centre]) * 111_320 * np.cos(np.radians(y[centre]))
+        dy = (y - y[centre]) * 110_540
+        near = (dx * dx + dy * dy < radius_m ** 2) & (group_top == group_top[centre])
+        boost[near] = 8.0  # ~24% of pieces get a hazard there, 70% of them 重大
+        found.append({"lon": round(float(x[centre]), 6), "lat": round(float(y[centre]), 6),
+                      "top_category": f"{group_top[centre]}000", "radius_m": radius_m,
+                      "pieces": int(near.sum())})
+    return boost, found
+
+
 def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
-                 dates: pd.DataFrame, rng: np.random.Generator, as_of: np.datetime64
-                 ) -> pd.DataFrame:
-    """Hazards on ~4% of equipment: level, closed loop status and dates consistent."""
+                 dates: pd.DataFrame, rng: np.random.Generator, as_of: np.datetime64,
+                 boost: np.ndarray | None = None) -> pd.DataFrame:
+    """Hazards on ~4% of equipment: level, closed loop status and dates consistent.
+    ``boost`` multiplies the chance of a hazard, and of it being 重大, per piece."""
     n = len(codes)
+    boost = np.ones(n) if boost is None else boost
     overdue = ((dates["status"].to_numpy() == "在用")
                & (dates["next_inspection_due"].to_numpy() < as_of))
     fail = dates["inspection_conclusion"].to_numpy() == "不合格"
-    p = 0.03 * (1 + 2 * fail + overdue)
+    p = np.minimum(0.03 * (1 + 2 * fail + overdue) * boost, 0.9)
     hit = eligible & (rng.random(n) < p)
     if not hit.any():
         hit[rng.choice(np.flatnonzero(eligible))] = True
@@ -1244,7 +1278,7 @@ def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
     idx = np.sort(np.concatenate([idx, idx[rng.random(len(idx)) < 0.15]]))
     m = len(idx)
     found = as_of - (730 * rng.random(m) ** 1.3).astype("timedelta64[D]")
-    major = rng.random(m) < 0.10
+    major = rng.random(m) < np.minimum(0.10 * boost[idx], 0.7)
     age = (as_of - found).astype(np.int64)
     u = rng.random(m)
     old = age > 90
@@ -1456,7 +1490,10 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
     for kept, _ in planted.dup_pairs.values():
         eligible[kept] = False
     top = np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1).astype(object)
-    hazards = make_hazards(reg, top, eligible, dates, rng, today)
+    placed = eligible.copy()
+    placed[planted.flags["address_only"]] = False
+    boost, areas = troubled_areas(x, y, top, placed, seed)
+    hazards = make_hazards(reg, top, eligible, dates, rng, today, boost)
     hazards, n_bad_hazards = _with_unknown_equipment(hazards, region, rng)
     _write_csv(_text_columns(hazards, HAZARD_COLUMNS, ("found_on", "deadline", "closed_on"),
                              rng),
@@ -1482,6 +1519,7 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
         hazards=hazards, n_bad_hazards=n_bad_hazards, checks=checks,
         n_bad_checks=n_bad_checks, officers=officers, parks=parks, venues=venues,
         table=table, today=today)
+    manifest["troubled_areas"] = areas  # regional serious hazards the hotspots should find
     (out / "MANIFEST.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1)
                                        + "\n", encoding="utf-8")
     return manifest

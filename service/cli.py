@@ -1,4 +1,4 @@
-"""``riskmap``: the one entry point (demo data, ingest, serve)."""
+"""``riskmap``: the one entry point (demo data, ingest, build, serve)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,76 @@ def ingest(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
         console.print(f"报告 report: {report}")
+
+
+@app.command()
+def build(
+    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+    rules: Annotated[Path | None, typer.Option(help="规则文件 rules TOML (默认 data/rules.toml)")
+                     ] = None,
+    as_of: Annotated[str | None, typer.Option(help="统计日期 YYYY-MM-DD (默认今天)")] = None,
+) -> None:
+    """计算风险分级与各监管图层 (grade risk and build every map layer)."""
+    from datetime import date
+
+    from layers.rules import RulesError, load_rules
+    from service.build import run_build
+    from service.store.base import open_store
+
+    settings = _settings(store)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(f"日期格式应为 YYYY-MM-DD: {as_of}", param_hint="--as-of"
+                                 ) from None
+    try:
+        rule_set = load_rules(rules or settings.rules)
+    except RulesError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    with console.status("计算图层 building layers…") as status, \
+            open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
+                           progress=lambda stage: status.update(f"计算图层 {stage}…"))
+    report = result.report
+    console.print(f"图层已生成 build {result.build_id}（规则 {result.rules_version} "
+                  f"{result.rules_hash}，统计日期 {result.as_of}）", highlight=False)
+    levels = report.get("levels", {})
+    console.print("设备风险等级 equipment levels: " + "，".join(
+        f"{_LEVEL_ZH[k]} {levels.get(k, 0):,}" for k in _LEVEL_ZH), highlight=False)
+    console.print(f"隐患热点网格 {report['hotspot_cells']}（区域性 "
+                  f"{report['regional_hotspot_cells']}），普遍性隐患 {report['widespread']} 项，"
+                  f"示范企业缺口 {report['demonstration_gaps']} 个，未定位设备 "
+                  f"{report['equipment_unlocated']} 台", highlight=False)
+    console.print("耗时 seconds: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in report["seconds"].items()), highlight=False)
+
+
+_LEVEL_ZH = {"red": "重大", "orange": "较大", "yellow": "一般", "blue": "低"}
+
+
+@app.command()
+def rules(
+    check: Annotated[Path | None, typer.Option(help="检查规则文件 validate a rules file")] = None,
+    write: Annotated[Path | None, typer.Option(help="写出带注释的默认规则 write the defaults")
+                     ] = None,
+) -> None:
+    """检查或导出规则表 (validate a rules file, or write the commented defaults)."""
+    from layers.rules import Rules, RulesError, load_rules, to_toml
+
+    if check is not None:
+        try:
+            loaded = load_rules(check)
+        except RulesError as exc:
+            console.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(2) from None
+        console.print(f"规则有效 valid: {loaded.title}（版本 {loaded.version}，"
+                      f"指纹 {loaded.fingerprint()}）", highlight=False)
+    if write is not None:
+        write.write_text(to_toml(Rules()), encoding="utf-8")
+        console.print(f"已写入 wrote {write}")
+    if check is None and write is None:
+        console.print(to_toml(Rules()), highlight=False, markup=False)
 
 
 @app.command()

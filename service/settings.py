@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     max_upload_mb: int = Field(200, ge=1)
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
+    rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
 
     @field_validator("provinces", mode="before")
     @classmethod

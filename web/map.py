@@ -15,6 +15,8 @@ import folium
 import geopandas as gpd
 import numpy as np
 
+from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
+
 STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
 # AMap's public tiles are GCJ-02; drawing WGS84 data on them would shift everything by
@@ -89,4 +91,122 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.get_root().html.add_child(folium.Element(
         _legend(breaks, resolution, resolutions or [resolution])))
+    return fmap.get_root().render()
+
+
+# ------------------------------------------------------------------------- the risk map
+
+NO_LEVEL = "#d9d9d9"
+
+
+def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> str:
+    switch = " ".join(f"<b>{r}</b>" if r == resolution else f'<a href="?resolution={r}">{r}</a>'
+                      for r in resolutions)
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:14px;height:14px;'
+        f'background:{LEVEL_COLOURS[lv]};margin-right:6px;vertical-align:middle"></span>'
+        f"{LEVEL_ZH[lv]}</div>" for lv in LEVELS)
+    return ('<div id="riskmap-legend" style="position:fixed;bottom:64px;left:12px;z-index:1000;'
+            'background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
+            'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
+            f"<b>网格风险等级</b>（网格内最高设备风险，H3 分辨率 {resolution}）{rows}"
+            f'<div style="margin-top:4px">网格分辨率：{switch}</div>'
+            f'<div style="margin-top:4px;color:#555">{html.escape(build_note)}</div></div>')
+
+
+def _level_style(feature: dict) -> dict:
+    level = feature["properties"].get("max_level")
+    return {"fillColor": LEVEL_COLOURS.get(level, NO_LEVEL), "color": "#666", "weight": 0.3,
+            "fillOpacity": 0.65}
+
+
+def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
+                   hazards: gpd.GeoDataFrame, parks: gpd.GeoDataFrame,
+                   warnings: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
+                   provinces: gpd.GeoDataFrame, *, resolution: int, resolutions: list[int],
+                   build_note: str) -> str:
+    """The risk map from built layers: cells by level, hotspots, listed hazards, parks,
+    county warnings. Each arrives computed; this only draws it."""
+    bounds = provinces.total_bounds if len(provinces) else counties.total_bounds
+    fmap = folium.Map(tiles=BASEMAP, control_scale=True, prefer_canvas=True)
+    fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
+    fmap.default_css = [("leaflet_css", f"{LEAFLET}/leaflet.css")]
+    fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    fmap.get_root().header.add_child(folium.Element(
+        "<title>riskmap 特种设备区域风险地图</title>"))
+
+    if len(cells):
+        shown = cells.assign(level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
+        folium.GeoJson(
+            shown[["h3", "max_level", "level_zh", "equipment", "n_red", "n_orange",
+                   "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
+                   "open_major_hazards", "overdue", "geometry"]].to_json(drop_id=True),
+            name=f"网格风险（H3 分辨率 {resolution}）", style_function=_level_style,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["level_zh", "equipment", "n_red", "n_orange", "n_yellow", "n_blue",
+                        "dominant_category_name", "open_hazards", "open_major_hazards",
+                        "overdue", "h3"],
+                aliases=["最高风险", "在用设备", "重大", "较大", "一般", "低", "主要种类",
+                         "未销号隐患", "重大隐患", "逾期未检", "H3 网格"]),
+        ).add_to(fmap)
+    if len(warnings):
+        folium.GeoJson(
+            warnings[["name", "grade_zh", "grade_rank", "message", "geometry"]].to_json(
+                drop_id=True),
+            name="风险提示·警示·预警（区县）", show=False,
+            style_function=lambda f: {"fill": False, "weight": 1 + f["properties"]["grade_rank"],
+                                      "color": ["#999", "#fdae61", "#f46d43", "#a50026"][
+                                          f["properties"]["grade_rank"]]},
+            tooltip=folium.GeoJsonTooltip(fields=["name", "grade_zh", "message"],
+                                          aliases=["行政区", "等级", "原因"]),
+        ).add_to(fmap)
+    if len(hotspots):
+        folium.GeoJson(
+            hotspots[["h3", "serious_hazards", "equipment", "q_value", "regional",
+                      "unit_count", "geometry"]].to_json(drop_id=True),
+            name="严重隐患聚集区（热点）",
+            style_function=lambda _f: {"fillColor": "#7a0177", "color": "#7a0177",
+                                       "weight": 1.5, "fillOpacity": 0.35},
+            tooltip=folium.GeoJsonTooltip(
+                fields=["serious_hazards", "equipment", "q_value", "regional", "unit_count"],
+                aliases=["严重隐患", "在用设备", "q 值", "区域性", "单位数"]),
+        ).add_to(fmap)
+    if len(parks):
+        folium.GeoJson(
+            parks[["name", "rank", "units", "equipment", "open_major_hazards", "overdue",
+                   "geometry"]].to_json(drop_id=True),
+            name="园区（一园一策）", show=False,
+            style_function=lambda _f: {"fill": False, "color": "#08519c", "weight": 1.5,
+                                       "dashArray": "4 3"},
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "rank", "units", "equipment", "open_major_hazards", "overdue"],
+                aliases=["园区", "风险排名", "单位", "设备", "重大隐患", "逾期未检"]),
+        ).add_to(fmap)
+    listed = hazards[hazards["listed"].fillna(False).astype(bool) & hazards.geometry.notna()]
+    if len(listed):
+        group = folium.FeatureGroup(name="挂牌督办重大隐患")
+        folium.GeoJson(
+            listed[["hazard_id", "unit_name", "description", "deadline", "past_deadline",
+                    "geometry"]].assign(deadline=listed["deadline"].astype(str)).to_json(
+                drop_id=True),
+            marker=folium.CircleMarker(radius=5, color="#b10026", fill=True, fill_opacity=0.9,
+                                       weight=1),
+            tooltip=folium.GeoJsonTooltip(
+                fields=["hazard_id", "unit_name", "description", "deadline", "past_deadline"],
+                aliases=["隐患编号", "使用单位", "隐患", "整改期限", "已逾期"]),
+        ).add_to(group)
+        group.add_to(fmap)
+    folium.GeoJson(
+        counties[["adcode", "name", "geometry"]].to_json(drop_id=True),
+        name="区县边界",
+        style_function=lambda _f: {"fill": False, "color": "#3b5b92", "weight": 0.8},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
+    ).add_to(fmap)
+    folium.GeoJson(
+        provinces[["name", "geometry"]].to_json(drop_id=True), name="省界",
+        style_function=lambda _f: {"fill": False, "color": "#1f2d4d", "weight": 2.5},
+    ).add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    fmap.get_root().html.add_child(folium.Element(
+        _level_legend(resolution, resolutions, build_note)))
     return fmap.get_root().render()

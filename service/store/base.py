@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 
 import geopandas as gpd
@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from service.store.tables import ALL_TABLES, OFFICER_CELLS, TABLES, Table
+from service.store.tables import (
+    ALL_TABLES,
+    LAYER_SPECS,
+    LAYER_TABLES,
+    OFFICER_CELLS,
+    TABLES,
+    Table,
+)
 
 
 class StoreError(RuntimeError):
@@ -44,6 +51,19 @@ class Batch:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     officer_cells: pd.DataFrame | None = None
     rejects: pd.DataFrame | None = None
+    report: dict = field(default_factory=dict)
+
+
+@dataclass
+class LayerBuild:
+    """One ``riskmap build``: every layer computed from one data version under one rule set."""
+
+    build_id: str
+    built_at: datetime
+    as_of: date
+    rules_version: str
+    rules_hash: str
+    data_version: str
     report: dict = field(default_factory=dict)
 
 
@@ -94,6 +114,22 @@ class Store(ABC):
     @abstractmethod
     def data_version(self) -> str:
         """An opaque token that changes whenever a batch lands (for caches and ETags)."""
+
+    # derived layers (``riskmap build``) --------------------------------------------------
+
+    @abstractmethod
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
+        """Replace every layer and finding table of :mod:`layers.registry` at once with
+        ``frames`` (conformed by :func:`conform_layer`) and record ``build``. Readers see
+        the old build or the new one, never a mixture."""
+
+    @abstractmethod
+    def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A layer of the build in force (empty, with its columns, before any build)."""
+
+    @abstractmethod
+    def layer_build(self) -> LayerBuild | None:
+        """The build in force, or None before the first one."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or locks."""
@@ -229,6 +265,58 @@ def _geometry_of(frame: pd.DataFrame, kind: str) -> gpd.GeoSeries:
         if len(values):
             values[np.isnan(shapely.bounds(values)[:, 0])] = None
     return gpd.GeoSeries(values, index=pd.RangeIndex(len(values)), crs=4326)
+
+
+def layer_table(layer: str) -> Table:
+    """The store table of a layer id (ValueError for unknown ids)."""
+    try:
+        return LAYER_TABLES[layer]
+    except KeyError:
+        raise ValueError(f"unknown layer {layer!r}") from None
+
+
+def layer_columns(layer: str, columns: list[str] | None) -> list[str]:
+    """Columns ``read_layer`` returns: all (``fid`` first, geometry last) or those named."""
+    table = layer_table(layer)
+    allowed = [*table.column_names, *(["geometry"] if table.geometry else [])]
+    if columns is None:
+        return allowed
+    unknown = [c for c in columns if c not in allowed]
+    if unknown:
+        raise ValueError(f"layer {layer} has no columns {unknown}")
+    return list(columns)
+
+
+def empty_layer(layer: str) -> pd.DataFrame:
+    table = layer_table(layer)
+    frame = pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[t]) for c, t in table.columns})
+    if table.geometry:
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326))
+    return frame
+
+
+def conform_layer(layer: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A built layer with exactly its registry fields in canonical dtypes, a ``fid`` made of
+    its key columns (joined by ":"), and geometry in EPSG:4326. Missing fields or duplicate
+    keys are a bug in the builder and raise :class:`StoreError`."""
+    spec = LAYER_SPECS[layer]
+    table = layer_table(layer)
+    missing = [c for c in spec.field_names if c not in frame.columns]
+    if missing:
+        raise StoreError(f"layer {layer}: missing columns {missing}")
+    parts = [frame[k].astype("string").fillna("").reset_index(drop=True) for k in spec.key]
+    fid = parts[0]
+    for part in parts[1:]:
+        fid = fid + ":" + part
+    out = pd.DataFrame({"fid": fid.astype("string"),
+                        **{c: _as_dtype(frame[c], t) for c, t in spec.fields}},
+                       index=pd.RangeIndex(len(frame)))
+    dup = out["fid"].duplicated()
+    if dup.any():
+        raise StoreError(f"layer {layer}: duplicate keys {out['fid'][dup].head(3).tolist()}")
+    if table.geometry:
+        out = gpd.GeoDataFrame(out, geometry=_geometry_of(frame, table.geometry), crs=4326)
+    return out
 
 
 def open_store(url: str, *, h3_resolution: int = 8) -> Store:

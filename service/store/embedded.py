@@ -24,7 +24,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,14 +38,27 @@ import shapely
 from service.settings import DEFAULT_STORE
 from service.store.base import (
     Batch,
+    LayerBuild,
     ResolutionMismatchError,
     Store,
     StoreError,
     UpsertCounts,
     conform_frame,
+    conform_layer,
+    empty_layer,
+    layer_columns,
+    layer_table,
     pandas_dtype,
 )
-from service.store.tables import ALL_TABLES, BATCHES, LINKS, OFFICER_CELLS, REJECTS, Table
+from service.store.tables import (
+    ALL_TABLES,
+    BATCHES,
+    LAYER_TABLES,
+    LINKS,
+    OFFICER_CELLS,
+    REJECTS,
+    Table,
+)
 
 FORMAT = 1
 POINT_TABLES = ("equipment", "units")
@@ -53,7 +66,7 @@ _ARROW_TYPES = {
     "text": pa.large_string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
     "date": pa.date32(), "timestamp": pa.timestamp("us"), "json": pa.large_string(),
 }
-_GEOPARQUET_TYPES = {"point": ["Point"], "multipolygon": ["MultiPolygon"]}
+_GEOPARQUET_TYPES = {"point": ["Point"], "polygon": ["Polygon"], "multipolygon": ["MultiPolygon"]}
 
 
 def store_path(url_or_path: str | Path) -> Path:
@@ -161,6 +174,7 @@ class EmbeddedStore(Store):
         self.h3_resolution = h3_resolution
         self.lock_timeout = lock_timeout
         self._cache: dict[str, _Cached] = {}
+        self._layer_cache: dict[str, tuple[int, pd.DataFrame]] = {}
         try:
             (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -360,6 +374,77 @@ class EmbeddedStore(Store):
         for name, frame in pending.frames.items():
             self._cache[name] = _Cached(snapshot, frame, frozenset(frame.columns))
 
+    # derived layers ----------------------------------------------------------------------
+
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
+        """Write every layer into a new build directory and switch ``layers/CURRENT``."""
+        missing = [lid for lid in LAYER_TABLES if lid not in frames]
+        if missing:
+            raise StoreError(f"a build must write every layer; missing {missing}")
+        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES}
+        root = self.root / "layers"
+        root.mkdir(exist_ok=True)
+        with self._locked():
+            previous = self._layers_current()
+            number = max([previous, *_numbered(root)]) + 1
+            staging = root / f".{number}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            for lid, frame in conformed.items():
+                _write_parquet(LAYER_TABLES[lid], frame, staging / f"{lid}.parquet")
+            _atomic_write(staging / "build.json", json.dumps(
+                _build_record(build), ensure_ascii=False, default=str) + "\n")
+            _fsync_dir(staging)
+            staging.rename(root / str(number))
+            _fsync_dir(root)
+            _atomic_write(root / "CURRENT", f"{number}\n")
+            for old in _numbered(root):
+                if old not in (number, previous):
+                    shutil.rmtree(root / str(old), ignore_errors=True)
+            self._layer_cache = {lid: (number, frame) for lid, frame in conformed.items()}
+
+    def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:
+        wanted = layer_columns(layer, columns)
+        for _attempt in range(3):
+            number = self._layers_current()
+            cached = self._layer_cache.get(layer)
+            if cached and cached[0] == number:
+                frame = cached[1]
+            elif number == 0:
+                frame = empty_layer(layer)
+            else:
+                path = self.root / "layers" / str(number) / f"{layer}.parquet"
+                try:
+                    frame = _read_parquet(layer_table(layer), path,
+                                          layer_columns(layer, None))
+                except FileNotFoundError:
+                    continue  # a newer build pruned this one while it was read
+                self._layer_cache[layer] = (number, frame)
+            return frame[wanted].copy(deep=False) if columns is not None else frame.copy(
+                deep=False)
+        raise StoreError(f"layer {layer}: the build kept changing while it was read")
+
+    def layer_build(self) -> LayerBuild | None:
+        number = self._layers_current()
+        if number == 0:
+            return None
+        path = self.root / "layers" / str(number) / "build.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return LayerBuild(
+            build_id=record["build_id"], built_at=datetime.fromisoformat(record["built_at"]),
+            as_of=date.fromisoformat(record["as_of"]), rules_version=record["rules_version"],
+            rules_hash=record["rules_hash"], data_version=record["data_version"],
+            report=record.get("report", {}))
+
+    def _layers_current(self) -> int:
+        try:
+            return int((self.root / "layers" / "CURRENT").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
     # files -----------------------------------------------------------------------------
 
     def _current(self) -> int:
@@ -423,6 +508,17 @@ def smallest_containing(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame, key: 
         best = joined.groupby(level=0)[key].min()
         out.loc[best.index] = best.astype("string")
     return out
+
+
+def _numbered(directory: Path) -> list[int]:
+    return [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
+
+
+def _build_record(build: LayerBuild) -> dict:
+    return {"build_id": build.build_id, "built_at": build.built_at.isoformat(),
+            "as_of": build.as_of.isoformat(), "rules_version": build.rules_version,
+            "rules_hash": build.rules_hash, "data_version": build.data_version,
+            "report": build.report}
 
 
 def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:

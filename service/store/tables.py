@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from layers.registry import ALL as LAYER_SPECS
+from layers.registry import LayerSpec
+
 META = [("row_hash", "int"), ("batch_id", "text"), ("source_file", "text"),
         ("source_row", "int"), ("updated_at", "timestamp")]
 
@@ -96,3 +99,19 @@ LINKS = (("park_id", "parks"), ("venue_id", "venues"))
 ALL_TABLES: dict[str, Table] = {
     **TABLES, OFFICER_CELLS.name: OFFICER_CELLS, REJECTS.name: REJECTS, BATCHES.name: BATCHES,
 }
+
+
+# Derived layers (``riskmap build``): one table per layer or finding table of
+# :mod:`layers.registry`, keyed by ``fid`` (the layer's key columns joined by ":"), replaced
+# whole by each build, plus the record of the builds.
+def _layer_table(spec: LayerSpec) -> Table:
+    return Table(spec.table, "fid", (("fid", "text"), *spec.fields), spec.geometry)
+
+
+LAYER_TABLES: dict[str, Table] = {lid: _layer_table(spec) for lid, spec in LAYER_SPECS.items()}
+
+LAYER_BUILDS = Table("layer_builds", "build_id", (
+    ("build_id", "text"), ("built_at", "timestamp"), ("as_of", "date"),
+    ("rules_version", "text"), ("rules_hash", "text"), ("data_version", "text"),
+    ("report", "json"),
+))

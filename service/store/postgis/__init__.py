@@ -33,13 +33,19 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from service.store.base import (
     Batch,
+    LayerBuild,
     ResolutionMismatchError,
     Store,
     StoreError,
     UpsertCounts,
     conform_frame,
+    conform_layer,
+    empty_layer,
+    layer_columns,
+    layer_table,
 )
 from service.store.postgis.copy import copy_frame, copy_query, read_table
+from service.store.postgis.layers import fill_next, swap_in, table_exists
 from service.store.postgis.models import MODELS
 from service.store.postgis.statements import (
     cell_counts_sql,
@@ -49,13 +55,21 @@ from service.store.postgis.statements import (
     stage_name,
     upsert_sql,
 )
-from service.store.tables import ALL_TABLES, BATCHES, LINKS, OFFICER_CELLS, REJECTS
+from service.store.tables import (
+    ALL_TABLES,
+    BATCHES,
+    LAYER_TABLES,
+    LINKS,
+    OFFICER_CELLS,
+    REJECTS,
+)
 
 __all__ = ["PostGISStore", "migrate", "normalize_url", "relink_sql"]
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 WRITE_LOCK = 0x52534B57  # "RSKW": pg_advisory_xact_lock key held by the one writer
+LAYER_LOCK = 0x52534B4C  # "RSKL": held by the one layer build
 POINT_TABLES = ("equipment", "units")
 # A load of at least this many rows, and no fewer than the table holds, drops the secondary
 # indexes and builds them afterwards, in the same transaction (see PostGISStore._upsert).
@@ -112,6 +126,7 @@ class PostGISStore(Store):
         self.url = normalize_url(url)
         self.h3_resolution = h3_resolution
         self._cache: dict[str, _Cached] = {}
+        self._layer_cache: dict[str, _Cached] = {}
         self.engine = create_engine(self.url, pool_pre_ping=True)
         try:
             if migrate_schema:
@@ -186,6 +201,60 @@ class PostGISStore(Store):
             "h3": pd.array(data.column("h3").to_numpy(zero_copy_only=False), dtype="string"),
             "count": data.column("count").to_numpy().astype("int64"),
         })
+
+    # derived layers ----------------------------------------------------------------------
+
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
+        missing = [lid for lid in LAYER_TABLES if lid not in frames]
+        if missing:
+            raise StoreError(f"a build must write every layer; missing {missing}")
+        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES}
+        with _timed("layers", build.build_id), self.engine.begin() as conn, \
+                _cursor(conn) as cursor:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LAYER_LOCK})
+            for lid, frame in conformed.items():
+                fill_next(conn, cursor, LAYER_TABLES[lid], frame)
+            for lid in conformed:  # the swap: brief exclusive locks, at the very end
+                swap_in(cursor, LAYER_TABLES[lid])
+            conn.execute(text(
+                "INSERT INTO layer_builds (build_id, built_at, as_of, rules_version, "
+                "rules_hash, data_version, report) VALUES (:build_id, :built_at, :as_of, "
+                ":rules_version, :rules_hash, :data_version, CAST(:report AS jsonb))"), {
+                "build_id": build.build_id, "built_at": _naive_utc(build.built_at),
+                "as_of": build.as_of, "rules_version": build.rules_version,
+                "rules_hash": build.rules_hash, "data_version": build.data_version,
+                "report": json.dumps(build.report, ensure_ascii=False, default=str)})
+        self._layer_cache.clear()
+
+    def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:
+        table = layer_table(layer)
+        wanted = layer_columns(layer, columns)
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as conn:
+            build = _layer_build_id(conn)
+            cached = self._layer_cache.get(layer)
+            if build is None or not table_exists(conn, table.name):
+                return empty_layer(layer)[wanted]
+            if not (cached and cached.version == build and cached.columns.issuperset(wanted)):
+                with _cursor(conn) as cursor:
+                    frame = read_table(cursor, table, wanted)
+                conn.rollback()
+                cached = _Cached(build, frame, frozenset(frame.columns))
+                self._layer_cache[layer] = cached
+        frame = cached.frame
+        return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
+
+    def layer_build(self) -> LayerBuild | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT build_id, built_at, as_of, rules_version, rules_hash, data_version, "
+                "report FROM layer_builds ORDER BY built_at DESC, build_id DESC LIMIT 1")).first()
+        if row is None:
+            return None
+        return LayerBuild(build_id=row.build_id, built_at=row.built_at.replace(tzinfo=UTC),
+                          as_of=row.as_of, rules_version=row.rules_version,
+                          rules_hash=row.rules_hash, data_version=row.data_version,
+                          report=row.report or {})
 
     # writing ---------------------------------------------------------------------------
 
@@ -330,6 +399,11 @@ def _timed(step: str, table: str = "") -> Iterator[None]:
     start = time.perf_counter()
     yield
     log.debug("%s %s: %.2f s", step, table, time.perf_counter() - start)
+
+
+def _layer_build_id(conn: Connection) -> str | None:
+    return conn.execute(text("SELECT build_id FROM layer_builds ORDER BY built_at DESC, "
+                             "build_id DESC LIMIT 1")).scalar()
 
 
 def _version(conn: Connection) -> str:

@@ -41,7 +41,7 @@ SQL_TYPES: dict[str, type[TypeEngine]] = {
 CODE_COLUMNS = frozenset({
     "registration_code", "credit_code", "unit_credit_code", "hazard_id", "check_id",
     "park_id", "venue_id", "officer_id", "category_code", "province_adcode", "city_adcode",
-    "county_adcode", "h3", "h3_5", "h3_6", "h3_7", "batch_id",
+    "county_adcode", "h3", "h3_5", "h3_6", "h3_7", "batch_id", "build_id",
 })
 LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", "province_adcode", "city_adcode",
                     "county_adcode", "park_id", "venue_id")
@@ -58,6 +58,7 @@ INDEXED: dict[str, tuple[str, ...]] = {
     "officer_cells": ("h3",),
     "rejects": ("batch_id",),
     "batches": (),
+    "layer_builds": ("built_at",),
 }
 
 
@@ -134,6 +135,10 @@ class Reject(Base):
 
 class BatchRecord(Base):
     __table__ = _table(specs.BATCHES)
+
+
+class LayerBuildRecord(Base):
+    __table__ = _table(specs.LAYER_BUILDS)
 
 
 class Meta(Base):

@@ -7,13 +7,17 @@ Identifiers come only from :data:`service.store.tables.ALL_TABLES` (checked by
 from __future__ import annotations
 
 from service.store.postgis.models import GEOMETRY_COLUMN, Base
-from service.store.tables import ALL_TABLES, LINKS, Table
+from service.store.tables import ALL_TABLES, LAYER_TABLES, LINKS, Table
 
 STAGE_PREFIX = "stage_"
+NEXT_SUFFIX = "__next"  # a layer table being built, swapped in at the end of the build
 _NAMES = frozenset(
     {name for name in Base.metadata.tables}
     | {c.name for t in Base.metadata.tables.values() for c in t.columns}
     | {f"{STAGE_PREFIX}{name}" for name in ALL_TABLES}
+    | {t.name for t in LAYER_TABLES.values()}
+    | {f"{t.name}{NEXT_SUFFIX}" for t in LAYER_TABLES.values()}
+    | {c for t in LAYER_TABLES.values() for c in t.column_names}
 )
 
 

@@ -1,0 +1,557 @@
+"""Supervision-check frequency per using unit (加大监督检查频次).
+
+Seed 002 二(二): "加强人员密集场所特种设备和重点特种设备的双重预防，对存在区域性或者
+普遍严重事故隐患的特种设备使用单位，加大监督检查频次". Each unit starts from a base
+interval set by its risk level (安全风险分级管控: each level controlled differently);
+every triggered boost moves the interval ``steps`` rungs down a ladder of intervals
+(12 → 6 → 3 → 2 → 1 months). The boosts are the seed's crowded places, key equipment and
+regional/widespread hazards, plus the blacklist (seed 002 二(二)), overdue inspection
+(seed 002 二(三)) and the year's focus categories (seed 000 二(四)). Boosts add up.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import cache
+from itertools import pairwise
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pac
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from data.catalogue import TOP_CATEGORIES, category_name, load_catalogue
+from layers.frames import LEVEL_RANK, LEVEL_ZH
+
+BOOSTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "hotspot", "blacklisted",
+                           "overdue_inspection", "focus_category")
+"""Boost ids in the order they are reported."""
+
+COLUMNS: tuple[str, ...] = (
+    "credit_code", "name", "level", "province_adcode", "city_adcode", "county_adcode",
+    "base_interval_months", "boost_steps", "interval_months", "checks_per_year", "boosts",
+    "reasons", "last_check_on", "next_due", "due_in_days", "check_overdue", "boosted",
+)
+
+
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@cache
+def _catalogue_codes() -> frozenset[str]:
+    return frozenset(load_catalogue()["code"].dropna().tolist())
+
+
+def _check_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [c for c in codes if c not in _catalogue_codes()]
+    if unknown:
+        raise ValueError(f"设备类别代码 {unknown} 不在特种设备目录中")
+    return codes
+
+
+class BaseIntervals(_Rules):
+    """Base interval by level: 风险分级管控, stricter control for a more serious level."""
+
+    red: int = Field(1, ge=1, description="重大风险（红色）单位的基础检查间隔（月）")
+    orange: int = Field(3, ge=1, description="较大风险（橙色）单位的基础检查间隔（月）")
+    yellow: int = Field(6, ge=1, description="一般风险（黄色）单位的基础检查间隔（月）")
+    blue: int = Field(12, ge=1, description="低风险（蓝色）单位的基础检查间隔（月）")
+    unlevelled: int = Field(12, ge=1,
+                            description="无在用设备、未分级单位的基础检查间隔（月），按低风险对待")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BaseIntervals:
+        if not self.red <= self.orange <= self.yellow <= self.blue:
+            raise ValueError("风险等级越高，基础检查间隔应越短（红≤橙≤黄≤蓝）")
+        return self
+
+
+class _Boost(_Rules):
+    steps: int = Field(1, ge=0, le=4, description="触发时检查间隔沿阶梯缩短的档数；0 表示不启用")
+
+
+class CrowdedVenueBoost(_Boost):
+    """Seed 002 二(二): 加强人员密集场所特种设备的双重预防."""
+
+    reason: str = Field("在用设备位于人员密集场所", min_length=1,
+                        description="理由；其后括注场所类型")
+
+
+class KeyEquipmentBoost(_Boost):
+    """Seed 002 二(二): 加强重点特种设备的双重预防 (ropeways, rides, venue elevators, cylinders)."""
+
+    reason: str = Field("持有重点特种设备", min_length=1, description="理由；其后括注设备类别")
+    anywhere: tuple[str, ...] = Field(
+        ("9000", "6000", "2300"),
+        description="无论位于何处均为重点设备的类别代码（客运索道、大型游乐设施、气瓶充装）")
+    in_venue: tuple[str, ...] = Field(
+        ("3000",), description="位于人员密集场所内才算重点设备的类别代码（电梯）")
+
+    @field_validator("anywhere", "in_venue")
+    @classmethod
+    def _codes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_codes(v)
+
+
+class HotspotBoost(_Boost):
+    """Seed 002 二(二): 存在区域性或者普遍严重事故隐患的使用单位，加大监督检查频次."""
+
+    reason: str = Field("存在区域性或者普遍严重事故隐患", min_length=1,
+                        description="理由；其后括注热点网格或普遍隐患类别")
+    regional_only: bool = Field(
+        False, description="为真时只计入区域性聚集（相邻显著热点网格≥2个）的热点网格")
+    widespread: bool = Field(True, description="是否计入县区×设备类别的普遍严重事故隐患")
+
+
+class BlacklistBoost(_Boost):
+    """Seed 002 二(二): 完善特种设备安全不良记录“黑名单”制度."""
+
+    reason: str = Field("列入特种设备安全不良记录黑名单", min_length=1, description="理由")
+
+
+class OverdueBoost(_Boost):
+    """Seed 002 二(三): 发现设备逾期未检…及时报告所在地市场监管部门."""
+
+    reason: str = Field("有逾期未检设备", min_length=1, description="理由；其后括注台数")
+
+
+FOCUS_BY_YEAR: dict[int, tuple[str, ...]] = {
+    2020: ("8000", "2300", "3000"),
+    2021: ("2000", "1000", "4000"),
+    2022: ("5000", "6000", "9000"),
+}
+
+
+class FocusBoost(_Boost):
+    """Seed 000 二(四): 2020 压力管道、气瓶、电梯；2021 压力容器、锅炉、起重机械；
+    2022 场（厂）车、大型游乐设施、客运索道 (重点治理…存在的突出问题)."""
+
+    reason: str = Field("持有本年度重点治理领域设备", min_length=1,
+                        description="理由；其后括注年份与类别")
+    by_year: dict[int, tuple[str, ...]] = Field(
+        FOCUS_BY_YEAR, description="各年度重点治理的设备类别代码；晚于最后一年时沿用最后一年")
+
+    @field_validator("by_year")
+    @classmethod
+    def _years(cls, v: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+        for year, codes in v.items():
+            if not 2000 <= year <= 2100:
+                raise ValueError(f"年份 {year} 不合理")
+            _check_codes(codes)
+        return v
+
+    def codes_for(self, year: int) -> tuple[int | None, tuple[str, ...]]:
+        """The configured year that applies to ``year`` and its codes (none before the first)."""
+        years = sorted(y for y in self.by_year if y <= year)
+        if not years:
+            return None, ()
+        return years[-1], self.by_year[years[-1]]
+
+
+class FrequencyRules(_Rules):
+    """加大监督检查频次: base interval by level, shortened along a ladder by each boost."""
+
+    ladder: tuple[int, ...] = Field(
+        (12, 6, 3, 2, 1), description="检查间隔阶梯（月，由长到短）；每档加频向短一档移动")
+    base_months: BaseIntervals = Field(BaseIntervals(), description="各风险等级的基础检查间隔")
+    crowded_venue: CrowdedVenueBoost = Field(CrowdedVenueBoost(), description="人员密集场所加频")
+    key_equipment: KeyEquipmentBoost = Field(KeyEquipmentBoost(), description="重点特种设备加频")
+    hotspot: HotspotBoost = Field(HotspotBoost(), description="区域性或者普遍严重事故隐患加频")
+    blacklisted: BlacklistBoost = Field(BlacklistBoost(), description="黑名单单位加频")
+    overdue_inspection: OverdueBoost = Field(OverdueBoost(), description="逾期未检加频")
+    focus_category: FocusBoost = Field(FocusBoost(), description="年度重点治理领域加频")
+
+    @model_validator(mode="after")
+    def _ladder(self) -> FrequencyRules:
+        lad = self.ladder
+        if not lad or any(m < 1 or m > 36 for m in lad):
+            raise ValueError("检查间隔阶梯须非空，每档 1 至 36 个月")
+        if any(a <= b for a, b in pairwise(lad)):
+            raise ValueError("检查间隔阶梯须由长到短严格递减")
+        for name, months in self.base_months.model_dump().items():
+            if months not in lad:
+                raise ValueError(f"base_months.{name}={months} 不在检查间隔阶梯 {list(lad)} 上")
+        return self
+
+
+# --------------------------------------------------------------------------- helpers
+# Everything below works on integer positions (units) and factorized codes (categories,
+# venues, counties), so 1M pieces cost a few array passes and no per-row Python.
+
+def _prefix(code: str) -> str:
+    """Catalogue codes are hierarchical: ``2300`` covers every code starting with ``23``."""
+    return code.rstrip("0") or code
+
+
+def _factorize(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (-1 for missing) and the distinct values as an object array."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype="string"), use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def positions(keys: pd.Series, index: pd.Series) -> np.ndarray:
+    """Position of each key in ``index`` (-1 where absent), by an Arrow hash lookup."""
+    keys = pa.array(pd.Series(keys, dtype="string").array).cast(pa.large_string())
+    index = pa.array(pd.Series(index, dtype="string").array).cast(pa.large_string())
+    found = pac.index_in(keys, value_set=index)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _take(table: np.ndarray, codes: np.ndarray, fill: object = None) -> np.ndarray:
+    """``table[codes]`` with ``fill`` where the code is -1."""
+    table = np.asarray(table, dtype=object)
+    out = np.full(len(codes), fill, dtype=object)
+    ok = codes >= 0
+    out[ok] = table[codes[ok]]
+    return out
+
+
+def join_labels(pos: np.ndarray, label: np.ndarray, n: int, sep: str = "、") -> np.ndarray:
+    """The distinct labels of each of ``n`` units, sorted and joined; None where it has none.
+
+    ``pos`` is the unit position of each row, ``label`` its label (None = no label). Labels
+    come from a small vocabulary (venue kinds, category names), so a unit's set is a bit
+    mask and only the distinct masks are turned into text in Python."""
+    out = np.full(n, None, dtype=object)
+    label = pd.Series(label, dtype="string")
+    ok = label.notna().to_numpy() & (np.asarray(pos) >= 0)
+    if not ok.any():
+        return out
+    codes, vocab = pd.factorize(label[ok], sort=True)
+    where = np.asarray(pos)[ok]
+    words = np.asarray(vocab, dtype=object)
+    if len(words) > 62:  # an unexpectedly large vocabulary: plain (slower) join
+        pairs = pd.DataFrame({"u": where, "label": words[codes]}).drop_duplicates()
+        joined = pairs.sort_values(["u", "label"]).groupby("u")["label"].agg(sep.join)
+        out[joined.index.to_numpy()] = joined.to_numpy(dtype=object)
+        return out
+    masks = np.zeros(n, dtype=np.int64)
+    np.bitwise_or.at(masks, where, np.left_shift(np.int64(1), codes.astype(np.int64)))
+    has = masks != 0
+    inverse, distinct = pd.factorize(masks[has])
+    bits = (distinct[:, None] >> np.arange(len(words))[None, :]) & 1 == 1
+    texts = np.asarray([sep.join(words[b]) for b in bits], dtype=object)
+    out[has] = texts[inverse]
+    return out
+
+
+def _scalar(text: str | None) -> pa.Scalar:
+    return pa.scalar(text, type=pa.large_string())
+
+
+def _arrow(values: pd.Series | np.ndarray) -> pa.Array:
+    """Text as an Arrow array (None/NA → null) for Arrow's vectorised string joins."""
+    values = np.asarray(pd.Series(values, dtype=object).where(pd.notna(values), None),
+                        dtype=object) if not isinstance(values, np.ndarray) else values
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+
+def _reason(reason: str, detail: pa.Array) -> pa.Array:
+    """``reason（detail）``, or ``reason`` for an empty detail, null where detail is null."""
+    wrapped = pac.binary_join_element_wise(_scalar(reason), _scalar("（"), detail,
+                                           _scalar("）"), _scalar(""))
+    return pac.if_else(pac.equal(detail, _scalar("")), _scalar(reason), wrapped)
+
+
+def _summary(steps: np.ndarray, base: np.ndarray, interval: np.ndarray) -> pa.Array:
+    """The closing sentence of a boosted unit's reasons (null when not boosted); text is
+    built once per distinct (steps, base, interval)."""
+    inverse, combos = pd.factorize((steps * 100 + base) * 100 + interval)
+    text = np.asarray([
+        None if k // 10_000 == 0 else (
+            f"共加频{k // 10_000}档，检查间隔由{k // 100 % 100}个月缩短为{k % 100}个月"
+            if k % 100 < k // 100 % 100 else "已为最短检查间隔")
+        for k in combos.tolist()], dtype=object)
+    return pa.array(text[inverse], type=pa.large_string(), from_pandas=True)
+
+
+class Pieces:
+    """In-use equipment as arrays: unit position, factorized category, venue, county, city,
+    top category; overdue and insured flags."""
+
+    def __init__(self, equipment: pd.DataFrame, units: pd.DataFrame) -> None:
+        eq = equipment
+        if len(eq) and "in_use" in eq:
+            eq = eq[eq["in_use"].fillna(False).to_numpy(dtype=bool)]
+        n = len(eq)
+
+        def col(name: str) -> pd.Series:
+            if name in eq:
+                return eq[name].astype("string").reset_index(drop=True)
+            return pd.Series(pd.NA, index=range(n), dtype="string")
+
+        self.pos = positions(col("unit_credit_code"), units["credit_code"])
+        self.cat, self.cat_u = _factorize(col("category_code"))
+        self.venue, self.venue_u = _factorize(col("venue_id"))
+        top = col("top_category")
+        if "top_category" not in eq:
+            top = (col("category_code").str.slice(0, 1) + "000").astype("string")
+        self.top, self.top_u = _factorize(top)
+        self.county, self.county_u = self._placed(col("county_adcode"), units,
+                                                  "county_adcode")
+        self.city, self.city_u = self._placed(col("city_adcode"), units, "city_adcode")
+        self.overdue = (eq["overdue"].fillna(False).to_numpy(dtype=bool) if "overdue" in eq
+                        else np.zeros(n, dtype=bool))
+        if "insured" in eq:
+            ins = eq["insured"].astype("boolean")
+            self.insured = ins.fillna(False).to_numpy(dtype=bool)
+            self.insured_na = ins.isna().to_numpy()
+        else:
+            self.insured = np.zeros(n, dtype=bool)
+            self.insured_na = np.ones(n, dtype=bool)
+
+    def _placed(self, own: pd.Series, units: pd.DataFrame, col: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """A piece's own admin code, else its unit's (a piece without one stands there)."""
+        gap = own.isna().to_numpy()
+        if gap.any() and col in units:
+            unit_codes = units[col].astype("string").to_numpy(dtype=object, na_value=None)
+            own = own.copy()
+            own[gap] = _take(unit_codes, self.pos[gap])
+        return _factorize(own)
+
+    def matches(self, code: str) -> np.ndarray:
+        """Pieces whose category lies under catalogue ``code``."""
+        hit_u = np.asarray([str(c).startswith(_prefix(code)) for c in self.cat_u], dtype=bool)
+        return np.where(self.cat >= 0, hit_u[np.maximum(self.cat, 0)] if len(hit_u) else False,
+                        False)
+
+    def category_labels(self, codes: tuple[str, ...], prefix: str = "") -> np.ndarray:
+        """Per piece: ``prefix`` + name of the first of ``codes`` it lies under (else None)."""
+        table = np.full(len(self.cat_u), None, dtype=object)
+        for code in codes:
+            hit = np.asarray([str(c).startswith(_prefix(code)) for c in self.cat_u], dtype=bool)
+            table[hit & pd.isna(table)] = prefix + category_name(code)
+        return _take(table, self.cat)
+
+
+def _add_months(start: pd.Series, months: np.ndarray) -> pd.Series:
+    """``start`` + ``months`` calendar months, the day clipped to the month's end (vectorised)."""
+    total = start.dt.year.to_numpy() * 12 + start.dt.month.to_numpy() - 1 + months
+    first = pd.to_datetime(pd.DataFrame({"year": total // 12, "month": total % 12 + 1, "day": 1}))
+    day = np.minimum(start.dt.day.to_numpy(), first.dt.days_in_month.to_numpy())
+    return (first + pd.to_timedelta(day - 1, unit="D")).astype("datetime64[s]")
+
+
+def unit_points(units: pd.DataFrame) -> np.ndarray:
+    """Point of each unit's lon/lat; an empty point where either is missing (not dropped)."""
+
+    def coord(name: str) -> np.ndarray:
+        if name not in units:
+            return np.full(len(units), np.nan)
+        return pd.to_numeric(units[name], errors="coerce").to_numpy(dtype="float64",
+                                                                    na_value=np.nan)
+
+    lon, lat = coord("lon"), coord("lat")
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    geoms = np.full(len(units), shapely.from_wkt("POINT EMPTY"), dtype=object)
+    if ok.any():
+        geoms[ok] = shapely.points(lon[ok], lat[ok])
+    return geoms
+
+
+def unit_frame(units: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Units sorted by credit code, one row each, with ``columns`` present (as strings)."""
+    u = pd.DataFrame(units).copy()
+    if "geometry" in u:
+        u = pd.DataFrame(u.drop(columns="geometry"))
+    u["credit_code"] = u["credit_code"].astype("string")
+    u = u[u["credit_code"].notna()].drop_duplicates("credit_code").sort_values("credit_code")
+    for col in columns:
+        u[col] = u[col].astype("string") if col in u else pd.Series(pd.NA, index=u.index,
+                                                                    dtype="string")
+    return u.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- boosts
+# Each returns, per unit position, the detail text of a triggered boost ("" = no detail)
+# or None where it does not apply.
+
+def _crowded_venue(pc: Pieces, venues: pd.DataFrame, n: int) -> np.ndarray:
+    kinds = np.full(len(pc.venue_u), "场所类型不明", dtype=object)
+    if len(venues) and len(pc.venue_u):
+        by_id = venues.drop_duplicates("venue_id").set_index(
+            venues.drop_duplicates("venue_id")["venue_id"].astype("string"))["kind"]
+        known = by_id.astype("string").reindex(pc.venue_u)
+        kinds = known.fillna("场所类型不明").to_numpy(dtype=object)
+    return join_labels(pc.pos, _take(kinds, pc.venue), n)
+
+
+def _key_equipment(pc: Pieces, rule: KeyEquipmentBoost, n: int) -> np.ndarray:
+    in_venue = pc.venue >= 0
+    venue_label = pc.category_labels(rule.in_venue, prefix="人员密集场所")
+    label = np.where(in_venue & ~pd.isna(venue_label), venue_label,
+                     pc.category_labels(rule.anywhere))
+    return join_labels(pc.pos, label, n)
+
+
+def _hotspot(pc: Pieces, units: pd.DataFrame, hotspot_units: pd.DataFrame,
+             widespread: pd.DataFrame, rule: HotspotBoost, n: int) -> np.ndarray:
+    pos: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    if hotspot_units is not None and len(hotspot_units):
+        h = hotspot_units
+        regional = (h["regional"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+                    if "regional" in h else np.zeros(len(h), dtype=bool))
+        keep = regional if rule.regional_only else np.ones(len(h), dtype=bool)
+        where = positions(h["credit_code"], units["credit_code"])
+        pos.append(where[keep])
+        labels.append(np.where(regional, "位于区域性聚集的严重隐患热点网格",
+                               "位于严重隐患热点网格")[keep].astype(object))
+    if rule.widespread and widespread is not None and len(widespread) and len(pc.pos):
+        w = widespread[widespread["widespread"].astype("boolean").fillna(False).to_numpy(
+            dtype=bool)]
+        county = pd.Index(pc.county_u).get_indexer(w["county_adcode"].astype("string"))
+        top = pd.Index(pc.top_u).get_indexer(w["top_category"].astype("string"))
+        ok = (county >= 0) & (top >= 0)
+        stride = max(len(pc.top_u), 1)
+        hit = np.isin(pc.county * stride + pc.top, county[ok] * stride + top[ok]) & (
+            pc.county >= 0) & (pc.top >= 0)
+        names = np.asarray([TOP_CATEGORIES.get(t, t) for t in pc.top_u], dtype=object)
+        label = "所在县区" + names + "普遍存在严重事故隐患" if len(names) else names
+        pos.append(pc.pos[hit])
+        labels.append(label[pc.top[hit]])
+    if not pos:
+        return np.full(n, None, dtype=object)
+    return join_labels(np.concatenate(pos), np.concatenate(labels), n, sep="，")
+
+
+def _blacklisted(u: pd.DataFrame) -> np.ndarray:
+    if "blacklisted" not in u:
+        return np.full(len(u), None, dtype=object)
+    hit = u["blacklisted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return np.where(hit, "", None).astype(object)
+
+
+def _overdue(pc: Pieces, n: int) -> np.ndarray:
+    ok = pc.overdue & (pc.pos >= 0)
+    count = np.bincount(pc.pos[ok], minlength=n)
+    return np.where(count > 0, pd.Series(count).astype(str).to_numpy(dtype=object) + "台",
+                    None).astype(object)
+
+
+def _focus(pc: Pieces, rule: FocusBoost, year: int, n: int) -> np.ndarray:
+    used, codes = rule.codes_for(year)
+    if used is None or not codes:
+        return np.full(n, None, dtype=object)
+    names = join_labels(pc.pos, pc.category_labels(codes), n)
+    has = ~pd.isna(names)
+    names[has] = f"{used}年：" + names[has].astype(object)
+    return names
+
+
+# --------------------------------------------------------------------------- the layer
+
+def _empty() -> gpd.GeoDataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=t) for c, t in (
+        ("credit_code", "string"), ("name", "string"), ("level", "string"),
+        ("province_adcode", "string"), ("city_adcode", "string"), ("county_adcode", "string"),
+        ("base_interval_months", "Int64"), ("boost_steps", "Int64"),
+        ("interval_months", "Int64"), ("checks_per_year", "float64"), ("boosts", "string"),
+        ("reasons", "string"), ("last_check_on", "datetime64[s]"),
+        ("next_due", "datetime64[s]"), ("due_in_days", "Int64"), ("check_overdue", "boolean"),
+        ("boosted", "boolean"))})
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+
+
+def last_checks(checks: pd.DataFrame | None, as_of: date) -> pd.Series:
+    """Date of each unit's latest supervision check on or before ``as_of`` (later ones are
+    ignored: the layer is computed as of that day), indexed by credit code."""
+    if checks is None or checks.empty:
+        return pd.Series(dtype="datetime64[s]")
+    on = pd.to_datetime(checks["checked_on"])
+    c = pd.DataFrame({"u": checks["credit_code"].astype("string"), "on": on})
+    c = c[c["on"].notna() & (c["on"] <= pd.Timestamp(as_of)) & c["u"].notna()]
+    return c.groupby("u")["on"].max().astype("datetime64[s]")
+
+
+def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataFrame,
+                         venues: pd.DataFrame, hotspot_units: pd.DataFrame,
+                         widespread: pd.DataFrame, as_of: date,
+                         rules: FrequencyRules | None = None) -> gpd.GeoDataFrame:
+    """One row per graded unit: check interval, the boosts that shortened it, next due date."""
+    rules = rules or FrequencyRules()
+    u = unit_frame(units, ("name", "level", "province_adcode", "city_adcode", "county_adcode"))
+    if u.empty:
+        return _empty()
+    n = len(u)
+    pc = Pieces(equipment, u)
+    details = {
+        "crowded_venue": lambda: _crowded_venue(pc, venues, n),
+        "key_equipment": lambda: _key_equipment(pc, rules.key_equipment, n),
+        "hotspot": lambda: _hotspot(pc, u, hotspot_units, widespread, rules.hotspot, n),
+        "blacklisted": lambda: _blacklisted(u),
+        "overdue_inspection": lambda: _overdue(pc, n),
+        "focus_category": lambda: _focus(pc, rules.focus_category, as_of.year, n),
+    }
+
+    # base interval from the level (missing level: no in-use equipment → the unlevelled one)
+    base_by_level = rules.base_months.model_dump()
+    level = u["level"].where(u["level"].isin(list(LEVEL_RANK)))
+    base = level.map(base_by_level).fillna(rules.base_months.unlevelled).to_numpy(dtype=np.int64)
+    base_text = {lv: f"{LEVEL_ZH[lv]}单位基础检查间隔{m}个月" for lv, m in base_by_level.items()
+                 if lv in LEVEL_ZH}
+    texts = [_arrow(level.map(base_text).fillna(
+        f"未分级（无在用设备）单位基础检查间隔{rules.base_months.unlevelled}个月"))]
+
+    steps = np.zeros(n, dtype=np.int64)
+    mask = np.zeros(n, dtype=np.int64)  # bit i set: BOOSTS[i] triggered
+    for bit, boost in enumerate(BOOSTS):
+        rule = getattr(rules, boost)
+        if rule.steps == 0:  # switched off
+            continue
+        detail = details[boost]()
+        hit = ~pd.isna(detail)
+        if not hit.any():
+            continue
+        steps += np.where(hit, rule.steps, 0)
+        mask |= np.where(hit, 1 << bit, 0)
+        texts.append(_reason(rule.reason, _arrow(detail)))
+
+    ladder = np.asarray(rules.ladder, dtype=np.int64)
+    base_rung = np.searchsorted(-ladder, -base)  # the ladder is strictly decreasing
+    interval = ladder[np.minimum(base_rung + steps, len(ladder) - 1)]
+    boosted = steps > 0
+    texts.append(_summary(steps, base, interval))
+    # the first text (the base interval) is never null, so no row is all-null
+    reasons = pac.binary_join_element_wise(*texts, _scalar("；"), null_handling="skip")
+    assert len(reasons) == n
+    inverse, distinct = pd.factorize(mask)
+    lists = np.asarray([json.dumps([b for i, b in enumerate(BOOSTS) if m >> i & 1])
+                        for m in distinct.tolist()], dtype=object)
+
+    today = pd.Timestamp(as_of)
+    last = last_checks(checks, as_of).reindex(u["credit_code"]).reset_index(drop=True)
+    last = last.astype("datetime64[s]")
+    checked = last.notna().to_numpy()
+    due = pd.Series(today, index=range(n)).astype("datetime64[s]")
+    if checked.any():
+        due[checked] = _add_months(last[checked], interval[checked]).to_numpy()
+    due_in = (due - today).dt.days.to_numpy(dtype=np.int64)
+
+    out = pd.DataFrame({
+        "credit_code": u["credit_code"], "name": u["name"], "level": u["level"],
+        "province_adcode": u["province_adcode"], "city_adcode": u["city_adcode"],
+        "county_adcode": u["county_adcode"],
+        "base_interval_months": pd.array(base, dtype="Int64"),
+        "boost_steps": pd.array(steps, dtype="Int64"),
+        "interval_months": pd.array(interval, dtype="Int64"),
+        "checks_per_year": 12.0 / interval.astype("float64"),
+        "boosts": pd.array(lists[inverse], dtype="string"),
+        "reasons": pd.arrays.ArrowStringArray(reasons),
+        "last_check_on": last, "next_due": due,
+        "due_in_days": pd.array(due_in, dtype="Int64"),
+        "check_overdue": pd.array(due_in < 0, dtype="boolean"),
+        "boosted": pd.array(boosted, dtype="boolean"),
+    })
+    return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(unit_points(u), crs=4326), crs=4326)
+
+
+def boosted_units(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The ``frequency`` map layer: units whose check frequency was raised."""
+    return frame[frame["boosted"].fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)

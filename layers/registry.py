@@ -1,0 +1,239 @@
+"""The one list of layers: id, Chinese title, geometry, key and typed fields.
+
+The API catalogue, vector tiles, OGC collections, exports, the stores' layer tables and
+the map's layer control all read this list. Field types use the stores' abstract
+vocabulary (text, float, int, bool, date, timestamp, json). ``build.BUILDERS`` maps each
+id to the function that computes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data.catalogue import TOP_CATEGORIES
+from layers.frames import LEVEL_COUNT_COLUMNS
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    id: str
+    title: str
+    geometry: str | None           # "point" | "polygon" | "multipolygon" | None (a table)
+    key: tuple[str, ...]           # columns whose values identify a feature (its ``fid``)
+    fields: tuple[tuple[str, str], ...]
+    description: str
+    source: str = ""               # the seed sentence or practice it implements
+    cells: bool = False            # an H3 cell layer with a ``resolution`` column
+
+    @property
+    def table(self) -> str:
+        """Store table name (SQL identifiers take no hyphen)."""
+        return "layer_" + self.id.replace("-", "_")
+
+    @property
+    def field_names(self) -> list[str]:
+        return [name for name, _ in self.fields]
+
+    def type_of(self, field: str) -> str:
+        return dict(self.fields)[field]
+
+
+def _ints(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((n, "int") for n in names)
+
+
+ADMIN = (("province_adcode", "text"), ("city_adcode", "text"), ("county_adcode", "text"))
+LOCATION = (*ADMIN, ("h3", "text"), ("park_id", "text"), ("venue_id", "text"))
+CATEGORY_COUNTS = _ints(*(f"cat_{code}" for code in TOP_CATEGORIES))
+INDICATORS = (
+    ("equipment", "int"), *_ints(*LEVEL_COUNT_COLUMNS), *CATEGORY_COUNTS,
+    ("risk_score", "float"), ("risk_index", "float"), ("max_level", "text"),
+    ("dominant_category", "text"), ("dominant_category_name", "text"),
+    ("open_hazards", "int"), ("open_major_hazards", "int"), ("overdue", "int"),
+    ("overdue_rate", "float"),
+)
+REGION = (("adcode", "text"), ("name", "text"), ("admin_level", "text"),
+          ("parent_adcode", "text"))
+
+_LAYERS = (
+    LayerSpec(
+        "equipment", "设备风险分级", "point", ("registration_code",), (
+            ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
+            ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
+            ("address", "text"), *LOCATION, ("geocode_precision", "text"),
+            ("status", "text"), ("commissioned_on", "date"), ("next_inspection_due", "date"),
+            ("inspection_conclusion", "text"), ("insured", "bool"), ("overdue", "bool"),
+            *_ints("open_hazards", "open_major_hazards", "late_hazards"),
+            ("L", "float"), ("E", "float"), ("C", "float"), ("D", "float"),
+            ("lec_band", "text"), ("level", "text"), ("level_rank", "int"),
+            ("L_reason", "text"), ("L_also", "text"), ("E_reason", "text"),
+            ("C_reason", "text"), ("level_reason", "text")),
+        "每台设备按 LEC 法（D=L×E×C）分级，附 L、E、C 取值及其依据",
+        "domain.md 风险分级 LEC；seed 002 二(一) 风险辨识、风险评估和风险分级管控"),
+    LayerSpec(
+        "units", "使用单位风险（一企一策）", "point", ("credit_code",), (
+            ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("size", "text"),
+            *LOCATION, ("level", "text"), ("level_rank", "int"), ("level_reason", "text"),
+            ("equipment", "int"), ("in_use", "int"), *_ints(*LEVEL_COUNT_COLUMNS),
+            ("D_max", "float"), ("categories", "json"),
+            *_ints("open_hazards", "open_major_hazards", "overdue"),
+            ("late_hazards", "int"), ("hazards_found", "int"), ("hazards_closed", "int"),
+            ("overdue_rate", "float"), ("risk_score", "float"),
+            ("dominant_category", "text"), ("dominant_category_name", "text"),
+            ("elevators", "int"), ("elevators_insured", "int"), ("insurance_coverage", "float"),
+            ("five_have_score", "int"), ("blacklisted", "bool"), ("accidents_3y", "int"),
+            ("measures", "json"), ("measure_ids", "json")),
+        "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施",
+        "seed 002 二(四) “一园一策”“一企一策”；小微企业“一企一档一码”"),
+    LayerSpec(
+        "risk-cells", "网格风险（H3）", "polygon", ("h3",), (
+            ("h3", "text"), ("resolution", "int"), *INDICATORS),
+        "H3 第 5–9 级六边形网格的风险指标，父网格合计等于子网格之和",
+        "seed 002 二(二) “分区域、分级别、分行业、网格化”", cells=True),
+    LayerSpec(
+        "regions", "行政区风险", "multipolygon", ("admin_level", "adcode"), (
+            *REGION, *INDICATORS, ("units", "int"),
+            *_ints("units_red", "units_orange", "units_yellow", "units_blue")),
+        "省、市、县三级行政区的风险指标（按行政区划代码）",
+        "seed 002 二(二) “分区域、分级别”"),
+    LayerSpec(
+        "industries", "分行业风险", "multipolygon", ("admin_level", "adcode", "industry"), (
+            *REGION, ("industry", "text"), ("industry_name", "text"), *INDICATORS),
+        "各行政区按使用单位国民经济行业门类（GB/T 4754）分列的风险指标",
+        "seed 002 二(二) “分行业”，按应用行业开展分类监管"),
+    LayerSpec(
+        "grid-cells", "网格员网格", "polygon", ("officer_id", "h3"), (
+            ("officer_id", "text"), ("officer_name", "text"), ("county_adcode", "text"),
+            ("h3", "text"), *INDICATORS),
+        "每名网格员负责的网格及其风险指标", "seed 002 二(二) “网格化”"),
+    LayerSpec(
+        "hotspots", "严重隐患聚集区", "polygon", ("h3",), (
+            ("h3", "text"), ("resolution", "int"), ("equipment", "int"),
+            ("serious_hazards", "int"), ("rate", "float"), ("gi_star", "float"),
+            ("p_value", "float"), ("q_value", "float"), ("cluster_id", "text"),
+            ("cluster_size", "int"), ("regional", "bool"), ("unit_count", "int"),
+            ("county_adcode", "text"), ("main_category", "text")),
+        "严重隐患发生率的 Getis-Ord Gi* 热点网格；相邻成片者为区域性隐患",
+        "seed 002 二(二) “区域性或者普遍严重事故隐患”", cells=True),
+    LayerSpec(
+        "frequency", "加大监督检查频次", "point", ("credit_code",), (
+            ("credit_code", "text"), ("name", "text"), ("level", "text"),
+            ("base_interval_months", "int"), ("boost_steps", "int"),
+            ("interval_months", "int"), ("checks_per_year", "float"), ("boosts", "json"),
+            ("reasons", "text"), ("last_check_on", "date"), ("next_due", "date"),
+            ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN),
+        "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
+        "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点"),
+    LayerSpec(
+        "demonstration", "示范试点企业", "point", ("city_adcode", "top_category", "credit_code"),
+        (("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
+         ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("rank", "int"),
+         ("equipment_in_category", "int"), ("passed_checks_3y", "int"), ("reasons", "text")),
+        "每个地市每类特种设备遴选 1–2 家示范试点企业，附遴选依据",
+        "seed 002 二(四) “每个地市按照每类特种设备分别建立 1 至 2 家示范试点企业”"),
+    LayerSpec(
+        "parks", "园区风险画像（一园一策）", "multipolygon", ("park_id",), (
+            ("park_id", "text"), ("name", "text"), ("kind", "text"), *ADMIN,
+            ("area_km2", "float"), ("units", "int"), ("equipment", "int"), ("in_use", "int"),
+            *_ints(*LEVEL_COUNT_COLUMNS), ("categories", "json"), ("units_by_level", "json"),
+            ("red_units", "int"),
+            *_ints("open_hazards", "open_major_hazards", "late_hazards", "overdue"),
+            ("overdue_rate", "float"), ("elevators", "int"), ("elevators_insured", "int"),
+            ("insurance_coverage", "float"), ("five_have_score", "float"),
+            ("five_have_compliant", "int"), ("five_have_rate", "float"),
+            ("small_micro_units", "int"), ("small_micro_share", "float"),
+            ("blacklisted_units", "int"), ("accidents_3y", "int"),
+            ("risk_score", "float"), ("D_max", "float"), ("risk_index", "float"),
+            ("rank", "int"), ("dominant_category", "text"), ("dominant_category_name", "text"),
+            ("top_units", "json"), ("monthly", "json"), ("measures", "json"),
+            ("measure_ids", "json")),
+        "园区风险画像与按规则生成的一园一策措施", "seed 002 二(四) “一园一策”"),
+    LayerSpec(
+        "venues", "人员密集场所", "multipolygon", ("venue_id",), (
+            ("venue_id", "text"), ("name", "text"), ("kind", "text"),
+            ("daily_visitors", "int"), ("equipment", "int"), *_ints(*LEVEL_COUNT_COLUMNS),
+            ("max_level", "text"), ("max_level_rank", "int"),
+            *_ints("open_hazards", "open_major_hazards", "overdue"),
+            ("elevators", "int"), ("elevators_insured", "int"), ("categories", "json")),
+        "人员密集场所及其内部设备风险", "seed 002 二(二) “加强人员密集场所特种设备…的双重预防”"),
+    LayerSpec(
+        "hazards", "未销号隐患", "point", ("hazard_id",), (
+            ("hazard_id", "text"), ("registration_code", "text"), ("unit_credit_code", "text"),
+            ("unit_name", "text"), ("category_code", "text"), ("top_category", "text"),
+            ("level", "text"), ("description", "text"), ("status", "text"),
+            ("found_on", "date"), ("deadline", "date"), ("listed", "bool"),
+            ("past_deadline", "bool"), ("days_open", "int"), ("days_past_deadline", "int"),
+            ("equipment_level", "text"), *LOCATION),
+        "未销号隐患；重大隐患挂牌督办，逾期未整改者标出",
+        "seed 002 二(一) 隐患排查、登记、治理、销号闭环；二(二) 重大隐患挂牌督办"),
+    LayerSpec(
+        "overdue", "逾期未检设备", "point", ("registration_code",), (
+            ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
+            ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
+            ("next_inspection_due", "date"), ("days_overdue", "int"), ("level", "text"),
+            *LOCATION),
+        "超过下次检验日期仍在使用的设备", "seed 002 二(三) “发现设备逾期未检…及时报告”"),
+    LayerSpec(
+        "blacklist", "黑名单单位", "point", ("credit_code",), (
+            ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),
+            ("accidents_3y", "int"), ("open_major_hazards", "int"), ("equipment_count", "int"),
+            *ADMIN, ("h3", "text")),
+        "列入黑名单的使用单位", "seed 002 二(二) 黑名单制度；seed 000 四(三)"),
+    LayerSpec(
+        "insurance", "电梯责任保险覆盖率", "multipolygon", ("admin_level", "adcode"), (
+            *REGION, ("year", "int"), ("elevators", "int"), ("insured", "int"),
+            ("insured_unknown", "int"),
+            ("coverage", "float"), ("target", "float"), ("gap", "float"),
+            ("meets_target", "bool")),
+        "各行政区电梯责任保险覆盖率与当年目标", "seed 000 二(五) 40%/55%/70%"),
+    LayerSpec(
+        "warnings", "风险提示·警示·预警", "multipolygon", ("admin_level", "adcode"), (
+            *REGION, ("grade", "text"), ("grade_zh", "text"), ("grade_rank", "int"),
+            ("trigger_count", "int"), ("triggers", "json"), ("message", "text")),
+        "行政区指标越过规则阈值时发布的三级风险提示、警示、预警",
+        "seed 000 二(三) “开展风险提示、警示、预警”"),
+)
+
+FREQUENCY_FIELDS = next(spec for spec in _LAYERS if spec.id == "frequency").fields
+
+# Tables that go with the layers but are not drawn: the findings behind them.
+_TABLES = (
+    LayerSpec(
+        "check-schedule", "监督检查计划", None, ("credit_code",), FREQUENCY_FIELDS,
+        "每个使用单位的监督检查周期、加密理由与下次应检日期（网格员工作清单用）"),
+    LayerSpec(
+        "demonstration-coverage", "示范企业遴选覆盖", None, ("city_adcode", "top_category"), (
+            ("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
+            *_ints("candidates", "qualified", "chosen"), ("gap", "bool"),
+            ("failed_counts", "text")),
+        "每个地市×设备种类的候选、合格、入选数；无人符合条件即为缺口"),
+    LayerSpec(
+        "hotspot-units", "热点内使用单位", None, ("credit_code",), (
+            ("credit_code", "text"), ("h3", "text"), ("gi_star", "float"),
+            ("regional", "bool"), ("cluster_id", "text")),
+        "位于严重隐患热点网格内的使用单位"),
+    LayerSpec(
+        "widespread", "普遍性严重隐患", None, ("county_adcode", "top_category"), (
+            ("county_adcode", "text"), ("top_category", "text"), ("units", "int"),
+            ("units_with_serious", "int"), ("share", "float"), ("widespread", "bool")),
+        "各区县各类设备中存在严重隐患的单位占比"),
+    LayerSpec(
+        "blacklist-candidates", "建议列入黑名单", None, ("credit_code",), (
+            ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),
+            ("accidents_3y", "int"), ("open_major_hazards", "int"),
+            ("late_major_hazards", "int"), ("max_days_past_deadline", "int"),
+            *ADMIN, ("criteria", "json"), ("reason", "text")),
+        "符合列入黑名单情形但尚未列入的单位（供监管部门研判）"),
+)
+
+LAYERS: dict[str, LayerSpec] = {spec.id: spec for spec in _LAYERS}
+TABLES: dict[str, LayerSpec] = {spec.id: spec for spec in _TABLES}
+ALL: dict[str, LayerSpec] = {**LAYERS, **TABLES}
+
+
+def layer(layer_id: str) -> LayerSpec:
+    """The spec of a layer or finding table (KeyError names the known ids)."""
+    try:
+        return ALL[layer_id]
+    except KeyError:
+        raise KeyError(f"unknown layer {layer_id!r}; known: {', '.join(ALL)}") from None

@@ -1,0 +1,461 @@
+"""Risk grading (安全风险分级管控) of equipment and using units by the LEC method.
+
+D = L × E × C (作业条件危险性分析法, domain.md "Risk grading methods used in practice"):
+C (consequence) from the equipment category, E (exposure) from where it stands, L
+(likelihood) from its age, inspection record, open hazards and its unit. Each factor is a
+rule of :class:`RiskRules`; the value that wins is the largest triggered one, and the
+rule that set it is kept beside it, so a popup can say why (``L_reason`` …). D is banded
+in the five customary LEC bands and each band maps onto one of the four colour levels.
+An open major hazard makes the piece red whatever D says (重大隐患挂牌督办, seed 002 二(二)).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from layers.frames import (
+    LEVEL_BY_RANK,
+    LEVEL_RANK,
+    LEVEL_ZH,
+    MAJOR_HAZARD,
+    OPEN_HAZARD_STATUS,
+    top_category,
+)
+
+Level = Literal["red", "orange", "yellow", "blue"]
+_L_SCALE = (0.1, 0.2, 0.5, 1, 3, 6, 10)   # customary LEC values
+_E_SCALE = (0.5, 1, 2, 3, 6, 10)
+_C_SCALE = (1, 3, 7, 15, 40, 100)
+
+
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _on_scale(value: float, scale: tuple[float, ...], name: str) -> float:
+    if value not in scale:
+        raise ValueError(f"{name} 取值 {value} 不在 LEC 标度 {list(scale)} 内")
+    return value
+
+
+class Band(_Rules):
+    name: str = Field(description="LEC 危险程度名称，如 极其危险")
+    min: float = Field(ge=0, description="D 值下限（含）")
+    level: Level = Field(description="对应的四色风险等级")
+
+
+class CategoryValue(_Rules):
+    prefix: str = Field(min_length=1, max_length=4, description="设备类别代码前缀，最长匹配优先")
+    value: float = Field(description="C 值")
+    reason: str = Field(description="说明")
+
+    @field_validator("value")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _C_SCALE, "C")
+
+
+class VisitorBand(_Rules):
+    min_visitors: int = Field(ge=0, description="场所日均客流下限（含）")
+    value: float = Field(description="E 值")
+    reason: str
+
+    @field_validator("value")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _E_SCALE, "E")
+
+
+class AgeBand(_Rules):
+    min_years: float = Field(gt=0, description="使用年限下限（年，含）")
+    value: float = Field(description="L 值")
+    reason: str
+
+    @field_validator("value")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _L_SCALE, "L")
+
+
+class Factor(_Rules):
+    value: float = Field(description="触发时的取值")
+    reason: str = Field(description="说明（弹窗中显示）")
+
+
+def _l(value: float, reason: str) -> Factor:
+    return Factor(value=value, reason=reason)
+
+
+class Consequence(_Rules):
+    default: float = 7
+    default_reason: str = "其他特种设备"
+    by_category: tuple[CategoryValue, ...] = (
+        CategoryValue(prefix="9", value=100, reason="客运索道：载人高空运行，事故可致群死群伤"),
+        CategoryValue(prefix="6", value=40, reason="大型游乐设施：载人，事故可致多人伤亡"),
+        CategoryValue(prefix="1", value=40, reason="锅炉：爆炸可致多人伤亡"),
+        CategoryValue(prefix="22", value=40, reason="移动式压力容器：易燃有毒介质，行驶于公共道路"),
+        CategoryValue(prefix="23", value=40, reason="气瓶：数量大、流动广，爆炸燃烧危及公众"),
+        CategoryValue(prefix="24", value=40, reason="氧舱：载人，火灾可致多人死亡"),
+        CategoryValue(prefix="21", value=15, reason="固定式压力容器：爆炸、泄漏"),
+        CategoryValue(prefix="3", value=15, reason="电梯：载人，事故可致人员伤亡"),
+        CategoryValue(prefix="4", value=15, reason="起重机械：坠落、倾覆可致人员伤亡"),
+        CategoryValue(prefix="52", value=15, reason="非公路用旅游观光车辆：载客"),
+        CategoryValue(prefix="5", value=7, reason="场（厂）内专用机动车辆：厂内作业伤害"),
+        CategoryValue(prefix="81", value=40, reason="长输管道：泄漏爆炸影响范围大"),
+        CategoryValue(prefix="82", value=40, reason="公用管道（燃气）：穿越人口密集区"),
+        CategoryValue(prefix="83", value=15, reason="工业管道：泄漏、爆炸"),
+        CategoryValue(prefix="7", value=3, reason="压力管道元件：产品，随管道受控"),
+        CategoryValue(prefix="F", value=3, reason="安全附件：随所属设备受控"),
+    )
+
+    @field_validator("default")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _C_SCALE, "C")
+
+
+class Exposure(_Rules):
+    venue_visitors: tuple[VisitorBand, ...] = (
+        VisitorBand(min_visitors=20_000, value=10, reason="位于日均客流≥2万人的人员密集场所"),
+        VisitorBand(min_visitors=0, value=6, reason="位于人员密集场所"),
+    )
+    park: Factor = _l(3, "位于园区（人员集中作业）")
+    urban: Factor = _l(3, "位于市辖区（城区）")
+    rural: Factor = _l(2, "位于县（市）域")
+
+    @field_validator("park", "urban", "rural")
+    @classmethod
+    def _scale(cls, v: Factor) -> Factor:
+        _on_scale(v.value, _E_SCALE, "E")
+        return v
+
+
+class Likelihood(_Rules):
+    base: Factor = _l(0.5, "检验合格、在有效期内，无其他不利因素")
+    age: tuple[AgeBand, ...] = (
+        AgeBand(min_years=20, value=1, reason="使用年限≥20年"),
+    )
+    conclusion: dict[str, Factor] = {
+        "不合格": _l(6, "最近一次检验结论为不合格"),
+        "基本合格": _l(1, "最近一次检验结论为基本合格"),
+        "复检合格": _l(1, "最近一次检验为复检合格"),
+    }
+    overdue: Factor = _l(6, "逾期未检（超过下次检验日期仍在使用）")
+    open_hazard: Factor = _l(3, "存在未销号一般隐患")
+    late_hazard: Factor = _l(6, "隐患超过整改期限未销号")
+    open_major_hazard: Factor = _l(10, "存在未销号重大隐患（挂牌督办）")
+    unit_blacklisted: Factor = _l(3, "使用单位列入黑名单")
+    unit_accident: Factor = _l(3, "使用单位近三年发生过事故")
+    unit_five_have_below: int = Field(3, ge=0, le=5,
+                                      description="五有得分低于此值时触发 unit_five_have")
+    unit_five_have: Factor = _l(1, "使用单位五有得分偏低")
+    unit_small: Factor = _l(1, "小微企业（管理力量薄弱）")
+
+    @model_validator(mode="after")
+    def _scales(self) -> Likelihood:
+        for name in ("base", "overdue", "open_hazard", "late_hazard", "open_major_hazard",
+                     "unit_blacklisted", "unit_accident", "unit_five_have", "unit_small"):
+            _on_scale(getattr(self, name).value, _L_SCALE, f"L.{name}")
+        for key, f in self.conclusion.items():
+            _on_scale(f.value, _L_SCALE, f"L.conclusion.{key}")
+        return self
+
+
+class UnitFloor(_Rules):
+    """A unit's own factor that sets a minimum level whatever its equipment says."""
+
+    factor: Literal["blacklisted", "accident", "open_major_hazard", "five_have_below"]
+    level: Level
+    reason: str
+
+
+class RiskRules(_Rules):
+    method: Literal["LEC"] = "LEC"
+    bands: tuple[Band, ...] = (
+        Band(name="极其危险", min=320, level="red"),
+        Band(name="高度危险", min=160, level="orange"),
+        Band(name="显著危险", min=70, level="yellow"),
+        Band(name="一般危险", min=20, level="blue"),
+        Band(name="稍有危险", min=0, level="blue"),
+    )
+    major_hazard_level: Level = Field("red", description="存在未销号重大隐患的设备至少定为此等级")
+    consequence: Consequence = Consequence()
+    exposure: Exposure = Exposure()
+    likelihood: Likelihood = Likelihood()
+    unit_floors: tuple[UnitFloor, ...] = (
+        UnitFloor(factor="blacklisted", level="orange",
+                  reason="列入黑名单的使用单位至少为较大风险"),
+        UnitFloor(factor="accident", level="orange",
+                  reason="近三年发生事故的使用单位至少为较大风险"),
+        UnitFloor(factor="open_major_hazard", level="red", reason="存在未销号重大隐患"),
+    )
+
+    @model_validator(mode="after")
+    def _bands(self) -> RiskRules:
+        mins = [b.min for b in self.bands]
+        if not mins or mins != sorted(mins, reverse=True) or len(set(mins)) != len(mins):
+            raise ValueError("bands 须按 min 从高到低排列且互不相同")
+        if mins[-1] != 0:
+            raise ValueError("最后一个 band 的 min 须为 0，使所有 D 值都有归属")
+        ranks = [LEVEL_RANK[b.level] for b in self.bands]
+        if ranks != sorted(ranks, reverse=True):
+            raise ValueError("bands 的等级须随 D 值下降而不升高")
+        return self
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _pick(values: np.ndarray, reasons: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise max over factor columns (0 = not triggered) and the reason that set it."""
+    idx = values.argmax(axis=1)
+    best = values[np.arange(len(values)), idx]
+    return best, np.asarray(reasons, dtype=object)[idx]
+
+
+def _hazard_counts(hazards: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    h = hazards
+    open_ = h["status"].isin(OPEN_HAZARD_STATUS).fillna(False).to_numpy(dtype=bool)
+    major = (h["level"] == MAJOR_HAZARD).fillna(False).to_numpy(dtype=bool)
+    late = open_ & (pd.to_datetime(h["deadline"]) < pd.Timestamp(as_of)).fillna(False).to_numpy(
+        dtype=bool)
+    counts = pd.DataFrame({
+        "registration_code": h["registration_code"].astype("string").to_numpy(),
+        "open_hazards": open_.astype(np.int64), "open_major_hazards": (open_ & major).astype(
+            np.int64), "late_hazards": late.astype(np.int64)})
+    return counts.groupby("registration_code", sort=False).sum()
+
+
+def _longest_prefix(codes: pd.Series, rules: Consequence) -> tuple[np.ndarray, np.ndarray]:
+    value = np.full(len(codes), rules.default, dtype=np.float64)
+    reason = np.full(len(codes), rules.default_reason, dtype=object)
+    done = np.zeros(len(codes), dtype=bool)
+    s = codes.astype("string").fillna("")
+    for rule in sorted(rules.by_category, key=lambda r: -len(r.prefix)):
+        hit = s.str.startswith(rule.prefix).to_numpy(dtype=bool) & ~done
+        value[hit] = rule.value
+        reason[hit] = f"{rule.reason}（{rule.prefix}）"
+        done |= hit
+    return value, reason
+
+
+def urban_counties(boundaries: pd.DataFrame) -> np.ndarray:
+    """Adcodes of 市辖区 (county-level districts): the urban part of the E rule."""
+    b = boundaries[boundaries["level"] == "county"]
+    return b.loc[b["name"].astype(str).str.endswith("区"), "adcode"].astype(str).to_numpy()
+
+
+def band_of(d: np.ndarray, rules: RiskRules) -> tuple[np.ndarray, np.ndarray]:
+    """LEC band name and level rank of each D value."""
+    mins = np.asarray([b.min for b in rules.bands])
+    idx = (d[:, None] < mins[None, :]).sum(axis=1)  # bands sorted high → low
+    idx = np.clip(idx, 0, len(mins) - 1)
+    names = np.asarray([b.name for b in rules.bands], dtype=object)[idx]
+    ranks = np.asarray([LEVEL_RANK[b.level] for b in rules.bands])[idx]
+    return names, ranks
+
+
+# --------------------------------------------------------------------------- equipment
+
+def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFrame,
+                    venues: pd.DataFrame, as_of: date, rules: RiskRules,
+                    urban_adcodes: np.ndarray | None = None) -> pd.DataFrame:
+    """Every piece of equipment with L, E, C, D, its level and the reasons (see frames.py)."""
+    eq = pd.DataFrame(equipment).copy()
+    n = len(eq)
+    today = pd.Timestamp(as_of)
+    eq["top_category"] = top_category(eq["category_code"])
+    status = eq["status"].astype("string")
+    eq["in_use"] = (status.isna() | (status == "在用")).to_numpy(dtype=bool)
+    due = pd.to_datetime(eq["next_inspection_due"])
+    eq["overdue"] = eq["in_use"].to_numpy() & (due < today).fillna(False).to_numpy(dtype=bool)
+
+    counts = _hazard_counts(hazards, as_of).reindex(eq["registration_code"].astype("string"))
+    for col in ("open_hazards", "open_major_hazards", "late_hazards"):
+        eq[col] = counts[col].fillna(0).to_numpy(dtype=np.int64)
+
+    # C — consequence from the category
+    c, c_reason = _longest_prefix(eq["category_code"], rules.consequence)
+
+    # E — exposure from where it stands
+    ex = rules.exposure
+    visitors = pd.Series(np.nan, index=range(n))
+    if len(venues) and "venue_id" in eq:
+        v = venues.set_index(venues["venue_id"].astype("string"))["daily_visitors"]
+        v = pd.to_numeric(v, errors="coerce").astype("float64")
+        visitors = v.reindex(eq["venue_id"].astype("string")).reset_index(drop=True)
+    in_venue = eq["venue_id"].notna().to_numpy(dtype=bool) if "venue_id" in eq else np.zeros(
+        n, dtype=bool)
+    e_cols, e_reasons = [], []
+    for band in sorted(ex.venue_visitors, key=lambda b: -b.min_visitors):
+        hit = in_venue & (visitors.fillna(0).to_numpy() >= band.min_visitors)
+        e_cols.append(np.where(hit, band.value, 0.0))
+        e_reasons.append(band.reason)
+    in_park = eq["park_id"].notna().to_numpy(dtype=bool) if "park_id" in eq else np.zeros(
+        n, dtype=bool)
+    urban = eq["county_adcode"].astype("string").isin(
+        list(urban_adcodes) if urban_adcodes is not None else []).to_numpy(dtype=bool)
+    for hit, f in ((in_park, ex.park), (urban, ex.urban), (np.ones(n, dtype=bool), ex.rural)):
+        e_cols.append(np.where(hit, f.value, 0.0))
+        e_reasons.append(f.reason)
+    e, e_reason = _pick(np.column_stack(e_cols), e_reasons) if n else (np.zeros(0), np.zeros(0))
+
+    # L — likelihood from the piece's record and its unit
+    lk = rules.likelihood
+    u = units.set_index(units["credit_code"].astype("string"))
+    uc = eq["unit_credit_code"].astype("string")
+
+    def unit_col(name: str) -> pd.Series:
+        return u[name].reindex(uc).reset_index(drop=True)
+
+    commissioned = pd.to_datetime(eq["commissioned_on"])
+    age = ((today - commissioned).dt.days / 365.25).to_numpy(dtype="float64", na_value=np.nan)
+    conclusion = eq["inspection_conclusion"].astype("string")
+    l_cols: list[np.ndarray] = [np.full(n, lk.base.value)]
+    l_reasons = [lk.base.reason]
+
+    def add(hit: np.ndarray, f: Factor | AgeBand) -> None:
+        l_cols.append(np.where(hit, f.value, 0.0))
+        l_reasons.append(f.reason)
+
+    for band in lk.age:
+        add(np.nan_to_num(age, nan=-1) >= band.min_years, band)
+    for key, f in lk.conclusion.items():
+        add((conclusion == key).fillna(False).to_numpy(dtype=bool), f)
+    add(eq["overdue"].to_numpy(), lk.overdue)
+    add(eq["open_hazards"].to_numpy() > 0, lk.open_hazard)
+    add(eq["late_hazards"].to_numpy() > 0, lk.late_hazard)
+    add(eq["open_major_hazards"].to_numpy() > 0, lk.open_major_hazard)
+    add(unit_col("blacklisted").fillna(False).to_numpy(dtype=bool), lk.unit_blacklisted)
+    add(pd.to_numeric(unit_col("accidents_3y")).fillna(0).to_numpy() > 0, lk.unit_accident)
+    five = pd.to_numeric(unit_col("five_have_score"))
+    add((five < lk.unit_five_have_below).fillna(False).to_numpy(dtype=bool), lk.unit_five_have)
+    add(unit_col("size").isin(["小型", "微型"]).fillna(False).to_numpy(dtype=bool), lk.unit_small)
+    if n:
+        matrix = np.column_stack(l_cols)
+        lv, l_reason = _pick(matrix, l_reasons)
+        also = _others(matrix, l_reasons)
+    else:
+        lv, l_reason, also = np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, dtype=object)
+
+    d = lv * e * c
+    band, rank = band_of(d, rules) if n else (np.zeros(0, dtype=object), np.zeros(0, int))
+    forced = (eq["open_major_hazards"].to_numpy() > 0) & (
+        rank < LEVEL_RANK[rules.major_hazard_level])
+    rank = np.where(forced, LEVEL_RANK[rules.major_hazard_level], rank)
+    graded = eq["in_use"].to_numpy()
+    eq["L"] = np.where(graded, lv, 0.0)
+    eq["E"] = np.where(graded, e, 0.0)
+    eq["C"] = np.where(graded, c, 0.0)
+    eq["D"] = np.where(graded, d, 0.0)
+    eq["lec_band"] = pd.array(np.where(graded, band, None), dtype="string")
+    eq["level_rank"] = np.where(graded, rank, 0).astype(np.int64)
+    eq["level"] = eq["level_rank"].map(LEVEL_BY_RANK).astype("string")
+    eq["L_reason"] = pd.array(np.where(graded, l_reason, None), dtype="string")
+    eq["L_also"] = pd.array(np.where(graded, also, None), dtype="string")
+    eq["E_reason"] = pd.array(np.where(graded, e_reason, None), dtype="string")
+    eq["C_reason"] = pd.array(np.where(graded, c_reason, None), dtype="string")
+    level_reason = np.where(
+        forced, f"存在未销号重大隐患，定为{LEVEL_ZH[rules.major_hazard_level]}",
+        np.where(graded, "按 D=L×E×C 分级", "非在用设备，不分级"))
+    eq["level_reason"] = pd.array(level_reason, dtype="string")
+    return eq
+
+
+def _others(matrix: np.ndarray, reasons: list[str]) -> np.ndarray:
+    """The other triggered L factors (beyond the base and the winner), joined by "、"."""
+    best = matrix.argmax(axis=1)
+    hit = matrix > 0
+    hit[:, 0] = False  # the base always applies
+    hit[np.arange(len(matrix)), best] = False
+    out = np.full(len(matrix), "", dtype=object)
+    for j, reason in enumerate(reasons):
+        if j == 0 or not hit[:, j].any():
+            continue
+        sel = hit[:, j]
+        out[sel] = out[sel] + np.where(out[sel] == "", "", "、") + reason
+    return out
+
+
+# --------------------------------------------------------------------------- units
+
+def grade_units(units: pd.DataFrame, equipment: pd.DataFrame, rules: RiskRules
+                ) -> pd.DataFrame:
+    """Each using unit's level: its riskiest in-use equipment, raised by its own factors.
+
+    Units that equipment names but the units table lacks are kept (name and location from
+    their first piece), so no graded equipment is without a unit."""
+    eq = equipment
+    key = eq["unit_credit_code"].astype("string")
+    rank = eq["level_rank"].to_numpy()
+    g = pd.DataFrame({
+        "credit_code": key.to_numpy(), "equipment_count": 1,
+        "in_use_count": eq["in_use"].to_numpy(dtype=np.int64),
+        **{f"n_{lv}": (rank == r).astype(np.int64) for lv, r in LEVEL_RANK.items()},
+        "D_max": eq["D"].to_numpy(), "rank_max": rank,
+        "open_hazards": eq["open_hazards"].to_numpy(),
+        "open_major_hazards": eq["open_major_hazards"].to_numpy(),
+        "overdue_count": eq["overdue"].to_numpy(dtype=np.int64),
+    }).groupby("credit_code", sort=True).agg(
+        equipment_count=("equipment_count", "sum"), in_use_count=("in_use_count", "sum"),
+        n_red=("n_red", "sum"), n_orange=("n_orange", "sum"), n_yellow=("n_yellow", "sum"),
+        n_blue=("n_blue", "sum"), D_max=("D_max", "max"), rank_max=("rank_max", "max"),
+        open_hazards=("open_hazards", "sum"), open_major_hazards=("open_major_hazards", "sum"),
+        overdue_count=("overdue_count", "sum"))
+
+    out = pd.DataFrame(units).copy()
+    out["credit_code"] = out["credit_code"].astype("string")
+    missing = g.index.difference(pd.Index(out["credit_code"]))
+    if len(missing):
+        out = pd.concat([out, _units_from_equipment(eq, missing, out.columns)],
+                        ignore_index=True)
+    stats = g.reindex(out["credit_code"]).reset_index(drop=True)
+    for col in g.columns:
+        fill = 0 if col != "D_max" else 0.0
+        out[col] = stats[col].fillna(fill).to_numpy()
+    for col in ("equipment_count", "in_use_count", "n_red", "n_orange", "n_yellow", "n_blue",
+                "open_hazards", "open_major_hazards", "overdue_count", "rank_max"):
+        out[col] = out[col].astype(np.int64)
+
+    base = out["rank_max"].to_numpy()
+    reason = np.where(base > 0, "按所属最高风险设备", "无在用设备").astype(object)
+    final = base.copy()
+    five = pd.to_numeric(out.get("five_have_score"), errors="coerce")
+    triggers = {
+        "blacklisted": out["blacklisted"].fillna(False).to_numpy(dtype=bool)
+        if "blacklisted" in out else np.zeros(len(out), bool),
+        "accident": (pd.to_numeric(out["accidents_3y"]).fillna(0).to_numpy() > 0)
+        if "accidents_3y" in out else np.zeros(len(out), bool),
+        "open_major_hazard": out["open_major_hazards"].to_numpy() > 0,
+        "five_have_below": (five < rules.likelihood.unit_five_have_below).fillna(False)
+        .to_numpy(dtype=bool) if five is not None else np.zeros(len(out), bool),
+    }
+    for floor in rules.unit_floors:
+        r = LEVEL_RANK[floor.level]
+        hit = triggers[floor.factor] & (final < r)
+        final = np.where(hit, r, final)
+        reason = np.where(hit, floor.reason, reason)
+    out["level_rank"] = final.astype(np.int64)
+    out["level"] = out["level_rank"].map(LEVEL_BY_RANK).astype("string")
+    out["level_reason"] = pd.array(reason, dtype="string")
+    return out.drop(columns=["rank_max"])
+
+
+def _units_from_equipment(eq: pd.DataFrame, codes: pd.Index, columns: pd.Index
+                          ) -> pd.DataFrame:
+    first = eq.assign(_k=eq["unit_credit_code"].astype("string")).drop_duplicates("_k")
+    first = first.set_index("_k").loc[codes]
+    out = pd.DataFrame(index=range(len(codes)), columns=columns)
+    out["credit_code"] = codes.to_numpy()
+    out["name"] = first["unit_name"].to_numpy() if "unit_name" in first else pd.NA
+    for col in ("lon", "lat", "province_adcode", "city_adcode", "county_adcode", "h3", "h3_5",
+                "h3_6", "h3_7", "park_id", "venue_id"):
+        if col in first and col in out:
+            out[col] = first[col].to_numpy()
+    if "geometry" in out and "geometry" in first:
+        out["geometry"] = first["geometry"].to_numpy()
+    return out

@@ -1,0 +1,46 @@
+"""``riskmap build``: read the stored tables, build every layer, write them back at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from geo.boundaries import load_boundaries
+from layers.build import BuildResult, Inputs, build_layers
+from layers.rules import Rules, load_rules
+from service.store.base import LayerBuild, Store
+
+INPUT_TABLES = ("equipment", "units", "hazards", "checks", "parks", "venues", "officers",
+                "officer_cells")
+
+
+def read_inputs(store: Store, provinces: list[str], as_of: date) -> Inputs:
+    """The stored tables and the boundaries of the configured provinces (all three levels)."""
+    tables = {name: store.read(name) for name in INPUT_TABLES}
+    boundaries = gpd.GeoDataFrame(pd.concat(
+        [load_boundaries(provinces, level) for level in ("province", "city", "county")],
+        ignore_index=True), crs=4326)
+    return Inputs(**tables, boundaries=boundaries, as_of=as_of)
+
+
+def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
+              rules_path: str | Path | None = None, as_of: date | None = None,
+              progress: Callable[[str], None] | None = None) -> LayerBuild:
+    """Build every layer from what the store holds now and write them as one build."""
+    rules = rules or load_rules(rules_path)
+    as_of = as_of or date.today()
+    data_version = store.data_version()
+    result: BuildResult = build_layers(read_inputs(store, provinces, as_of), rules, progress)
+    build = LayerBuild(
+        build_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        built_at=datetime.now(UTC), as_of=as_of, rules_version=rules.version,
+        rules_hash=rules.fingerprint(), data_version=data_version, report=result.report)
+    if progress:
+        progress("write")
+    store.write_layers(result.frames, build)
+    return build

@@ -1,0 +1,87 @@
+"""Layer tables in PostGIS: created from :mod:`layers.registry` by each build.
+
+A build fills ``layer_x__next`` twins (COPY, then indexes) and, at the end of its one
+transaction, drops each old table and renames the twin into place, so readers see the
+previous build until the commit and the new one after it. The tables are derived data,
+not migrated schema; ``layer_builds`` (migration 0002) records the build in force.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from geoalchemy2 import Geometry
+from psycopg import Cursor, sql
+from sqlalchemy import Column, Connection, Index, MetaData, Table, Text, text
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from service.store.postgis.copy import copy_frame
+from service.store.postgis.models import CODE_COLUMNS, GEOMETRY_COLUMN, SQL_TYPES, SRID
+from service.store.postgis.statements import NEXT_SUFFIX
+from service.store.tables import Table as Spec
+
+# Columns the service filters layers by: a b-tree index on each a layer has.
+FILTER_COLUMNS = (
+    "level", "resolution", "province_adcode", "city_adcode", "county_adcode", "adcode",
+    "admin_level", "parent_adcode", "park_id", "officer_id", "h3", "industry",
+    "top_category", "credit_code", "unit_credit_code", "grade",
+)
+LAYER_CODE_COLUMNS = CODE_COLUMNS | {"fid", "adcode", "parent_adcode", "top_category",
+                                     "industry", "cluster_id"}
+
+
+def sql_table(spec: Spec, name: str) -> Table:
+    """The SQL table of a layer spec under ``name``: typed columns, ``fid`` key, geometry."""
+    columns = [Column("fid", Text(collation="C"), primary_key=True)]
+    for column, abstract in spec.columns:
+        if column == "fid":
+            continue
+        if column in LAYER_CODE_COLUMNS:
+            sql_type = Text(collation="C")
+        elif abstract == "json":
+            sql_type = JSON()  # not jsonb: a layer's JSON text goes out exactly as built
+        else:
+            sql_type = SQL_TYPES[abstract]()
+        columns.append(Column(column, sql_type))
+    if spec.geometry:
+        columns.append(Column(GEOMETRY_COLUMN, Geometry(spec.geometry.upper(), srid=SRID,
+                                                        spatial_index=False)))
+    return Table(name, MetaData(), *columns)
+
+
+def index_names(spec: Spec, name: str) -> list[tuple[str, str, str]]:
+    """(index name, column, method) of a layer table called ``name``."""
+    out = [(f"ix_{name}_{c}", c, "btree") for c in FILTER_COLUMNS if c in spec.column_names]
+    if spec.geometry:
+        out.append((f"gix_{name}_{GEOMETRY_COLUMN}", GEOMETRY_COLUMN, "gist"))
+    return out
+
+
+def fill_next(conn: Connection, cursor: Cursor, spec: Spec, frame: pd.DataFrame) -> None:
+    """Create ``<table>__next``, COPY ``frame`` (conformed) into it and index it."""
+    name = spec.name + NEXT_SUFFIX
+    cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    table = sql_table(spec, name)
+    conn.execute(CreateTable(table))
+    copy_frame(cursor, name, spec, frame)
+    for index, column, method in index_names(spec, name):
+        conn.execute(CreateIndex(Index(index, table.c[column], postgresql_using=method)))
+    cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+
+
+def swap_in(cursor: Cursor, spec: Spec) -> None:
+    """Replace the layer table by its filled twin (names of key and indexes follow)."""
+    final, name = spec.name, spec.name + NEXT_SUFFIX
+    ident = sql.Identifier
+    cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(final)))
+    cursor.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(name), ident(final)))
+    cursor.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+        ident(final), ident(f"{name}_pkey"), ident(f"{final}_pkey")))
+    for (old, _, _), (new, _, _) in zip(index_names(spec, name), index_names(spec, final),
+                                        strict=True):
+        cursor.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(ident(old), ident(new)))
+
+
+def table_exists(conn: Connection, name: str) -> bool:
+    return conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"),
+                        {"name": f'public."{name}"'}).scalar_one()

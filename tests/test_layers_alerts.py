@@ -1,0 +1,377 @@
+"""layers.alerts: elevator insurance coverage and 风险提示/警示/预警 on hand-built frames."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pydantic import ValidationError
+
+from layers.alerts import (
+    IndicatorRule,
+    InsuranceRules,
+    WarningRules,
+    insurance,
+    warnings,
+)
+
+# province 410000 > city 410100 > counties 410101, 410102; 419001 is both a city and a county
+REGIONS = [
+    ("410000", "甲省", "province", None, "410000", None),
+    ("410100", "乙市", "city", "410000", "410000", "410100"),
+    ("410101", "丙区", "county", "410100", "410000", "410100"),
+    ("410102", "丁县", "county", "410100", "410000", "410100"),
+    ("419001", "戊市", "city", "410000", "410000", "419001"),
+    ("419001", "戊市", "county", "419001", "410000", "419001"),
+]
+
+
+def boundaries() -> gpd.GeoDataFrame:
+    rows = pd.DataFrame(REGIONS, columns=["adcode", "name", "level", "parent_adcode",
+                                          "province_adcode", "city_adcode"]).astype("string")
+    geoms = [shapely.box(i, 0, i + 1, 1) for i in range(len(rows))]
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=4326)
+
+
+def elevators(rows: list[tuple[str, bool, object, str | None, str | None]]) -> pd.DataFrame:
+    """(top_category, in_use, insured, city, county) rows in province 410000."""
+    df = pd.DataFrame(rows, columns=["top_category", "in_use", "insured", "city_adcode",
+                                     "county_adcode"])
+    return df.assign(province_adcode="410000").astype({
+        "top_category": "string", "in_use": "boolean", "insured": "boolean",
+        "city_adcode": "string", "county_adcode": "string", "province_adcode": "string"})
+
+
+EQ = elevators([
+    # 丙区: 4 in-use elevators (3 insured, 1 unknown), a stopped insured one, an insured boiler
+    ("3000", True, True, "410100", "410101"), ("3000", True, True, "410100", "410101"),
+    ("3000", True, True, "410100", "410101"), ("3000", True, None, "410100", "410101"),
+    ("3000", False, True, "410100", "410101"), ("1000", True, True, "410100", "410101"),
+    # 丁县: 2 elevators, 1 insured
+    ("3000", True, True, "410100", "410102"), ("3000", True, False, "410100", "410102"),
+])
+
+
+def by_region(gdf: pd.DataFrame) -> pd.DataFrame:
+    return gdf.set_index(["admin_level", "adcode"])
+
+
+# --------------------------------------------------------------------------- insurance
+
+def test_insurance_counts_and_coverage_per_level() -> None:
+    out = by_region(insurance(EQ, boundaries(), date(2021, 6, 30)))
+    a = out.loc[("county", "410101")]
+    assert (a["elevators"], a["insured"], a["insured_unknown"]) == (4, 3, 1)
+    assert a["coverage"] == pytest.approx(0.75)
+    assert a["target"] == pytest.approx(0.55)
+    assert bool(a["meets_target"]) is True
+    b = out.loc[("county", "410102")]
+    assert b["coverage"] == pytest.approx(0.5)
+    assert b["gap"] == pytest.approx(0.05)
+    assert bool(b["meets_target"]) is False
+    city = out.loc[("city", "410100")]
+    assert (city["elevators"], city["insured"]) == (6, 4)
+    prov = out.loc[("province", "410000")]
+    assert (prov["elevators"], prov["insured"], prov["insured_unknown"]) == (6, 4, 1)
+
+
+def test_insurance_output_frame() -> None:
+    out = insurance(EQ, boundaries(), date(2021, 1, 1))
+    assert out.crs.to_epsg() == 4326
+    assert len(out) == len(REGIONS)
+    assert "admin_level" in out and "level" not in out
+    assert str(out["elevators"].dtype) == "Int64"
+    assert str(out["meets_target"].dtype) == "boolean"
+    assert out["coverage"].dtype == np.float64
+    assert out.geometry.geom_type.eq("Polygon").all()
+
+
+def test_region_without_elevators_has_na_coverage() -> None:
+    out = by_region(insurance(EQ, boundaries(), date(2021, 1, 1)))
+    row = out.loc[("county", "419001")]
+    assert row["elevators"] == 0
+    assert np.isnan(row["coverage"]) and np.isnan(row["gap"])
+    assert pd.isna(row["meets_target"])
+
+
+def test_targets_by_year() -> None:
+    b = boundaries()
+    target = {y: insurance(EQ, b, date(y, 3, 1))["target"].iloc[0]
+              for y in (2019, 2020, 2021, 2022, 2026)}
+    assert np.isnan(target[2019])  # no target before the plan
+    assert target[2020] == pytest.approx(0.40)
+    assert target[2021] == pytest.approx(0.55)
+    assert target[2022] == pytest.approx(0.70)
+    assert target[2026] == pytest.approx(0.70)  # later years hold the last target
+    out = insurance(EQ, b, date(2026, 1, 1), InsuranceRules(hold_last=False))
+    assert out["target"].isna().all()
+    assert out["meets_target"].isna().all()
+    custom = InsuranceRules(targets={2020: 0.4, 2023: 0.8})
+    assert custom.target_for(2021) == pytest.approx(0.4)  # a gap inside the table
+    assert custom.target_for(2023) == pytest.approx(0.8)
+
+
+def test_exactly_on_target_meets_it() -> None:
+    rows = [("3000", True, i < 11, "410100", "410101") for i in range(20)]
+    out = by_region(insurance(elevators(rows), boundaries(), date(2021, 1, 1)))
+    row = out.loc[("county", "410101")]
+    assert row["coverage"] == pytest.approx(0.55)
+    assert row["gap"] == 0
+    assert bool(row["meets_target"]) is True
+
+
+def test_na_adcodes_count_only_where_known() -> None:
+    rows = [("3000", True, True, "410100", None), ("3000", True, False, None, None)]
+    out = by_region(insurance(elevators(rows), boundaries(), date(2021, 1, 1)))
+    assert out.loc[("city", "410100"), "elevators"] == 1
+    assert out.loc[("province", "410000"), "elevators"] == 2
+    assert out.loc[("county", "410101"), "elevators"] == 0
+
+
+def test_city_and_county_with_the_same_adcode() -> None:
+    rows = [("3000", True, True, "419001", "419001"), ("3000", True, False, "419001", "419001")]
+    out = by_region(insurance(elevators(rows), boundaries(), date(2022, 1, 1)))
+    assert out.loc[("city", "419001"), "elevators"] == 2
+    assert out.loc[("county", "419001"), "elevators"] == 2
+    assert out.loc[("county", "419001"), "coverage"] == pytest.approx(0.5)
+
+
+def test_insurance_empty_equipment() -> None:
+    out = insurance(EQ.iloc[0:0], boundaries(), date(2021, 1, 1))
+    assert len(out) == len(REGIONS)
+    assert (out["elevators"] == 0).all()
+    assert out["meets_target"].isna().all()
+
+
+def test_insurance_rules_validation() -> None:
+    for bad in ({2020: 1.5}, {2020: -0.1}, {2020: 0}, {}, {1900: 0.4}):
+        with pytest.raises(ValidationError):
+            InsuranceRules(targets=bad)
+    with pytest.raises(ValidationError):
+        InsuranceRules(target=0.4)  # unknown field
+    # TOML tables have string keys
+    assert InsuranceRules.model_validate({"targets": {"2023": 0.8}}).targets == {2023: 0.8}
+
+
+# --------------------------------------------------------------------------- warnings
+
+def regions(with_parents: bool = True, **columns: list[float]) -> gpd.GeoDataFrame:
+    """The REGIONS rows as an aggregate.regions-like frame; extra columns by keyword."""
+    b = boundaries().rename(columns={"level": "admin_level"})
+    if not with_parents:
+        b = b.drop(columns=["province_adcode", "city_adcode"])
+    n = len(b)
+    base = {"equipment": [100.0] * n, "overdue": [0.0] * n, "overdue_rate": [0.0] * n,
+            "open_major_hazards": [0.0] * n}
+    base.update(columns)
+    for name, values in base.items():
+        b[name] = values
+    return b
+
+
+def ins_frame(gaps: list[float]) -> pd.DataFrame:
+    r = regions()
+    return pd.DataFrame({"adcode": r["adcode"], "admin_level": r["admin_level"],
+                         "gap": gaps, "coverage": [0.7 - g for g in gaps],
+                         "target": [0.7] * len(gaps)})
+
+
+def grades(out: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return dict(zip(zip(out["admin_level"], out["adcode"], strict=True), out["grade"],
+                    strict=True))
+
+
+def test_overdue_rate_thresholds() -> None:
+    r = regions(overdue_rate=[0.02, 0.03, 0.05, 0.12, float("nan"), 0.1])
+    g = grades(warnings(r))
+    assert ("province", "410000") not in g  # 2% is below the 3% prompt
+    assert g[("city", "410100")] == "prompt"
+    assert g[("county", "410101")] == "caution"
+    assert g[("county", "410102")] == "alert"
+    assert ("city", "419001") not in g  # missing rate never triggers
+    assert g[("county", "419001")] == "alert"  # exactly 10%
+
+
+def test_open_major_hazards_thresholds() -> None:
+    r = regions(open_major_hazards=[0, 1, 3, 5, 2, 4])
+    g = grades(warnings(r))
+    assert ("province", "410000") not in g
+    assert [g[k] for k in (("city", "410100"), ("county", "410101"), ("county", "410102"),
+                           ("city", "419001"), ("county", "419001"))] == [
+        "prompt", "caution", "alert", "prompt", "caution"]
+
+
+def test_insurance_shortfall_thresholds() -> None:
+    gaps = [0.0, 0.01, 0.10, 0.25, -0.1, float("nan")]
+    g = grades(warnings(regions(), insurance=ins_frame(gaps)))
+    assert ("province", "410000") not in g  # on target: gap 0 is not short
+    assert g[("city", "410100")] == "prompt"
+    assert g[("county", "410101")] == "caution"
+    assert g[("county", "410102")] == "alert"
+    assert ("city", "419001") not in g and ("county", "419001") not in g
+    out = warnings(regions(), insurance=ins_frame(gaps))
+    msg = out.set_index("adcode").loc["410101", "message"]
+    assert "覆盖率60.0%" in msg and "目标70%" in msg and "警示" in msg
+
+
+def test_insurance_frame_from_insurance_function() -> None:
+    ins = insurance(EQ, boundaries(), date(2021, 6, 30))
+    g = grades(warnings(regions(), insurance=ins))
+    assert g == {("county", "410102"): "prompt"}  # 50% against 55%
+
+
+HOT = pd.DataFrame({
+    "h3": ["a1", "a2", "b1", "c1"],
+    "county_adcode": ["410101", "410101", "410102", "419001"],
+    "regional": [True, True, True, False],
+    "cluster_id": ["k1", "k1", "k1", None],
+})
+
+
+@pytest.mark.parametrize("with_parents", [True, False])
+def test_hotspots_roll_up_to_city_and_province(with_parents: bool) -> None:
+    out = warnings(regions(with_parents), hotspots=HOT)
+    g = grades(out)
+    assert g[("county", "410101")] == "caution"  # 2 hot cells (prompt) + a regional cluster
+    assert g[("county", "410102")] == "caution"  # 1 hot cell + the same cluster
+    assert g[("city", "410100")] == "alert"  # 3 hot cells; cluster k1 counted once
+    assert g[("province", "410000")] == "alert"  # 4 hot cells
+    assert g[("county", "419001")] == "prompt"
+    assert g[("city", "419001")] == "prompt"
+    trig = json.loads(out.set_index(["admin_level", "adcode"]).loc[("city", "410100"),
+                                                                   "triggers"])
+    by_rule = {t["rule"]: t for t in trig}
+    assert by_rule["hot_cells"]["value"] == 3 and by_rule["hot_cells"]["grade"] == "alert"
+    assert by_rule["regional_clusters"]["value"] == 1
+
+
+def test_regional_cell_without_cluster_id_is_its_own_cluster() -> None:
+    hot = pd.DataFrame({"h3": ["x1", "x2"], "county_adcode": ["410101", "410101"],
+                        "regional": [True, True], "cluster_id": [None, None]})
+    out = warnings(regions(), hotspots=hot)
+    trig = json.loads(out.set_index(["admin_level", "adcode"]).loc[("county", "410101"),
+                                                                   "triggers"])
+    assert {t["rule"]: t["value"] for t in trig}["regional_clusters"] == 2
+
+
+def test_widespread_categories_roll_up() -> None:
+    wide = pd.DataFrame({"county_adcode": ["410101", "410102", "410102"],
+                         "top_category": ["3000", "3000", "4000"],
+                         "widespread": [True, True, False]})
+    out = warnings(regions(), widespread=wide)
+    g = grades(out)
+    assert g == {("province", "410000"): "caution", ("city", "410100"): "caution",
+                 ("county", "410101"): "caution", ("county", "410102"): "caution"}
+    city = out.set_index(["admin_level", "adcode"]).loc[("city", "410100")]
+    assert json.loads(city["triggers"])[0]["value"] == 1  # 3000 in two counties counts once
+
+
+def test_region_grade_is_highest_trigger_and_message() -> None:
+    r = regions(overdue_rate=[0.0, 0.0, 0.04, 0.0, 0.0, 0.0],
+                open_major_hazards=[0, 0, 6, 0, 0, 0])
+    out = warnings(r)
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert (row["grade"], row["grade_zh"], row["grade_rank"]) == ("alert", "预警", 3)
+    assert row["trigger_count"] == 2
+    trig = json.loads(row["triggers"])
+    assert [(t["rule"], t["grade"]) for t in trig] == [("overdue_rate", "prompt"),
+                                                       ("open_major_hazards", "alert")]
+    assert trig[0]["threshold"] == pytest.approx(0.03)
+    assert set(trig[0]) >= {"rule", "indicator", "value", "threshold", "grade"}
+    sentences = row["message"].rstrip("。").split("；")
+    assert len(sentences) == 2
+    assert sentences[0] == "丙区在用设备逾期未检率4.0%（风险提示阈值≥3%）"
+    assert sentences[1] == "丙区有6处重大隐患未销号（预警阈值≥5处）"
+
+
+def test_warnings_frame_shape_and_order() -> None:
+    r = regions(overdue_rate=[0.04, 0.2, 0.0, 0.06, 0.0, 0.0])
+    out = warnings(r)
+    assert out.crs.to_epsg() == 4326
+    assert list(out["grade_rank"]) == [3, 2, 1]
+    assert list(out["adcode"]) == ["410100", "410102", "410000"]
+    for col in ("adcode", "name", "admin_level", "grade", "grade_zh", "triggers", "message"):
+        assert str(out[col].dtype) == "string", col
+    assert str(out["grade_rank"].dtype) == "Int64"
+    assert out.geometry.geom_type.eq("Polygon").all()
+
+
+def test_no_regions_or_no_triggers_give_empty_frames() -> None:
+    empty = warnings(regions().iloc[0:0])
+    assert len(empty) == 0 and "grade" in empty and empty.crs.to_epsg() == 4326
+    quiet = warnings(regions(), insurance=None, hotspots=HOT.iloc[0:0],
+                     widespread=pd.DataFrame(columns=["county_adcode", "top_category",
+                                                      "widespread"]))
+    assert len(quiet) == 0
+
+
+def test_lower_is_worse_direction() -> None:
+    rule = IndicatorRule(id="coverage", indicator="insurance_coverage", direction="lower",
+                         thresholds={"prompt": 0.7, "caution": 0.55, "alert": 0.4},
+                         template="{name}电梯保险覆盖率{value:.0%}（{grade_zh}阈值{op}{threshold:.0%}）")
+    rules = WarningRules(rules=(rule,))
+    gaps = [0.0, 0.05, 0.2, 0.4, -0.1, float("nan")]  # coverage 0.7, 0.65, 0.5, 0.3, 0.8, nan
+    out = warnings(regions(), insurance=ins_frame(gaps), rules=rules)
+    g = grades(out)
+    assert g == {("province", "410000"): "prompt", ("city", "410100"): "prompt",
+                 ("county", "410101"): "caution", ("county", "410102"): "alert"}
+    assert "覆盖率30%（预警阈值≤40%）" in out.set_index("adcode").loc["410102", "message"]
+
+
+def test_default_rules_and_ids() -> None:
+    ids = [r.id for r in WarningRules().rules]
+    assert ids == ["overdue_rate", "open_major_hazards", "insurance_shortfall", "hot_cells",
+                   "regional_clusters", "widespread_categories"]
+    ins = next(r for r in WarningRules().rules if r.id == "insurance_shortfall")
+    assert ins.op("prompt") == ">" and ins.op("caution") == "≥"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"thresholds": {"prompt": 0.05, "caution": 0.03}},  # not increasing
+    {"thresholds": {"prompt": 0.05, "alert": 0.05}},  # equal
+    {"thresholds": {"prompt": 0.05, "caution": 0.1}, "direction": "lower"},  # not decreasing
+    {"thresholds": {}},
+    {"thresholds": {"prompt": 1.5}},  # a rate above 1
+    {"thresholds": {"prompt": -0.1}},  # negative rate
+    {"thresholds": {"prompt": 0.0}},  # would trigger for every region
+    {"thresholds": {"prompt": 0.1}, "strict": ("alert",)},
+    {"thresholds": {"warn": 0.1}},
+    {"indicator": "unknown_indicator"},
+    {"template": "{name}{nonsense}"},
+    {"template": "{name}{value:d}"},
+    {"extra": 1},
+])
+def test_indicator_rule_validation(kwargs: dict) -> None:
+    base = {"id": "r", "indicator": "overdue_rate", "thresholds": {"prompt": 0.03},
+            "template": "{name}{value:.1%}"}
+    with pytest.raises(ValidationError):
+        IndicatorRule(**{**base, **kwargs})
+
+
+def test_zero_threshold_allowed_when_strict_and_duplicate_ids_refused() -> None:
+    rule = IndicatorRule(id="r", indicator="overdue", thresholds={"prompt": 0}, strict=("prompt",),
+                         template="{name}{value:.0f}")
+    assert rule.op("prompt") == ">"
+    with pytest.raises(ValidationError):
+        WarningRules(rules=(rule, rule))
+
+
+def test_hotspots_use_their_own_parents_when_regions_lack_counties() -> None:
+    r = regions()
+    r = r[r["admin_level"] != "county"]
+    hot = pd.DataFrame({"h3": ["a1", "a2", "a3"], "county_adcode": ["410101"] * 3,
+                        "city_adcode": ["410100"] * 3, "province_adcode": ["410000"] * 3})
+    g = grades(warnings(r, hotspots=hot))  # no "regional" column: no regional clusters
+    assert g == {("province", "410000"): "alert", ("city", "410100"): "alert"}
+
+
+def test_duplicate_insurance_rows_take_the_first() -> None:
+    ins = ins_frame([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    ins = pd.concat([ins, ins.iloc[[0]].assign(gap=0.0)], ignore_index=True)
+    assert grades(warnings(regions(), insurance=ins)) == {("province", "410000"): "alert"}

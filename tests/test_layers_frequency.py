@@ -1,0 +1,405 @@
+"""Inspection frequency (加大监督检查频次): small hand-built frames, answers checked by hand."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from layers.frequency import (
+    BOOSTS,
+    BaseIntervals,
+    FocusBoost,
+    FrequencyRules,
+    HotspotBoost,
+    KeyEquipmentBoost,
+    boosted_units,
+    inspection_frequency,
+    join_labels,
+)
+
+AS_OF = date(2021, 6, 30)
+
+
+def units_frame(*rows: dict) -> pd.DataFrame:
+    """Graded units; each row needs only credit_code and what the test is about."""
+    base = {"name": "单位", "level": "blue", "lon": 113.6, "lat": 34.7, "province_adcode": "410000",
+            "city_adcode": "410100", "county_adcode": "410102", "blacklisted": False}
+    frame = pd.DataFrame([{**base, "name": f"单位{r['credit_code']}", **r} for r in rows])
+    for col in ("credit_code", "name", "level", "province_adcode", "city_adcode",
+                "county_adcode"):
+        frame[col] = frame[col].astype("string")
+    frame["blacklisted"] = frame["blacklisted"].astype("boolean")
+    frame["lon"] = frame["lon"].astype("float64")
+    frame["lat"] = frame["lat"].astype("float64")
+    return frame
+
+
+def equipment_frame(*rows: dict) -> pd.DataFrame:
+    """Graded equipment: unit_credit_code and category_code, in use unless said."""
+    cols = ("registration_code", "unit_credit_code", "category_code", "top_category", "venue_id",
+            "county_adcode", "city_adcode")
+    if not rows:
+        frame = pd.DataFrame({c: pd.Series(dtype="string") for c in cols})
+        frame["in_use"] = pd.Series(dtype=bool)
+        frame["overdue"] = pd.Series(dtype=bool)
+        return frame
+    base = {"venue_id": None, "county_adcode": "410102", "city_adcode": "410100",
+            "in_use": True, "overdue": False}
+    frame = pd.DataFrame([{**base, "registration_code": f"R{i}", **r}
+                          for i, r in enumerate(rows)])
+    frame["top_category"] = frame["category_code"].str.slice(0, 1) + "000"
+    for col in cols:
+        frame[col] = frame[col].astype("string")
+    return frame
+
+
+def checks_frame(*rows: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "check_id": pd.Series([f"C{i}" for i in range(len(rows))], dtype="string"),
+        "credit_code": pd.Series([r[0] for r in rows], dtype="string"),
+        "checked_on": pd.to_datetime(pd.Series([r[1] for r in rows], dtype=object)).astype(
+            "datetime64[s]"),
+        "officer_id": pd.Series(["O1"] * len(rows), dtype="string"),
+        "result": pd.Series(["合格"] * len(rows), dtype="string"),
+    })
+
+
+VENUES = pd.DataFrame({"venue_id": pd.Series(["V1", "V2"], dtype="string"),
+                       "name": ["万达广场", "人民医院"], "kind": ["商场", "医院"],
+                       "daily_visitors": pd.array([30000, 8000], dtype="Int64")})
+NO_HOT = pd.DataFrame({"credit_code": pd.Series(dtype="string"),
+                       "regional": pd.Series(dtype="boolean")})
+NO_WIDE = pd.DataFrame({"county_adcode": pd.Series(dtype="string"),
+                        "top_category": pd.Series(dtype="string"),
+                        "widespread": pd.Series(dtype="boolean")})
+
+
+def run(units, equipment=None, checks=None, venues=VENUES, hot=NO_HOT, wide=NO_WIDE,
+        as_of=AS_OF, rules=None):
+    equipment = equipment if equipment is not None else equipment_frame()
+    checks = checks if checks is not None else checks_frame()
+    out = inspection_frequency(units, equipment, checks, venues, hot, wide, as_of,
+                               rules or FrequencyRules())
+    return out.set_index("credit_code", drop=False)
+
+
+def boosts_of(frame: pd.DataFrame, code: str) -> list[str]:
+    return json.loads(frame.loc[code, "boosts"])
+
+
+# --------------------------------------------------------------------------- base intervals
+
+def test_base_interval_by_level_and_unlevelled():
+    u = units_frame({"credit_code": "R", "level": "red"}, {"credit_code": "O", "level": "orange"},
+                    {"credit_code": "Y", "level": "yellow"}, {"credit_code": "B", "level": "blue"},
+                    {"credit_code": "N", "level": None})
+    f = run(u)
+    assert f["base_interval_months"].to_dict() == {"B": 12, "N": 12, "O": 3, "R": 1, "Y": 6}
+    assert (f["interval_months"] == f["base_interval_months"]).all()
+    assert f.loc["O", "checks_per_year"] == 4.0 and f.loc["N", "checks_per_year"] == 1.0
+    assert not f["boosted"].any()
+    assert f.loc["O", "reasons"] == "较大风险单位基础检查间隔3个月"
+    assert f.loc["N", "reasons"].startswith("未分级（无在用设备）")
+    assert (f["boosts"] == "[]").all()
+
+
+# --------------------------------------------------------------------------- each boost
+
+def test_crowded_venue_names_the_kind_and_ignores_idle_equipment():
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B"}, {"credit_code": "C"})
+    eq = equipment_frame(
+        {"unit_credit_code": "A", "category_code": "4100", "venue_id": "V1"},
+        {"unit_credit_code": "A", "category_code": "4100", "venue_id": "V2"},
+        {"unit_credit_code": "B", "category_code": "4100", "venue_id": "V1", "in_use": False},
+        {"unit_credit_code": "C", "category_code": "4100", "venue_id": "V9"})
+    f = run(u, eq, as_of=date(2019, 6, 30))
+    assert boosts_of(f, "A") == ["crowded_venue"]
+    assert "在用设备位于人员密集场所（医院、商场）" in f.loc["A", "reasons"]
+    assert f.loc["A", "interval_months"] == 6  # 12 → 6, one rung
+    assert boosts_of(f, "B") == []  # not in use
+    assert "场所类型不明" in f.loc["C", "reasons"]  # venue not in the venues table
+
+
+def test_key_equipment_ropeway_anywhere_elevator_only_in_venue_cylinder():
+    u = units_frame({"credit_code": "ROPE"}, {"credit_code": "LIFT"}, {"credit_code": "MALL"},
+                    {"credit_code": "GAS"}, {"credit_code": "RIDE"})
+    eq = equipment_frame(
+        {"unit_credit_code": "ROPE", "category_code": "9100"},
+        {"unit_credit_code": "LIFT", "category_code": "3110"},
+        {"unit_credit_code": "MALL", "category_code": "3110", "venue_id": "V1"},
+        {"unit_credit_code": "GAS", "category_code": "2310"},
+        {"unit_credit_code": "RIDE", "category_code": "6100"})
+    f = run(u, eq, as_of=date(2019, 6, 30))  # 2019: before the first focus year
+    assert boosts_of(f, "ROPE") == ["key_equipment"]
+    assert "持有重点特种设备（客运索道）" in f.loc["ROPE", "reasons"]
+    assert boosts_of(f, "LIFT") == []  # an elevator outside a crowded venue
+    assert boosts_of(f, "MALL") == ["crowded_venue", "key_equipment"]
+    assert "人员密集场所电梯" in f.loc["MALL", "reasons"]
+    assert f.loc["MALL", "boost_steps"] == 2 and f.loc["MALL", "interval_months"] == 3
+    assert boosts_of(f, "GAS") == ["key_equipment"] and "气瓶" in f.loc["GAS", "reasons"]
+    assert boosts_of(f, "RIDE") == ["key_equipment"]
+
+
+def test_key_equipment_codes_configurable():
+    rules = FrequencyRules(key_equipment=KeyEquipmentBoost(anywhere=("4000",), in_venue=()))
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "4100"},
+                         {"unit_credit_code": "B", "category_code": "9100"})
+    f = run(u, eq, rules=rules, as_of=date(2019, 1, 1))
+    assert boosts_of(f, "A") == ["key_equipment"] and "起重机械" in f.loc["A", "reasons"]
+    assert boosts_of(f, "B") == []
+
+
+def test_hotspot_cell_and_widespread_county_category():
+    u = units_frame({"credit_code": "HOT"}, {"credit_code": "LONE"}, {"credit_code": "WIDE"},
+                    {"credit_code": "OTHER"}, {"credit_code": "FAR", "county_adcode": "410105"})
+    eq = equipment_frame(
+        {"unit_credit_code": "WIDE", "category_code": "4100"},
+        {"unit_credit_code": "OTHER", "category_code": "5100"},  # category not widespread
+        {"unit_credit_code": "FAR", "category_code": "4100", "county_adcode": None})
+    hot = pd.DataFrame({"credit_code": pd.Series(["HOT", "LONE"], dtype="string"),
+                        "regional": pd.array([True, False], dtype="boolean")})
+    wide = pd.DataFrame({"county_adcode": pd.Series(["410102", "410102"], dtype="string"),
+                         "top_category": pd.Series(["4000", "5000"], dtype="string"),
+                         "widespread": pd.array([True, False], dtype="boolean")})
+    f = run(u, eq, hot=hot, wide=wide, as_of=date(2019, 1, 1))
+    assert boosts_of(f, "HOT") == ["hotspot"]
+    assert "区域性聚集的严重隐患热点网格" in f.loc["HOT", "reasons"]
+    assert boosts_of(f, "LONE") == ["hotspot"]
+    assert boosts_of(f, "WIDE") == ["hotspot"]
+    assert "所在县区起重机械普遍存在严重事故隐患" in f.loc["WIDE", "reasons"]
+    assert boosts_of(f, "OTHER") == []
+    assert boosts_of(f, "FAR") == []  # piece without county stands in its unit's (410105)
+
+    only = FrequencyRules(hotspot=HotspotBoost(regional_only=True, widespread=False))
+    g = run(u, eq, hot=hot, wide=wide, as_of=date(2019, 1, 1), rules=only)
+    assert boosts_of(g, "HOT") == ["hotspot"]
+    assert boosts_of(g, "LONE") == [] and boosts_of(g, "WIDE") == []
+
+
+def test_blacklisted_and_missing_flag():
+    u = units_frame({"credit_code": "A", "blacklisted": True},
+                    {"credit_code": "B", "blacklisted": None})
+    f = run(u)
+    assert boosts_of(f, "A") == ["blacklisted"]
+    assert "列入特种设备安全不良记录黑名单" in f.loc["A", "reasons"]
+    assert boosts_of(f, "B") == []
+
+
+def test_overdue_counts_pieces():
+    u = units_frame({"credit_code": "A", "level": "yellow"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "4100", "overdue": True},
+                         {"unit_credit_code": "A", "category_code": "4100", "overdue": True},
+                         {"unit_credit_code": "A", "category_code": "4100"})
+    f = run(u, eq, as_of=date(2019, 1, 1))
+    assert boosts_of(f, "A") == ["overdue_inspection"]
+    assert "有逾期未检设备（2台）" in f.loc["A", "reasons"]
+    assert f.loc["A", "interval_months"] == 3  # yellow 6 → 3
+
+
+@pytest.mark.parametrize(("as_of", "hit", "year"), [
+    (date(2020, 3, 1), True, 2020),    # 2020: 8000/2300/3000 — elevators
+    (date(2021, 3, 1), False, 2021),   # 2021: 2000/1000/4000
+    (date(2025, 3, 1), False, 2022),   # later years use 2022's list
+    (date(2019, 3, 1), False, None),   # before the plan: no focus
+])
+def test_focus_category_by_year(as_of, hit, year):
+    u = units_frame({"credit_code": "A"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "3110"})
+    f = run(u, eq, as_of=as_of)
+    assert ("focus_category" in boosts_of(f, "A")) is hit
+    if hit:
+        assert f"持有本年度重点治理领域设备（{year}年：电梯）" in f.loc["A", "reasons"]
+
+
+def test_focus_category_later_years_use_last_list():
+    u = units_frame({"credit_code": "A"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "9100"})
+    f = run(u, eq, as_of=date(2025, 3, 1))
+    assert "（2022年：客运索道）" in f.loc["A", "reasons"]
+
+
+def test_focus_cylinders_by_class_code():
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "2310"},
+                         {"unit_credit_code": "B", "category_code": "2110"})
+    f = run(u, eq, as_of=date(2020, 6, 1))
+    assert "focus_category" in boosts_of(f, "A")  # 气瓶 2300 is a 2020 focus
+    assert "focus_category" not in boosts_of(f, "B")  # a fixed vessel was not in 2020
+
+
+# --------------------------------------------------------------------------- combining
+
+def test_boosts_add_and_stop_at_last_rung():
+    u = units_frame({"credit_code": "A", "level": "blue", "blacklisted": True},
+                    {"credit_code": "R", "level": "red", "blacklisted": True})
+    eq = equipment_frame(
+        {"unit_credit_code": "A", "category_code": "3110", "venue_id": "V1", "overdue": True})
+    f = run(u, eq, as_of=date(2020, 6, 1))
+    # crowded, key (elevator in venue), blacklisted, overdue, focus (2020 elevators)
+    assert boosts_of(f, "A") == ["crowded_venue", "key_equipment", "blacklisted",
+                                 "overdue_inspection", "focus_category"]
+    assert f.loc["A", "boost_steps"] == 5
+    assert f.loc["A", "interval_months"] == 1  # 12 → 6 → 3 → 2 → 1 (and no further)
+    assert f.loc["A", "reasons"].endswith("共加频5档，检查间隔由12个月缩短为1个月")
+    assert f.loc["R", "interval_months"] == 1 and bool(f.loc["R", "boosted"])
+    assert f.loc["R", "reasons"].endswith("已为最短检查间隔")
+
+
+def test_steps_are_configurable_and_zero_switches_off():
+    rules = FrequencyRules.model_validate(
+        {"blacklisted": {"steps": 2}, "overdue_inspection": {"steps": 0}})
+    assert rules.blacklisted.reason == "列入特种设备安全不良记录黑名单"  # default kept
+    u = units_frame({"credit_code": "A", "blacklisted": True})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "4100", "overdue": True})
+    f = run(u, eq, rules=rules, as_of=date(2019, 1, 1))
+    assert boosts_of(f, "A") == ["blacklisted"]
+    assert f.loc["A", "interval_months"] == 3  # 12 → 6 → 3
+
+
+def test_boosted_units_layer():
+    u = units_frame({"credit_code": "A", "blacklisted": True}, {"credit_code": "B"})
+    f = run(u)
+    layer = boosted_units(f)
+    assert layer["credit_code"].tolist() == ["A"]
+    assert layer.crs.to_epsg() == 4326
+
+
+# --------------------------------------------------------------------------- due dates
+
+def test_next_due_month_end_never_checked_and_late():
+    u = units_frame({"credit_code": "A", "level": "red"}, {"credit_code": "B", "level": "orange"},
+                    {"credit_code": "C"}, {"credit_code": "D", "level": "yellow"})
+    checks = checks_frame(("A", "2021-05-31"), ("A", "2021-01-31"), ("B", "2021-01-15"),
+                          ("D", "2021-03-31"), ("D", "2021-07-01"), ("ZZ", "2021-06-01"))
+    f = run(u, checks=checks)
+    assert f.loc["A", "last_check_on"] == pd.Timestamp("2021-05-31")
+    assert f.loc["A", "next_due"] == pd.Timestamp("2021-06-30")  # +1 month, clipped
+    assert f.loc["A", "due_in_days"] == 0 and not f.loc["A", "check_overdue"]
+    assert f.loc["B", "next_due"] == pd.Timestamp("2021-04-15")
+    assert f.loc["B", "due_in_days"] == -76 and f.loc["B", "check_overdue"]
+    assert pd.isna(f.loc["C", "last_check_on"])  # never checked: due now
+    assert f.loc["C", "next_due"] == pd.Timestamp(AS_OF) and f.loc["C", "due_in_days"] == 0
+    assert not f.loc["C", "check_overdue"]
+    # the check after as_of is ignored
+    assert f.loc["D", "last_check_on"] == pd.Timestamp("2021-03-31")
+    assert f.loc["D", "next_due"] == pd.Timestamp("2021-09-30")
+    assert f.loc["D", "due_in_days"] == 92
+
+
+def test_next_due_uses_boosted_interval():
+    u = units_frame({"credit_code": "A", "blacklisted": True})
+    f = run(u, checks=checks_frame(("A", "2021-02-28")))
+    assert f.loc["A", "interval_months"] == 6
+    assert f.loc["A", "next_due"] == pd.Timestamp("2021-08-28")
+
+
+# --------------------------------------------------------------------------- shapes
+
+def test_output_columns_dtypes_geometry_and_unlocated_units():
+    u = units_frame({"credit_code": "B", "lon": None, "lat": None}, {"credit_code": "A"})
+    u.loc[0, "county_adcode"] = pd.NA
+    f = inspection_frequency(u, equipment_frame(), checks_frame(), VENUES, NO_HOT, NO_WIDE,
+                             AS_OF, FrequencyRules())
+    assert f["credit_code"].tolist() == ["A", "B"]  # sorted, none dropped
+    assert f.crs.to_epsg() == 4326
+    assert f.geometry.iloc[1].is_empty and not f.geometry.iloc[0].is_empty
+    expected = {"credit_code": "string", "level": "string", "base_interval_months": "Int64",
+                "boost_steps": "Int64", "interval_months": "Int64",
+                "checks_per_year": "float64", "boosts": "string", "reasons": "string",
+                "last_check_on": "datetime64[s]", "next_due": "datetime64[s]",
+                "due_in_days": "Int64", "check_overdue": "boolean", "boosted": "boolean"}
+    for col, dtype in expected.items():
+        assert str(f[col].dtype) == dtype, col
+
+
+def test_empty_inputs():
+    empty_units = units_frame({"credit_code": "A"}).iloc[:0]
+    f = inspection_frequency(empty_units, equipment_frame(), checks_frame(), VENUES.iloc[:0],
+                             NO_HOT, NO_WIDE, AS_OF, FrequencyRules())
+    assert f.empty and "interval_months" in f and f.crs.to_epsg() == 4326
+    assert boosted_units(f).empty
+    # units without any equipment, no venues/hotspots/widespread/checks at all
+    g = run(units_frame({"credit_code": "A"}), venues=VENUES.iloc[:0])
+    assert g.loc["A", "interval_months"] == 12
+
+
+def test_equipment_of_unknown_unit_is_ignored():
+    u = units_frame({"credit_code": "A"})
+    eq = equipment_frame({"unit_credit_code": "GHOST", "category_code": "9100"},
+                         {"unit_credit_code": None, "category_code": "9100"})
+    f = run(u, eq)
+    assert boosts_of(f, "A") == []
+
+
+def test_join_labels_sorted_distinct_and_large_vocabulary():
+    out = join_labels(np.array([0, 0, 0, 2]), np.array(["乙", "甲", "乙", None], dtype=object), 3)
+    assert out[0] == "、".join(sorted(["甲", "乙"]))
+    words = np.array([f"w{i:03d}" for i in range(70)], dtype=object)
+    big = join_labels(np.zeros(70, dtype=np.int64), words[::-1], 1)
+    assert big[0] == "、".join(words)
+
+
+# --------------------------------------------------------------------------- rules
+
+def test_rules_defaults_and_boost_ids():
+    r = FrequencyRules()
+    assert r.ladder == (12, 6, 3, 2, 1)
+    assert r.base_months.model_dump() == {"red": 1, "orange": 3, "yellow": 6, "blue": 12,
+                                          "unlevelled": 12}
+    assert r.focus_category.by_year[2021] == ("2000", "1000", "4000")
+    assert all(getattr(r, b).steps == 1 for b in BOOSTS)
+
+
+@pytest.mark.parametrize("bad", [
+    {"ladder": [12, 6, 6, 1]},
+    {"ladder": [1, 3, 6, 12]},
+    {"ladder": []},
+    {"ladder": [12, 6, 0]},
+    {"base_months": {"orange": 4}},
+    {"base_months": {"red": 6, "orange": 3}},
+    {"blacklisted": {"steps": -1}},
+    {"key_equipment": {"anywhere": ["9999"]}},
+    {"focus_category": {"by_year": {"1900": ["3000"]}}},
+    {"hotspot": {"reason": ""}},
+    {"unknown": 1},
+])
+def test_rules_refuse_nonsense(bad):
+    with pytest.raises(ValidationError):
+        FrequencyRules.model_validate(bad)
+
+
+def test_rules_from_toml_like_dict():
+    r = FrequencyRules.model_validate({"focus_category": {"by_year": {"2023": ["3000"]}}})
+    assert r.focus_category.codes_for(2024) == (2023, ("3000",))
+    assert r.focus_category.codes_for(2022) == (None, ())
+    assert isinstance(FrequencyRules().base_months, BaseIntervals)
+    assert FocusBoost().codes_for(2020) == (2020, ("8000", "2300", "3000"))
+
+
+@pytest.mark.slow
+def test_scales_to_large_frames():
+    rng = np.random.default_rng(0)
+    nu, ne = 60_000, 200_000
+    codes = np.array([f"U{i:07d}" for i in range(nu)], dtype=object)
+    u = pd.DataFrame({"credit_code": pd.array(codes, dtype="string"),
+                      "name": pd.array(codes, dtype="string"),
+                      "level": pd.array(rng.choice(["red", "blue", None], nu), dtype="string"),
+                      "lon": rng.uniform(110, 116, nu), "lat": rng.uniform(31, 36, nu),
+                      "county_adcode": pd.array(["410102"] * nu, dtype="string"),
+                      "blacklisted": pd.array(rng.random(nu) < .05, dtype="boolean")})
+    eq = pd.DataFrame({
+        "unit_credit_code": pd.array(codes[rng.integers(0, nu, ne)], dtype="string"),
+        "category_code": pd.array(rng.choice(["3110", "9100", "4100"], ne), dtype="string"),
+        "venue_id": pd.array(np.where(rng.random(ne) < .1, "V1", None), dtype="string"),
+        "in_use": True, "overdue": rng.random(ne) < .03})
+    start = time.perf_counter()
+    f = inspection_frequency(u, eq, checks_frame(), VENUES, NO_HOT, NO_WIDE, AS_OF)
+    assert len(f) == nu
+    assert time.perf_counter() - start < 10
