@@ -306,11 +306,17 @@ def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
 
     # L — likelihood from the piece's record and its unit
     lk = rules.likelihood
-    u = units.set_index(units["credit_code"].astype("string"))
-    uc = eq["unit_credit_code"].astype("string")
+    # one lookup of each piece's unit row (a string reindex per column costs ~0.3 s at 1M)
+    codes = pd.Index(units["credit_code"].astype("string")).drop_duplicates()
+    first = units.drop_duplicates("credit_code") if len(codes) < len(units) else units
+    where = codes.get_indexer(eq["unit_credit_code"].astype("string"))
+    found = where >= 0
 
     def unit_col(name: str) -> pd.Series:
-        return u[name].reindex(uc).reset_index(drop=True)
+        if not len(first):
+            return pd.Series(pd.NA, index=range(n), dtype=first[name].dtype)
+        values = first[name].take(np.where(found, where, 0)).reset_index(drop=True)
+        return values.mask(~found)
 
     commissioned = pd.to_datetime(eq["commissioned_on"])
     age = ((today - commissioned).dt.days / 365.25).to_numpy(dtype="float64", na_value=np.nan)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 1: demo province -> ingest (embedded store) -> serve the map on 127.0.0.1.
+# README command 1: demo province -> ingest (embedded store) -> build the layers -> serve the
+# map on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,4 +10,7 @@ EQUIPMENT=${EQUIPMENT:-50000}
 riskmap demo --province 河南省 --equipment "$EQUIPMENT" --seed 7 --out var/demo
 riskmap ingest var/demo/*.csv var/demo/*.xlsx var/demo/*.geojson var/demo/*.gpkg \
   --report var/ingest-report.json
+# the demo's "today" is fixed (its due dates and hazards are relative to it): build for it
+AS_OF=$(python -c 'import json; print(json.load(open("var/demo/MANIFEST.json"))["as_of"])')
+riskmap build --as-of "$AS_OF"
 exec riskmap serve --host 127.0.0.1 --port "${PORT:-8000}"

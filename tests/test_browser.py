@@ -1,17 +1,24 @@
-"""The map in a real browser (Debian's chromium driven by Playwright): it draws cells."""
+"""The map in a real browser (Debian's chromium driven by Playwright): it draws cells, and
+once layers are built, the risk map with its overlays."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from datetime import date
 
 import pytest
 import uvicorn
+from playwright.sync_api import Page
 
+from data.demo import generate
 from service.app import create_app
+from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
 from service.store.base import open_store
@@ -27,11 +34,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def served_map(tmp_path):
-    root = tmp_path / "store"
-    with open_store(str(root)) as store:
-        ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+def _serve(root):
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(Settings(store=str(root))),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -40,16 +43,47 @@ def served_map(tmp_path):
     deadline = time.time() + 20
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture()
+def served_map(tmp_path):
+    root = tmp_path / "store"
+    with open_store(str(root)) as store:
+        ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+    url, server, thread = _serve(root)
+    yield url
     server.should_exit = True
     thread.join(timeout=10)
 
 
-def test_map_draws_cells_and_counties(served_map, tmp_path):
+@pytest.fixture()
+def served_risk_map(tmp_path):
+    """A small demo province, ingested and built: the map shows the risk layers."""
+    out = tmp_path / "demo"
+    generate(province="河南省", equipment=3000, seed=3, out=out, as_of=date(2026, 11, 1))
+    root = tmp_path / "store"
+    with open_store(str(root)) as store:
+        ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
+               IngestOptions())
+        run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
+    url, server, thread = _serve(root)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _need_chromium() -> None:
     if CHROMIUM is None:
         if os.environ.get("CI") == "true":
             pytest.fail("chromium missing: scripts/chromium.sh installs it")
         pytest.skip("chromium not installed (scripts/chromium.sh)")
+
+
+@contextlib.contextmanager
+def map_page(url: str) -> Iterator[tuple[Page, list[str]]]:
+    """Debian's chromium on ``url``/map, loaded; yields the page and its script errors."""
+    _need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -59,13 +93,34 @@ def test_map_draws_cells_and_counties(served_map, tmp_path):
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{served_map}/map", wait_until="domcontentloaded")
+        page.goto(f"{url}/map", wait_until="domcontentloaded")
         page.wait_for_selector(".leaflet-container", timeout=15_000)
+        yield page, errors
+        browser.close()
+
+
+def test_map_draws_cells_and_counties(served_map, tmp_path):
+    with map_page(served_map) as (page, errors):
         # prefer_canvas draws vectors on a canvas; the layer control lists our layers
         control = page.locator(".leaflet-control-layers").inner_text()
         assert "设备分布" in control and "区县边界" in control
         assert page.locator(".leaflet-overlay-pane canvas").count() >= 1
         assert "设备数量" in page.locator("#riskmap-legend").inner_text()
         page.screenshot(path=str(tmp_path / "map.png"))
-        browser.close()
+    assert not errors, errors
+
+
+def test_risk_map_draws_levels_hotspots_and_listed_hazards(served_risk_map, tmp_path):
+    with map_page(served_risk_map) as (page, errors):
+        control = page.locator(".leaflet-control-layers").inner_text()
+        for name in ("网格风险", "挂牌督办重大隐患", "园区", "风险提示", "区县边界"):
+            assert name in control, (name, control)
+        legend = page.locator("#riskmap-legend").inner_text()
+        assert "网格风险等级" in legend and "重大风险" in legend and "规则 default" in legend
+        assert page.locator(".leaflet-overlay-pane canvas").count() >= 1
+        # another resolution from the legend's switch
+        page.goto(f"{served_risk_map}/map?resolution=7", wait_until="domcontentloaded")
+        page.wait_for_selector(".leaflet-container", timeout=15_000)
+        assert "分辨率 7" in page.locator(".leaflet-control-layers").inner_text()
+        page.screenshot(path=str(tmp_path / "risk-map.png"))
     assert not errors, errors

@@ -88,3 +88,22 @@ def test_map_shows_only_provinces_holding_data(store_factory, tmp_path):
 def test_openapi_lists_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/api/cells", "/api/boundaries", "/map"} <= set(paths)
+
+
+def test_map_shows_the_built_risk_layers(store_factory, tmp_path):
+    """After ``riskmap build`` the map draws risk cells by level (resolutions 5–7 only)."""
+    from datetime import date
+
+    from service.build import run_build
+
+    store = store_factory()
+    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+    build = run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
+    store.close()
+    with TestClient(create_app(Settings(store=url))) as c:
+        page = c.get("/map")
+        assert page.status_code == 200
+        assert "网格风险" in page.text and build.rules_hash in page.text
+        assert c.get("/map", params={"resolution": 8}).status_code == 400
+        assert "H3 分辨率 7）" in c.get("/map", params={"resolution": 7}).text  # the legend

@@ -189,7 +189,7 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
             listed[["hazard_id", "unit_name", "description", "deadline", "past_deadline",
                     "geometry"]].assign(deadline=listed["deadline"].astype(str)).to_json(
                 drop_id=True),
-            marker=folium.CircleMarker(radius=5, color="#b10026", fill=True, fill_opacity=0.9,
+            marker=folium.CircleMarker(radius=4, color="#67000d", fill=True, fill_opacity=0.9,
                                        weight=1),
             tooltip=folium.GeoJsonTooltip(
                 fields=["hazard_id", "unit_name", "description", "deadline", "past_deadline"],
