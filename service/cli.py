@@ -84,6 +84,7 @@ def ingest(
             result = run([str(p) for p in paths], st, options)
     for line in summary_lines(result):
         console.print(line, highlight=False)
+    console.print("图层需重新生成 layers are now stale: riskmap build", highlight=False)
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

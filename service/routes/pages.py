@@ -54,6 +54,8 @@ def _risk_map(store: Store, settings: Settings, res: int, build: LayerBuild) -> 
     shown = provinces_with_data(cells, settings.provinces) or settings.provinces
     note = (f"图层生成于 {build.built_at:%Y-%m-%d %H:%M} UTC，统计日期 {build.as_of}，"
             f"规则 {build.rules_version}（{build.rules_hash}）")
+    if build.data_version != store.data_version():
+        note += "。数据已更新，图层尚未重新生成（riskmap build）"
     return build_risk_map(
         cells, store.read_layer("hotspots"), store.read_layer("hazards"),
         store.read_layer("parks"), warnings, load_boundaries(shown, level="county"),
