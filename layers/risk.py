@@ -92,9 +92,10 @@ def _l(value: float, reason: str) -> Factor:
 
 
 class Consequence(_Rules):
-    default: float = 7
-    default_reason: str = "其他特种设备"
-    by_category: tuple[CategoryValue, ...] = (
+    default: float = Field(7, description="未匹配任何类别前缀时的 C 值")
+    default_reason: str = Field("其他特种设备", description="未匹配时的说明")
+    by_category: tuple[CategoryValue, ...] = Field(
+        description="按设备类别代码前缀取 C 值（LEC 标度 1、3、7、15、40、100）", default=(
         CategoryValue(prefix="9", value=100, reason="客运索道：载人高空运行，事故可致群死群伤"),
         CategoryValue(prefix="6", value=40, reason="大型游乐设施：载人，事故可致多人伤亡"),
         CategoryValue(prefix="1", value=40, reason="锅炉：爆炸可致多人伤亡"),
@@ -111,7 +112,7 @@ class Consequence(_Rules):
         CategoryValue(prefix="83", value=15, reason="工业管道：泄漏、爆炸"),
         CategoryValue(prefix="7", value=3, reason="压力管道元件：产品，随管道受控"),
         CategoryValue(prefix="F", value=3, reason="安全附件：随所属设备受控"),
-    )
+    ))
 
     @field_validator("default")
     @classmethod
@@ -120,13 +121,14 @@ class Consequence(_Rules):
 
 
 class Exposure(_Rules):
-    venue_visitors: tuple[VisitorBand, ...] = (
+    venue_visitors: tuple[VisitorBand, ...] = Field(
+        description="位于人员密集场所时按日均客流取 E 值，客流下限高者优先", default=(
         VisitorBand(min_visitors=20_000, value=10, reason="位于日均客流≥2万人的人员密集场所"),
         VisitorBand(min_visitors=0, value=6, reason="位于人员密集场所"),
-    )
-    park: Factor = _l(3, "位于园区（人员集中作业）")
-    urban: Factor = _l(3, "位于市辖区（城区）")
-    rural: Factor = _l(2, "位于县（市）域")
+    ))
+    park: Factor = Field(_l(3, "位于园区（人员集中作业）"), description="位于园区时的 E 值")
+    urban: Factor = Field(_l(3, "位于市辖区（城区）"), description="位于市辖区（城区）时的 E 值")
+    rural: Factor = Field(_l(2, "位于县（市）域"), description="其余位置的 E 值")
 
     @field_validator("park", "urban", "rural")
     @classmethod
@@ -136,15 +138,16 @@ class Exposure(_Rules):
 
 
 class Likelihood(_Rules):
-    base: Factor = _l(0.5, "检验合格、在有效期内，无其他不利因素")
-    age: tuple[AgeBand, ...] = (
+    base: Factor = Field(_l(0.5, "检验合格、在有效期内，无其他不利因素"),
+                         description="L 的基础值；以下各项触发时取其中最大者")
+    age: tuple[AgeBand, ...] = Field(description="按使用年限取 L 值", default=(
         AgeBand(min_years=20, value=1, reason="使用年限≥20年"),
-    )
-    conclusion: dict[str, Factor] = {
+    ))
+    conclusion: dict[str, Factor] = Field(description="按最近一次检验结论取 L 值", default={
         "不合格": _l(6, "最近一次检验结论为不合格"),
         "基本合格": _l(1, "最近一次检验结论为基本合格"),
         "复检合格": _l(1, "最近一次检验为复检合格"),
-    }
+    })
     overdue: Factor = _l(6, "逾期未检（超过下次检验日期仍在使用）")
     open_hazard: Factor = _l(3, "存在未销号一般隐患")
     late_hazard: Factor = _l(6, "隐患超过整改期限未销号")
@@ -175,25 +178,28 @@ class UnitFloor(_Rules):
 
 
 class RiskRules(_Rules):
-    method: Literal["LEC"] = "LEC"
-    bands: tuple[Band, ...] = (
+    method: Literal["LEC"] = Field("LEC",
+                                   description="分级方法：作业条件危险性分析法 D=L×E×C")
+    bands: tuple[Band, ...] = Field(
+        description="LEC 五级危险程度及其对应的四色等级，按 D 下限从高到低", default=(
         Band(name="极其危险", min=320, level="red"),
         Band(name="高度危险", min=160, level="orange"),
         Band(name="显著危险", min=70, level="yellow"),
         Band(name="一般危险", min=20, level="blue"),
         Band(name="稍有危险", min=0, level="blue"),
-    )
+    ))
     major_hazard_level: Level = Field("red", description="存在未销号重大隐患的设备至少定为此等级")
-    consequence: Consequence = Consequence()
-    exposure: Exposure = Exposure()
-    likelihood: Likelihood = Likelihood()
-    unit_floors: tuple[UnitFloor, ...] = (
+    consequence: Consequence = Field(Consequence(), description="C：事故后果严重程度")
+    exposure: Exposure = Field(Exposure(), description="E：人员暴露于危险环境的程度")
+    likelihood: Likelihood = Field(Likelihood(), description="L：事故发生的可能性")
+    unit_floors: tuple[UnitFloor, ...] = Field(
+        description="使用单位自身因素决定的最低等级", default=(
         UnitFloor(factor="blacklisted", level="orange",
                   reason="列入黑名单的使用单位至少为较大风险"),
         UnitFloor(factor="accident", level="orange",
                   reason="近三年发生事故的使用单位至少为较大风险"),
         UnitFloor(factor="open_major_hazard", level="red", reason="存在未销号重大隐患"),
-    )
+    ))
 
     @model_validator(mode="after")
     def _bands(self) -> RiskRules:

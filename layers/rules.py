@@ -151,7 +151,9 @@ def _fill(container: Any, model: BaseModel, comments: bool = True) -> None:
                 _fill(inner, sub)
                 table.add(str(key), inner)
             container.add(name, table)
-        else:  # a tuple of models: an array of tables
+        else:  # a tuple of models: an array of tables, described once above it
+            if fields[name].description:
+                container.add(tomlkit.comment(f"[[{name}]] {fields[name].description}"))
             aot = tomlkit.aot()
             for i, sub in enumerate(value):  # describe the fields once, on the first
                 inner = tomlkit.table()
