@@ -81,6 +81,28 @@ def _with_location(files: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _with_region_codes(frame: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
+    """The province and city codes of each region row (scopes filter on them)."""
+    codes = boundaries[["level", "adcode", "province_adcode", "city_adcode"]].rename(
+        columns={"level": "admin_level"}).astype("string")
+    out = frame.drop(columns=["province_adcode", "city_adcode"], errors="ignore")
+    keys = out[["admin_level", "adcode"]].astype("string")
+    merged = keys.merge(codes, on=["admin_level", "adcode"], how="left")
+    out = out.reset_index(drop=True)
+    out["province_adcode"] = merged["province_adcode"].to_numpy()
+    out["city_adcode"] = merged["city_adcode"].to_numpy()
+    return out
+
+
+def _with_cell(frame: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Each unit row's res-8 cell (grid officers' scope is their cells)."""
+    first = units.drop_duplicates("credit_code")
+    cell = first.set_index(first["credit_code"].astype("string"))["h3"]
+    out = frame.reset_index(drop=True)
+    out["h3"] = cell.reindex(out["credit_code"].astype("string")).to_numpy()
+    return out
+
+
 def build_layers(inputs: Inputs, rules: Rules,
                  progress: Callable[[str], None] | None = None) -> BuildResult:
     """Every layer and finding table of the registry, keyed by id, and a build report."""
@@ -133,6 +155,10 @@ def build_layers(inputs: Inputs, rules: Rules,
         "check-schedule": schedule, "demonstration-coverage": coverage,
         "hotspot-units": hot_units, "widespread": wide, "blacklist-candidates": candidates,
     }
+    for lid in ("industries", "insurance", "warnings"):
+        frames[lid] = _with_region_codes(frames[lid], inputs.boundaries)
+    frames["frequency"] = _with_cell(frames["frequency"], units)
+    frames["check-schedule"] = _with_cell(frames["check-schedule"], units)
     missing = [lid for lid in ALL if lid not in frames]
     if missing:  # the registry and the builders must list the same ids
         raise RuntimeError(f"no builder for layers {missing}")

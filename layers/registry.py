@@ -53,7 +53,7 @@ INDICATORS = (
     ("overdue_rate", "float"),
 )
 REGION = (("adcode", "text"), ("name", "text"), ("admin_level", "text"),
-          ("parent_adcode", "text"))
+          ("parent_adcode", "text"), ("province_adcode", "text"), ("city_adcode", "text"))
 
 _LAYERS = (
     LayerSpec(
@@ -61,7 +61,8 @@ _LAYERS = (
             ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
             ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
             ("address", "text"), *LOCATION, ("geocode_precision", "text"),
-            ("status", "text"), ("commissioned_on", "date"), ("next_inspection_due", "date"),
+            ("status", "text"), ("in_use", "bool"), ("commissioned_on", "date"),
+            ("next_inspection_due", "date"),
             ("inspection_conclusion", "text"), ("insured", "bool"), ("overdue", "bool"),
             *_ints("open_hazards", "open_major_hazards", "late_hazards"),
             ("L", "float"), ("E", "float"), ("C", "float"), ("D", "float"),
@@ -121,7 +122,8 @@ _LAYERS = (
             ("base_interval_months", "int"), ("boost_steps", "int"),
             ("interval_months", "int"), ("checks_per_year", "float"), ("boosts", "json"),
             ("reasons", "text"), ("last_check_on", "date"), ("next_due", "date"),
-            ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN),
+            ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN,
+            ("h3", "text")),
         "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
         "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点"),
     LayerSpec(

@@ -7,10 +7,18 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export RISKMAP_STORE=${RISKMAP_STORE:-./var/riskmap}
 EQUIPMENT=${EQUIPMENT:-50000}
-riskmap demo --province 河南省 --equipment "$EQUIPMENT" --seed 7 --out var/demo
+# the demo files, and one demo user per role whose tokens are printed once: keep them for
+# the login page (a local demo convenience; the store holds only their hashes)
+mkdir -p var
+umask 077
+riskmap demo --province 河南省 --equipment "$EQUIPMENT" --seed 7 --out var/demo \
+  | tee var/demo-users.txt
+umask 022
 riskmap ingest var/demo/*.csv var/demo/*.xlsx var/demo/*.geojson var/demo/*.gpkg \
   --report var/ingest-report.json
 # the demo's "today" is fixed (its due dates and hazards are relative to it): build for it
 AS_OF=$(python -c 'import json; print(json.load(open("var/demo/MANIFEST.json"))["as_of"])')
 riskmap build --as-of "$AS_OF"
+echo "登录 log in at http://127.0.0.1:${PORT:-8000}/login with a token from var/demo-users.txt:"
+grep -E '^  (admin|regulator) ' var/demo-users.txt || true
 exec riskmap serve --host 127.0.0.1 --port "${PORT:-8000}"

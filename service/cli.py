@@ -29,8 +29,11 @@ def demo(
     province: Annotated[str, typer.Option(help="省份名称或代码，如 河南省 / 610000")] = "河南省",
     equipment: Annotated[int, typer.Option(min=100, help="设备数量")] = 50_000,
     seed: Annotated[int, typer.Option(help="随机种子 (same seed, same files)")] = 7,
+    store: Annotated[str | None, typer.Option(help="演示用户写入的存储 store for demo users")
+                     ] = None,
+    users: Annotated[bool, typer.Option(help="为每个角色创建一个演示用户并打印令牌")] = True,
 ) -> None:
-    """生成演示省份的台账文件 (write a demo province's registry exports)."""
+    """生成演示省份的台账文件，并为每个角色创建演示用户 (demo files and one user per role)."""
     from data.demo import generate
 
     with console.status("生成演示数据 generating demo data…"):
@@ -38,6 +41,34 @@ def demo(
     console.print(f"已写入 wrote {out}:")
     for name, info in manifest.get("files", {}).items():
         console.print(f"  {name}: {info}")
+    if users:
+        _demo_users(out, manifest, _settings(store))
+
+
+def _demo_users(out: Path, manifest: dict, settings: Settings) -> None:
+    """One user per role, scoped to the demo: the province, its first grid officer and
+    park. Tokens are printed once (the store keeps only their hashes)."""
+    import csv
+
+    from data.demo import FILES
+    from service.auth import ROLE_ZH, Role, create_user
+    from service.store.base import open_store
+
+    with open(out / FILES["officers"], encoding="utf-8") as fh:
+        officer = next(csv.DictReader(fh))["网格员编号"]
+    parks = json.loads((out / FILES["parks"]).read_text(encoding="utf-8"))["features"]
+    park = parks[0]["properties"]["园区编号"]
+    province = manifest["province"]["adcode"]
+    scopes = {Role.REGULATOR: province, Role.GRID_OFFICER: officer, Role.PARK_ADMIN: park,
+              Role.PLANNER: province, Role.ADMIN: None}
+    console.print("演示用户 demo users (令牌只显示一次 tokens are shown once):")
+    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        for role, scope in scopes.items():
+            _user, token = create_user(st, name=f"演示{ROLE_ZH[role]}", role=role, scope=scope,
+                                      pepper=settings.token_pepper.get_secret_value(),
+                                      provinces=settings.provinces)
+            console.print(f"  {role.value:<12} {scope or '全部':<12} {token}", highlight=False,
+                          markup=False)
 
 
 @app.command()
@@ -89,6 +120,52 @@ def ingest(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
         console.print(f"报告 report: {report}")
+
+
+users_app = typer.Typer(help="用户与令牌 users and their bearer tokens", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    role: Annotated[str, typer.Option(help="regulator / grid_officer / park_admin / planner / "
+                                           "admin")],
+    scope: Annotated[str | None, typer.Option(help="行政区划代码、网格员编号或园区编号")] = None,
+    name: Annotated[str, typer.Option(help="姓名或说明")] = "",
+    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+) -> None:
+    """新建用户并打印其令牌（令牌只显示这一次，最后一行）."""
+    from service.auth import Role, create_user
+    from service.store.base import open_store
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"未知角色 {role}", param_hint="--role") from None
+    settings = _settings(store)
+    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        try:
+            user, token = create_user(st, name=name, role=role_value, scope=scope,
+                                      pepper=settings.token_pepper.get_secret_value(),
+                                      provinces=settings.provinces)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scope") from None
+    console.print(f"用户 {user.user_id}（{user.name}，{user.role}，范围 {user.scope or '全部'}）",
+                  highlight=False)
+    print(token)  # alone on the last line, for scripts
+
+
+@users_app.command("list")
+def users_list(store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None
+               ) -> None:
+    """列出用户（不含令牌）."""
+    from service.store.base import open_store
+
+    settings = _settings(store)
+    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        for user in st.users():
+            console.print(f"{user.user_id}\t{user.role}\t{user.scope or '-'}\t{user.name}"
+                          f"{'（已停用）' if user.disabled else ''}", highlight=False)
 
 
 @app.command()

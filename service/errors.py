@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.auth import Forbidden, Unauthorized
 from service.store.base import StoreError
 
 log = logging.getLogger("riskmap")
@@ -26,6 +27,8 @@ class BadParameter(ValueError):
 STATUS: dict[type[BaseException], tuple[int, str]] = {
     NotFound: (404, "未找到"),
     BadParameter: (400, "参数错误"),
+    Unauthorized: (401, "未认证"),
+    Forbidden: (403, "无权访问"),
     StoreError: (503, "数据存储不可用"),
 }
 
@@ -45,7 +48,10 @@ def register(app: FastAPI) -> None:
             if status >= 500:
                 log.exception("store error", exc_info=exc)
                 return problem(status, title)
-            return problem(status, title, str(exc))
+            response = problem(status, title, str(exc))
+            if status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="riskmap"'
+            return response
         app.add_exception_handler(exc_type, handler)
 
     @app.exception_handler(RequestValidationError)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = "./var/riskmap"
+DEV_PEPPER = "riskmap-development-pepper"
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,9 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(200, ge=1)
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
     rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
+    environment: Literal["development", "production"] = "development"
+    token_pepper: SecretStr = Field(SecretStr(DEV_PEPPER),
+                                    description="Key of the token hashes (HMAC-SHA256)")
 
     @field_validator("provinces", mode="before")
     @classmethod
@@ -37,6 +42,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and (
+                self.token_pepper.get_secret_value() in ("", DEV_PEPPER)):
+            raise ValueError("RISKMAP_TOKEN_PEPPER must be set to a secret in production")
+        return self
 
     @property
     def is_postgis(self) -> bool:

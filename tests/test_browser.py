@@ -18,6 +18,7 @@ from playwright.sync_api import Page
 
 from data.demo import generate
 from service.app import create_app
+from service.auth import Role, create_user
 from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
@@ -35,6 +36,11 @@ def _free_port() -> int:
 
 
 def _serve(root):
+    """Serve the store at ``root`` with an admin user; returns url, token, server, thread."""
+    with open_store(str(root)) as store:
+        _user, token = create_user(store, name="管理员", role=Role.ADMIN, scope=None,
+                                   pepper=Settings().token_pepper.get_secret_value(),
+                                   provinces=["410000", "610000"])
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(Settings(store=str(root))),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -43,7 +49,7 @@ def _serve(root):
     deadline = time.time() + 20
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
+    return f"http://127.0.0.1:{port}", token, server, thread
 
 
 @pytest.fixture()
@@ -51,8 +57,8 @@ def served_map(tmp_path):
     root = tmp_path / "store"
     with open_store(str(root)) as store:
         ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
-    url, server, thread = _serve(root)
-    yield url
+    url, token, server, thread = _serve(root)
+    yield url, token
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -67,8 +73,8 @@ def served_risk_map(tmp_path):
         ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
                IngestOptions())
         run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
-    url, server, thread = _serve(root)
-    yield url
+    url, token, server, thread = _serve(root)
+    yield url, token
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -81,8 +87,10 @@ def _need_chromium() -> None:
 
 
 @contextlib.contextmanager
-def map_page(url: str) -> Iterator[tuple[Page, list[str]]]:
-    """Debian's chromium on ``url``/map, loaded; yields the page and its script errors."""
+def map_page(served: tuple[str, str]) -> Iterator[tuple[Page, list[str]]]:
+    """Debian's chromium logged in on the served map (the login form sets the token
+    cookie), the map loaded; yields the page and its script errors."""
+    url, token = served
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -94,6 +102,9 @@ def map_page(url: str) -> Iterator[tuple[Page, list[str]]]:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{url}/map", wait_until="domcontentloaded")
+        assert "/login" in page.url  # no cookie yet: the map asks for a token
+        page.fill("input[name=token]", token)
+        page.click("button[type=submit]")
         page.wait_for_selector(".leaflet-container", timeout=15_000)
         yield page, errors
         browser.close()
@@ -119,7 +130,7 @@ def test_risk_map_draws_levels_hotspots_and_listed_hazards(served_risk_map, tmp_
         assert "网格风险等级" in legend and "重大风险" in legend and "规则 default" in legend
         assert page.locator(".leaflet-overlay-pane canvas").count() >= 1
         # another resolution from the legend's switch
-        page.goto(f"{served_risk_map}/map?resolution=7", wait_until="domcontentloaded")
+        page.goto(f"{served_risk_map[0]}/map?resolution=7", wait_until="domcontentloaded")
         page.wait_for_selector(".leaflet-container", timeout=15_000)
         assert "分辨率 7" in page.locator(".leaflet-control-layers").inner_text()
         page.screenshot(path=str(tmp_path / "risk-map.png"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -13,8 +14,16 @@ runner = CliRunner()
 
 def test_demo_then_ingest_writes_the_report(tmp_path):
     out, store, report = tmp_path / "demo", tmp_path / "store", tmp_path / "report.json"
-    result = runner.invoke(app, ["demo", "--equipment", "600", "--seed", "3", "--out", str(out)])
+    result = runner.invoke(app, ["demo", "--equipment", "600", "--seed", "3", "--out", str(out),
+                                 "--store", str(store)])
     assert result.exit_code == 0, result.output
+    # one demo user per role, each token printed once and stored only as a hash
+    tokens = re.findall(r"rmk_[A-Za-z0-9_\-]{40,}", result.output)
+    assert len(tokens) == 5
+    listed = runner.invoke(app, ["users", "list", "--store", str(store)]).output
+    for role in ("regulator", "grid_officer", "park_admin", "planner", "admin"):
+        assert role in listed
+    assert not any(t in (store / "users.json").read_text() for t in tokens)
     files = sorted(str(p) for p in out.iterdir() if p.suffix != ".json")
     result = runner.invoke(app, ["ingest", *files, "--store", str(store), "--report",
                                  str(report)])
@@ -34,3 +43,23 @@ def test_unknown_datum_on_the_command_line_is_refused(tmp_path):
                                  "--store", str(tmp_path / "s")])
     assert result.exit_code != 0
     assert "Beijing54" in result.output
+
+
+def test_users_add_prints_the_token_alone_on_its_last_line(tmp_path):
+    store = str(tmp_path / "s")
+    result = runner.invoke(app, ["users", "add", "--role", "regulator", "--scope", "410100",
+                                 "--name", "郑州市局", "--store", store])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"rmk_[A-Za-z0-9_\-]{40,}", last)
+
+
+def test_users_add_refuses_bad_roles_and_scopes(tmp_path):
+    store = str(tmp_path / "s")
+    for args, words in ((["--role", "king"], "未知角色"),
+                        (["--role", "regulator", "--scope", "999999"], "行政区划代码"),
+                        (["--role", "regulator"], "须指定范围"),
+                        (["--role", "admin", "--scope", "410000"], "不设范围"),
+                        (["--role", "park_admin", "--scope", "a b"], "有效的编号")):
+        result = runner.invoke(app, ["users", "add", *args, "--store", store])
+        assert result.exit_code != 0 and words in result.output, (args, result.output)

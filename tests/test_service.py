@@ -9,9 +9,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.auth import Role, create_user
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
 from tests import ingest_files as f
+
+
+def admin_token(store) -> str:
+    _user, token = create_user(store, name="管理员", role=Role.ADMIN, scope=None,
+                               pepper=Settings().token_pepper.get_secret_value(),
+                               provinces=["410000", "610000"])
+    return token
 
 
 @pytest.fixture()
@@ -19,9 +27,10 @@ def client(store_factory, tmp_path):
     store = store_factory()
     url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
     ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+    token = admin_token(store)
     store.close()
     app = create_app(Settings(store=url))
-    with TestClient(app) as c:
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 
@@ -79,8 +88,11 @@ def test_map_shows_only_provinces_holding_data(store_factory, tmp_path):
     rows = [r for r in f.equipment_rows() if r[0] != "31106101132019000015"]  # Henan only
     ingest([str(f.write_equipment_csv(tmp_path / "eq.csv", rows=rows))], store,
            IngestOptions())
+    token = admin_token(store)
     store.close()
     with TestClient(create_app(Settings(store=url))) as c:
+        assert "/login" in str(c.get("/map").url)  # no token: the login page
+        c.cookies.set("riskmap_token", token)
         html = c.get("/map").text
     assert "410105" in html and "610113" not in html
 
@@ -100,8 +112,10 @@ def test_map_shows_the_built_risk_layers(store_factory, tmp_path):
     url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
     ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
     build = run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
+    token = admin_token(store)
     store.close()
-    with TestClient(create_app(Settings(store=url))) as c:
+    with TestClient(create_app(Settings(store=url)),
+                    headers={"Authorization": f"Bearer {token}"}) as c:
         page = c.get("/map")
         assert page.status_code == 200
         assert "网格风险" in page.text and build.rules_hash in page.text

@@ -111,7 +111,8 @@ def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> s
             'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
             f"<b>网格风险等级</b>（网格内最高设备风险，H3 分辨率 {resolution}）{rows}"
             f'<div style="margin-top:4px">网格分辨率：{switch}</div>'
-            f'<div style="margin-top:4px;color:#555">{html.escape(build_note)}</div></div>')
+            f'<div style="margin-top:4px;color:#555">{html.escape(build_note)}'
+            ' · <a href="/logout">退出</a></div></div>')
 
 
 def _level_style(feature: dict) -> dict:
@@ -210,3 +211,20 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
     fmap.get_root().html.add_child(folium.Element(
         _level_legend(resolution, resolutions, build_note)))
     return fmap.get_root().render()
+
+
+def build_login_page(next_path: str, error: str | None = None) -> str:
+    """A minimal login form: the token goes into an HttpOnly cookie for the map page."""
+    message = f'<p style="color:#b10026">{html.escape(error)}</p>' if error else ""
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>riskmap 登录</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font:15px/1.6 sans-serif;max-width:420px;margin:12vh auto;padding:0 16px">
+<h1 style="font-size:20px">特种设备区域风险地图 · 登录</h1>
+<p>请输入管理员分配的访问令牌（<code>riskmap users add</code> 生成）。</p>{message}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{html.escape(next_path, quote=True)}">
+<label>访问令牌<br><input name="token" type="password" autocomplete="off" required
+ minlength="8" style="width:100%;padding:6px"></label>
+<p><button type="submit" style="padding:6px 18px">登录</button></p>
+</form></body></html>"""

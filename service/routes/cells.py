@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from geo.boundaries import load_boundaries
 from layers.cells import count_cells
+from service.auth import Caller, Role, require
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter
 
@@ -15,7 +16,8 @@ router = APIRouter(prefix="/api", tags=["cells"])
 GEOJSON = "application/geo+json"
 
 
-@router.get("/cells", summary="按 H3 网格统计设备数量", response_class=Response)
+@router.get("/cells", summary="按 H3 网格统计设备数量（系统管理员）", response_class=Response,
+            dependencies=[require(Role.ADMIN)])
 def cells(store: StoreDep,
           resolution: Annotated[int, Query(ge=5, le=12, description="H3 分辨率")] = 7,
           ) -> Response:
@@ -27,7 +29,7 @@ def cells(store: StoreDep,
 
 
 @router.get("/boundaries", summary="行政区划边界", response_class=Response)
-def boundaries(settings: SettingsDep,
+def boundaries(_caller: Caller, settings: SettingsDep,
                level: Annotated[Literal["province", "city", "county"], Query()] = "county",
                ) -> Response:
     gdf = load_boundaries(settings.provinces, level=level)

@@ -1,21 +1,37 @@
-"""The interactive map page (folium), built from the store on request."""
+"""The interactive map page (folium), built from the store on request for the caller's
+scope, and the login page that gives a browser its token cookie."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import pandas as pd
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo.boundaries import load_boundaries
 from layers.cells import count_cells, provinces_with_data
+from layers.registry import ALL
+from service.auth import (
+    COOKIE,
+    Forbidden,
+    Principal,
+    Role,
+    Unauthorized,
+    current_caller,
+    hash_token,
+)
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter
+from service.routes.layers import scoped_cells
+from service.scope import layer_scope
 from service.settings import Settings
-from service.store.base import LayerBuild, Store
-from web.map import build_map, build_risk_map
+from service.store.base import LayerBuild, Store, empty_layer
+from service.store.query import Condition, LayerQuery
+from web.map import build_login_page, build_map, build_risk_map
 
 router = APIRouter(tags=["map"])
+MAP_RESOLUTIONS = (5, 6, 7)  # finer cells go out as vector tiles, not inline GeoJSON
 
 
 @router.get("/", include_in_schema=False)
@@ -23,41 +39,96 @@ def root() -> RedirectResponse:
     return RedirectResponse("/map")
 
 
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths (no open redirect to another host)."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/map"
+
+
+@router.get("/login", summary="登录页", response_class=HTMLResponse)
+def login_page(next: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+    return HTMLResponse(build_login_page(_safe_next(next)))
+
+
+@router.post("/login", summary="以令牌登录（设置 Cookie）", response_class=HTMLResponse)
+def login(store: StoreDep, settings: SettingsDep,
+          token: Annotated[str, Form(min_length=8, max_length=200)],
+          next: Annotated[str | None, Form(max_length=200)] = None) -> HTMLResponse:
+    user = store.user_by_token_hash(hash_token(token.strip(),
+                                               settings.token_pepper.get_secret_value()))
+    if user is None:
+        return HTMLResponse(build_login_page(_safe_next(next), "令牌无效或已停用"),
+                            status_code=401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
+                        secure=settings.environment == "production", max_age=12 * 3600)
+    return response  # type: ignore[return-value]
+
+
+@router.get("/logout", summary="退出登录", include_in_schema=False)
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
 @router.get("/map", summary="风险地图", response_class=HTMLResponse)
-def risk_map(store: StoreDep, settings: SettingsDep,
+def risk_map(request: Request, store: StoreDep, settings: SettingsDep,
              resolution: Annotated[int | None, Query(ge=5, le=12)] = None) -> HTMLResponse:
+    try:
+        caller = current_caller(request, store, settings)
+    except Unauthorized:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303
+                                )  # type: ignore[return-value]
     res = resolution or settings.map_resolution
     build = store.layer_build()
     if build is not None:
-        return HTMLResponse(_risk_map(store, settings, res, build))
+        return HTMLResponse(_risk_map(store, settings, caller, res, build))
+    if caller.role != Role.ADMIN:
+        raise BadParameter("风险图层尚未生成（riskmap build）；生成前仅系统管理员可查看设备分布")
     if res not in {5, 6, 7, store.h3_resolution}:
         raise BadParameter(f"H3 分辨率须为 5、6、7 或 {store.h3_resolution}")
     cells = count_cells(store.cell_counts(res))
     shown = provinces_with_data(cells, settings.provinces) or settings.provinces
     counties = load_boundaries(shown, level="county")
     provinces = load_boundaries(shown, level="province")
-    html = build_map(cells, counties, provinces, resolution=res,
+    page = build_map(cells, counties, provinces, resolution=res,
                      resolutions=sorted({5, 6, 7, store.h3_resolution}))
-    return HTMLResponse(html)
+    return HTMLResponse(page)
 
 
-MAP_RESOLUTIONS = (5, 6, 7)  # finer cells go out as vector tiles, not inline GeoJSON
+def _visible(store: Store, caller: Principal, layer: str,
+             extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
+    """The caller's part of a layer (empty when their role does not see it)."""
+    try:
+        scope = layer_scope(caller, ALL[layer], store)
+    except Forbidden:
+        return empty_layer(layer)
+    frame, _ = store.query_layer(LayerQuery(layer, (*scope, *extra), None, None, 0))
+    return frame
 
 
-def _risk_map(store: Store, settings: Settings, res: int, build: LayerBuild) -> str:
+def _risk_map(store: Store, settings: Settings, caller: Principal, res: int,
+              build: LayerBuild) -> str:
     if res not in MAP_RESOLUTIONS:
         raise BadParameter(f"H3 分辨率须为 {'、'.join(map(str, MAP_RESOLUTIONS))} 之一")
-    cells = store.read_layer("risk-cells")
-    cells = cells[(cells["resolution"] == res) & (cells["equipment"] > 0)]
-    warnings = store.read_layer("warnings")
-    warnings = warnings[warnings["admin_level"] == "county"]
+    if caller.role == Role.ADMIN:
+        cells, _ = store.query_layer(LayerQuery(
+            "risk-cells", (Condition("resolution", "eq", (res,)),), None, None, 0))
+    else:
+        cells, _ = scoped_cells(store, caller, LayerQuery("risk-cells", (), None, None, 0), res)
+    cells = cells[cells["equipment"] > 0]
+    warnings = _visible(store, caller, "warnings", (Condition("admin_level", "eq",
+                                                              ("county",)),))
     shown = provinces_with_data(cells, settings.provinces) or settings.provinces
-    note = (f"图层生成于 {build.built_at:%Y-%m-%d %H:%M} UTC，统计日期 {build.as_of}，"
+    note = (f"{caller.name}（{caller.role.value}，范围 {caller.scope or '全部'}）。"
+            f"图层生成于 {build.built_at:%Y-%m-%d %H:%M} UTC，统计日期 {build.as_of}，"
             f"规则 {build.rules_version}（{build.rules_hash}）")
     if build.data_version != store.data_version():
         note += "。数据已更新，图层尚未重新生成（riskmap build）"
     return build_risk_map(
-        cells, store.read_layer("hotspots"), store.read_layer("hazards"),
-        store.read_layer("parks"), warnings, load_boundaries(shown, level="county"),
+        cells, _visible(store, caller, "hotspots"), _visible(store, caller, "hazards"),
+        _visible(store, caller, "parks"), warnings, load_boundaries(shown, level="county"),
         load_boundaries(shown, level="province"), resolution=res,
         resolutions=list(MAP_RESOLUTIONS), build_note=note)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
     LAYER_SPECS,
@@ -65,6 +66,21 @@ class LayerBuild:
     rules_hash: str
     data_version: str
     report: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class User:
+    """A user of the service. ``scope`` is an adcode (regulator, planner), an officer id
+    (grid_officer), a park id (park_admin) or None (admin); the token is kept only as
+    ``token_hash`` (see service/auth.py)."""
+
+    user_id: str
+    name: str
+    role: str
+    scope: str | None
+    token_hash: str
+    created_at: datetime
+    disabled: bool = False
 
 
 @dataclass
@@ -130,6 +146,26 @@ class Store(ABC):
     @abstractmethod
     def layer_build(self) -> LayerBuild | None:
         """The build in force, or None before the first one."""
+
+    def query_layer(self, query: LayerQuery) -> tuple[pd.DataFrame, int]:
+        """The rows of a layer that ``query`` selects (a page, ordered by ``fid``) and the
+        number matched. This default filters the whole layer in memory; PostGIS runs it as
+        one SQL statement."""
+        return query_frame(self.read_layer(query.layer), query)
+
+    # users -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_user(self, user: User) -> None:
+        """Store a new user (StoreError if the id or the token hash is taken)."""
+
+    @abstractmethod
+    def user_by_token_hash(self, token_hash: str) -> User | None:
+        """The enabled user holding this token hash, or None."""
+
+    @abstractmethod
+    def users(self) -> list[User]:
+        """Every user, by id."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or locks."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hmac
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ from service.store.base import (
     Store,
     StoreError,
     UpsertCounts,
+    User,
     conform_frame,
     conform_layer,
     empty_layer,
@@ -445,6 +447,30 @@ class EmbeddedStore(Store):
         except FileNotFoundError:
             return 0
 
+    # users -------------------------------------------------------------------------------
+
+    def add_user(self, user: User) -> None:
+        with self._locked():
+            users = self.users()
+            if any(u.user_id == user.user_id or u.token_hash == user.token_hash for u in users):
+                raise StoreError(f"user {user.user_id} or its token exists already")
+            _atomic_write(self.root / "users.json", json.dumps(
+                [_user_record(u) for u in [*users, user]], ensure_ascii=False, indent=1) + "\n")
+
+    def user_by_token_hash(self, token_hash: str) -> User | None:
+        for user in self.users():
+            if hmac.compare_digest(user.token_hash, token_hash) and not user.disabled:
+                return user
+        return None
+
+    def users(self) -> list[User]:
+        try:
+            records = json.loads((self.root / "users.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        return sorted((User(**{**r, "created_at": datetime.fromisoformat(r["created_at"])})
+                       for r in records), key=lambda u: u.user_id)
+
     # files -----------------------------------------------------------------------------
 
     def _current(self) -> int:
@@ -512,6 +538,10 @@ def smallest_containing(points: gpd.GeoSeries, polygons: gpd.GeoDataFrame, key: 
 
 def _numbered(directory: Path) -> list[int]:
     return [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
+
+
+def _user_record(user: User) -> dict:
+    return {**user.__dict__, "created_at": user.created_at.isoformat()}
 
 
 def _build_record(build: LayerBuild) -> dict:

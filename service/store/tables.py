@@ -115,3 +115,9 @@ LAYER_BUILDS = Table("layer_builds", "build_id", (
     ("rules_version", "text"), ("rules_hash", "text"), ("data_version", "text"),
     ("report", "json"),
 ))
+
+# Users of the service; a token is stored only as its keyed hash (service/auth.py).
+USERS = Table("users", "user_id", (
+    ("user_id", "text"), ("name", "text"), ("role", "text"), ("scope", "text"),
+    ("token_hash", "text"), ("created_at", "timestamp"), ("disabled", "bool"),
+))

@@ -38,6 +38,7 @@ from service.store.base import (
     Store,
     StoreError,
     UpsertCounts,
+    User,
     conform_frame,
     conform_layer,
     empty_layer,
@@ -47,6 +48,7 @@ from service.store.base import (
 from service.store.postgis.copy import copy_frame, copy_query, read_table
 from service.store.postgis.layers import fill_next, swap_in, table_exists
 from service.store.postgis.models import MODELS
+from service.store.postgis.query import run_query
 from service.store.postgis.statements import (
     cell_counts_sql,
     create_stage_sql,
@@ -55,6 +57,7 @@ from service.store.postgis.statements import (
     stage_name,
     upsert_sql,
 )
+from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
     BATCHES,
@@ -244,6 +247,15 @@ class PostGISStore(Store):
         frame = cached.frame
         return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
 
+    def query_layer(self, query: LayerQuery) -> tuple[pd.DataFrame, int]:
+        layer_table(query.layer)
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as conn:  # count and page agree
+            if _layer_build_id(conn) is None or not table_exists(
+                    conn, LAYER_TABLES[query.layer].name):
+                return query_frame(empty_layer(query.layer), query)
+            return run_query(conn, query)
+
     def layer_build(self) -> LayerBuild | None:
         with self.engine.connect() as conn:
             row = conn.execute(text(
@@ -255,6 +267,33 @@ class PostGISStore(Store):
                           as_of=row.as_of, rules_version=row.rules_version,
                           rules_hash=row.rules_hash, data_version=row.data_version,
                           report=row.report or {})
+
+    # users -------------------------------------------------------------------------------
+
+    _USER_COLUMNS = "user_id, name, role, scope, token_hash, created_at, disabled"
+
+    def add_user(self, user: User) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text(
+                    f"INSERT INTO users ({self._USER_COLUMNS}) VALUES (:user_id, :name, :role, "
+                    ":scope, :token_hash, :created_at, :disabled)"),
+                    {**user.__dict__, "created_at": _naive_utc(user.created_at)})
+        except IntegrityError:
+            raise StoreError(f"user {user.user_id} or its token exists already") from None
+
+    def user_by_token_hash(self, token_hash: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                f"SELECT {self._USER_COLUMNS} FROM users WHERE token_hash = :h "
+                "AND NOT coalesce(disabled, false)"), {"h": token_hash}).mappings().first()
+        return _user(row) if row else None
+
+    def users(self) -> list[User]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                f"SELECT {self._USER_COLUMNS} FROM users ORDER BY user_id")).mappings().all()
+        return [_user(r) for r in rows]
 
     # writing ---------------------------------------------------------------------------
 
@@ -399,6 +438,12 @@ def _timed(step: str, table: str = "") -> Iterator[None]:
     start = time.perf_counter()
     yield
     log.debug("%s %s: %.2f s", step, table, time.perf_counter() - start)
+
+
+def _user(row: object) -> User:
+    values = dict(row)  # type: ignore[call-overload]
+    return User(**{**values, "created_at": values["created_at"].replace(tzinfo=UTC),
+                   "disabled": bool(values["disabled"])})
 
 
 def _layer_build_id(conn: Connection) -> str | None:

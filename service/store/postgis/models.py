@@ -41,7 +41,8 @@ SQL_TYPES: dict[str, type[TypeEngine]] = {
 CODE_COLUMNS = frozenset({
     "registration_code", "credit_code", "unit_credit_code", "hazard_id", "check_id",
     "park_id", "venue_id", "officer_id", "category_code", "province_adcode", "city_adcode",
-    "county_adcode", "h3", "h3_5", "h3_6", "h3_7", "batch_id", "build_id",
+    "county_adcode", "h3", "h3_5", "h3_6", "h3_7", "batch_id", "build_id", "user_id",
+    "scope", "token_hash",
 })
 LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", "province_adcode", "city_adcode",
                     "county_adcode", "park_id", "venue_id")
@@ -59,6 +60,7 @@ INDEXED: dict[str, tuple[str, ...]] = {
     "rejects": ("batch_id",),
     "batches": (),
     "layer_builds": ("built_at",),
+    "users": (),
 }
 
 
@@ -139,6 +141,13 @@ class BatchRecord(Base):
 
 class LayerBuildRecord(Base):
     __table__ = _table(specs.LAYER_BUILDS)
+
+
+class User(Base):
+    __table__ = _table(specs.USERS)
+
+
+Index("ix_users_token_hash", User.__table__.c.token_hash, unique=True)
 
 
 class Meta(Base):

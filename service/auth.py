@@ -1,0 +1,138 @@
+"""Users, bearer tokens and the caller of a request.
+
+A token is shown once, when the user is made, and stored only as an HMAC-SHA256 of it
+keyed by the server's pepper (``RISKMAP_TOKEN_PEPPER``), so a copy of the store does not
+give anyone a working token. A request names its caller with ``Authorization: Bearer …``
+or, for the map page in a browser, the ``riskmap_token`` cookie set by ``/login``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from geo.boundaries import load_boundaries
+from service.deps import SettingsDep, StoreDep
+from service.store.base import Store, User
+
+COOKIE = "riskmap_token"
+TOKEN_PREFIX = "rmk_"
+
+
+class Role(StrEnum):
+    REGULATOR = "regulator"        # scope: an adcode (province, city or county)
+    GRID_OFFICER = "grid_officer"  # scope: an officer id (their cells)
+    PARK_ADMIN = "park_admin"      # scope: a park id
+    PLANNER = "planner"            # scope: an adcode; reads and exports
+    ADMIN = "admin"                # no scope
+
+
+ROLE_ZH = {Role.REGULATOR: "监管人员", Role.GRID_OFFICER: "网格员", Role.PARK_ADMIN: "园区管理员",
+           Role.PLANNER: "规划人员", Role.ADMIN: "系统管理员"}
+ADCODE_ROLES = frozenset({Role.REGULATOR, Role.PLANNER})
+_CODE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+class Unauthorized(PermissionError):
+    """No token, or one that no enabled user holds (401)."""
+
+
+class Forbidden(PermissionError):
+    """A valid caller asking for something their role or scope does not cover (403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    name: str
+    role: Role
+    scope: str | None
+
+    @property
+    def admin_level(self) -> str | None:
+        """province / city / county for adcode scopes, else None."""
+        return adcode_level(self.scope) if self.role in ADCODE_ROLES and self.scope else None
+
+
+def adcode_level(adcode: str) -> str:
+    if adcode.endswith("0000"):
+        return "province"
+    return "city" if adcode.endswith("00") or adcode == "419001" else "county"
+
+
+def hash_token(token: str, pepper: str) -> str:
+    return hmac.new(pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def check_scope(role: Role, scope: str | None, provinces: list[str]) -> str | None:
+    """The scope a user of ``role`` may hold, normalised; ValueError (Chinese) if not."""
+    scope = scope.strip() if scope else None
+    if role == Role.ADMIN:
+        if scope:
+            raise ValueError("系统管理员不设范围（--scope 留空）")
+        return None
+    if not scope:
+        raise ValueError(f"{ROLE_ZH[role]}须指定范围 --scope")
+    if role in ADCODE_ROLES:
+        known = set()
+        for level in ("province", "city", "county"):
+            known |= set(load_boundaries(provinces, level)["adcode"].astype(str))
+        if scope not in known:
+            raise ValueError(f"范围 {scope} 不是已加载省份的行政区划代码")
+        return scope
+    if not _CODE.match(scope):
+        raise ValueError(f"范围 {scope!r} 不是有效的编号")
+    return scope.upper()
+
+
+def create_user(store: Store, *, name: str, role: Role, scope: str | None, pepper: str,
+                provinces: list[str]) -> tuple[User, str]:
+    """A new user and their token (returned once, stored only hashed)."""
+    scope = check_scope(role, scope, provinces)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = User(user_id=f"u-{uuid.uuid4().hex[:12]}", name=name.strip() or role.value,
+                role=role.value, scope=scope, token_hash=hash_token(token, pepper),
+                created_at=datetime.now(UTC))
+    store.add_user(user)
+    return user, token
+
+
+def token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+def current_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Principal:
+    token = token_of(request)
+    if not token:
+        raise Unauthorized("需要登录：请提供 Bearer 令牌")
+    user = store.user_by_token_hash(hash_token(token, settings.token_pepper.get_secret_value()))
+    if user is None:
+        raise Unauthorized("令牌无效或已停用")
+    return Principal(user.user_id, user.name, Role(user.role), user.scope)
+
+
+Caller = Annotated[Principal, Depends(current_caller)]
+
+
+def require(*roles: Role) -> Any:  # a FastAPI dependency
+    """A dependency that lets only ``roles`` through (403 for the others)."""
+
+    def check(caller: Caller) -> Principal:
+        if caller.role not in roles:
+            raise Forbidden(f"{ROLE_ZH[caller.role]}无权访问此资源")
+        return caller
+
+    return Depends(check)

@@ -1,0 +1,69 @@
+"""What each caller may see of each layer, as query conditions (enforced in the query).
+
+- admin: everything.
+- regulator / planner (an adcode): rows in their region. A province or city scope matches
+  by code prefix (41…, 4101…) on the layer's finest admin column, a county scope by its
+  code; region layers match the region itself and the regions inside it. A layer that
+  holds no admin code finer than the scope (e.g. per-city demonstration for a county) or
+  none at all is refused, never shown whole.
+- grid_officer (an officer id): rows in their H3 cells (res-8 ``h3``), and their own rows
+  of ``grid-cells``.
+- park_admin (a park id): rows whose ``park_id`` is their park.
+Anything else is 403.
+"""
+
+from __future__ import annotations
+
+from layers.registry import LayerSpec
+from service.auth import ADCODE_ROLES, ROLE_ZH, Forbidden, Principal, Role
+from service.store.base import Store
+from service.store.query import Condition
+
+REGION_LAYERS = frozenset({"regions", "industries", "insurance", "warnings"})
+# admin columns from finest to coarsest, and how many leading digits a scope level keeps
+ADMIN_COLUMNS = ("county_adcode", "city_adcode", "province_adcode")
+PREFIX = {"province": 2, "city": 4, "county": 6}
+FINEST = {"county_adcode": "county", "city_adcode": "city", "province_adcode": "province"}
+
+
+def layer_scope(caller: Principal, spec: LayerSpec, store: Store) -> tuple[Condition, ...]:
+    """The conditions that restrict ``spec`` to ``caller``; Forbidden if none can."""
+    if caller.role == Role.ADMIN:
+        return ()
+    fields = set(spec.field_names)
+    if caller.role in ADCODE_ROLES:
+        return _adcode_scope(caller, spec, fields)
+    if caller.role == Role.GRID_OFFICER:
+        if spec.id == "grid-cells":
+            return (Condition("officer_id", "eq", (caller.scope or "",)),)
+        if "h3" in fields and not spec.cells:
+            return (Condition("h3", "in", officer_cells(store, caller.scope or "")),)
+    if caller.role == Role.PARK_ADMIN and "park_id" in fields:
+        return (Condition("park_id", "eq", (caller.scope or "",)),)
+    raise Forbidden(f"{ROLE_ZH[caller.role]}无权查看图层 {spec.id}（{spec.title}）")
+
+
+def officer_cells(store: Store, officer_id: str) -> tuple[str, ...]:
+    cells = store.read("officer_cells", ["officer_id", "h3"])
+    mine = cells.loc[cells["officer_id"] == officer_id, "h3"].dropna()
+    return tuple(sorted(mine.astype(str).unique()))
+
+
+def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]
+                  ) -> tuple[Condition, ...]:
+    code, level = caller.scope or "", caller.admin_level or "county"
+    if spec.id in REGION_LAYERS:
+        if level == "county":  # the county itself
+            return (Condition("adcode", "eq", (code,)), Condition("admin_level", "eq",
+                                                                  ("county",)))
+        return (Condition(f"{level}_adcode", "eq", (code,)),)
+    for column in ADMIN_COLUMNS:
+        if column in fields:
+            if PREFIX[FINEST[column]] < PREFIX[level]:
+                break  # the layer is coarser than the scope: it would show others' data
+            prefix = code[:PREFIX[level]]
+            if level == "city" and code == "419001":  # 济源: a city that is a county
+                return (Condition(column, "prefix", (code,)),)
+            return (Condition(column, "prefix", (prefix,)),)
+    raise Forbidden(f"图层 {spec.id}（{spec.title}）不能按行政区划限定到 {code}，"
+                    f"{ROLE_ZH[caller.role]}无权查看")

@@ -1,0 +1,68 @@
+"""A query on a layer: conditions (scope and filters), a bounding box and a page.
+
+The same :class:`LayerQuery` runs in both stores: the embedded store applies it to the
+layer's frame with boolean masks (:func:`query_frame`), PostGIS turns it into one SQL
+statement with bound parameters (``service/store/postgis/query.py``). A caller's scope is
+just more conditions, so it is enforced in the query, not after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+Op = Literal["eq", "in", "prefix"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``column`` equals one of ``values`` (eq/in) or starts with one of them (prefix).
+    An empty ``values`` matches nothing (a scope with no cells sees no rows)."""
+
+    column: str
+    op: Op
+    values: tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LayerQuery:
+    layer: str
+    where: tuple[Condition, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None   # lon/lat, EPSG:4326
+    limit: int | None = 1000
+    offset: int = 0
+
+
+def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
+    column = frame[condition.column]
+    if not condition.values:
+        return np.zeros(len(frame), dtype=bool)
+    if condition.op == "prefix":
+        text = column.astype("string")
+        mask = np.zeros(len(frame), dtype=bool)
+        for prefix in condition.values:
+            mask |= text.str.startswith(str(prefix)).fillna(False).to_numpy(dtype=bool)
+        return mask
+    return column.isin(list(condition.values)).fillna(False).to_numpy(dtype=bool)
+
+
+def query_frame(frame: pd.DataFrame, query: LayerQuery) -> tuple[pd.DataFrame, int]:
+    """The page of ``frame`` (ordered by ``fid``) that ``query`` selects, and how many
+    rows match in all."""
+    mask = np.ones(len(frame), dtype=bool)
+    for condition in query.where:
+        mask &= condition_mask(frame, condition)
+    if query.bbox is not None and isinstance(frame, gpd.GeoDataFrame):
+        box = shapely.box(*query.bbox)
+        geoms = frame.geometry.to_numpy()
+        mask &= shapely.intersects(geoms, box) & ~shapely.is_missing(geoms)
+    hits = frame.loc[mask]
+    matched = len(hits)
+    hits = hits.sort_values("fid", kind="stable")
+    end = None if query.limit is None else query.offset + query.limit
+    return hits.iloc[query.offset:end].reset_index(drop=True), matched
