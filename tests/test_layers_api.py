@@ -4,68 +4,18 @@ the scope is part of the query (counts match), filters, paging and output datums
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from data.demo import generate
 from layers.registry import ALL
-from service.app import create_app
-from service.auth import Role, create_user
-from service.build import run_build
-from service.ingest.pipeline import IngestOptions, ingest
-from service.settings import Settings
 
 pytestmark = pytest.mark.slow
-PROVINCES = ["410000", "610000"]
-PEPPER = Settings().token_pepper.get_secret_value()
 
 
-@pytest.fixture(scope="module",
-                params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
-def api(request, tmp_path_factory):
-    """A built demo store, users of every role and scope, and a client per user."""
-    out = tmp_path_factory.mktemp("api_demo")
-    generate(province="河南省", equipment=6000, seed=5, out=out, as_of=date(2026, 11, 1))
-    if request.param == "postgis":
-        from service.store.postgis import PostGISStore
-
-        server = request.getfixturevalue("postgis_server")
-        template = request.getfixturevalue("postgis_template")
-        name = f"{template}_api"
-        url = server.create_database(name, template=template)
-        store = PostGISStore(url)
-    else:
-        from service.store.embedded import EmbeddedStore
-
-        url = str(tmp_path_factory.mktemp("api_store") / "store")
-        store = EmbeddedStore(url)
-    ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
-           IngestOptions(provinces=PROVINCES))
-    run_build(store, PROVINCES, as_of=date(2026, 11, 1))
-    eq = store.read_layer("equipment")
-    county = eq["county_adcode"].value_counts().index[0]  # the busiest county
-    city = county[:4] + "00"
-    cells = store.read("officer_cells")
-    officer = cells["officer_id"].value_counts().index[0]
-    park = eq["park_id"].dropna().value_counts().index[0]
-    scopes = {"admin": (Role.ADMIN, None), "province": (Role.REGULATOR, "410000"),
-              "city": (Role.REGULATOR, city), "county": (Role.REGULATOR, county),
-              "planner": (Role.PLANNER, county), "officer": (Role.GRID_OFFICER, officer),
-              "park": (Role.PARK_ADMIN, park)}
-    tokens = {}
-    for key, (role, scope) in scopes.items():
-        _user, tokens[key] = create_user(store, name=key, role=role, scope=scope,
-                                         pepper=PEPPER, provinces=PROVINCES)
-    store.close()
-    with TestClient(create_app(Settings(store=url))) as client:
-        yield {"client": client, "tokens": tokens, "scopes": scopes, "county": county,
-               "city": city, "officer": officer, "park": park,
-               "officer_cells": set(cells.loc[cells["officer_id"] == officer, "h3"])}
-    if request.param == "postgis":
-        server.drop_database(name)
+@pytest.fixture(scope="module")
+def api(demo_api):
+    return demo_api
 
 
 def get(api, who: str | None, path: str, **params):
