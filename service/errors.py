@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import Forbidden, Unauthorized
-from service.store.base import StoreError
+from service.store.base import ConflictError, MissingRow, StoreError
 
 log = logging.getLogger("riskmap")
 
@@ -29,6 +29,8 @@ STATUS: dict[type[BaseException], tuple[int, str]] = {
     BadParameter: (400, "参数错误"),
     Unauthorized: (401, "未认证"),
     Forbidden: (403, "无权访问"),
+    ConflictError: (409, "数据已被他人修改"),
+    MissingRow: (404, "未找到"),
     StoreError: (503, "数据存储不可用"),
 }
 

@@ -46,9 +46,20 @@ def _properties(frame: pd.DataFrame, spec: LayerSpec) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+def swap_axes(geoms: np.ndarray) -> np.ndarray:
+    """Coordinates as (y, x): EPSG:4490 orders its axes latitude first, where the OGC API
+    (Part 2) must follow the CRS definition."""
+    return shapely.transform(geoms, lambda xy: np.ascontiguousarray(xy[:, ::-1]))
+
+
 def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
-                       links: list[dict], crs: OutputCrs = "EPSG:4326") -> bytes:
+                       links: list[dict], crs: OutputCrs = "EPSG:4326",
+                       lat_lon: bool = False, members: dict | None = None) -> bytes:
+    """``lat_lon`` swaps the axes (OGC API requests of EPSG:4490); ``members`` are added to
+    the top-level object (e.g. ``timeStamp``)."""
     geoms = output_geometries(frame.geometry.to_numpy(), crs) if spec.geometry else None
+    if geoms is not None and lat_lon:
+        geoms = swap_axes(geoms)
     props = _properties(frame, spec) if len(frame) else []
     if geoms is not None and len(geoms):
         encoded = shapely.to_geojson(geoms)
@@ -61,7 +72,8 @@ def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
     features = [{"type": "Feature", "id": fid, "geometry": g, "properties": p}
                 for fid, g, p in zip(frame["fid"].tolist(), geometry, props, strict=True)]
     body: dict = {"type": "FeatureCollection", "features": features,
-                  "numberMatched": matched, "numberReturned": len(features), "links": links}
+                  "numberMatched": matched, "numberReturned": len(features), "links": links,
+                  **(members or {})}
     if bounds is not None and np.isfinite(bounds).all():
         body["bbox"] = [round(float(b), 7) for b in bounds]
     return orjson.dumps(body)

@@ -359,7 +359,10 @@ def demo_api(request, tmp_path_factory):
     county = eq["county_adcode"].value_counts().index[0]  # the busiest county
     city = county[:4] + "00"
     cells = store.read("officer_cells")
-    officer = cells["officer_id"].value_counts().index[0]
+    # the officer whose cells hold the most open hazards (so their worklist has work)
+    open_hazards = store.read_layer("hazards")
+    busy = cells[cells["h3"].isin(open_hazards["h3"])]
+    officer = (busy if len(busy) else cells)["officer_id"].value_counts().index[0]
     park = eq["park_id"].dropna().value_counts().index[0]
     scopes = {"admin": (Role.ADMIN, None), "province": (Role.REGULATOR, "410000"),
               "city": (Role.REGULATOR, city), "county": (Role.REGULATOR, county),

@@ -7,9 +7,12 @@ production store). ``tests/`` runs the same suite against both.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 
 import geopandas as gpd
@@ -30,6 +33,14 @@ from service.store.tables import (
 
 class StoreError(RuntimeError):
     """A store could not be opened or written (bad URL, schema mismatch, lock)."""
+
+
+class ConflictError(StoreError):
+    """A change whose row no longer holds what the caller last saw (someone else won)."""
+
+
+class MissingRow(LookupError):
+    """A change to a row that does not exist."""
 
 
 class ResolutionMismatchError(StoreError):
@@ -81,6 +92,26 @@ class User:
     token_hash: str
     created_at: datetime
     disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change made through the service, applied as compare-and-set with its audit entry.
+
+    ``expect`` None inserts a new row (``values`` is the whole row; ConflictError if the key
+    exists); otherwise the row must hold ``expect`` now (ConflictError if not, MissingRow if
+    absent) and ``values`` are written over it. Writers are serialised, so of two concurrent
+    changes to one row only the first can win."""
+
+    table: str
+    key: str
+    expect: dict | None
+    values: dict
+    actor: str
+    action: str
+    note: str | None = None
+    county_adcode: str | None = None
+    h3: str | None = None
 
 
 @dataclass
@@ -152,6 +183,17 @@ class Store(ABC):
         number matched. This default filters the whole layer in memory; PostGIS runs it as
         one SQL statement."""
         return query_frame(self.read_layer(query.layer), query)
+
+    # changes through the service ---------------------------------------------------------
+
+    @abstractmethod
+    def row(self, table: str, key: str) -> dict | None:
+        """One stored row by key, as plain Python values, or None."""
+
+    @abstractmethod
+    def apply_change(self, change: Change) -> tuple[dict | None, dict]:
+        """Apply ``change`` and append its audit entry in one transaction; returns the row
+        before (None for an insert) and after."""
 
     # users -------------------------------------------------------------------------------
 
@@ -365,3 +407,50 @@ def open_store(url: str, *, h3_resolution: int = 8) -> Store:
     from service.store.embedded import EmbeddedStore
 
     return EmbeddedStore(url, h3_resolution=h3_resolution)
+
+
+def changed_row(spec: Table, change: Change, before: dict | None) -> dict:
+    """The row after ``change`` (compare-and-set checked by the caller), re-fingerprinted so
+    upserts see it as changed."""
+    if change.expect is None:
+        if before is not None:
+            raise ConflictError(f"{change.table} {change.key} exists already")
+        after = {c: None for c in spec.column_names} | change.values
+    else:
+        if before is None:
+            raise MissingRow(f"{change.table} {change.key} not found")
+        stale = {k: before.get(k) for k, v in change.expect.items() if before.get(k) != v}
+        if stale:
+            raise ConflictError(f"{change.table} {change.key} changed meanwhile: {stale}")
+        after = before | change.values
+    after[spec.key] = change.key
+    after["updated_at"] = datetime.now(UTC).replace(tzinfo=None)
+    after["batch_id"] = f"change:{change.action}"
+    after["source_file"] = after.get("source_file") or "service"
+    hashed = {k: v for k, v in after.items() if k not in ("row_hash", "batch_id", "source_file",
+                                                           "source_row", "updated_at")}
+    digest = hashlib.blake2b(json.dumps(hashed, sort_keys=True, default=str).encode(),
+                             digest_size=8).digest()
+    after["row_hash"] = int.from_bytes(digest, "little", signed=True)
+    return after
+
+
+def audit_row(change: Change, before: dict | None, after: dict) -> dict:
+    return {"audit_id": f"a-{uuid.uuid4().hex}", "at": datetime.now(UTC).replace(tzinfo=None),
+            "actor": change.actor, "action": change.action, "entity": change.table,
+            "entity_id": change.key,
+            "before": None if before is None else json.dumps(before, ensure_ascii=False,
+                                                               default=str),
+            "after": json.dumps(after, ensure_ascii=False, default=str), "note": change.note,
+            "county_adcode": change.county_adcode, "h3": change.h3}
+
+
+def plain(value: object) -> object:
+    """A stored value as plain Python (NA → None, timestamps → datetime/date)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -39,21 +39,26 @@ import shapely
 from service.settings import DEFAULT_STORE
 from service.store.base import (
     Batch,
+    Change,
     LayerBuild,
     ResolutionMismatchError,
     Store,
     StoreError,
     UpsertCounts,
     User,
+    audit_row,
+    changed_row,
     conform_frame,
     conform_layer,
     empty_layer,
     layer_columns,
     layer_table,
     pandas_dtype,
+    plain,
 )
 from service.store.tables import (
     ALL_TABLES,
+    AUDIT,
     BATCHES,
     LAYER_TABLES,
     LINKS,
@@ -446,6 +451,37 @@ class EmbeddedStore(Store):
             return int((self.root / "layers" / "CURRENT").read_text().strip() or 0)
         except FileNotFoundError:
             return 0
+
+    # changes through the service ---------------------------------------------------------
+
+    def row(self, table: str, key: str) -> dict | None:
+        spec = self.spec(table)
+        frame = self.read(table)
+        hit = frame.loc[frame[spec.key] == key]
+        if hit.empty:
+            return None
+        record = hit.iloc[0]
+        return {c: plain(record[c]) for c in spec.column_names}
+
+    def apply_change(self, change: Change) -> tuple[dict | None, dict]:
+        spec = self.spec(change.table)
+        with self._locked():
+            pending = _Pending(self._current(), f"change:{change.action}")
+            stored = self._stored(pending, change.table)
+            hit = stored.loc[stored[spec.key] == change.key]
+            before = None if hit.empty else {c: plain(hit.iloc[0][c])
+                                             for c in spec.column_names}
+            after = changed_row(spec, change, before)
+            self._upsert(pending, change.table, conform_frame(
+                change.table, pd.DataFrame([after]), after["batch_id"]))
+            old = self._stored(pending, AUDIT.name)
+            entry = conform_frame(AUDIT.name, pd.DataFrame([audit_row(change, before, after)]))
+            pending.frames[AUDIT.name] = entry if old.empty else pd.concat(
+                [old, entry], ignore_index=True)
+            snapshot = self._publish(pending)
+            self._prune(snapshot, pending.base)
+            self._remember(pending, snapshot)
+        return before, after
 
     # users -------------------------------------------------------------------------------
 

@@ -95,9 +95,18 @@ BATCHES = Table("batches", "batch_id", (
 # What the store links by spatial join after each batch (point table -> polygon table).
 LINKS = (("park_id", "parks"), ("venue_id", "venues"))
 
-# Every stored table by name, the ingested ones and the three bookkeeping tables.
+# The append-only audit trail of every change made through the service (who, when, what
+# it was before and after). ``county_adcode`` and ``h3`` place the changed row for scopes.
+AUDIT = Table("audit", "audit_id", (
+    ("audit_id", "text"), ("at", "timestamp"), ("actor", "text"), ("action", "text"),
+    ("entity", "text"), ("entity_id", "text"), ("before", "json"), ("after", "json"),
+    ("note", "text"), ("county_adcode", "text"), ("h3", "text"),
+))
+
+# Every stored table by name, the ingested ones and the bookkeeping tables.
 ALL_TABLES: dict[str, Table] = {
     **TABLES, OFFICER_CELLS.name: OFFICER_CELLS, REJECTS.name: REJECTS, BATCHES.name: BATCHES,
+    AUDIT.name: AUDIT,
 }
 
 

@@ -33,17 +33,21 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 
 from service.store.base import (
     Batch,
+    Change,
     LayerBuild,
     ResolutionMismatchError,
     Store,
     StoreError,
     UpsertCounts,
     User,
+    audit_row,
+    changed_row,
     conform_frame,
     conform_layer,
     empty_layer,
     layer_columns,
     layer_table,
+    plain,
 )
 from service.store.postgis.copy import copy_frame, copy_query, read_table
 from service.store.postgis.layers import fill_next, swap_in, table_exists
@@ -51,6 +55,7 @@ from service.store.postgis.models import MODELS
 from service.store.postgis.query import run_query
 from service.store.postgis.statements import (
     cell_counts_sql,
+    column_list,
     create_stage_sql,
     ident,
     relink_sql,
@@ -60,6 +65,7 @@ from service.store.postgis.statements import (
 from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
+    AUDIT,
     BATCHES,
     LAYER_TABLES,
     LINKS,
@@ -268,6 +274,43 @@ class PostGISStore(Store):
                           rules_hash=row.rules_hash, data_version=row.data_version,
                           report=row.report or {})
 
+    # changes through the service ---------------------------------------------------------
+
+    def row(self, table: str, key: str) -> dict | None:
+        spec = self.spec(table)
+        with self.engine.connect() as conn:
+            found = conn.execute(text(
+                f"SELECT {column_list(spec.column_names)} FROM {ident(table)} "
+                f"WHERE {ident(spec.key)} = :key"), {"key": key}).mappings().first()
+        return None if found is None else {c: plain(found[c]) for c in spec.column_names}
+
+    def apply_change(self, change: Change) -> tuple[dict | None, dict]:
+        spec = self.spec(change.table)
+        if spec.geometry:
+            raise ValueError(f"changes to {change.table} (a geometry table) go through ingest")
+        names = spec.column_names
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+            found = conn.execute(text(
+                f"SELECT {column_list(names)} FROM {ident(change.table)} "
+                f"WHERE {ident(spec.key)} = :key FOR UPDATE"), {"key": change.key}
+            ).mappings().first()
+            before = None if found is None else {c: plain(found[c]) for c in names}
+            after = changed_row(spec, change, before)
+            updates = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in names
+                                if c != spec.key)
+            conn.execute(text(
+                f"INSERT INTO {ident(change.table)} ({column_list(names)}) VALUES "
+                f"({', '.join(':' + c for c in names)}) ON CONFLICT ({ident(spec.key)}) "
+                f"DO UPDATE SET {updates}"), after)
+            entry = audit_row(change, before, after)
+            values = ", ".join(f"CAST(:{c} AS jsonb)" if t == "json" else f":{c}"
+                               for c, t in AUDIT.columns)
+            conn.execute(text(f"INSERT INTO {ident(AUDIT.name)} "
+                              f"({column_list(AUDIT.column_names)}) VALUES ({values})"), entry)
+            _bump_version(conn, after["batch_id"])
+        return before, after
+
     # users -------------------------------------------------------------------------------
 
     _USER_COLUMNS = "user_id, name, role, scope, token_hash, created_at, disabled"
@@ -424,12 +467,15 @@ class PostGISStore(Store):
              "finished_at": datetime.now(UTC).replace(tzinfo=None),
              "files": json.dumps(batch.files, ensure_ascii=False),
              "report": json.dumps(batch.report, ensure_ascii=False, default=str)})
-        previous = _version(tx.conn)
-        number = int(previous.split(":", 1)[0]) + 1
-        tx.conn.execute(
-            text("INSERT INTO meta (key, value) VALUES (:key, :value) "
-                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
-            {"key": "data_version", "value": f"{number}:{batch.batch_id}"})
+        _bump_version(tx.conn, batch.batch_id)
+
+
+def _bump_version(conn: Connection, batch_id: str) -> None:
+    """A new data version, for caches and ETags (in the writer's transaction)."""
+    number = int(_version(conn).split(":", 1)[0]) + 1
+    conn.execute(text("INSERT INTO meta (key, value) VALUES (:key, :value) "
+                      "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
+                 {"key": "data_version", "value": f"{number}:{batch_id}"})
 
 
 @contextlib.contextmanager

@@ -1,0 +1,140 @@
+"""OGC API – Features vocabulary: conformance classes, CRS URIs and parameter parsing.
+
+Every parameter is parsed here into plain values, and every refusal is a
+:class:`BadParameter` (400), as the standard asks of invalid or unknown query parameters
+(Part 1 /req/core/query-param-invalid and /req/core/query-param-unknown).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from fastapi import Request
+
+from geo.boundaries import load_boundaries
+from service.auth import ADCODE_ROLES, Principal
+from service.errors import BadParameter
+from service.geojson import OutputCrs
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CGCS2000 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+CRS_LIST = [CRS84, CGCS2000]
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET = 10, 10_000, 10_000_000
+# feature ids are the layer key joined by ":" (codes, adcodes, H3, industry letters or 未知)
+FEATURE_ID = re.compile(r"^[\w\-:.]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Crs:
+    uri: str
+    output: OutputCrs   # what service.geojson calls it
+    lat_lon: bool       # axis order of the CRS definition: EPSG:4490 is latitude first
+
+
+CRSES = {CRS84: Crs(CRS84, "EPSG:4326", False), CGCS2000: Crs(CGCS2000, "EPSG:4490", True)}
+
+
+def parse_crs(text: str | None, name: str = "crs") -> Crs:
+    if text is None:
+        return CRSES[CRS84]
+    crs = CRSES.get(text.strip())
+    if crs is None:
+        raise BadParameter(f"不支持的坐标参照系 {name}；可用：{'、'.join(CRS_LIST)}")
+    return crs
+
+
+def parse_bbox(text: str | None, crs: Crs) -> tuple[float, float, float, float] | None:
+    """The box as lon/lat (min, min, max, max), from 4 or 6 numbers in ``crs`` axis order
+    (a 6-number box's heights are ignored: the layers are 2D)."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BadParameter("bbox 须为 4 个（或 6 个）以逗号分隔的数值") from None
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise BadParameter("bbox 须为 4 个（或 6 个）以逗号分隔的数值")
+    if crs.lat_lon:
+        values = [values[1], values[0], values[3], values[2]]
+    x0, y0, x1, y1 = values
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        order = "最小纬度,最小经度,最大纬度,最大经度" if crs.lat_lon else \
+            "最小经度,最小纬度,最大经度,最大纬度"
+        raise BadParameter(f"bbox 须为 {order}，且最小值小于最大值、在经纬度范围内")
+    return x0, y0, x1, y1
+
+
+def parse_int(text: str | None, name: str, default: int, low: int, high: int,
+              clamp: bool = False) -> int:
+    """An integer parameter; above ``high`` it is clamped when ``clamp`` (a ``limit`` above
+    the maximum is not an error in OGC API – Features), else refused."""
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadParameter(f"{name} 须为整数") from None
+    if clamp and value > high:
+        return high
+    if not low <= value <= high:
+        raise BadParameter(f"{name} 须在 {low} 到 {high} 之间")
+    return value
+
+
+def check_datetime(text: str | None) -> None:
+    """Accept an RFC 3339 instant or interval (``..`` or empty for open ends). Layers are
+    snapshots of one build without a time property, so a valid value filters nothing."""
+    if text is None:
+        return
+    parts = text.split("/")
+    if len(parts) > 2 or all(p in ("", "..") for p in parts):
+        raise BadParameter("datetime 须为 RFC 3339 时刻或时间段")
+    for part in parts:
+        if part in ("", ".."):
+            continue
+        try:
+            datetime.fromisoformat(part)
+        except ValueError:
+            raise BadParameter("datetime 须为 RFC 3339 时刻或时间段") from None
+
+
+def check_query(request: Request, allowed: frozenset[str], f: str | None) -> None:
+    """Refuse unknown parameters and any format but JSON (no HTML here)."""
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise BadParameter(f"不支持的查询参数：{', '.join(unknown)}")
+    if f is not None and f.lower() not in ("json", "geojson"):
+        raise BadParameter("仅提供 JSON 格式（f=json）")
+
+
+def extent(caller: Principal, provinces: tuple[str, ...]) -> list[float]:
+    """A layer's spatial extent for this caller: their region for regulators and planners,
+    else the configured provinces (the layers lie within them)."""
+    if caller.role in ADCODE_ROLES and caller.scope:
+        return _bounds(provinces, caller.scope)
+    return _bounds(provinces, None)
+
+
+@lru_cache(maxsize=256)
+def _bounds(provinces: tuple[str, ...], adcode: str | None) -> list[float]:
+    gdf = load_boundaries(list(provinces))
+    if adcode is not None and (gdf["adcode"] == adcode).any():
+        gdf = gdf[gdf["adcode"] == adcode]
+    else:
+        gdf = gdf[gdf["level"] == "province"]
+    return [round(float(v), 6) for v in gdf.total_bounds]

@@ -1,0 +1,210 @@
+"""Grid officers' worklist and the closed hazard loop (排查、登记、治理、销号), with the audit
+trail that records every change."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+import h3
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from layers.registry import ALL
+from service.auth import Caller, Forbidden, Principal, Role, require
+from service.deps import StoreDep
+from service.errors import BadParameter, NotFound
+from service.scope import layer_scope, officer_cells
+from service.store.base import Change, ConflictError, Store
+from service.store.query import Condition, LayerQuery
+from service.worklist import worklist
+
+router = APIRouter(prefix="/api", tags=["worklist"])
+WORKERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER, Role.PARK_ADMIN)
+CLOSERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER)
+# the closed loop of seed 002 二(一): 已登记 → 整改中 → 已销号, nothing else
+TRANSITIONS = {("已登记", "整改中"), ("整改中", "已销号")}
+Format = Literal["json", "csv", "xlsx"]
+
+
+class Conflict(ConflictError):
+    """409 with a Chinese message for the caller."""
+
+
+def _respond(items: pd.DataFrame, fmt: Format, today: date, name: str) -> Response:
+    if fmt == "json":
+        records = items.assign(due=items["due"].dt.strftime("%Y-%m-%d")).astype(object).where(
+            items.notna(), None).to_dict("records")
+        return Response(orjson.dumps({"as_of": today.isoformat(), "count": len(records),
+                                      "items": records}), media_type="application/json")
+    table = items.rename(columns={
+        "priority": "优先级", "kind_zh": "类别", "due": "期限", "reason": "事由",
+        "unit_credit_code": "统一社会信用代码", "unit_name": "使用单位",
+        "registration_code": "设备注册代码", "hazard_id": "隐患编号", "level": "等级",
+        "h3": "网格", "county_adcode": "区县代码", "lon": "经度", "lat": "纬度"}).drop(
+        columns=["kind"])
+    table["期限"] = table["期限"].dt.strftime("%Y-%m-%d")
+    if fmt == "csv":  # UTF-8 with BOM: Excel opens Chinese CSV correctly
+        return Response(table.to_csv(index=False).encode("utf-8-sig"), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    buffer = io.BytesIO()
+    table.to_excel(buffer, index=False, sheet_name="工作清单", engine="xlsxwriter")
+    return Response(buffer.getvalue(), media_type=(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+@router.get("/worklist", summary="我的工作清单", response_class=Response,
+            dependencies=[require(*WORKERS)])
+def my_worklist(caller: Caller, store: StoreDep, format: Format = "json",
+                today: Annotated[date | None, Query(description="默认今天")] = None
+                ) -> Response:
+    day = today or date.today()
+    return _respond(worklist(store, caller, day), format, day, "worklist")
+
+
+@router.get("/cells/{cell}/worklist", summary="某网格的工作清单", response_class=Response,
+            dependencies=[require(*WORKERS)])
+def cell_worklist(caller: Caller, store: StoreDep,
+                  cell: Annotated[str, Path(pattern=r"^[0-9a-f]{15}$")],
+                  format: Format = "json",
+                  today: Annotated[date | None, Query()] = None) -> Response:
+    if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != store.h3_resolution:
+        raise BadParameter(f"网格须为分辨率 {store.h3_resolution} 的 H3 单元")
+    if caller.role == Role.GRID_OFFICER and cell not in officer_cells(store, caller.scope or ""):
+        raise Forbidden("该网格不属于当前网格员")
+    day = today or date.today()
+    return _respond(worklist(store, caller, day, (Condition("h3", "eq", (cell,)),)), format,
+                    day, f"worklist-{cell}")
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_status: Literal["已登记", "整改中"] = Field(
+        alias="from", description="调用方看到的当前状态（乐观锁：已被他人改动则 409）")
+    to: Literal["整改中", "已销号"]
+    evidence: str = Field(min_length=2, max_length=2000, description="整改情况或证据说明")
+    closed_on: date | None = Field(None, description="销号日期（销号时必填）")
+    verified_by: str | None = Field(None, min_length=1, max_length=100,
+                                    description="验收人（销号时必填）")
+
+    @model_validator(mode="after")
+    def _closing_needs_date_and_verifier(self) -> Transition:
+        if (self.from_status, self.to) not in TRANSITIONS:
+            raise ValueError(f"不允许的状态变更：{self.from_status} → {self.to}")
+        if self.to == "已销号" and (self.closed_on is None or not self.verified_by):
+            raise ValueError("销号须填写销号日期 closed_on 和验收人 verified_by")
+        if self.closed_on and self.closed_on > date.today():
+            raise ValueError("销号日期不能晚于今天")
+        return self
+
+
+def _equipment_in_scope(store: Store, caller: Principal, registration_code: str) -> dict:
+    """The caller's equipment row by code, or NotFound (out of scope looks like absent)."""
+    scope = layer_scope(caller, ALL["equipment"], store)
+    found, _ = store.query_layer(LayerQuery("equipment", (*scope, Condition(
+        "registration_code", "eq", (registration_code,))), None, 1, 0))
+    if found.empty:
+        raise NotFound("未找到该设备或不在您的管辖范围内")
+    return found.iloc[0].to_dict()
+
+
+@router.post("/hazards/{hazard_id}/transitions", summary="隐患状态变更（整改、销号）",
+             dependencies=[require(*CLOSERS)])
+def transition(caller: Caller, store: StoreDep, body: Transition,
+               hazard_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> dict:
+    hazard = store.row("hazards", hazard_id.upper())
+    if hazard is None:
+        raise NotFound("未找到该隐患或不在您的管辖范围内")
+    piece = _equipment_in_scope(store, caller, hazard["registration_code"])
+    values: dict = {"status": body.to}
+    if body.to == "已销号":
+        values["closed_on"] = body.closed_on
+    note = f"{body.evidence}" + (f"；验收人：{body.verified_by}" if body.verified_by else "")
+    try:
+        before, after = store.apply_change(Change(
+            "hazards", hazard["hazard_id"], {"status": body.from_status}, values,
+            actor=caller.user_id, action="hazard.transition", note=note,
+            county_adcode=piece.get("county_adcode"), h3=piece.get("h3")))
+    except ConflictError:
+        current = (store.row("hazards", hazard["hazard_id"]) or {}).get("status")
+        raise Conflict(f"隐患状态已被他人改为“{current}”，请刷新后重试") from None
+    return {"hazard_id": after["hazard_id"], "before": before["status"] if before else None,
+            "status": after["status"], "closed_on": _iso(after.get("closed_on")),
+            "evidence": body.evidence, "verified_by": body.verified_by}
+
+
+class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credit_code: str = Field(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$", description="被检查单位")
+    checked_on: date
+    result: str = Field(min_length=1, max_length=500, description="检查结果，如 符合 / 责令整改")
+    officer_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _not_in_future(self) -> CheckIn:
+        if self.checked_on > date.today():
+            raise ValueError("检查日期不能晚于今天")
+        return self
+
+
+@router.post("/checks", summary="登记一次监督检查", status_code=201,
+             dependencies=[require(*CLOSERS)])
+def record_check(caller: Caller, store: StoreDep, body: CheckIn) -> dict:
+    scope = layer_scope(caller, ALL["units"], store)
+    unit, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
+        "credit_code", "eq", (body.credit_code,))), None, 1, 0))
+    if unit.empty:
+        raise NotFound("未找到该单位或不在您的管辖范围内")
+    officer = body.officer_id or (caller.scope if caller.role == Role.GRID_OFFICER else None)
+    check_id = f"JC{body.checked_on:%Y}{uuid.uuid4().hex[:12].upper()}"
+    row = unit.iloc[0]
+    _before, after = store.apply_change(Change(
+        "checks", check_id, None, {"check_id": check_id, "credit_code": body.credit_code,
+                                   "checked_on": body.checked_on, "officer_id": officer,
+                                   "result": body.result},
+        actor=caller.user_id, action="check.record", note=body.result,
+        county_adcode=row.get("county_adcode"), h3=row.get("h3")))
+    schedule, _ = store.query_layer(LayerQuery("check-schedule", (Condition(
+        "credit_code", "eq", (body.credit_code,)),), None, 1, 0))
+    months = int(schedule["interval_months"].iloc[0]) if len(schedule) else 12
+    next_due = (pd.Timestamp(body.checked_on) + pd.DateOffset(months=months)).date()
+    return {"check_id": after["check_id"], "credit_code": body.credit_code,
+            "checked_on": body.checked_on.isoformat(), "interval_months": months,
+            "next_due": next_due.isoformat()}
+
+
+@router.get("/audit", summary="审计记录（只增不改）", dependencies=[require(Role.ADMIN,
+                                                                        Role.REGULATOR)])
+def audit(caller: Caller, store: StoreDep,
+          entity_id: Annotated[str | None, Query(max_length=64)] = None,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    entries = store.read("audit")
+    if caller.role == Role.REGULATOR:
+        prefix = (caller.scope or "")[:{"province": 2, "city": 4}.get(
+            caller.admin_level or "", 6)]
+        entries = entries[entries["county_adcode"].fillna("").str.startswith(prefix)]
+    if entity_id:
+        entries = entries[entries["entity_id"] == entity_id]
+    entries = entries.sort_values("at", ascending=False)
+    page = entries.iloc[offset:offset + limit]
+    records = []
+    for row in page.astype(object).where(page.notna(), None).to_dict("records"):
+        row["at"] = _iso(row["at"])
+        for key in ("before", "after"):
+            row[key] = orjson.loads(row[key]) if row[key] else None
+        records.append(row)
+    return {"count": len(entries), "entries": records}
+
+
+def _iso(value: object) -> str | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -1,0 +1,166 @@
+"""Worklists and the closed hazard loop on the built demo, both stores: scoped items in
+priority order, CSV/XLSX, legal transitions only, optimistic locking, the audit trail."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import date
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+TODAY = "2026-11-01"
+
+
+@pytest.fixture(scope="module")
+def api(demo_api):
+    return demo_api
+
+
+def call(api, who, method, path, **kw):
+    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
+    return api["client"].request(method, path, headers=headers, **kw)
+
+
+def officer_hazard(api, status: str) -> dict:
+    hazards = call(api, "officer", "GET", "/api/layers/hazards",
+                   params={"limit": 10_000}).json()["features"]
+    mine = [h["properties"] for h in hazards if h["properties"]["status"] == status]
+    assert mine, f"the demo officer has no hazard {status}"
+    return mine[0]
+
+
+def test_the_officers_worklist_is_theirs_and_in_priority_order(api):
+    r = call(api, "officer", "GET", "/api/worklist", params={"today": TODAY})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert items, "the demo officer has work"
+    assert all(i["h3"] in api["officer_cells"] for i in items)
+    priorities = [i["priority"] for i in items]
+    assert priorities == sorted(priorities)
+    assert {i["kind"] for i in items} <= {"listed_hazard", "late_hazard", "overdue_inspection",
+                                          "check_due", "campaign"}
+    assert all(i["reason"] and i["kind_zh"] for i in items)
+    county = call(api, "county", "GET", "/api/worklist", params={"today": TODAY}).json()
+    assert all(i["county_adcode"] == api["county"] for i in county["items"])
+
+
+def test_worklist_downloads_as_csv_and_xlsx(api):
+    csv = call(api, "officer", "GET", "/api/worklist",
+               params={"format": "csv", "today": TODAY})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.content.startswith("\ufeff".encode()) and "优先级" in csv.content.decode(
+        "utf-8-sig").splitlines()[0]
+    xlsx = call(api, "officer", "GET", "/api/worklist",
+                params={"format": "xlsx", "today": TODAY})
+    table = pd.read_excel(io.BytesIO(xlsx.content), sheet_name="工作清单", engine="calamine")
+    body = call(api, "officer", "GET", "/api/worklist", params={"today": TODAY}).json()
+    assert len(table) == body["count"] and "事由" in table.columns
+
+
+def test_who_may_ask_for_a_worklist(api):
+    assert call(api, None, "GET", "/api/worklist").status_code == 401
+    assert call(api, "planner", "GET", "/api/worklist").status_code == 403
+    cell = sorted(api["officer_cells"])[0]
+    assert call(api, "officer", "GET", f"/api/cells/{cell}/worklist").status_code == 200
+    other = "8840954909fffff" if cell != "8840954909fffff" else "884090950dfffff"
+    assert call(api, "officer", "GET", f"/api/cells/{other}/worklist").status_code == 403
+    assert call(api, "officer", "GET", "/api/cells/zz/worklist").status_code == 422
+    assert call(api, "officer", "GET", "/api/cells/8740954909fffff/worklist"
+                ).status_code in (400, 422)
+
+
+def test_the_hazard_loop_moves_one_step_at_a_time_and_is_audited(api):
+    hazard = officer_hazard(api, "已登记")
+    path = f"/api/hazards/{hazard['hazard_id']}/transitions"
+    step = {"from": "已登记", "to": "整改中", "evidence": "已制定整改方案，更换钢丝绳"}
+    r = call(api, "officer", "POST", path, json=step)
+    assert r.status_code == 200 and r.json()["status"] == "整改中", r.text
+    again = call(api, "officer", "POST", path, json=step)  # stale: it moved on
+    assert again.status_code == 409 and "整改中" in again.json()["detail"]
+    back = call(api, "officer", "POST", path, json={"from": "整改中", "to": "已登记",
+                                                    "evidence": "撤回"})
+    assert back.status_code == 422
+    unverified = call(api, "officer", "POST", path, json={
+        "from": "整改中", "to": "已销号", "evidence": "已整改"})
+    assert unverified.status_code == 422 and "验收人" in unverified.text
+    closed = call(api, "officer", "POST", path, json={
+        "from": "整改中", "to": "已销号", "evidence": "复查合格", "closed_on": TODAY,
+        "verified_by": "王检验"})
+    assert closed.status_code == 200 and closed.json()["closed_on"] == TODAY
+    audit = call(api, "admin", "GET", "/api/audit",
+                 params={"entity_id": hazard["hazard_id"]}).json()
+    assert audit["count"] == 2
+    latest, first = audit["entries"]
+    assert first["before"]["status"] == "已登记" and first["after"]["status"] == "整改中"
+    assert latest["after"]["status"] == "已销号" and "王检验" in latest["note"]
+    assert latest["actor"] and latest["at"]
+    items = call(api, "officer", "GET", "/api/worklist", params={"today": TODAY}).json()
+    assert hazard["hazard_id"] not in {i["hazard_id"] for i in items["items"]}
+
+
+def test_hazards_outside_the_scope_look_absent_and_some_roles_may_not_close(api):
+    hazard = officer_hazard(api, "整改中")
+    path = f"/api/hazards/{hazard['hazard_id']}/transitions"
+    body = {"from": "整改中", "to": "已销号", "evidence": "x" * 5, "closed_on": TODAY,
+            "verified_by": "李"}
+    other = "county" if hazard["county_adcode"] != api["county"] else None
+    if other:
+        assert call(api, other, "POST", path, json=body).status_code == 404
+    assert call(api, "park", "POST", path, json=body).status_code == 403
+    assert call(api, "planner", "POST", path, json=body).status_code == 403
+    assert call(api, "officer", "POST", "/api/hazards/NOPE/transitions",
+                json=body).status_code == 404
+    assert call(api, "officer", "POST", "/api/hazards/a%20b/transitions",
+                json=body).status_code == 422
+
+
+def test_two_concurrent_closings_cannot_both_win(api):
+    hazard = officer_hazard(api, "整改中")
+    path = f"/api/hazards/{hazard['hazard_id']}/transitions"
+    body = {"from": "整改中", "to": "已销号", "evidence": "复查合格", "closed_on": TODAY,
+            "verified_by": "赵"}
+    codes: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def close() -> None:
+        barrier.wait()
+        codes.append(call(api, "officer", "POST", path, json=body).status_code)
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200, 409]
+
+
+def test_recording_a_check_moves_the_units_next_due_date(api):
+    units = call(api, "officer", "GET", "/api/layers/units",
+                 params={"limit": 10}).json()["features"]
+    unit = units[0]["properties"]["credit_code"]
+    r = call(api, "officer", "POST", "/api/checks", json={
+        "credit_code": unit, "checked_on": TODAY, "result": "符合"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["next_due"] > TODAY and body["check_id"].startswith("JC2026")
+    audit = call(api, "admin", "GET", "/api/audit", params={"entity_id": body["check_id"]})
+    assert audit.json()["count"] == 1
+    late = date.fromisoformat(TODAY).replace(year=2099).isoformat()
+    assert call(api, "officer", "POST", "/api/checks", json={
+        "credit_code": unit, "checked_on": late, "result": "符合"}).status_code == 422
+    assert call(api, "officer", "POST", "/api/checks", json={
+        "credit_code": "123", "checked_on": TODAY, "result": "符合"}).status_code == 422
+    outside = call(api, "park", "POST", "/api/checks", json={
+        "credit_code": unit, "checked_on": TODAY, "result": "符合"})
+    assert outside.status_code in (403, 404)
+
+
+def test_regulators_read_the_audit_trail_of_their_region_only(api):
+    everything = call(api, "admin", "GET", "/api/audit").json()["count"]
+    assert everything >= 1
+    mine = call(api, "county", "GET", "/api/audit").json()
+    assert all(e["county_adcode"] == api["county"] for e in mine["entries"])
+    assert call(api, "officer", "GET", "/api/audit").status_code == 403
