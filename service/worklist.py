@@ -128,7 +128,7 @@ def _check_items(store: Store, caller: Principal, today: date,
     months = schedule["interval_months"].astype("Int64").fillna(12).to_numpy(dtype=int)
     due = pd.to_datetime(schedule["next_due"]).to_numpy()
     before = pd.DatetimeIndex(pd.to_datetime(schedule["last_check_on"]))
-    moved = (since.notna() & (before.isna() | (since > before))).to_numpy(dtype=bool)
+    moved = np.asarray(since.notna() & (before.isna() | (since > before)), dtype=bool)
     if moved.any():
         due[moved] = (pd.DatetimeIndex(since[moved]) + pd.to_timedelta(
             months[moved] * 30.4375, unit="D")).normalize().to_numpy()
