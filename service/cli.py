@@ -239,6 +239,42 @@ def rules(
 
 
 @app.command()
+def export(
+    layer: Annotated[str, typer.Argument(help="图层编号，如 regions / equipment")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="输出文件")],
+    format: Annotated[str, typer.Option(help="geojson / gpkg / csv")] = "geojson",
+    crs: Annotated[str, typer.Option(help="EPSG:4326 / EPSG:4490 / GCJ02")] = "EPSG:4326",
+    adcode: Annotated[str | None, typer.Option(help="只导出该行政区划代码前缀")] = None,
+    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+) -> None:
+    """导出图层供政务 GIS 使用，并写出 .meta.json 元数据 (export a layer)."""
+    from layers.registry import ALL
+    from service.export import export_to_file
+    from service.store.base import open_store
+    from service.store.query import Condition
+
+    if layer not in ALL:
+        raise typer.BadParameter(f"没有图层 {layer}；可选：{', '.join(ALL)}", param_hint="LAYER")
+    if format not in ("geojson", "gpkg", "csv"):
+        raise typer.BadParameter("格式须为 geojson、gpkg 或 csv", param_hint="--format")
+    if crs not in ("EPSG:4326", "EPSG:4490", "GCJ02"):
+        raise typer.BadParameter("坐标系须为 EPSG:4326、EPSG:4490 或 GCJ02", param_hint="--crs")
+    where = ()
+    if adcode:
+        spec = ALL[layer]
+        column = next((c for c in ("adcode", "county_adcode", "city_adcode", "province_adcode")
+                       if c in spec.field_names), None)
+        if column is None or not adcode.isdigit():
+            raise typer.BadParameter("该图层不能按行政区划筛选，或代码无效", param_hint="--adcode")
+        where = (Condition(column, "prefix", (adcode,)),)
+    settings = _settings(store)
+    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        meta = export_to_file(st, layer, format, crs, out, where)  # type: ignore[arg-type]
+    console.print(f"已导出 {meta['rows']} 行到 {out}（{meta['datum']}），元数据 {out}.meta.json",
+                  highlight=False)
+
+
+@app.command()
 def serve(
     store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
     host: Annotated[str | None, typer.Option()] = None,

@@ -52,11 +52,10 @@ def swap_axes(geoms: np.ndarray) -> np.ndarray:
     return shapely.transform(geoms, lambda xy: np.ascontiguousarray(xy[:, ::-1]))
 
 
-def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
-                       links: list[dict], crs: OutputCrs = "EPSG:4326",
-                       lat_lon: bool = False, members: dict | None = None) -> bytes:
-    """``lat_lon`` swaps the axes (OGC API requests of EPSG:4490); ``members`` are added to
-    the top-level object (e.g. ``timeStamp``)."""
+def features(frame: pd.DataFrame, spec: LayerSpec, crs: OutputCrs = "EPSG:4326",
+             lat_lon: bool = False) -> tuple[list[dict], list[float] | None]:
+    """GeoJSON features (geometries pre-encoded) and the bbox of the drawn ones.
+    ``lat_lon`` swaps the axes (OGC API requests of EPSG:4490)."""
     geoms = output_geometries(frame.geometry.to_numpy(), crs) if spec.geometry else None
     if geoms is not None and lat_lon:
         geoms = swap_axes(geoms)
@@ -69,11 +68,22 @@ def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
     else:
         geometry = [None] * len(frame)
         bounds = None
-    features = [{"type": "Feature", "id": fid, "geometry": g, "properties": p}
-                for fid, g, p in zip(frame["fid"].tolist(), geometry, props, strict=True)]
-    body: dict = {"type": "FeatureCollection", "features": features,
-                  "numberMatched": matched, "numberReturned": len(features), "links": links,
-                  **(members or {})}
+    items = [{"type": "Feature", "id": fid, "geometry": g, "properties": p}
+             for fid, g, p in zip(frame["fid"].tolist(), geometry, props, strict=True)]
+    box = None
     if bounds is not None and np.isfinite(bounds).all():
-        body["bbox"] = [round(float(b), 7) for b in bounds]
+        box = [round(float(b), 7) for b in bounds]
+    return items, box
+
+
+def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
+                       links: list[dict], crs: OutputCrs = "EPSG:4326",
+                       lat_lon: bool = False, members: dict | None = None) -> bytes:
+    """``members`` are added to the top-level object (e.g. ``timeStamp``)."""
+    items, box = features(frame, spec, crs, lat_lon)
+    body: dict = {"type": "FeatureCollection", "features": items,
+                  "numberMatched": matched, "numberReturned": len(items), "links": links,
+                  **(members or {})}
+    if box is not None:
+        body["bbox"] = box
     return orjson.dumps(body)

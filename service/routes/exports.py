@@ -1,0 +1,53 @@
+"""Layer exports for planners and regulators: streamed, scoped, with their metadata."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi.responses import FileResponse, StreamingResponse
+
+from service.auth import Caller, Role, require
+from service.deps import StoreDep
+from service.export import MEDIA, ExportFormat, csv_chunks, geojson_chunks, metadata, write_gpkg
+from service.geojson import CRS_URI, OutputCrs
+from service.routes.layers import LAYER_ID, _filters, spec_of
+from service.scope import layer_scope
+
+router = APIRouter(prefix="/api/export", tags=["exports"])
+EXPORTERS = (Role.ADMIN, Role.PLANNER, Role.REGULATOR)
+
+
+@router.get("/{layer}", summary="导出图层（GeoJSON / GeoPackage / CSV）",
+            dependencies=[require(*EXPORTERS)], response_model=None)
+def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: BackgroundTasks,
+           format: ExportFormat = "geojson",
+           crs: Annotated[OutputCrs, Query(description="输出坐标系")] = "EPSG:4326",
+           level: str | None = None, category: str | None = None,
+           adcode: Annotated[str | None, Query(description="行政区划代码前缀")] = None,
+           ) -> StreamingResponse | FileResponse:
+    spec = spec_of(layer)
+    where = (*layer_scope(caller, spec, store),
+             *_filters(spec, level, category, None, adcode, None, None))
+    name = f"{spec.id}-{crs.replace(':', '')}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"',
+               "Content-Crs": f"<{CRS_URI[crs]}>",
+               "Link": f'</api/export/{spec.id}/metadata?crs={crs}>; rel="describedby"'}
+    if format == "gpkg":  # SQLite needs a file: written page by page, removed after sending
+        folder = Path(tempfile.mkdtemp(prefix="riskmap-export-"))
+        path = folder / name
+        write_gpkg(store, spec, where, crs, path)
+        background.add_task(lambda: (path.unlink(missing_ok=True), folder.rmdir()))
+        return FileResponse(path, media_type=MEDIA["gpkg"], headers=headers)
+    chunks = geojson_chunks if format == "geojson" else csv_chunks
+    return StreamingResponse(chunks(store, spec, where, crs), media_type=MEDIA[format],
+                             headers=headers)
+
+
+@router.get("/{layer}/metadata", summary="导出元数据", dependencies=[require(*EXPORTERS)])
+def export_metadata(caller: Caller, store: StoreDep, layer: LAYER_ID,
+                    crs: Annotated[OutputCrs, Query()] = "EPSG:4326") -> dict:
+    spec = spec_of(layer)
+    return metadata(store, spec, crs, layer_scope(caller, spec, store))
