@@ -9,7 +9,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import errors
-from service.routes import cells, exports, health, layers, ogc, pages, tiles, uploads, work
+from service.routes import (
+    cells,
+    exports,
+    health,
+    layers,
+    ogc,
+    pages,
+    profiles,
+    tiles,
+    uploads,
+    work,
+)
 from service.settings import Settings
 from service.store.base import open_store
 from web.map import STATIC_DIR
@@ -37,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(work.router)
     app.include_router(exports.router)
     app.include_router(uploads.router)
+    app.include_router(profiles.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

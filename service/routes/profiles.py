@@ -1,0 +1,93 @@
+"""Park profiles (一园一策), region summaries and demonstration enterprises as JSON, scoped."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Path, Query, Response
+
+from data.catalogue import TOP_CATEGORIES
+from layers.registry import ALL
+from service.auth import Caller, Forbidden, Principal
+from service.deps import StoreDep
+from service.errors import BadParameter, NotFound
+from service.geojson import features
+from service.scope import layer_scope
+from service.store.base import Store
+from service.store.query import Condition, LayerQuery
+
+router = APIRouter(prefix="/api", tags=["profiles"])
+
+
+def _rows(store: Store, caller: Principal, layer: str, *where: Condition,
+          limit: int | None = None) -> pd.DataFrame:
+    frame, _ = store.query_layer(LayerQuery(layer, (*layer_scope(caller, ALL[layer], store),
+                                                    *where), None, limit, 0))
+    return frame
+
+
+def _records(frame: pd.DataFrame, layer: str) -> list[dict]:
+    items, _ = features(frame, ALL[layer])
+    return [{"id": f["id"], **f["properties"]} for f in items]
+
+
+def _json(body: dict) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/parks/{park_id}/profile", summary="园区风险画像（一园一策）")
+def park_profile(caller: Caller, store: StoreDep,
+                 park_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> Response:
+    park = _rows(store, caller, "parks", Condition("park_id", "eq", (park_id.upper(),)))
+    if park.empty:
+        raise NotFound("未找到该园区或不在您的管辖范围内")
+    units = _rows(store, caller, "units", Condition("park_id", "eq", (park_id.upper(),)))
+    units = units.sort_values(["level_rank", "D_max"], ascending=False)
+    profile = _records(park, "parks")[0]
+    return _json({"park": profile, "units": _records(units, "units")})
+
+
+@router.get("/regions/{adcode}/summary", summary="行政区风险汇总")
+def region_summary(caller: Caller, store: StoreDep,
+                   adcode: Annotated[str, Path(pattern=r"^\d{6}$")],
+                   level: Annotated[str | None, Query(pattern="^(province|city|county)$")] = None
+                   ) -> Response:
+    where = [Condition("adcode", "eq", (adcode,))]
+    if level:
+        where.append(Condition("admin_level", "eq", (level,)))
+    region = _rows(store, caller, "regions", *where)
+    if region.empty:
+        raise NotFound("未找到该行政区或不在您的管辖范围内")
+    region = region.sort_values("admin_level").iloc[[0]]  # 济源: city before county
+    keys = (Condition("adcode", "eq", (adcode,)),
+            Condition("admin_level", "eq", (region["admin_level"].iloc[0],)))
+    body = {"region": _records(region, "regions")[0],
+            "insurance": _records(_rows(store, caller, "insurance", *keys), "insurance"),
+            "warnings": _records(_rows(store, caller, "warnings", *keys), "warnings"),
+            "industries": _records(_rows(store, caller, "industries", *keys), "industries")}
+    return _json(body)
+
+
+@router.get("/demonstration", summary="示范试点企业与遴选缺口")
+def demonstration(caller: Caller, store: StoreDep,
+                  city: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+                  category: Annotated[str | None, Query()] = None) -> Response:
+    if category is not None and category not in TOP_CATEGORIES:
+        raise BadParameter(f"设备种类代码须为 {', '.join(TOP_CATEGORIES)} 之一")
+    where = []
+    if city:
+        where.append(Condition("city_adcode", "eq", (city,)))
+    if category:
+        where.append(Condition("top_category", "eq", (category,)))
+    try:
+        chosen = _rows(store, caller, "demonstration", *where)
+        coverage = _rows(store, caller, "demonstration-coverage", *where)
+    except Forbidden:
+        raise Forbidden("示范企业按地市遴选，仅地市及以上监管人员可查看") from None
+    gaps = coverage[coverage["gap"].fillna(False).astype(bool)]
+    return _json({"chosen": _records(chosen, "demonstration"),
+                  "coverage": _records(coverage, "demonstration-coverage"),
+                  "gaps": len(gaps)})
+
