@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from service import errors
 from service.routes import (
     cells,
+    draws,
     exports,
     health,
     layers,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(uploads.router)
     app.include_router(profiles.router)
+    app.include_router(draws.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -103,10 +103,18 @@ AUDIT = Table("audit", "audit_id", (
     ("note", "text"), ("county_adcode", "text"), ("h3", "text"),
 ))
 
+# 双随机、一公开: each published random draw of units and inspectors, reproducible from its
+# seed and the build it was drawn from.
+DRAWS = Table("draws", "draw_id", (
+    ("draw_id", "text"), ("created_at", "timestamp"), ("actor", "text"), ("region", "text"),
+    ("seed", "text"), ("method", "text"), ("params", "json"), ("build_id", "text"),
+    ("result", "json"), *META,
+))
+
 # Every stored table by name, the ingested ones and the bookkeeping tables.
 ALL_TABLES: dict[str, Table] = {
     **TABLES, OFFICER_CELLS.name: OFFICER_CELLS, REJECTS.name: REJECTS, BATCHES.name: BATCHES,
-    AUDIT.name: AUDIT,
+    AUDIT.name: AUDIT, DRAWS.name: DRAWS,
 }
 
 

@@ -299,9 +299,11 @@ class PostGISStore(Store):
             after = changed_row(spec, change, before)
             updates = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}" for c in names
                                 if c != spec.key)
+            placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if t == "json" else f":{c}"
+                                     for c, t in spec.columns)
             conn.execute(text(
                 f"INSERT INTO {ident(change.table)} ({column_list(names)}) VALUES "
-                f"({', '.join(':' + c for c in names)}) ON CONFLICT ({ident(spec.key)}) "
+                f"({placeholders}) ON CONFLICT ({ident(spec.key)}) "
                 f"DO UPDATE SET {updates}"), after)
             entry = audit_row(change, before, after)
             values = ", ".join(f"CAST(:{c} AS jsonb)" if t == "json" else f":{c}"
