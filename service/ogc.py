@@ -26,12 +26,12 @@ CRS_LIST = [CRS84, CGCS2000]
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 JSON = "application/json"
 GEOJSON = "application/geo+json"
-OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+# FastAPI writes OpenAPI 3.1, so the Part 1 "oas30" class is not claimed
+OPENAPI = "application/vnd.oai.openapi+json;version=3.1"
 DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET = 10, 10_000, 10_000_000
 # feature ids are the layer key joined by ":" (codes, adcodes, H3, industry letters or 未知)
 FEATURE_ID = re.compile(r"^[\w\-:.]{1,128}$")

@@ -70,7 +70,6 @@ def test_landing_page_links_and_conformance(api):
     conforms = get(api, "county", "/ogc/conformance", f="json").json()["conformsTo"]
     assert {"http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
             "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
             "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"} == set(conforms)
 
 
@@ -344,4 +343,4 @@ def test_owslib_lists_collections_and_fetches_items(api, live, client_headers):
                   if f["properties"]["county_adcode"] != api["county"])
     with pytest.raises(RuntimeError):  # 404: OWSLib raises on any error status
         county.collection_item("equipment", theirs)
-    assert county.api()["paths"]["/ogc/collections/{collection_id}/items"]
+    # (OWSLib's api() looks only for an OpenAPI 3.0 link; FastAPI serves 3.1, not claimed)

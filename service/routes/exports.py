@@ -13,7 +13,7 @@ from service.auth import Caller, Role, require
 from service.deps import StoreDep
 from service.export import MEDIA, ExportFormat, csv_chunks, geojson_chunks, metadata, write_gpkg
 from service.geojson import CRS_URI, OutputCrs
-from service.routes.layers import LAYER_ID, _filters, spec_of
+from service.routes.layers import LAYER_ID, layer_filters, spec_of
 from service.scope import layer_scope
 
 router = APIRouter(prefix="/api/export", tags=["exports"])
@@ -30,7 +30,7 @@ def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: Backgro
            ) -> StreamingResponse | FileResponse:
     spec = spec_of(layer)
     where = (*layer_scope(caller, spec, store),
-             *_filters(spec, level, category, None, adcode, None, None))
+             *layer_filters(spec, level, category, None, adcode, None, None))
     name = f"{spec.id}-{crs.replace(':', '')}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"',
                "Content-Crs": f"<{CRS_URI[crs]}>",

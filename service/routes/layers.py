@@ -67,9 +67,10 @@ def catalogue(caller: Caller, store: StoreDep) -> dict:
         "rules_hash": build.rules_hash, "stale": build.data_version != store.data_version()}}
 
 
-def _filters(spec: LayerSpec, level: str | None, category: str | None, industry: str | None,
-             adcode: str | None, park: str | None, resolution: int | None
-             ) -> list[Condition]:
+def layer_filters(spec: LayerSpec, level: str | None, category: str | None,
+                  industry: str | None, adcode: str | None, park: str | None,
+                  resolution: int | None) -> list[Condition]:
+    """The query conditions of the common layer filters (400 for one the layer lacks)."""
     fields = set(spec.field_names)
     out: list[Condition] = []
 
@@ -169,7 +170,7 @@ def items(
     spec = spec_of(layer)
     if spec.id == "risk-cells" and resolution is None:
         resolution = 7
-    where = _filters(spec, level, category, industry, adcode, park, resolution)
+    where = layer_filters(spec, level, category, industry, adcode, park, resolution)
     query = LayerQuery(spec.id, (), _bbox(bbox), limit, offset)
     if spec.id == "risk-cells" and caller.role != Role.ADMIN:
         query = LayerQuery(spec.id, tuple(where), query.bbox, limit, offset)

@@ -21,7 +21,7 @@ from layers.registry import LAYERS, LayerSpec
 from service.auth import Caller, Principal, Role
 from service.deps import SettingsDep, StoreDep
 from service.errors import NotFound
-from service.geojson import feature_collection
+from service.geojson import feature_collection, features
 from service.ogc import (
     CONFORMANCE,
     CRS84,
@@ -41,7 +41,7 @@ from service.ogc import (
     parse_crs,
     parse_int,
 )
-from service.routes.layers import _filters, can_see, scoped_cells
+from service.routes.layers import can_see, layer_filters, scoped_cells
 from service.scope import layer_scope
 from service.store.base import Store
 from service.store.query import Condition, LayerQuery
@@ -205,7 +205,7 @@ def items(
     res = None if resolution is None else parse_int(resolution, "resolution", 0, 5, 9)
     if spec.id == "risk-cells" and res is None:
         res = CELL_RESOLUTION
-    where = _filters(spec, level, category, industry, adcode, park, res)
+    where = layer_filters(spec, level, category, industry, adcode, park, res)
     frame, matched = _select(store, caller, spec, where, box, size, start,
                              res or CELL_RESOLUTION)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -236,9 +236,7 @@ def item(request: Request, caller: Caller, store: StoreDep, collection_id: str,
     frame, _ = _select(store, caller, spec, where, None, 1, 0, resolution)
     if frame.empty:
         raise missing
-    body = orjson.loads(feature_collection(frame, spec, matched=1, links=[], crs=out.output,
-                                           lat_lon=out.lat_lon))
-    feature = body["features"][0]
+    feature = features(frame, spec, out.output, out.lat_lon)[0][0]
     feature["links"] = [
         {"rel": "self", "type": GEOJSON, "href": str(request.url)},
         {"rel": "collection", "type": JSON, "title": spec.title,

@@ -7,6 +7,8 @@ Scope and filters become WHERE conditions with bound parameters, the bounding bo
 
 from __future__ import annotations
 
+import functools
+
 import geopandas as gpd
 import numpy as np
 import orjson
@@ -22,7 +24,8 @@ from service.store.query import Condition, LayerQuery
 from service.store.tables import LAYER_TABLES
 
 
-def _condition(table: Table, condition: Condition) -> ColumnElement[bool]:
+def sql_condition(table: Table, condition: Condition) -> ColumnElement[bool]:
+    """One :class:`Condition` as a WHERE clause on ``table`` (values as bound parameters)."""
     column = table.c[condition.column]
     if not condition.values:
         return false()
@@ -31,10 +34,17 @@ def _condition(table: Table, condition: Condition) -> ColumnElement[bool]:
     return column.in_(list(condition.values))
 
 
+@functools.cache
+def layer_sql_table(layer: str) -> Table:
+    """The SQLAlchemy table of a layer, built once (the registry does not change)."""
+    spec = LAYER_TABLES[layer]
+    return sql_table(spec, spec.name)
+
+
 def run_query(conn: Connection, query: LayerQuery) -> tuple[pd.DataFrame, int]:
     spec = LAYER_TABLES[query.layer]
-    table = sql_table(spec, spec.name)
-    conditions = [_condition(table, c) for c in query.where]
+    table = layer_sql_table(query.layer)
+    conditions = [sql_condition(table, c) for c in query.where]
     if query.bbox is not None and spec.geometry:
         conditions.append(func.ST_Intersects(
             table.c[GEOMETRY_COLUMN], func.ST_MakeEnvelope(*query.bbox, SRID)))
