@@ -1,0 +1,60 @@
+"""``GET /tiles/{layer}/{z}/{x}/{y}.mvt``: each layer as Mapbox vector tiles, scoped.
+
+Tiles are scoped to the caller, so they are ``Cache-Control: private``; the ETag names the
+build, the caller's scope conditions and the tile, and ``If-None-Match`` gets a 304 before
+anything is read. Not gzipped here: compressing in the app halved throughput (issue 5), a
+reverse proxy can do it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from service import tiles
+from service.auth import Caller
+from service.deps import StoreDep
+from service.errors import BadParameter, NotFound
+from service.routes.layers import LAYER_ID, spec_of
+
+router = APIRouter(tags=["tiles"])
+
+
+def _cache(request: Request) -> tiles.CellCache:
+    """The app's cache of whole-scope cell aggregates (made on first use)."""
+    cache = getattr(request.app.state, "tile_cells", None)
+    if cache is None:
+        cache = request.app.state.tile_cells = tiles.CellCache()
+    return cache
+
+
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt", summary="图层矢量瓦片（MVT）", response_class=Response,
+    responses={200: {"content": {tiles.MEDIA_TYPE: {}},
+                     "description": "矢量瓦片；范围外为空瓦片"},
+               304: {"description": "未修改（If-None-Match 与 ETag 相同）"}})
+def tile(
+    request: Request, caller: Caller, store: StoreDep, layer: LAYER_ID,
+    z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="缩放级别")],
+    x: Annotated[int, Path(ge=0, description="瓦片列号")],
+    y: Annotated[int, Path(ge=0, description="瓦片行号")],
+) -> Response:
+    spec = spec_of(layer)
+    if spec.geometry is None:
+        raise NotFound(f"{spec.id}（{spec.title}）是数据表，没有矢量瓦片")
+    try:
+        address = tiles.Tile.checked(z, x, y)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    plan = tiles.plan_tile(caller, spec, store, address)
+    build = store.layer_build()
+    build_id = build.build_id if build else None
+    tag = tiles.etag(plan, address, build_id, store.h3_resolution)
+    headers = {"ETag": tag, "Cache-Control": f"private, max-age={tiles.MAX_AGE}",
+               "Vary": "Authorization, Cookie"}
+    if tiles.matches(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers=headers)
+    body = b"" if build_id is None else tiles.render(store, plan, address, build_id,
+                                                     _cache(request))
+    return Response(body, media_type=tiles.MEDIA_TYPE, headers=headers)
