@@ -143,7 +143,9 @@ def scoped_cells(store: Store, caller: Principal, query: LayerQuery, resolution:
     located = eq[eq.geometry.notna()]
     frame = pd.DataFrame(located.drop(columns="geometry"))
     frame["lon"], frame["lat"] = located.geometry.x.to_numpy(), located.geometry.y.to_numpy()
-    cells = aggregate.risk_cells(frame, (resolution,))
+    # nested from res 9 as the build nests them, so a point falls in the same cell everywhere
+    cells = aggregate.risk_cells(frame, tuple(sorted({resolution, 9})))
+    cells = cells[cells["resolution"] == resolution].reset_index(drop=True)
     cells["fid"] = cells["h3"].astype("string")
     cells = gpd.GeoDataFrame(cells, geometry="geometry", crs=4326)
     rest = tuple(c for c in query.where if c.column != "resolution")
