@@ -107,7 +107,7 @@ def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> s
         f'background:{LEVEL_COLOURS[lv]};margin-right:6px;vertical-align:middle"></span>'
         f"{LEVEL_ZH[lv]}</div>" for lv in LEVELS)
     return ('<div id="riskmap-legend" style="position:fixed;bottom:64px;left:12px;z-index:1000;'
-            'background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
+            'max-width:380px;background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
             'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
             f"<b>网格风险等级</b>（网格内最高设备风险，H3 分辨率 {resolution}）{rows}"
             f'<div style="margin-top:4px">网格分辨率：{switch}</div>'
