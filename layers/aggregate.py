@@ -76,7 +76,8 @@ REGIONS_COLUMNS: tuple[str, ...] = (
     *REGION_COLUMNS, "province_adcode", "city_adcode", *INDICATOR_COLUMNS,
     *UNIT_COUNT_COLUMNS, "geometry")
 INDUSTRIES_COLUMNS: tuple[str, ...] = (
-    *REGION_COLUMNS, "industry", "industry_name", *INDICATOR_COLUMNS, "geometry")
+    *REGION_COLUMNS, "province_adcode", "city_adcode", "industry", "industry_name",
+    *INDICATOR_COLUMNS, "geometry")
 GRID_COLUMNS: tuple[str, ...] = (
     "officer_id", "officer_name", "county_adcode", "h3", *INDICATOR_COLUMNS, "geometry")
 
@@ -528,7 +529,7 @@ def industries(equipment: pd.DataFrame, units: pd.DataFrame,
     region = reg.iloc[pick["region"].to_numpy()].reset_index(drop=True)
     industry = pd.Series(np.asarray(INDUSTRY_KEYS, dtype=object)[pick["industry"].to_numpy()],
                          dtype="string")
-    body = pd.concat([region[list(REGION_COLUMNS)],
+    body = pd.concat([region[[*REGION_COLUMNS, "province_adcode", "city_adcode"]],
                       pd.DataFrame({"industry": industry,
                                     "industry_name": industry.map(INDUSTRY_NAMES).astype(
                                         "string")}),

@@ -15,7 +15,15 @@ import pandas as pd
 import pytest
 import shapely
 
-from service.store.base import ResolutionMismatchError, Store, StoreError, pandas_dtype
+from service.store.base import (
+    Change,
+    ConflictError,
+    MissingRow,
+    ResolutionMismatchError,
+    Store,
+    StoreError,
+    pandas_dtype,
+)
 from service.store.tables import ALL_TABLES
 
 # Zhengzhou, with two overlapping parks, one venue and points in and out of them.
@@ -157,6 +165,13 @@ def test_read_columns_and_dtypes(store, frames):
                "officers": frames.table("officers", [{"officer_id": "O1"}])},
         officer_cells=frames.officer_cells({"O1": ["88409540d1fffff"]}),
         rejects=frames.rejects([{"file": "a.csv", "row": 3, "raw": '{"a": 1}'}])))
+    # the tables only the service writes: a hazard moved on (audited) and a published draw
+    store.apply_change(Change("hazards", "H1", {}, {"status": "整改中"}, actor="u1",
+                              action="hazard.transition", county_adcode="410105"))
+    store.apply_change(Change("draws", "SJ20261101ABCDEF12", None, {
+        "region": "410100", "seed": "7", "params": '{"size": 1}', "result": "[]"},
+        actor="u1", action="draw.create"))
+    assert store.row("hazards", "H1")["status"] == "整改中"
     for table in ALL_TABLES:
         frame = store.read(table)
         assert len(frame) > 0, table
@@ -497,3 +512,27 @@ def test_big_first_load_then_incremental(store_factory, frames, monkeypatch):
             names = set(conn.execute(text(
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'equipment'")).scalars())
         assert {i.name for i in MODELS["equipment"].__table__.indexes} <= names
+
+
+def test_changes_compare_and_set_and_are_audited(store, frames):
+    store.write_batch(frames.batch("b1", {**_first_batch(frames).frames, "hazards": frames.table(
+        "hazards", [{"hazard_id": "H1", "registration_code": "E1", "status": "已登记"}])}))
+    move = Change("hazards", "H1", {"status": "已登记"}, {"status": "整改中"}, actor="u1",
+                  action="hazard.transition", note="更换钢丝绳", county_adcode="410105")
+    before, after = store.apply_change(move)
+    assert before["status"] == "已登记" and after["status"] == "整改中"
+    with pytest.raises(ConflictError):  # the same move again: someone else already won
+        store.apply_change(move)
+    with pytest.raises(MissingRow):
+        store.apply_change(Change("hazards", "NOPE", {"status": "已登记"}, {}, "u1", "x"))
+    with pytest.raises(ConflictError):  # an insert of an existing key
+        store.apply_change(Change("hazards", "H1", None, {"status": "已登记"}, "u1", "x"))
+    audit = store.read("audit")
+    assert len(audit) == 1 and audit["note"].iloc[0] == "更换钢丝绳"
+    assert '"整改中"' in audit["after"].iloc[0] and audit["actor"].iloc[0] == "u1"
+    if hasattr(store, "engine"):  # PostGIS: the trail refuses edits
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text("UPDATE audit SET note = 'x'"))
