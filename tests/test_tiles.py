@@ -349,10 +349,12 @@ def test_each_role_gets_its_scope_only(api, who, layer, expected):
     assert {f["properties"]["fid"] for f in got} <= allowed
 
 
-def test_the_tile_statement_probes_the_spatial_index(api):
-    """EXPLAIN of the exact row-tile statement: the GiST index serves the tile envelope."""
-    if api["kind"] != "postgis":
-        pytest.skip("PostGIS only")
+@pytest.mark.postgis
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+def test_the_tile_statement_probes_the_spatial_index(demo_api):
+    """EXPLAIN of the exact row-tile statement: the GiST index serves the tile envelope
+    (PostGIS only: the embedded store has no statement to explain)."""
+    api = demo_api
     from sqlalchemy import create_engine, text
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.pool import NullPool
