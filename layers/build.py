@@ -21,6 +21,7 @@ import shapely
 
 from layers import aggregate, alerts, demonstration, frequency, hotspots, parks, points, risk
 from layers.registry import ALL
+from layers.registry import fingerprint as registry_fingerprint
 from layers.rules import Rules
 
 
@@ -164,7 +165,8 @@ def build_layers(inputs: Inputs, rules: Rules,
         raise RuntimeError(f"no builder for layers {missing}")
     report = {
         "as_of": as_of.isoformat(), "rules_version": rules.version,
-        "rules_hash": rules.fingerprint(), "rows": {lid: len(f) for lid, f in frames.items()},
+        "rules_hash": rules.fingerprint(), "registry": registry_fingerprint(),
+        "rows": {lid: len(f) for lid, f in frames.items()},
         "levels": {str(k): int(v) for k, v in eq["level"].value_counts().items()},
         "unit_levels": {str(k): int(v) for k, v in units["level"].value_counts().items()},
         "equipment_not_graded": int((~eq["in_use"]).sum()),

@@ -233,6 +233,15 @@ TABLES: dict[str, LayerSpec] = {spec.id: spec for spec in _TABLES}
 ALL: dict[str, LayerSpec] = {**LAYERS, **TABLES}
 
 
+def fingerprint() -> str:
+    """A hash of every layer's fields: a build made by another version of the registry
+    cannot be read as this one (it must be built again)."""
+    import hashlib
+
+    text = repr([(spec.id, spec.geometry, spec.key, spec.fields) for spec in ALL.values()])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def layer(layer_id: str) -> LayerSpec:
     """The spec of a layer or finding table (KeyError names the known ids)."""
     try:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import Forbidden, Unauthorized
-from service.store.base import ConflictError, MissingRow, StoreError
+from service.store.base import ConflictError, MissingRow, StaleLayers, StoreError
 
 log = logging.getLogger("riskmap")
 
@@ -32,6 +32,7 @@ STATUS: dict[type[BaseException], tuple[int, str]] = {
     ConflictError: (409, "数据已被他人修改"),
     MissingRow: (404, "未找到"),
     StoreError: (503, "数据存储不可用"),
+    StaleLayers: (503, "图层需要重新生成"),
 }
 
 
@@ -47,7 +48,7 @@ def register(app: FastAPI) -> None:
     for exc_type, (status, title) in STATUS.items():
         def handler(_req: Request, exc: BaseException, status: int = status,
                     title: str = title) -> JSONResponse:
-            if status >= 500:
+            if status >= 500 and not isinstance(exc, StaleLayers):  # no internals out
                 log.exception("store error", exc_info=exc)
                 return problem(status, title)
             response = problem(status, title, str(exc))

@@ -121,3 +121,33 @@ def test_map_shows_the_built_risk_layers(store_factory, tmp_path):
         assert "网格风险" in page.text and build.rules_hash in page.text
         assert c.get("/map", params={"resolution": 8}).status_code == 400
         assert "H3 分辨率 7）" in c.get("/map", params={"resolution": 7}).text  # the legend
+
+
+def test_layers_built_by_another_version_ask_for_a_rebuild(store_factory, tmp_path):
+    """A build whose tables follow another layer registry is refused (503), not misread."""
+    import json as _json
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from service.build import run_build
+
+    store = store_factory()
+    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
+    run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
+    token = admin_token(store)
+    if hasattr(store, "engine"):
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE layer_builds SET report = report || "
+                              "'{\"registry\": \"older\"}'::jsonb"))
+    else:
+        path = next((store.root / "layers").glob("*/build.json"))
+        record = _json.loads(path.read_text(encoding="utf-8"))
+        record["report"]["registry"] = "older"
+        path.write_text(_json.dumps(record), encoding="utf-8")
+    store.close()
+    with TestClient(create_app(Settings(store=url)),
+                    headers={"Authorization": f"Bearer {token}"}) as c:
+        r = c.get("/api/layers/equipment")
+        assert r.status_code == 503 and "riskmap build" in r.json()["detail"]

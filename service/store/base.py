@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from layers.registry import fingerprint as registry_fingerprint
 from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
@@ -33,6 +34,10 @@ from service.store.tables import (
 
 class StoreError(RuntimeError):
     """A store could not be opened or written (bad URL, schema mismatch, lock)."""
+
+
+class StaleLayers(StoreError):
+    """The layers in force were built by another version of the registry."""
 
 
 class ConflictError(StoreError):
@@ -343,6 +348,13 @@ def _geometry_of(frame: pd.DataFrame, kind: str) -> gpd.GeoSeries:
         if len(values):
             values[np.isnan(shapely.bounds(values)[:, 0])] = None
     return gpd.GeoSeries(values, index=pd.RangeIndex(len(values)), crs=4326)
+
+
+def check_layers_current(build: LayerBuild | None) -> None:
+    """StoreError when the build in force was made by another version of the layer
+    registry (its tables lack or misname fields): rebuilding is the way out."""
+    if build is not None and build.report.get("registry") != registry_fingerprint():
+        raise StaleLayers("图层由其他版本生成，字段不一致：请重新运行 riskmap build")
 
 
 def layer_table(layer: str) -> Table:

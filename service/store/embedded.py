@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from service.store.base import (
     User,
     audit_row,
     changed_row,
+    check_layers_current,
     conform_frame,
     conform_layer,
     empty_layer,
@@ -56,6 +57,7 @@ from service.store.base import (
     pandas_dtype,
     plain,
 )
+from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
     AUDIT,
@@ -182,6 +184,7 @@ class EmbeddedStore(Store):
         self.lock_timeout = lock_timeout
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, tuple[int, pd.DataFrame]] = {}
+        self._trees: dict[str, tuple[int, int, shapely.STRtree]] = {}
         try:
             (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -421,6 +424,7 @@ class EmbeddedStore(Store):
                 frame = empty_layer(layer)
             else:
                 path = self.root / "layers" / str(number) / f"{layer}.parquet"
+                check_layers_current(self.layer_build())
                 try:
                     frame = _read_parquet(layer_table(layer), path,
                                           layer_columns(layer, None))
@@ -430,6 +434,20 @@ class EmbeddedStore(Store):
             return frame[wanted].copy(deep=False) if columns is not None else frame.copy(
                 deep=False)
         raise StoreError(f"layer {layer}: the build kept changing while it was read")
+
+    def query_layer(self, query: LayerQuery) -> tuple[pd.DataFrame, int]:
+        """With a bounding box, candidates come from an STR-tree of the layer's geometries
+        (built once per build), so a tile or a bbox page does not test every row."""
+        frame = self.read_layer(query.layer)
+        if query.bbox is None or not isinstance(frame, gpd.GeoDataFrame) or frame.empty:
+            return query_frame(frame, query)
+        number = self._layers_current()
+        cached = self._trees.get(query.layer)
+        if cached is None or cached[0] != number or cached[1] != len(frame):
+            cached = (number, len(frame), shapely.STRtree(frame.geometry.to_numpy()))
+            self._trees[query.layer] = cached
+        hits = np.sort(cached[2].query(shapely.box(*query.bbox), predicate="intersects"))
+        return query_frame(frame.iloc[hits], replace(query, bbox=None))
 
     def layer_build(self) -> LayerBuild | None:
         number = self._layers_current()

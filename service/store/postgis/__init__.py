@@ -42,6 +42,7 @@ from service.store.base import (
     User,
     audit_row,
     changed_row,
+    check_layers_current,
     conform_frame,
     conform_layer,
     empty_layer,
@@ -136,6 +137,7 @@ class PostGISStore(Store):
         self.h3_resolution = h3_resolution
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, _Cached] = {}
+        self._verified_build: str | None = None
         self.engine = create_engine(self.url, pool_pre_ping=True)
         try:
             if migrate_schema:
@@ -244,6 +246,7 @@ class PostGISStore(Store):
             cached = self._layer_cache.get(layer)
             if build is None or not table_exists(conn, table.name):
                 return empty_layer(layer)[wanted]
+            self._check_build(build)
             if not (cached and cached.version == build and cached.columns.issuperset(wanted)):
                 with _cursor(conn) as cursor:
                     frame = read_table(cursor, table, wanted)
@@ -257,10 +260,17 @@ class PostGISStore(Store):
         layer_table(query.layer)
         with self.engine.connect().execution_options(
                 isolation_level="REPEATABLE READ") as conn:  # count and page agree
-            if _layer_build_id(conn) is None or not table_exists(
-                    conn, LAYER_TABLES[query.layer].name):
+            build = _layer_build_id(conn)
+            if build is None or not table_exists(conn, LAYER_TABLES[query.layer].name):
                 return query_frame(empty_layer(query.layer), query)
+            self._check_build(build)
             return run_query(conn, query)
+
+    def _check_build(self, build_id: str) -> None:
+        """The build's tables match this version's registry (checked once per build)."""
+        if self._verified_build != build_id:
+            check_layers_current(self.layer_build())
+            self._verified_build = build_id
 
     def layer_build(self) -> LayerBuild | None:
         with self.engine.connect() as conn:
