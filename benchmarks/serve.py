@@ -217,8 +217,8 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
                 rows.append({"server": f"riskmap {kind}", "what": layer, "z": z, **figures})
                 print(_line(rows[-1]), flush=True)
         # one client: the latency an officer sees, not a queue behind seven others
-        urls = [f"{base}/api/worklist"] * (args.warmup + args.requests)
-        figures = measure(urls, officer, 1, args.warmup)
+        urls = [f"{base}/api/worklist"] * (5 + args.worklist_requests)
+        figures = measure(urls, officer, 1, 5)
         rows.append({"server": f"riskmap {kind}", "what": f"worklist {officer_id}",
                      "z": None, "clients": 1, **figures})
         print(_line(rows[-1]), flush=True)
@@ -267,6 +267,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--worklist-requests", type=int, default=50,
+                        help="worklist requests from one client, after 5 warm-up ones")
     parser.add_argument("--no-tipg", action="store_true", help="skip tipg")
     args = parser.parse_args()
     args.zoom = args.zoom or list(ZOOMS)
