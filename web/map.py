@@ -58,9 +58,8 @@ def _legend(breaks: list[int], resolution: int, resolutions: list[int]) -> str:
             f'<div style="margin-top:4px">网格分辨率：{switch}</div></div>')
 
 
-def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
-              provinces: gpd.GeoDataFrame, *, resolution: int,
-              resolutions: list[int] | None = None) -> str:
+def _base_map(counties: gpd.GeoDataFrame, provinces: gpd.GeoDataFrame) -> folium.Map:
+    """A map over the provinces with vendored Leaflet (no CDN needed on an intranet)."""
     bounds = provinces.total_bounds if len(provinces) else counties.total_bounds
     fmap = folium.Map(tiles=BASEMAP, control_scale=True, prefer_canvas=True)
     fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
@@ -68,16 +67,12 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
     fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     fmap.get_root().header.add_child(folium.Element(
         "<title>riskmap 特种设备区域风险地图</title>"))
+    return fmap
 
-    breaks = class_breaks(cells["count"].to_numpy())
-    if len(cells):
-        folium.GeoJson(
-            cells.to_json(drop_id=True),
-            name=f"设备分布（H3 分辨率 {resolution}）",
-            style_function=lambda f: {"fillColor": colour_of(f["properties"]["count"], breaks),
-                                      "color": "#555", "weight": 0.3, "fillOpacity": 0.7},
-            tooltip=folium.GeoJsonTooltip(fields=["count", "h3"], aliases=["设备数", "H3 网格"]),
-        ).add_to(fmap)
+
+def _boundaries(fmap: folium.Map, counties: gpd.GeoDataFrame,
+                provinces: gpd.GeoDataFrame) -> None:
+    """County and province outlines, then the layer control (it lists what came before)."""
     folium.GeoJson(
         counties[["adcode", "name", "geometry"]].to_json(drop_id=True),
         name="区县边界",
@@ -89,6 +84,23 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
         style_function=lambda _f: {"fill": False, "color": "#1f2d4d", "weight": 2.5},
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
+
+
+def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
+              provinces: gpd.GeoDataFrame, *, resolution: int,
+              resolutions: list[int] | None = None) -> str:
+    fmap = _base_map(counties, provinces)
+
+    breaks = class_breaks(cells["count"].to_numpy())
+    if len(cells):
+        folium.GeoJson(
+            cells.to_json(drop_id=True),
+            name=f"设备分布（H3 分辨率 {resolution}）",
+            style_function=lambda f: {"fillColor": colour_of(f["properties"]["count"], breaks),
+                                      "color": "#555", "weight": 0.3, "fillOpacity": 0.7},
+            tooltip=folium.GeoJsonTooltip(fields=["count", "h3"], aliases=["设备数", "H3 网格"]),
+        ).add_to(fmap)
+    _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
         _legend(breaks, resolution, resolutions or [resolution])))
     return fmap.get_root().render()
@@ -128,13 +140,7 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
                    build_note: str) -> str:
     """The risk map from built layers: cells by level, hotspots, listed hazards, parks,
     county warnings. Each arrives computed; this only draws it."""
-    bounds = provinces.total_bounds if len(provinces) else counties.total_bounds
-    fmap = folium.Map(tiles=BASEMAP, control_scale=True, prefer_canvas=True)
-    fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
-    fmap.default_css = [("leaflet_css", f"{LEAFLET}/leaflet.css")]
-    fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
-    fmap.get_root().header.add_child(folium.Element(
-        "<title>riskmap 特种设备区域风险地图</title>"))
+    fmap = _base_map(counties, provinces)
 
     if len(cells):
         shown = cells.assign(level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
@@ -197,17 +203,7 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
                 aliases=["隐患编号", "使用单位", "隐患", "整改期限", "已逾期"]),
         ).add_to(group)
         group.add_to(fmap)
-    folium.GeoJson(
-        counties[["adcode", "name", "geometry"]].to_json(drop_id=True),
-        name="区县边界",
-        style_function=lambda _f: {"fill": False, "color": "#3b5b92", "weight": 0.8},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
-    ).add_to(fmap)
-    folium.GeoJson(
-        provinces[["name", "geometry"]].to_json(drop_id=True), name="省界",
-        style_function=lambda _f: {"fill": False, "color": "#1f2d4d", "weight": 2.5},
-    ).add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
+    _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
         _level_legend(resolution, resolutions, build_note)))
     return fmap.get_root().render()
