@@ -2,14 +2,17 @@
 
     python -m benchmarks.serve --store postgis --store embedded
 
-Each store is served by ``riskmap serve`` (uvicorn, one process) in a subprocess on
-127.0.0.1 with an admin token and a grid officer's token (``riskmap users add``). tipg
-(developmentseed; ``pip install tipg``, not a project dependency) serves the same PostGIS
-table ``public.layer_equipment`` for the side-by-side ratio. Tile addresses are a fixed
-sample: equipment points drawn with NumPy seed 1, turned into Web-Mercator x/y at each
-zoom. Every server gets the same URLs: a warm-up, then the measured requests from
-``--clients`` concurrent httpx clients. ``Accept-Encoding: identity`` for all, so tipg's
-gzip middleware stays out of the figures (a reverse proxy would compress).
+Each store is served by ``riskmap serve`` (uvicorn, ``--workers`` processes, one by
+default) in a subprocess on 127.0.0.1 with an admin token and a grid officer's token
+(``riskmap users add``). tipg (developmentseed; ``pip install tipg``, not a project
+dependency) serves the same PostGIS table ``public.layer_equipment`` for the side-by-side
+ratio, once with riskmap's default tile properties (``?properties=``) and once with its own
+default, every column. Tile addresses are a fixed sample: equipment points drawn with NumPy
+seed 1, turned into Web-Mercator x/y at each zoom. Every server gets the same URLs: a
+warm-up, then the measured requests from ``--clients`` concurrent httpx clients; riskmap
+then gets the same URLs once more ("warm": its tile cache answers). ``Accept-Encoding:
+identity`` for all, so tipg's gzip middleware stays out of the figures (a reverse proxy
+would compress).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import psycopg
 
 from benchmarks.ingest import BENCH
 from service.store.base import StoreError, check_layers_current, open_store
+from service.tiles import TILE_FIELDS
 
 N = 1_000_000
 PG_DB = "riskmap_tiles_1000000"
@@ -208,13 +212,19 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
     officer = add_user(url, "grid_officer", officer_id)
     port = free_port()
     rows = []
-    cmd = ["riskmap", "serve", "--store", url, "--port", str(port)]
+    cmd = ["riskmap", "serve", "--store", url, "--port", str(port),
+           "--workers", str(args.workers)]
     with server(cmd, port, "/healthz", BENCH / f"serve-{kind}.log") as base:
         for layer in ("equipment", "risk-cells"):
             for z in args.zoom:
                 urls = [f"{base}/tiles/{layer}/{p}.mvt" for p in tile_paths(points, z)]
                 figures = measure(urls, admin, args.clients, args.warmup)
                 rows.append({"server": f"riskmap {kind}", "what": layer, "z": z, **figures})
+                print(_line(rows[-1]), flush=True)
+                # the same tiles again: what the next viewer of the area gets (tile cache)
+                figures = measure(urls, admin, args.clients, args.warmup)
+                rows.append({"server": f"riskmap {kind}", "what": f"{layer} (warm)", "z": z,
+                             **figures})
                 print(_line(rows[-1]), flush=True)
         # one client: the latency an officer sees, not a queue behind seven others
         urls = [f"{base}/api/worklist"] * (5 + args.worklist_requests)
@@ -231,16 +241,19 @@ def bench_tipg(url: str, points: np.ndarray, args: argparse.Namespace) -> list:
            "TIPG_DB_TABLES": '["public.layer_equipment"]', "TIPG_DB_SPATIAL_EXTENT": "false",
            "TIPG_DB_DATETIME_EXTENT": "false"}
     cmd = [sys.executable, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]
+           "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)]
     rows = []
+    # tipg's default is every column; ?properties= asks for riskmap's default tile fields
+    slim = "?properties=" + ",".join(("fid", *TILE_FIELDS["equipment"]))
     with server(cmd, port, "/collections/public.layer_equipment", BENCH / "serve-tipg.log",
                 env) as base:
-        for z in args.zoom:
-            urls = [f"{base}/collections/public.layer_equipment/tiles/WebMercatorQuad/{p}"
-                    for p in tile_paths(points, z)]
-            figures = measure(urls, None, args.clients, args.warmup)
-            rows.append({"server": "tipg postgis", "what": "equipment", "z": z, **figures})
-            print(_line(rows[-1]), flush=True)
+        for what, query in (("equipment", slim), ("equipment (all columns)", "")):
+            for z in args.zoom:
+                urls = [f"{base}/collections/public.layer_equipment/tiles/WebMercatorQuad/"
+                        f"{p}{query}" for p in tile_paths(points, z)]
+                figures = measure(urls, None, args.clients, args.warmup)
+                rows.append({"server": "tipg postgis", "what": what, "z": z, **figures})
+                print(_line(rows[-1]), flush=True)
     return rows
 
 
@@ -252,8 +265,9 @@ def _line(row: dict) -> str:
 
 
 def ratios(rows: list[dict]) -> list[dict]:
-    """riskmap equipment tiles/s over tipg's, per store and zoom."""
-    tipg = {r["z"]: r["per_s"] for r in rows if r["server"] == "tipg postgis"}
+    """riskmap's cold equipment tiles/s over tipg's (same properties), per store and zoom."""
+    tipg = {r["z"]: r["per_s"] for r in rows
+            if r["server"] == "tipg postgis" and r["what"] == "equipment"}
     return [{"server": r["server"], "z": r["z"],
              "ratio_to_tipg": round(r["per_s"] / tipg[r["z"]], 2)}
             for r in rows if r["what"] == "equipment" and r["server"].startswith("riskmap")
@@ -269,6 +283,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--worklist-requests", type=int, default=50,
                         help="worklist requests from one client, after 5 warm-up ones")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes, for riskmap and tipg alike")
     parser.add_argument("--no-tipg", action="store_true", help="skip tipg")
     args = parser.parse_args()
     args.zoom = args.zoom or list(ZOOMS)
@@ -287,7 +303,8 @@ def main() -> None:
     if "postgis" in stores and not args.no_tipg:
         rows += bench_tipg(stores["postgis"], points, args)
     result = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "equipment": N,
-              "clients": args.clients, "requests": args.requests, "warmup": args.warmup,
+              "clients": args.clients, "workers": args.workers, "requests": args.requests,
+              "warmup": args.warmup,
               "stores": stores, "rows": rows, "ratios": ratios(rows)}
     for r in result["ratios"]:
         print(f"{r['server']:<18} equipment z{r['z']:<3} tiles/s ÷ tipg = {r['ratio_to_tipg']}")

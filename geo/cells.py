@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import shapely
 from h3ronpy import cells_parse, cells_to_string, change_resolution
-from h3ronpy.vector import cells_to_wkb_polygons, coordinates_to_cells
+from h3ronpy.vector import cells_to_coordinates, cells_to_wkb_polygons, coordinates_to_cells
 
 PARENT_RESOLUTIONS = (5, 6, 7)
 
@@ -65,6 +65,14 @@ def cell_polygons(cells: pd.Series) -> np.ndarray:
     u = from_strings(cells)
     wkb = pa.array(cells_to_wkb_polygons(pa.array(u))).to_pylist()
     return shapely.from_wkb(np.asarray(wkb, dtype=object))
+
+
+def cell_centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) of the centres of uint64 cells."""
+    if not len(cells):
+        return np.zeros(0), np.zeros(0)
+    table = cells_to_coordinates(pa.array(np.asarray(cells, dtype=np.uint64)))
+    return table.column("lat").to_numpy(), table.column("lng").to_numpy()
 
 
 def resolution_of(cell: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -279,15 +280,28 @@ def serve(
     store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="进程数 server processes (each keeps its own caches)")] = None,
 ) -> None:
     """启动地图服务 (serve the API and the map)."""
     import uvicorn
 
-    from service.app import create_app
-
-    settings = _settings(store, host=host, port=port)
+    settings = _settings(store, host=host, port=port, workers=workers)
     console.print(f"地图 map: http://{settings.host}:{settings.port}/map")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    options = {"host": settings.host, "port": settings.port, "log_level": "info",
+               "access_log": settings.access_log}
+    if settings.workers == 1:
+        from service.app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    # Several processes import the app themselves and read their settings from the
+    # environment, so the options given here go there first.
+    for name, value in (("store", store), ("host", host), ("port", port)):
+        if value is not None:
+            os.environ[f"RISKMAP_{name.upper()}"] = str(value)
+    uvicorn.run("service.app:create_app", factory=True, workers=settings.workers,
+                **options)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

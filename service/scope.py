@@ -14,6 +14,8 @@ Anything else is 403.
 
 from __future__ import annotations
 
+import weakref
+
 from layers.registry import LayerSpec
 from service.auth import ADCODE_ROLES, ROLE_ZH, Forbidden, Principal, Role
 from service.store.base import Store
@@ -44,9 +46,23 @@ def layer_scope(caller: Principal, spec: LayerSpec, store: Store) -> tuple[Condi
 
 
 def officer_cells(store: Store, officer_id: str) -> tuple[str, ...]:
-    cells = store.read("officer_cells", ["officer_id", "h3"])
-    mine = cells.loc[cells["officer_id"] == officer_id, "h3"].dropna()
-    return tuple(sorted(mine.astype(str).unique()))
+    """The officer's cells, sorted; looked up by officer id and kept until the store's data
+    version changes (every scoped request of an officer needs them)."""
+    version = store.data_version()
+    cached = _CELLS.get(store)
+    if cached is None or cached[0] != version:
+        cached = (version, {})  # cells are read after the version: never older
+        _CELLS[store] = cached
+    cells = cached[1].get(officer_id)
+    if cells is None:
+        mine = store.lookup("officer_cells", "officer_id", (officer_id,), ["h3"])["h3"]
+        cells = tuple(sorted(mine.dropna().astype(str).unique()))
+        cached[1][officer_id] = cells
+    return cells
+
+
+_CELLS: weakref.WeakKeyDictionary[Store, tuple[str, dict[str, tuple[str, ...]]]] = (
+    weakref.WeakKeyDictionary())
 
 
 def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_upload_mb: int = Field(200, ge=1)
+    workers: int = Field(1, ge=1, le=64, description="Server processes (`riskmap serve`)")
+    access_log: bool = Field(False, description="Log every request (a reverse proxy usually "
+                             "does; ~10% of a small request's time)")
+    tile_cache_mb: int = Field(256, ge=0, description="Memory per process for rendered tiles "
+                               "and the whole-scope H3 counts behind low-zoom tiles")
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
     rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
     environment: Literal["development", "production"] = "development"

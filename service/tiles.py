@@ -8,15 +8,19 @@ A tile holds one MVT layer named after the layer id:
 - point layers (and ``grid-cells``, one res-8 hexagon per officer cell) below
   :data:`AGGREGATE_BELOW_ZOOM`: H3 cells at the zoom's resolution with ``count`` and counts
   by level, aggregated from the caller's rows (a z7 tile of 1M raw points is 8.9 MB).
-- otherwise the rows: properties ``fid`` and the layer's fields (JSON as text, dates ISO);
-  cell layers carry their H3 index as the integer feature id. A tile that would hold more
-  than :data:`MAX_FEATURES` rows of a layer that can be aggregated ships cells instead, so
-  a tile is never cut short.
+- otherwise the rows: properties ``fid`` and the tile fields (JSON as text, dates ISO);
+  cell layers carry their H3 index as the integer feature id. Point layers carry by default
+  only what a map styles and labels by (:data:`TILE_FIELDS`): a z12 tile of every field of
+  the equipment layer is ~700 KiB and 5× slower to make; the rest is one request away
+  (``/ogc/collections/{id}/items/{fid}``) or asked for with ``?properties=``. A tile that
+  would hold more than :data:`MAX_FEATURES` rows of a layer that can be aggregated ships
+  cells instead, so a tile is never cut short.
 
 PostGIS renders row tiles in one SQL statement (``service/store/postgis/tiles.py``); the
 embedded store's rows and every aggregated tile are encoded here with mapbox-vector-tile.
-Aggregates of a whole scope at low zoom are few and costly (a GROUP BY over every row the
-caller may see), so :class:`CellCache` keeps them per build and scope.
+Aggregated tiles are cut from counts over the caller's whole scope at the stored H3
+resolution (one GROUP BY per scope and build, then sums of parents), and every rendered
+tile is kept by its ETag: :class:`TileCache` holds both, within ``RISKMAP_TILE_CACHE_MB``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import geopandas as gpd
 import h3
@@ -36,7 +40,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.cells import cell_polygons, from_strings, parents, points_to_cells, to_strings
+from geo.cells import (
+    cell_centres,
+    cell_polygons,
+    from_strings,
+    parents,
+    points_to_cells,
+    to_strings,
+)
 from layers import aggregate
 from layers.frames import LEVELS, MAJOR_HAZARD
 from layers.registry import ALL, LayerSpec
@@ -49,8 +60,8 @@ MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 EXTENT = 4096
 BUFFER = 64                   # tile units around the tile (ST_AsMVTGeom's buffer)
 MAX_ZOOM = 22
-AGGREGATE_BELOW_ZOOM = 10     # point layers ship H3 cells below this zoom
-MAX_FEATURES = 10_000         # more rows than this in one tile: H3 cells instead
+AGGREGATE_BELOW_ZOOM = 12     # point layers ship H3 cells below this zoom
+MAX_FEATURES = 4_000          # more rows than this in one tile: H3 cells instead
 MAX_AGE = 300                 # seconds a browser may reuse a tile without asking
 FORMAT = "mvt-1"              # bump when tiles change for the same data and scope
 WORLD = 20037508.342789244    # half the EPSG:3857 world width, metres
@@ -63,6 +74,35 @@ LEVEL_COUNTS: dict[str, tuple[tuple[str, str], ...]] = {
     "hazards": ((MAJOR_HAZARD, "n_major"), ("一般", "n_general")),
 }
 _COLOUR_COUNTS = tuple((level, f"n_{level}") for level in LEVELS)
+
+# The properties a point layer's row tiles carry unless ``?properties=`` asks otherwise:
+# what a risk map colours, filters and labels by. Other layers carry every field.
+TILE_FIELDS: dict[str, tuple[str, ...]] = {
+    "equipment": ("level", "top_category", "in_use"),
+    "units": ("name", "level", "industry"),
+    "frequency": ("name", "level", "interval_months"),
+    "demonstration": ("name", "top_category", "rank"),
+    "hazards": ("level", "status", "listed", "past_deadline"),
+    "overdue": ("level", "top_category", "days_overdue"),
+    "blacklist": ("name", "level"),
+}
+ALL_FIELDS = "*"
+
+
+def tile_fields(spec: LayerSpec, requested: str | None = None) -> tuple[str, ...]:
+    """The row tiles' properties (besides ``fid``): ``requested`` (comma-separated field
+    names, or ``*`` for all), else the layer's :data:`TILE_FIELDS`, else every field.
+    ValueError (Chinese) naming an unknown field."""
+    if requested is None or not requested.strip():
+        return TILE_FIELDS.get(spec.id, spec.field_names)
+    if requested.strip() == ALL_FIELDS:
+        return spec.field_names
+    names = tuple(dict.fromkeys(n.strip() for n in requested.split(",") if n.strip()))
+    unknown = [n for n in names if n not in spec.field_names]
+    if unknown:
+        raise ValueError(f"图层 {spec.id} 没有字段 {'、'.join(unknown)}；可选："
+                         f"{'、'.join(spec.field_names)}，或 {ALL_FIELDS} 表示全部")
+    return names
 
 
 @dataclass(frozen=True)
@@ -132,33 +172,43 @@ def level_counts(spec: LayerSpec) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one caller's tile of one layer holds: the rows matching ``where``, or H3 cells
-    at ``resolution`` counted from them, or risk cells computed from the caller's
-    equipment (``where`` then scopes the equipment)."""
+    """What one caller's tile of one layer holds: the rows matching ``where`` with
+    properties ``fields``, or H3 cells at ``resolution`` counted from them, or risk cells
+    computed from the caller's equipment (``where`` then scopes the equipment)."""
 
     spec: LayerSpec
     mode: Mode
     where: tuple[Condition, ...]
     resolution: int | None = None
+    fields: tuple[str, ...] = ()
+
+    @property
+    def typed_fields(self) -> tuple[tuple[str, str], ...]:
+        kinds = dict(self.spec.fields)
+        return tuple((name, kinds[name]) for name in self.fields)
 
 
-def plan_tile(caller: Principal, spec: LayerSpec, store: Store, tile: Tile) -> Plan:
-    """The caller's plan for ``tile`` of ``spec``; Forbidden if they may not see it."""
+def plan_tile(caller: Principal, spec: LayerSpec, store: Store, tile: Tile,
+              fields: tuple[str, ...] | None = None) -> Plan:
+    """The caller's plan for ``tile`` of ``spec`` (row properties ``fields``, default
+    :func:`tile_fields`); Forbidden if they may not see it."""
+    fields = tile_fields(spec) if fields is None else fields
     if spec.id == "risk-cells":
         res = cell_resolution(tile.z)
         if caller.role == Role.ADMIN:
-            return Plan(spec, "rows", (Condition("resolution", "eq", (res,)),), res)
+            return Plan(spec, "rows", (Condition("resolution", "eq", (res,)),), res, fields)
         return Plan(spec, "risk-cells", layer_scope(caller, ALL["equipment"], store), res)
     where = layer_scope(caller, spec, store)
     if aggregates(spec) and tile.z < AGGREGATE_BELOW_ZOOM:
-        return Plan(spec, "cells", where, cell_resolution(tile.z))
-    return Plan(spec, "rows", where)
+        return Plan(spec, "cells", where, min(cell_resolution(tile.z), store.h3_resolution))
+    return Plan(spec, "rows", where, fields=fields)
 
 
 def etag(plan: Plan, tile: Tile, build_id: str | None, store_resolution: int) -> str:
     """A strong ETag: the same build, scope conditions, plan and tile give the same bytes."""
     key = repr((FORMAT, build_id, store_resolution, plan.spec.id, plan.mode, plan.where,
-                plan.resolution, tile, EXTENT, BUFFER, MAX_FEATURES, AGGREGATE_BELOW_ZOOM))
+                plan.resolution, plan.fields, tile, EXTENT, BUFFER, MAX_FEATURES,
+                AGGREGATE_BELOW_ZOOM))
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
@@ -172,9 +222,9 @@ def matches(if_none_match: str | None, tag: str) -> bool:
 
 # --------------------------------------------------------------------------- rendering
 
-class CellCache:
-    """Whole-scope H3 aggregates and their low-zoom tiles by build, layer and scope, up to
-    about ``budget`` bytes; least recently used out first."""
+class TileCache:
+    """Rendered tiles and the whole-scope H3 counts behind aggregated ones, by build, scope
+    and address, up to about ``budget`` bytes; least recently used out first."""
 
     def __init__(self, budget: int = 256 << 20) -> None:
         self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
@@ -210,10 +260,16 @@ def _weight(value: object) -> int:
     return 1024
 
 
-def render(store: Store, plan: Plan, tile: Tile, build_id: str, cache: CellCache) -> bytes:
-    """The tile's MVT bytes (``b""`` when it holds nothing). Tiles of whole-scope
-    aggregates are kept in ``cache``: few (z < 10) and slow to encode (about 0.4 ms a
-    hexagon in mapbox-vector-tile's pure-Python encoder)."""
+def render(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) -> bytes:
+    """The tile's MVT bytes (``b""`` when it holds nothing), kept in ``cache`` under its
+    ETag: a tile is the same bytes for the same build, scope and address, so a second
+    viewer of a region (or a panned-back map) costs a lookup. Whole-scope aggregates
+    behind the low-zoom tiles are cached there too: slow to make, shared by many tiles."""
+    key = ("tile", etag(plan, tile, build_id, store.h3_resolution))
+    return cache.get(key, lambda: _draw(store, plan, tile, build_id, cache))
+
+
+def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) -> bytes:
     spec = plan.spec
     res = plan.resolution or cell_resolution(tile.z)
     if plan.mode == "rows":
@@ -221,24 +277,21 @@ def render(store: Store, plan: Plan, tile: Tile, build_id: str, cache: CellCache
         if data is not None:
             return data
         res = min(cell_resolution(tile.z), store.h3_resolution)  # too many rows: cells
-        cells = _tile_counts(store, spec, plan.where, res, tile)
+    if plan.mode != "risk-cells":
+        counts = _scope_counts(store, spec, plan.where, res, build_id, cache)
+        cells = _cells_frame(*counts.around(tile.lonlat_bounds(tile.cell_pad(res))), res, spec)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
-    if plan.mode == "risk-cells" and res > 7:
+    if res > 7:
         cells = _risk_frame(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)), (res,))
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
     def whole() -> gpd.GeoDataFrame:
-        if plan.mode == "cells":
-            return _scope_counts(store, spec, plan.where, res, build_id, cache)
         every = cache.get((build_id, "risk-cells", plan.where),
                           lambda: _risk_frame(store, plan.where, None, (5, 6, 7)))
         return every[(every["resolution"] == res).to_numpy()]
 
-    def draw() -> bytes:
-        cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
-        return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
-
-    return cache.get(("tile", etag(plan, tile, build_id, store.h3_resolution)), draw)
+    cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
+    return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
 
 def _rows_tile(store: Store, plan: Plan, tile: Tile, cap: int | None) -> bytes | None:
@@ -249,13 +302,14 @@ def _rows_tile(store: Store, plan: Plan, tile: Tile, cap: int | None) -> bytes |
 
         with store.engine.connect() as conn:  # type: ignore[attr-defined]
             return pg.mvt(conn, spec.id, plan.where, tile.z, tile.x, tile.y, extent=EXTENT,
-                          buffer=BUFFER, cap=cap, cell_ids=spec.cells)
+                          buffer=BUFFER, cap=cap, cell_ids=spec.cells,
+                          fields=plan.typed_fields)
     pad = tile.size * BUFFER / EXTENT
-    frame, matched = store.query_layer(LayerQuery(spec.id, plan.where,
-                                                  tile.lonlat_bounds(pad), None))
+    frame, matched = store.query_layer(LayerQuery(spec.id, plan.where, tile.lonlat_bounds(pad),
+                                                  None, columns=(*plan.fields, "h3")))
     if cap is not None and matched > cap:
         return None
-    return encode(spec.id, frame, tile, cell_ids=spec.cells, fields=spec.fields)
+    return encode(spec.id, frame, tile, cell_ids=spec.cells, fields=plan.typed_fields)
 
 
 def _is_postgis(store: Store) -> bool:
@@ -266,26 +320,41 @@ def _is_postgis(store: Store) -> bool:
 
 # --------------------------------------------------------------------------- H3 counts
 
+class ScopeCounts(NamedTuple):
+    """Counts per H3 cell over a caller's whole scope at one resolution, with the cells'
+    centres to pick a tile's cells without drawing every hexagon of the scope."""
+
+    cells: np.ndarray    # uint64
+    counts: np.ndarray   # rows, then rows of each level
+    lon: np.ndarray
+    lat: np.ndarray
+
+    def around(self, bbox: BBox) -> tuple[np.ndarray, np.ndarray]:
+        """(cells, counts) whose centre lies in ``bbox`` (lon/lat)."""
+        pick = ((self.lon >= bbox[0]) & (self.lon <= bbox[2])
+                & (self.lat >= bbox[1]) & (self.lat <= bbox[3]))
+        return self.cells[pick], self.counts[pick]
+
+
 def _scope_counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], res: int,
-                  build_id: str, cache: CellCache) -> gpd.GeoDataFrame:
-    """Counts per cell at ``res`` (5–7) over the caller's whole scope, summed from one
-    count at res 7 (exact: a parent's rows are its children's), itself cached."""
-    if res > 7:
-        raise ValueError(f"whole-scope counts stop at H3 resolution 7, not {res}")
-    cells7, counts7 = cache.get(
-        (build_id, "counts7", spec.id, where),
-        lambda: _counts(store, spec, where, 7, None))
-    up, inverse = np.unique(parents(cells7, res), return_inverse=True)
-    summed = np.zeros((len(up), counts7.shape[1]), dtype=np.int64)
-    np.add.at(summed, inverse, counts7)
-    return _cells_frame(up, summed, res, spec)
+                  build_id: str, cache: TileCache) -> ScopeCounts:
+    """Counts per cell at ``res`` over the caller's whole scope, summed from one count at
+    the stored H3 resolution (exact: a parent's rows are its children's), both cached:
+    one GROUP BY per scope and build serves every low-zoom tile."""
+    base = store.h3_resolution
+    if res > base:
+        raise ValueError(f"whole-scope counts stop at H3 resolution {base}, not {res}")
 
+    def summed() -> ScopeCounts:
+        fine, counts = cache.get((build_id, "counts", spec.id, where),
+                                 lambda: _counts(store, spec, where, base, None))
+        up, inverse = np.unique(parents(fine, res), return_inverse=True)
+        total = np.zeros((len(up), counts.shape[1]), dtype=np.int64)
+        np.add.at(total, inverse, counts)
+        lat, lon = cell_centres(up)
+        return ScopeCounts(up, total, lon, lat)
 
-def _tile_counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], res: int,
-                 tile: Tile) -> gpd.GeoDataFrame:
-    """Counts per cell at ``res`` for the cells around one tile."""
-    bbox = tile.lonlat_bounds(tile.cell_pad(res))
-    return _cells_frame(*_counts(store, spec, where, res, bbox), res, spec)
+    return cache.get((build_id, "counts", spec.id, where, res), summed)
 
 
 def _counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], res: int,
@@ -299,7 +368,8 @@ def _counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], res: in
 
         with store.engine.connect() as conn:  # type: ignore[attr-defined]
             return pg.cell_counts(conn, spec.id, where, res, bbox, levels)
-    frame, _ = store.query_layer(LayerQuery(spec.id, where, bbox, None))
+    wanted = tuple(c for c in ("h3", "level") if c in spec.field_names)
+    frame, _ = store.query_layer(LayerQuery(spec.id, where, bbox, None, columns=wanted))
     frame = frame[frame.geometry.notna()]
     if has_h3:
         cells = parents(from_strings(frame["h3"]), res)
@@ -339,7 +409,10 @@ def _risk_frame(store: Store, where: tuple[Condition, ...], bbox: BBox | None,
         with store.engine.connect() as conn:  # type: ignore[attr-defined]
             rows: pd.DataFrame = pg.equipment_rows(conn, where, bbox)
     else:
-        rows, _ = store.query_layer(LayerQuery("equipment", where, bbox, None))
+        from service.store.postgis.tiles import EQUIPMENT_COLUMNS
+
+        rows, _ = store.query_layer(LayerQuery("equipment", where, bbox, None,
+                                               columns=EQUIPMENT_COLUMNS))
     if not len(rows):  # nothing of the caller's here: skip the indicator machinery
         return gpd.GeoDataFrame({"fid": [], "h3": []}, geometry=[], crs=4326)
     finest = max(aggregate.DEFAULT_RESOLUTIONS)

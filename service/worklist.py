@@ -7,21 +7,35 @@ closed or moved on, supervision checks recorded through the service):
 2. hazards past their rectification deadline (闭环管理, seed 002 二(一));
 3. equipment overdue for periodic inspection (逾期未检, seed 002 二(三));
 4. supervision checks due within 30 days by the unit's frequency (加大监督检查频次, 二(二));
-5. this month's campaign task for the red and orange units (seed 000 二(一) calendar).
+5. this month's campaign task for the red and orange units (seed 000 二(一) calendar);
+6. units drawn for 双随机 checks (seed 002 三(二)) and not checked since the draw: those in
+   the caller's scope, and for a grid officer also those the draw assigned to them (the
+   draw is public, and an inspector is drawn away from their own cells).
+
+Each layer is queried once with the caller's scope; what changed since the build is looked up
+only for the rows in scope (``Store.lookup``), never by reading whole live tables. A list is
+kept until the store's data version or layer build changes, so asking again costs two
+version checks, not six queries.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, timedelta
+from functools import cache
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from layers.registry import ALL
-from service.auth import Forbidden, Principal
+from service.auth import Forbidden, Principal, Role
 from service.scope import layer_scope
 from service.store.base import Store
-from service.store.query import Condition, LayerQuery
+from service.store.query import Condition, LayerQuery, isin
 
 DUE_SOON_DAYS = 30
 # seed 000 二(一): the monthly campaign calendar, by month
@@ -33,9 +47,19 @@ CAMPAIGNS = {
 }
 COLUMNS = ("priority", "kind", "kind_zh", "due", "reason", "unit_credit_code", "unit_name",
            "registration_code", "hazard_id", "level", "h3", "county_adcode", "lon", "lat")
+# the fields each layer contributes (fid, geometry and the scope's columns come along)
+FIELDS = {
+    "hazards": ("hazard_id", "registration_code", "unit_credit_code", "unit_name", "level",
+                "description", "deadline", "listed", "county_adcode", "h3"),
+    "overdue": ("registration_code", "category", "unit_credit_code", "unit_name",
+                "next_inspection_due", "days_overdue", "level", "county_adcode", "h3"),
+    "check-schedule": ("credit_code", "name", "level", "interval_months", "reasons",
+                       "last_check_on", "next_due", "county_adcode", "h3"),
+    "units": ("credit_code", "name", "level", "county_adcode", "h3"),
+}
 KIND_ZH = {"listed_hazard": "挂牌督办重大隐患", "late_hazard": "逾期未整改隐患",
            "overdue_inspection": "逾期未检", "check_due": "监督检查到期",
-           "campaign": "本月专项任务"}
+           "campaign": "本月专项任务", "random_check": "双随机抽查"}
 
 
 def _scoped(store: Store, caller: Principal, layer: str,
@@ -44,8 +68,14 @@ def _scoped(store: Store, caller: Principal, layer: str,
         scope = layer_scope(caller, ALL[layer], store)
     except Forbidden:
         return pd.DataFrame()
-    frame, _ = store.query_layer(LayerQuery(layer, (*scope, *extra), None, None, 0))
+    frame, _ = store.query_layer(LayerQuery(layer, (*scope, *extra), None, None, 0,
+                                            columns=FIELDS[layer]))
     return frame
+
+
+def _codes(column: pd.Series) -> tuple[str, ...]:
+    """The distinct non-null values of a key column, to look rows up by."""
+    return tuple(column.dropna().astype(str).unique())
 
 
 def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -66,10 +96,44 @@ def _items(frame: pd.DataFrame, **columns: object) -> pd.DataFrame:
 
 def worklist(store: Store, caller: Principal, today: date,
              extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
-    """Every item in the caller's scope (and ``extra`` conditions, e.g. one cell)."""
+    """Every item in the caller's scope (and ``extra`` conditions, e.g. one cell).
+
+    Remembered per store under everything the list depends on: the data version (live
+    hazards, checks, officer cells), the layer build, the caller's role and scope, ``extra``
+    and the day. The versions are read before the list is made, so a remembered list is
+    never older than its key."""
+    build = store.layer_build()
+    key = (store.data_version(), build.build_id if build else None, caller.role,
+           caller.scope, extra, today)
+    with _LOCK:
+        lists = _LISTS.setdefault(store, OrderedDict())
+        items = lists.get(key)
+        if items is not None:
+            lists.move_to_end(key)
+            return items
+    items = _worklist(store, caller, today, extra)
+    if len(items) <= CACHED_ITEMS:
+        with _LOCK:
+            lists[key] = items
+            while len(lists) > CACHED_LISTS or sum(map(len, lists.values())) > CACHED_ITEMS:
+                lists.popitem(last=False)
+    return items
+
+
+# remembered lists per store, least recently used first: so many lists, items in all
+CACHED_LISTS, CACHED_ITEMS = 256, 200_000
+_LISTS: weakref.WeakKeyDictionary[Store, OrderedDict[tuple, pd.DataFrame]] = (
+    weakref.WeakKeyDictionary())
+_LOCK = threading.Lock()
+
+
+def _worklist(store: Store, caller: Principal, today: date,
+              extra: tuple[Condition, ...]) -> pd.DataFrame:
+    units = cache(lambda: _scoped(store, caller, "units", extra))  # once, if at all
     parts = [_hazard_items(store, caller, today, extra),
-             _overdue_items(store, caller, extra), _check_items(store, caller, today, extra),
-             _campaign_items(store, caller, today, extra)]
+             _overdue_items(store, caller, extra),
+             _check_items(store, caller, today, extra, units), _campaign_items(today, units),
+             _draw_items(store, caller, extra, units)]
     items = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=COLUMNS)
     items["due"] = pd.to_datetime(items["due"])
@@ -82,7 +146,8 @@ def _hazard_items(store: Store, caller: Principal, today: date,
     hz = _scoped(store, caller, "hazards", extra)
     if hz.empty:
         return hz
-    live = store.read("hazards", ["hazard_id", "status", "deadline"])  # since the build
+    # their status now (moved on or closed since the build), looked up by id
+    live = store.lookup("hazards", "hazard_id", _codes(hz["hazard_id"]), ["hazard_id", "status"])
     now = live.set_index("hazard_id").reindex(hz["hazard_id"])
     still_open = now["status"].isin(["已登记", "整改中"]).to_numpy()
     hz = hz.loc[still_open].reset_index(drop=True)
@@ -117,16 +182,18 @@ def _overdue_items(store: Store, caller: Principal, extra: tuple[Condition, ...]
                   lon=lon, lat=lat)
 
 
-def _check_items(store: Store, caller: Principal, today: date,
-                 extra: tuple[Condition, ...]) -> pd.DataFrame:
+def _check_items(store: Store, caller: Principal, today: date, extra: tuple[Condition, ...],
+                 units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     schedule = _scoped(store, caller, "check-schedule", extra)
     if schedule.empty:
         return schedule
-    checks = store.read("checks", ["credit_code", "checked_on"])  # including new ones
+    # the units' checks, including those recorded since the build
+    checks = store.lookup("checks", "credit_code", _codes(schedule["credit_code"]),
+                          ["credit_code", "checked_on"])
     last = checks.groupby("credit_code")["checked_on"].max()
     since = pd.to_datetime(last.reindex(schedule["credit_code"]).to_numpy())
     months = schedule["interval_months"].astype("Int64").fillna(12).to_numpy(dtype=int)
-    due = pd.to_datetime(schedule["next_due"]).to_numpy()
+    due = pd.to_datetime(schedule["next_due"]).to_numpy(copy=True)  # moved ones change
     before = pd.DatetimeIndex(pd.to_datetime(schedule["last_check_on"]))
     moved = np.asarray(since.notna() & (before.isna() | (since > before)), dtype=bool)
     if moved.any():
@@ -134,8 +201,8 @@ def _check_items(store: Store, caller: Principal, today: date,
             months[moved] * 30.4375, unit="D")).normalize().to_numpy()
     soon = due <= np.datetime64(today + timedelta(days=DUE_SOON_DAYS))
     rows = schedule.loc[soon].reset_index(drop=True)
-    units = _scoped(store, caller, "units", extra)
-    where = units.set_index("credit_code") if len(units) else None
+    located = units() if len(rows) else pd.DataFrame()
+    where = located.set_index("credit_code") if len(located) else None
     lon = lat = np.full(len(rows), np.nan)
     if where is not None:
         located = where.reindex(rows["credit_code"])
@@ -152,13 +219,14 @@ def _check_items(store: Store, caller: Principal, today: date,
                   lon=lon, lat=lat)
 
 
-def _campaign_items(store: Store, caller: Principal, today: date,
-                    extra: tuple[Condition, ...]) -> pd.DataFrame:
+def _campaign_items(today: date, scoped_units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     campaign = CAMPAIGNS.get(today.month)
     if campaign is None:
         return pd.DataFrame()
-    units = _scoped(store, caller, "units", (*extra, Condition("level", "in",
-                                                                ("red", "orange"))))
+    units = scoped_units()
+    if units.empty:
+        return units
+    units = units.loc[isin(units["level"], ("red", "orange"))].reset_index(drop=True)
     if units.empty:
         return units
     lon, lat = _xy(units)
@@ -168,3 +236,44 @@ def _campaign_items(store: Store, caller: Principal, today: date,
                   unit_credit_code=units["credit_code"], unit_name=units["name"],
                   level=units["level"], h3=units["h3"], county_adcode=units["county_adcode"],
                   lon=lon, lat=lat)
+
+
+def _draw_items(store: Store, caller: Principal, extra: tuple[Condition, ...],
+                scoped_units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    draws = store.read("draws", ["draw_id", "created_at", "result"])
+    if draws.empty:
+        return pd.DataFrame()
+    drawn = pd.concat([pd.DataFrame(orjson.loads(result)).assign(draw_id=draw_id, drawn_on=at)
+                       for draw_id, at, result in draws.itertuples(index=False) if result],
+                      ignore_index=True)  # a few draws of at most 5,000 units each
+    if drawn.empty:
+        return pd.DataFrame()
+    units = scoped_units()
+    codes = units["credit_code"] if len(units) else pd.Series([], dtype="string")
+    mine = isin(drawn["credit_code"], _codes(codes))
+    if caller.role == Role.GRID_OFFICER and not extra:
+        mine |= (drawn["inspector"].astype("string") == (caller.scope or "")).fillna(
+            False).to_numpy(dtype=bool)
+    drawn = drawn.loc[mine].reset_index(drop=True)
+    if drawn.empty:
+        return drawn
+    checks = store.lookup("checks", "credit_code", _codes(drawn["credit_code"]),
+                          ["credit_code", "checked_on"])
+    last = checks.groupby("credit_code")["checked_on"].max()
+    checked = pd.to_datetime(last.reindex(drawn["credit_code"]).to_numpy())
+    drawn_on = pd.to_datetime(drawn["drawn_on"]).dt.normalize().to_numpy()
+    drawn = drawn.loc[~(checked >= drawn_on)].reset_index(drop=True)  # NaT compares False
+    if drawn.empty:
+        return drawn
+    located = units.set_index("credit_code").reindex(drawn["credit_code"]) if len(
+        units) else None
+    lon, lat = _xy(located.reset_index()) if located is not None else (None, None)
+    conflict = drawn["conflict"].fillna(False).astype(bool).to_numpy()
+    reason = ("双随机抽查（" + drawn["draw_id"].astype(str) + "，检查人员 "
+              + drawn["inspector"].astype("string").fillna("未指派").astype(str)
+              + np.where(conflict, "，未能回避本人网格", "") + "）")
+    return _items(drawn, priority=4, kind="random_check", due=None, reason=reason,
+                  unit_credit_code=drawn["credit_code"], unit_name=drawn["name"],
+                  level=drawn["level"],
+                  h3=None if located is None else located["h3"].to_numpy(),
+                  county_adcode=drawn["county_adcode"], lon=lon, lat=lat)

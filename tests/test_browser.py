@@ -74,7 +74,7 @@ def served_risk_map(tmp_path):
                IngestOptions())
         run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
     url, token, server, thread = _serve(root)
-    yield url, token
+    yield url, token, root
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -87,10 +87,10 @@ def _need_chromium() -> None:
 
 
 @contextlib.contextmanager
-def map_page(served: tuple[str, str]) -> Iterator[tuple[Page, list[str]]]:
+def map_page(served: tuple) -> Iterator[tuple[Page, list[str]]]:
     """Debian's chromium logged in on the served map (the login form sets the token
     cookie), the map loaded; yields the page and its script errors."""
-    url, token = served
+    url, token = served[:2]
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -134,4 +134,36 @@ def test_risk_map_draws_levels_hotspots_and_listed_hazards(served_risk_map, tmp_
         page.wait_for_selector(".leaflet-container", timeout=15_000)
         assert "分辨率 7" in page.locator(".leaflet-control-layers").inner_text()
         page.screenshot(path=str(tmp_path / "risk-map.png"))
+    assert not errors, errors
+
+
+def test_zoomed_in_the_map_draws_equipment_tiles_and_shows_a_piece(served_risk_map):
+    """From zoom 12 the equipment overlay loads the scoped vector tiles (cookie auth) and a
+    click on a piece shows its record."""
+    with open_store(str(served_risk_map[2])) as store:
+        points = store.read_layer("equipment", ["fid", "geometry"]).dropna()
+    lon, lat = points.geometry.x.median(), points.geometry.y.median()
+    nearest = points.iloc[int(((points.geometry.x - lon) ** 2
+                               + (points.geometry.y - lat) ** 2).argmin())]
+    with map_page(served_risk_map) as (page, errors):
+        tiles: list[tuple[int, int]] = []
+        page.on("response", lambda r: tiles.append(  # body() is not readable in a handler
+            (r.status, int(r.headers.get("content-length", 0)), r.url))
+            if "/tiles/equipment/" in r.url else None)
+        control = page.locator(".leaflet-control-layers").inner_text()
+        assert "设备（12 级起逐台显示" in control
+        name = page.evaluate("Object.keys(window).find(k => k.startsWith('map_'))")
+        x, y = nearest.geometry.x, nearest.geometry.y
+        page.evaluate(f"() => {{ window['{name}'].setView([{y}, {x}], 16, {{animate: false}}); }}")
+        page.wait_for_timeout(1500)
+        assert tiles and all(status == 200 for status, *_ in tiles), tiles
+        assert any(size > 0 for _, size, _ in tiles), (tiles, x, y)
+        box = page.locator(".leaflet-container").bounding_box()
+        point = page.evaluate(f"window['{name}'].latLngToContainerPoint([{y}, {x}])")
+        page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+        popup = page.locator(".leaflet-popup-content")
+        page.wait_for_timeout(1000)
+        assert not errors, errors
+        popup.wait_for(timeout=10_000)
+        assert "设备注册代码" in popup.inner_text() and "风险等级" in popup.inner_text()
     assert not errors, errors

@@ -34,9 +34,9 @@ def get(api, who: str | None, path: str, **extra):
     return api["client"].get(path, headers={**headers(api, who), **extra})
 
 
-def tile(api, who: str, layer: str, z: int, x: int, y: int) -> list[dict]:
+def tile(api, who: str, layer: str, z: int, x: int, y: int, query: str = "") -> list[dict]:
     """The decoded features of one tile (tile units, y down)."""
-    r = get(api, who, f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+    r = get(api, who, f"/tiles/{layer}/{z}/{x}/{y}.mvt{query}")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == tiles.MEDIA_TYPE
     if not r.content:
@@ -109,17 +109,47 @@ def test_the_busiest_county_at_z12_has_its_equipment_with_properties(api, county
         px, py = f["geometry"]["coordinates"]
         assert -tiles.BUFFER <= px <= tiles.EXTENT + tiles.BUFFER
         assert -tiles.BUFFER <= py <= tiles.EXTENT + tiles.BUFFER
-    # properties: fid and the layer's fields, as the GeoJSON has them (nulls left out)
+    # properties: fid and the layer's tile fields, as the GeoJSON has them (nulls left out)
     geojson = {p["id"]: p["properties"] for p in county_points}
+    assert_properties(got, geojson, tiles.TILE_FIELDS["equipment"])
+    assert {"level", "top_category"} <= set(got[0]["properties"])
+
+
+def assert_properties(got: list[dict], geojson: dict, fields) -> None:
     for f in got:
         props = f["properties"]
-        expected = {k: v for k, v in geojson[props["fid"]].items() if v is not None}
+        expected = {k: v for k, v in geojson[props["fid"]].items()
+                    if v is not None and k in fields}
         assert set(props) == {"fid", *expected}
         for key, value in expected.items():
             assert props[key] == pytest.approx(value) if isinstance(value, float) else \
                 props[key] == value, key
-    assert {"registration_code", "level", "D", "level_reason", "next_inspection_due"} <= set(
-        got[0]["properties"])
+
+
+@pytest.mark.parametrize("query, fields", [
+    ("?properties=*", None), ("?properties=unit_name,D,next_inspection_due",
+                              ("unit_name", "D", "next_inspection_due")),
+    ("?properties=level,%20level", ("level",)),
+])
+def test_properties_picks_the_fields_of_row_tiles(api, county_points, query, fields):
+    x, y = busiest_tile(county_points, 12)
+    got = tile(api, "county", "equipment", 12, x, y, query)
+    geojson = {p["id"]: p["properties"] for p in county_points}
+    assert got
+    assert_properties(got, geojson, fields or ALL["equipment"].field_names)
+    if fields is None:
+        assert {"registration_code", "D", "level_reason", "next_inspection_due"} <= set(
+            got[0]["properties"])
+
+
+@pytest.mark.parametrize("query", ["?properties=level,nope", "?properties=geometry",
+                                   "?properties=fid;DROP", "?properties=" + "a," * 1500])
+def test_unknown_properties_are_400_naming_them(api, query):
+    r = get(api, "admin", f"/tiles/equipment/12/3340/1626.mvt{query}")
+    assert r.status_code in (400, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    if r.status_code == 400:
+        assert "没有字段" in r.json()["detail"]
 
 
 def test_another_countys_regulator_gets_none_of_those_features(api, county_points,
@@ -138,7 +168,7 @@ def test_a_grid_officer_gets_only_points_in_their_cells(api):
     mine = [f for f in features(api, "officer", "equipment") if f["geometry"]]
     assert mine and all(f["properties"]["h3"] in api["officer_cells"] for f in mine)
     x, y = busiest_tile(mine, 12)
-    got = tile(api, "officer", "equipment", 12, x, y)
+    got = tile(api, "officer", "equipment", 12, x, y, "?properties=h3,level")
     assert got and all(f["properties"]["h3"] in api["officer_cells"] for f in got)
     expected = {p["id"] for p in mine if inside(p, 12, x, y)}
     assert expected <= {f["properties"]["fid"] for f in got}
@@ -164,7 +194,7 @@ def test_polygon_layers_are_clipped_to_the_tile(api, county_points):
 @pytest.mark.parametrize("who, layer, z", [
     ("admin", "equipment", 6), ("admin", "equipment", 7), ("county", "equipment", 7),
     ("officer", "equipment", 6), ("admin", "hazards", 7), ("city", "units", 8),
-    ("park", "equipment", 9),
+    ("park", "equipment", 9), ("admin", "equipment", 10), ("county", "hazards", 11),
 ])
 def test_low_zoom_point_tiles_are_cells_whose_counts_add_up(api, who, layer, z):
     points = [f for f in features(api, who, layer) if f["geometry"]]
@@ -332,7 +362,7 @@ def test_each_role_gets_its_scope_only(api, who, layer, expected):
             ring = ring[0]
         z = 12
         x, y = tile_at(*ring[0], z)
-    got = tile(api, who, layer, z, x, y)
+    got = tile(api, who, layer, z, x, y, "?properties=*")  # the scope columns to check
     assert got
     county, city = api["county"], api["city"]
     rule = {
@@ -400,7 +430,7 @@ def test_if_none_match_parsing():
 
 
 def test_the_cell_cache_keeps_the_recent_within_its_budget():
-    cache = tiles.CellCache(budget=250)
+    cache = tiles.TileCache(budget=250)
     calls = []
 
     def make(n: int):

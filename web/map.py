@@ -10,15 +10,22 @@ from __future__ import annotations
 import html
 import itertools
 from pathlib import Path
+from string import Template
 
 import folium
 import geopandas as gpd
 import numpy as np
+from branca.element import MacroElement
+from folium.plugins import VectorGridProtobuf
+from jinja2 import Template as JinjaTemplate
 
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 
 STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
+VECTORGRID = "/static/vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js"
+POINTS_FROM_ZOOM = 12  # the equipment tiles hold single pieces from here (service/tiles.py)
+EQUIPMENT_PANE = "equipment"
 # AMap's public tiles are GCJ-02; drawing WGS84 data on them would shift everything by
 # hundreds of metres, so the default basemap is OpenStreetMap (WGS84, Web Mercator).
 BASEMAP = "OpenStreetMap"
@@ -203,10 +210,88 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
                 aliases=["隐患编号", "使用单位", "隐患", "整改期限", "已逾期"]),
         ).add_to(group)
         group.add_to(fmap)
+    _equipment_tiles(fmap)
     _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
         _level_legend(resolution, resolutions, build_note)))
     return fmap.get_root().render()
+
+
+# Leaflet.VectorGrid style of the equipment tiles: pieces by level; H3 cells (a tile too
+# full for single pieces) by the riskiest level they hold. Plain JavaScript, no user data.
+_EQUIPMENT_STYLE = Template("""{
+  "equipment": function (p, zoom) {
+    var colours = $colours;
+    if (p.count !== undefined) {
+      var top = ["red", "orange", "yellow", "blue"].find(function (l) { return p["n_" + l] > 0; });
+      return {fill: true, fillColor: colours[top] || "$none", fillOpacity: 0.55,
+              color: "#555", weight: 0.4};
+    }
+    return {radius: zoom >= 15 ? 5 : 3, fill: true, fillColor: colours[p.level] || "$none",
+            fillOpacity: 0.9, color: "#333", weight: 0.5};
+  }
+}""")
+
+class _EquipmentPopup(MacroElement):
+    """A click on the map from zoom 12 asks the layer API for the equipment within a few
+    pixels (scoped like the tiles, by the session cookie) and shows the first piece.
+    Asked of the API, not of the tile's features: VectorGrid 1.3's feature events do not
+    work with Leaflet 1.9. Rendered right after its layer, so layer and map both exist."""
+
+    _template = JinjaTemplate("""{% macro script(this, kwargs) %}
+(function (layer, map) {
+  var fields = [["registration_code", "设备注册代码"], ["category", "种类"],
+    ["unit_name", "使用单位"], ["address", "地址"], ["level", "风险等级"], ["D", "风险值 D"],
+    ["level_reason", "定级依据"], ["next_inspection_due", "下次检验"]];
+  map.on("click", function (e) {
+    if (map.getZoom() < {{ this.min_zoom }} || !map.hasLayer(layer)) { return; }
+    var c = map.latLngToContainerPoint(e.latlng), d = 6;
+    var sw = map.containerPointToLatLng([c.x - d, c.y + d]);
+    var ne = map.containerPointToLatLng([c.x + d, c.y - d]);
+    var bbox = [sw.lng, sw.lat, ne.lng, ne.lat].map(function (v) { return v.toFixed(6); });
+    fetch("/api/layers/equipment?limit=5&bbox=" + bbox.join(","), {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (fc) {
+        if (!fc.features.length) { return; }
+        var q = fc.features[0].properties, table = document.createElement("table");
+        fields.forEach(function (f) {
+          var tr = table.insertRow(), k = tr.insertCell(), v = tr.insertCell();
+          k.textContent = f[1]; v.textContent = q[f[0]] == null ? "—" : String(q[f[0]]);
+        });
+        if (fc.numberMatched > 1) {
+          var more = table.insertRow().insertCell();
+          more.colSpan = 2; more.textContent = "此处共 " + fc.numberMatched + " 台设备";
+        }
+        L.popup({maxWidth: 360}).setLatLng(e.latlng).setContent(table).openOn(map);
+      })
+      .catch(function (status) {
+        L.popup().setLatLng(e.latlng).setContent("无法读取设备（" + status + "）").openOn(map);
+      });
+  });
+})({{ this._parent.get_name() }}, {{ this._parent._parent.get_name() }});
+{% endmacro %}""")
+
+    def __init__(self, min_zoom: int) -> None:
+        super().__init__()
+        self.min_zoom = int(min_zoom)
+
+
+def _equipment_tiles(fmap: folium.Map) -> None:
+    """Single pieces of equipment from zoom 12, as the service's scoped vector tiles (the
+    page's session cookie goes with each tile request), coloured by level; a click shows
+    the piece's record."""
+    colours = "{" + ", ".join(f'"{k}": "{v}"' for k, v in LEVEL_COLOURS.items()) + "}"
+    style = _EQUIPMENT_STYLE.substitute(colours=colours, none=NO_LEVEL)
+    # its own pane, above the cells and below the markers
+    folium.map.CustomPane(EQUIPMENT_PANE, z_index=450).add_to(fmap)
+    options = ("{" + f'"minZoom": {POINTS_FROM_ZOOM}, "maxNativeZoom": 18, '
+               f'"pane": "{EQUIPMENT_PANE}", "rendererFactory": L.canvas.tile, '
+               f'"vectorTileLayerStyles": {style}' + "}")
+    layer = VectorGridProtobuf("/tiles/equipment/{z}/{x}/{y}.mvt",
+                               f"设备（{POINTS_FROM_ZOOM} 级起逐台显示，点击查看）", options)
+    layer.default_js = [("vectorGrid", VECTORGRID)]  # vendored: no CDN on an intranet
+    layer.add_to(fmap)
+    layer.add_child(_EquipmentPopup(POINTS_FROM_ZOOM))
 
 
 def build_login_page(next_path: str, error: str | None = None) -> str:

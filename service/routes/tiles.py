@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from service import tiles
 from service.auth import Caller
@@ -21,11 +21,12 @@ from service.routes.layers import LAYER_ID, spec_of
 router = APIRouter(tags=["tiles"])
 
 
-def _cache(request: Request) -> tiles.CellCache:
-    """The app's cache of whole-scope cell aggregates (made on first use)."""
+def _cache(request: Request) -> tiles.TileCache:
+    """The app's cache of rendered tiles and whole-scope cell counts (made on first use)."""
     cache = getattr(request.app.state, "tile_cells", None)
     if cache is None:
-        cache = request.app.state.tile_cells = tiles.CellCache()
+        budget = request.app.state.settings.tile_cache_mb << 20
+        cache = request.app.state.tile_cells = tiles.TileCache(budget)
     return cache
 
 
@@ -39,6 +40,9 @@ def tile(
     z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="缩放级别")],
     x: Annotated[int, Path(ge=0, description="瓦片列号")],
     y: Annotated[int, Path(ge=0, description="瓦片行号")],
+    properties: Annotated[str | None, Query(
+        max_length=2000, description="逐行要素携带的属性，逗号分隔；* 为全部字段。"
+        "点图层默认只带着色与标注所需的字段")] = None,
 ) -> Response:
     spec = spec_of(layer)
     if spec.geometry is None:
@@ -47,7 +51,11 @@ def tile(
         address = tiles.Tile.checked(z, x, y)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
-    plan = tiles.plan_tile(caller, spec, store, address)
+    try:
+        fields = tiles.tile_fields(spec, properties)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    plan = tiles.plan_tile(caller, spec, store, address, fields)
     build = store.layer_build()
     build_id = build.build_id if build else None
     tag = tiles.etag(plan, address, build_id, store.h3_resolution)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import h3
 import orjson
 import pandas as pd
+import pyarrow as pa
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,8 +38,7 @@ class Conflict(ConflictError):
 
 def _respond(items: pd.DataFrame, fmt: Format, today: date, name: str) -> Response:
     if fmt == "json":
-        records = items.assign(due=items["due"].dt.strftime("%Y-%m-%d")).astype(object).where(
-            items.notna(), None).to_dict("records")
+        records = _records(items.assign(due=items["due"].dt.strftime("%Y-%m-%d")))
         return Response(orjson.dumps({"as_of": today.isoformat(), "count": len(records),
                                       "items": records}), media_type="application/json")
     table = items.rename(columns={
@@ -56,6 +56,23 @@ def _respond(items: pd.DataFrame, fmt: Format, today: date, name: str) -> Respon
     return Response(buffer.getvalue(), media_type=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts of plain values (None for missing), built column by column: pandas'
+    ``to_dict("records")`` boxes every cell on its own (~8 ms for an officer's 437 items)."""
+    columns = [_plain(frame[c]) for c in frame.columns]
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _plain(column: pd.Series) -> list:
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return pa.array(column.array).to_pylist()
+    if dtype.kind == "f":
+        return [None if v != v else v for v in column.to_numpy().tolist()]  # NaN: missing
+    return column.astype(object).where(column.notna(), None).tolist()
 
 
 @router.get("/worklist", summary="我的工作清单", response_class=Response,
@@ -186,22 +203,22 @@ def audit(caller: Caller, store: StoreDep,
           entity_id: Annotated[str | None, Query(max_length=64)] = None,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
           offset: Annotated[int, Query(ge=0)] = 0) -> dict:
-    entries = store.read("audit")
-    if caller.role == Role.REGULATOR:
+    where: list[Condition] = []
+    if caller.role == Role.REGULATOR:  # their region's entries, selected in the query
         prefix = (caller.scope or "")[:{"province": 2, "city": 4}.get(
             caller.admin_level or "", 6)]
-        entries = entries[entries["county_adcode"].fillna("").str.startswith(prefix)]
+        where.append(Condition("county_adcode", "prefix", (prefix,)))
     if entity_id:
-        entries = entries[entries["entity_id"] == entity_id]
-    entries = entries.sort_values("at", ascending=False)
-    page = entries.iloc[offset:offset + limit]
+        where.append(Condition("entity_id", "eq", (entity_id,)))
+    page, matched = store.query_table("audit", tuple(where), "at", descending=True,
+                                      limit=limit, offset=offset)
     records = []
     for row in page.astype(object).where(page.notna(), None).to_dict("records"):
         row["at"] = _iso(row["at"])
         for key in ("before", "after"):
             row[key] = orjson.loads(row[key]) if row[key] else None
         records.append(row)
-    return {"count": len(entries), "entries": records}
+    return {"count": matched, "entries": records}
 
 
 def _iso(value: object) -> str | None:

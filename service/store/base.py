@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from layers.registry import fingerprint as registry_fingerprint
-from service.store.query import LayerQuery, query_frame
+from service.store.query import Condition, LayerQuery, condition_mask, isin, query_frame
 from service.store.tables import (
     ALL_TABLES,
     LAYER_SPECS,
@@ -157,6 +157,36 @@ class Store(ABC):
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A whole table (GeoDataFrame for geometry tables; ``officer_cells``, ``rejects``
         and ``batches`` too)."""
+
+    def query_table(self, table: str, where: tuple[Condition, ...], order_by: str, *,
+                    descending: bool = False, limit: int | None = None, offset: int = 0
+                    ) -> tuple[pd.DataFrame, int]:
+        """A page of a stored (not layer) table: the rows matching ``where``, ordered by
+        ``order_by``, and how many match in all. This default filters the cached table;
+        PostGIS puts the conditions, order and page in the SQL."""
+        spec = self.spec(table)
+        if order_by not in spec.column_names:
+            raise ValueError(f"{table} has no column {order_by!r}")
+        frame = self.read(table)
+        mask = np.ones(len(frame), dtype=bool)
+        for condition in where:
+            mask &= condition_mask(frame, condition)
+        hits = frame.loc[mask].sort_values(order_by, ascending=not descending, kind="stable")
+        end = None if limit is None else offset + limit
+        return hits.iloc[offset:end].reset_index(drop=True), len(hits)
+
+    def lookup(self, table: str, column: str, values: tuple | list,
+               columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows of ``table`` whose ``column`` is one of ``values``, in no particular
+        order, with the columns ``read`` would return. For a request that needs a few rows
+        of a large live table (hazards by id, checks of some units, one officer's cells).
+        This default filters the cached whole table; PostGIS runs one indexed SELECT."""
+        wanted = self.read_columns(table, columns)
+        if column not in self.spec(table).column_names:
+            raise ValueError(f"{table} has no column {column!r}")
+        frame = self.read(table, list(dict.fromkeys([*wanted, column])))
+        hits = frame.loc[isin(frame[column], values)] if len(values) else frame.iloc[:0]
+        return hits[wanted].reset_index(drop=True)
 
     @abstractmethod
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:

@@ -438,7 +438,9 @@ class EmbeddedStore(Store):
     def query_layer(self, query: LayerQuery) -> tuple[pd.DataFrame, int]:
         """With a bounding box, candidates come from an STR-tree of the layer's geometries
         (built once per build), so a tile or a bbox page does not test every row."""
-        frame = self.read_layer(query.layer)
+        table = layer_table(query.layer)
+        frame = self.read_layer(query.layer, query.read_columns(table.column_names,
+                                                                bool(table.geometry)))
         if query.bbox is None or not isinstance(frame, gpd.GeoDataFrame) or frame.empty:
             return query_frame(frame, query)
         number = self._layers_current()

@@ -14,6 +14,8 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 Op = Literal["eq", "in", "prefix"]
@@ -36,6 +38,15 @@ class LayerQuery:
     bbox: tuple[float, float, float, float] | None = None   # lon/lat, EPSG:4326
     limit: int | None = 1000
     offset: int = 0
+    columns: tuple[str, ...] | None = None   # fields wanted (None = all); fid, geometry always
+
+    def read_columns(self, names: list[str], geometry: bool) -> list[str] | None:
+        """The columns a store reads of a layer with columns ``names`` to answer this query:
+        None for all, else ``fid``, the wanted and condition columns, then ``geometry``."""
+        if self.columns is None:
+            return None
+        wanted = {"fid", *self.columns, *(c.column for c in self.where)}
+        return [c for c in names if c in wanted] + (["geometry"] if geometry else [])
 
 
 def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
@@ -48,7 +59,21 @@ def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
         for prefix in condition.values:
             mask |= text.str.startswith(str(prefix)).fillna(False).to_numpy(dtype=bool)
         return mask
-    return column.isin(list(condition.values)).fillna(False).to_numpy(dtype=bool)
+    return isin(column, condition.values)
+
+
+def isin(column: pd.Series, values: tuple | list) -> np.ndarray:
+    """Where ``column`` holds one of ``values``, as a boolean mask (False for nulls).
+
+    Arrow-backed text goes straight to Arrow's hash lookup: pandas' own ``isin`` boxes every
+    value as an Arrow scalar first, ~25 ms for a grid officer's 6,000 cells."""
+    dtype = column.dtype
+    if (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+            and set(map(type, values)) <= {str}):
+        data = pa.array(column.array)
+        hits = pc.is_in(data, value_set=pa.array(list(values), type=data.type))
+        return pc.fill_null(hits, False).to_numpy(zero_copy_only=False)
+    return column.isin(list(values)).fillna(False).to_numpy(dtype=bool)
 
 
 def query_frame(frame: pd.DataFrame, query: LayerQuery) -> tuple[pd.DataFrame, int]:

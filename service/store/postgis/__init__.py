@@ -26,7 +26,7 @@ import pyarrow as pa
 from alembic import command
 from alembic.config import Config
 from psycopg import Cursor
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, and_, create_engine, func, select, text, true
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
@@ -52,8 +52,13 @@ from service.store.base import (
 )
 from service.store.postgis.copy import copy_frame, copy_query, read_table
 from service.store.postgis.layers import fill_next, swap_in, table_exists
-from service.store.postgis.models import MODELS
-from service.store.postgis.query import run_query
+from service.store.postgis.models import MODELS, Base
+from service.store.postgis.query import (
+    run_query,
+    selected_columns,
+    sql_condition,
+    typed_frame,
+)
 from service.store.postgis.statements import (
     cell_counts_sql,
     column_list,
@@ -63,7 +68,7 @@ from service.store.postgis.statements import (
     stage_name,
     upsert_sql,
 )
-from service.store.query import LayerQuery, query_frame
+from service.store.query import Condition, LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
     AUDIT,
@@ -138,7 +143,10 @@ class PostGISStore(Store):
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, _Cached] = {}
         self._verified_build: str | None = None
-        self.engine = create_engine(self.url, pool_pre_ping=True)
+        # JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile,
+        # and the service's queries are all short
+        self.engine = create_engine(self.url, pool_pre_ping=True,
+                                    connect_args={"options": "-c jit=off"})
         try:
             if migrate_schema:
                 migrate(self.engine)
@@ -200,6 +208,46 @@ class PostGISStore(Store):
                     self._cache[table] = cached
         frame = cached.frame
         return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
+
+    def query_table(self, table: str, where: tuple[Condition, ...], order_by: str, *,
+                    descending: bool = False, limit: int | None = None, offset: int = 0
+                    ) -> tuple[pd.DataFrame, int]:
+        spec = self.spec(table)
+        if order_by not in spec.column_names:
+            raise ValueError(f"{table} has no column {order_by!r}")
+        sql = Base.metadata.tables[spec.name]  # the audit and draw tables have no model class
+        condition = and_(true(), *(sql_condition(sql, c) for c in where))
+        order = sql.c[order_by].desc() if descending else sql.c[order_by].asc()
+        names = list(spec.column_names)
+        statement = select(*selected_columns(sql, spec, names, False)).where(
+            condition).order_by(order, sql.c[spec.key]).offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as conn:  # count and page agree
+            matched = conn.execute(select(func.count()).select_from(sql).where(
+                condition)).scalar_one()
+            rows = conn.execute(statement).all()
+        return typed_frame(spec, names, rows, False), int(matched)
+
+    def lookup(self, table: str, column: str, values: tuple | list,
+               columns: list[str] | None = None) -> pd.DataFrame:
+        """One indexed SELECT (``column = ANY(…)``, values bound), not the cached whole
+        table: every change bumps the data version, and re-reading a live table after each
+        one is what made worklists slow."""
+        spec = self.spec(table)
+        wanted = self.read_columns(table, columns)
+        if column not in spec.column_names:
+            raise ValueError(f"{table} has no column {column!r}")
+        sql = MODELS[table].__table__
+        names = [c for c in wanted if c != "geometry"]
+        geometry = "geometry" in wanted
+        statement = select(*selected_columns(sql, spec, names, geometry)).where(
+            sql_condition(sql, Condition(column, "in", tuple(values))))
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        frame = typed_frame(spec, names, rows, geometry)
+        return frame[wanted] if geometry else frame
 
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
         """Counted by a GROUP BY in SQL, shipped back through COPY."""

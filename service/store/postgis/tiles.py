@@ -26,7 +26,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import BIT
@@ -77,21 +76,21 @@ def _property(table: Table, name: str, kind: str) -> ColumnElement:
 
 
 def mvt(conn: Connection, layer: str, where: tuple[Condition, ...], z: int, x: int, y: int,
-        *, extent: int, buffer: int, cap: int | None, cell_ids: bool) -> bytes | None:
+        *, extent: int, buffer: int, cap: int | None, cell_ids: bool,
+        fields: tuple[tuple[str, str], ...]) -> bytes | None:
     """The MVT of ``layer`` rows matching ``where`` in tile z/x/y (layer name = layer id,
-    properties = ``fid`` and the layer's fields); ``cell_ids`` sets the feature id to the
-    row's H3 cell. None when more than ``cap`` rows fall in the tile: the caller then
-    aggregates instead (a tile is never cut short)."""
-    # ST_AsMVT's cost estimate triggers JIT compilation: ~30 ms on every tile for nothing
-    conn.execute(text("SET LOCAL jit = off"))
+    properties = ``fid`` and ``fields``, (name, kind) pairs of the layer's fields);
+    ``cell_ids`` sets the feature id to the row's H3 cell. None when more than ``cap`` rows
+    fall in the tile: the caller then aggregates instead (a tile is never cut short)."""
     row = conn.execute(mvt_statement(layer, where, z, x, y, extent=extent, buffer=buffer,
-                                     cap=cap, cell_ids=cell_ids)).one()
+                                     cap=cap, cell_ids=cell_ids, fields=fields)).one()
     conn.rollback()
     return None if cap is not None and row.n > cap else bytes(row.tile or b"")
 
 
 def mvt_statement(layer: str, where: tuple[Condition, ...], z: int, x: int, y: int, *,
-                  extent: int, buffer: int, cap: int | None, cell_ids: bool) -> Select:
+                  extent: int, buffer: int, cap: int | None, cell_ids: bool,
+                  fields: tuple[tuple[str, str], ...] | None = None) -> Select:
     """One statement: ``n``, the rows in the tile counted up to cap + 1 (a narrow scan that
     stops there), and ``tile``, the MVT, built only when ``n`` is within ``cap``."""
     spec = LAYER_TABLES[layer]
@@ -103,7 +102,8 @@ def mvt_statement(layer: str, where: tuple[Condition, ...], z: int, x: int, y: i
     search = func.ST_Transform(func.ST_Expand(envelope, cast(literal(margin), Double)), SRID)
     selected = and_(true(), *(sql_condition(table, c) for c in where),
                     geom.op("&&")(search))
-    columns = [_property(table, name, kind) for name, kind in spec.columns]
+    wanted = spec.columns if fields is None else (("fid", "text"), *fields)
+    columns = [_property(table, name, kind) for name, kind in wanted]
     if cell_ids:
         columns.append(h3_int(table.c.h3).label(FEATURE_ID))
     shaped = select(
