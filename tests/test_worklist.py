@@ -278,3 +278,22 @@ def test_units_drawn_at_random_stay_on_the_worklist_until_checked(api):
         "credit_code": done, "checked_on": date.today().isoformat(), "result": "符合"})
     assert r.status_code == 201, r.text
     assert set(random_checks("county")) == drawn - {done}
+
+
+@pytest.mark.parametrize("params", [{"today": "9999-12-31"}, {"today": "0001-01-01"},
+                                    {"today": "2026-13-01"}])
+def test_a_worklist_day_outside_the_registers_era_is_a_4xx(api, params):
+    r = call(api, "officer", "GET", "/api/worklist", params=params)
+    assert r.status_code in (400, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    cell = sorted(api["officer_cells"])[0]
+    assert call(api, "officer", "GET", f"/api/cells/{cell}/worklist",
+                params=params).status_code in (400, 422)
+
+
+def test_a_check_dated_before_2000_is_refused(api):
+    units = call(api, "officer", "GET", "/api/layers/units", params={"limit": 1}).json()
+    unit = units["features"][0]["properties"]["credit_code"]
+    r = call(api, "officer", "POST", "/api/checks", json={
+        "credit_code": unit, "checked_on": "0001-01-01", "result": "符合"})
+    assert r.status_code == 422 and "2000-01-01" in r.text

@@ -21,6 +21,20 @@ from service.ingest.schema import Kind
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 CHUNK = 1 << 20
+NAME_BYTES = 200
+
+
+def _disk_name(i: int, name: str) -> str:
+    """The uploaded file's name on this server: no control characters (a NUL cannot be in a
+    path) and at most NAME_BYTES (file systems allow 255), keeping the suffix the reader
+    goes by."""
+    name = "".join(c for c in name if c.isprintable()) or f"upload-{i}"
+    suffix = Path(name).suffix
+    suffix = suffix if len(suffix.encode()) <= 16 else ""
+    stem = name.removesuffix(suffix) if suffix else name
+    budget = NAME_BYTES - len(f"{i:03d}-{suffix}".encode())
+    stem = stem.encode()[:budget].decode("utf-8", "ignore")
+    return f"{i:03d}-{stem}{suffix}"
 
 
 def _too_large(limit_mb: int) -> HTTPException:
@@ -52,7 +66,7 @@ async def upload(request: Request, caller: Caller, store: StoreDep, settings: Se
         paths, names, total = [], [], 0
         for i, item in enumerate(files):
             name = Path(item.filename or f"upload-{i}").name or f"upload-{i}"
-            target = folder / f"{i:03d}-{name}"
+            target = folder / _disk_name(i, name)
             with open(target, "wb") as out:
                 while chunk := await item.read(CHUNK):
                     total += len(chunk)

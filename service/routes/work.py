@@ -30,6 +30,17 @@ CLOSERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER)
 # the closed loop of seed 002 二(一): 已登记 → 整改中 → 已销号, nothing else
 TRANSITIONS = {("已登记", "整改中"), ("整改中", "已销号")}
 Format = Literal["json", "csv", "xlsx"]
+# dates a worklist is asked for, or a check or closing is recorded on: a register's era
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+Day = Annotated[date | None, Query(description=f"默认今天；{EARLIEST} 至 {LATEST}")]
+
+
+def _day(today: date | None) -> date:
+    """The worklist's day (default today), within EARLIEST–LATEST, else 400."""
+    day = date.today() if today is None else today
+    if not EARLIEST <= day <= LATEST:
+        raise BadParameter(f"today 须在 {EARLIEST} 至 {LATEST} 之间")
+    return day
 
 
 class Conflict(ConflictError):
@@ -78,9 +89,9 @@ def _plain(column: pd.Series) -> list:
 @router.get("/worklist", summary="我的工作清单", response_class=Response,
             dependencies=[require(*WORKERS)])
 def my_worklist(caller: Caller, store: StoreDep, format: Format = "json",
-                today: Annotated[date | None, Query(description="默认今天")] = None
+                today: Day = None
                 ) -> Response:
-    day = today or date.today()
+    day = _day(today)
     return _respond(worklist(store, caller, day), format, day, "worklist")
 
 
@@ -89,12 +100,12 @@ def my_worklist(caller: Caller, store: StoreDep, format: Format = "json",
 def cell_worklist(caller: Caller, store: StoreDep,
                   cell: Annotated[str, Path(pattern=r"^[0-9a-f]{15}$")],
                   format: Format = "json",
-                  today: Annotated[date | None, Query()] = None) -> Response:
+                  today: Day = None) -> Response:
     if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != store.h3_resolution:
         raise BadParameter(f"网格须为分辨率 {store.h3_resolution} 的 H3 单元")
     if caller.role == Role.GRID_OFFICER and cell not in officer_cells(store, caller.scope or ""):
         raise Forbidden("该网格不属于当前网格员")
-    day = today or date.today()
+    day = _day(today)
     return _respond(worklist(store, caller, day, (Condition("h3", "eq", (cell,)),)), format,
                     day, f"worklist-{cell}")
 
@@ -118,6 +129,8 @@ class Transition(BaseModel):
             raise ValueError("销号须填写销号日期 closed_on 和验收人 verified_by")
         if self.closed_on and self.closed_on > date.today():
             raise ValueError("销号日期不能晚于今天")
+        if self.closed_on and self.closed_on < EARLIEST:
+            raise ValueError(f"销号日期不能早于 {EARLIEST}")
         return self
 
 
@@ -168,6 +181,8 @@ class CheckIn(BaseModel):
     def _not_in_future(self) -> CheckIn:
         if self.checked_on > date.today():
             raise ValueError("检查日期不能晚于今天")
+        if self.checked_on < EARLIEST:
+            raise ValueError(f"检查日期不能早于 {EARLIEST}")
         return self
 
 

@@ -185,6 +185,7 @@ class EmbeddedStore(Store):
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, tuple[int, pd.DataFrame]] = {}
         self._trees: dict[str, tuple[int, int, shapely.STRtree]] = {}
+        self._build: tuple[int, LayerBuild] | None = None  # (CURRENT number, its record)
         try:
             (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -452,19 +453,25 @@ class EmbeddedStore(Store):
         return query_frame(frame.iloc[hits], replace(query, bbox=None))
 
     def layer_build(self) -> LayerBuild | None:
+        """The build ``CURRENT`` names; its record is parsed once per build."""
         number = self._layers_current()
         if number == 0:
             return None
+        cached = self._build
+        if cached is not None and cached[0] == number:
+            return cached[1]
         path = self.root / "layers" / str(number) / "build.json"
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        return LayerBuild(
+        build = LayerBuild(
             build_id=record["build_id"], built_at=datetime.fromisoformat(record["built_at"]),
             as_of=date.fromisoformat(record["as_of"]), rules_version=record["rules_version"],
             rules_hash=record["rules_hash"], data_version=record["data_version"],
             report=record.get("report", {}))
+        self._build = (number, build)
+        return build
 
     def _layers_current(self) -> int:
         try:

@@ -143,6 +143,7 @@ class PostGISStore(Store):
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, _Cached] = {}
         self._verified_build: str | None = None
+        self._build: LayerBuild | None = None  # the last build record read
         # JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile,
         # and the service's queries are all short
         self.engine = create_engine(self.url, pool_pre_ping=True,
@@ -321,16 +322,24 @@ class PostGISStore(Store):
             self._verified_build = build_id
 
     def layer_build(self) -> LayerBuild | None:
+        """The build in force; its record (with the build report) is read again only when
+        another build has taken over, so asking on every tile costs one short query."""
         with self.engine.connect() as conn:
+            build_id = _layer_build_id(conn)
+            cached = self._build
+            if build_id is None or (cached is not None and cached.build_id == build_id):
+                return None if build_id is None else cached
             row = conn.execute(text(
                 "SELECT build_id, built_at, as_of, rules_version, rules_hash, data_version, "
-                "report FROM layer_builds ORDER BY built_at DESC, build_id DESC LIMIT 1")).first()
-        if row is None:
-            return None
-        return LayerBuild(build_id=row.build_id, built_at=row.built_at.replace(tzinfo=UTC),
-                          as_of=row.as_of, rules_version=row.rules_version,
-                          rules_hash=row.rules_hash, data_version=row.data_version,
-                          report=row.report or {})
+                "report FROM layer_builds WHERE build_id = :build_id"),
+                {"build_id": build_id}).first()
+        if row is None:  # replaced between the two statements: ask again
+            return self.layer_build()
+        self._build = LayerBuild(
+            build_id=row.build_id, built_at=row.built_at.replace(tzinfo=UTC), as_of=row.as_of,
+            rules_version=row.rules_version, rules_hash=row.rules_hash,
+            data_version=row.data_version, report=row.report or {})
+        return self._build
 
     # changes through the service ---------------------------------------------------------
 
