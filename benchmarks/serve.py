@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -226,12 +226,18 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
                 rows.append({"server": f"riskmap {kind}", "what": f"{layer} (warm)", "z": z,
                              **figures})
                 print(_line(rows[-1]), flush=True)
-        # one client: the latency an officer sees, not a queue behind seven others
-        urls = [f"{base}/api/worklist"] * (5 + args.worklist_requests)
-        figures = measure(urls, officer, 1, 5)
-        rows.append({"server": f"riskmap {kind}", "what": f"worklist {officer_id}",
-                     "z": None, "clients": 1, **figures})
-        print(_line(rows[-1]), flush=True)
+        # one client: the latency an officer sees, not a queue behind seven others. "again"
+        # asks for today's list repeatedly (kept until the data or the build changes);
+        # "fresh" asks for a different day each time, so every list is made anew.
+        n = args.worklist_requests
+        for what, urls in (
+                ("again", [f"{base}/api/worklist"] * (5 + n)),
+                ("fresh", [f"{base}/api/worklist?today={date(2026, 1, 1) + timedelta(days=i)}"
+                           for i in range(5 + n)])):
+            figures = measure(urls, officer, 1, 5)
+            rows.append({"server": f"riskmap {kind}", "what": f"worklist {officer_id} {what}",
+                         "z": None, "clients": 1, **figures})
+            print(_line(rows[-1]), flush=True)
     return rows
 
 

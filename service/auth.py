@@ -12,7 +12,10 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -118,10 +121,44 @@ def current_caller(request: Request, store: StoreDep, settings: SettingsDep) -> 
     token = token_of(request)
     if not token:
         raise Unauthorized("需要登录：请提供 Bearer 令牌")
-    user = store.user_by_token_hash(hash_token(token, settings.token_pepper.get_secret_value()))
+    token_hash = hash_token(token, settings.token_pepper.get_secret_value())
+    known = _VERIFIED.get(store, token_hash)
+    if known is not None:
+        return known
+    user = store.user_by_token_hash(token_hash)
     if user is None:
         raise Unauthorized("令牌无效或已停用")
-    return Principal(user.user_id, user.name, Role(user.role), user.scope)
+    caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
+    _VERIFIED.put(store, token_hash, caller)
+    return caller
+
+
+class VerifiedTokens:
+    """Tokens the store recognised in the last ``ttl`` seconds, by store and token hash:
+    a map page fetches dozens of tiles a second, each would otherwise ask the store again.
+    Only recognised tokens are kept (a new user's token works at once); a user disabled
+    in the store is refused within ``ttl``."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._items: weakref.WeakKeyDictionary[object, dict[str, tuple[float, Principal]]] = (
+            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()
+
+    def get(self, store: object, token_hash: str) -> Principal | None:
+        with self._lock:
+            hit = self._items.get(store, {}).get(token_hash)
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
+    def put(self, store: object, token_hash: str, caller: Principal) -> None:
+        with self._lock:
+            known = self._items.setdefault(store, {})
+            if len(known) >= self.size:
+                known.clear()
+            known[token_hash] = (time.monotonic() + self.ttl, caller)
+
+
+_VERIFIED = VerifiedTokens()
 
 
 Caller = Annotated[Principal, Depends(current_caller)]
