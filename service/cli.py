@@ -169,6 +169,23 @@ def users_list(store: Annotated[str | None, typer.Option(help="存储 store path
                           f"{'（已停用）' if user.disabled else ''}", highlight=False)
 
 
+@users_app.command("disable")
+def users_disable(
+    user_id: Annotated[str, typer.Argument(help="用户编号 user id (riskmap users list)")],
+    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+) -> None:
+    """停用用户：其令牌随即失效（运行中的服务至多 10 秒后拒绝）."""
+    from service.store.base import StoreError, open_store
+
+    settings = _settings(store)
+    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        try:
+            st.disable_user(user_id)
+        except StoreError:
+            raise typer.BadParameter(f"没有用户 {user_id}", param_hint="USER_ID") from None
+    console.print(f"已停用用户 {user_id}", highlight=False)
+
+
 @app.command()
 def build(
     store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,

@@ -63,3 +63,25 @@ def test_users_add_refuses_bad_roles_and_scopes(tmp_path):
                         (["--role", "park_admin", "--scope", "a b"], "有效的编号")):
         result = runner.invoke(app, ["users", "add", *args, "--store", store])
         assert result.exit_code != 0 and words in result.output, (args, result.output)
+
+
+def test_users_disable_turns_a_token_away(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    store = str(tmp_path / "s")
+    added = runner.invoke(app, ["users", "add", "--role", "admin", "--store", store])
+    token = added.output.strip().splitlines()[-1]
+    user_id = re.search(r"u-[0-9a-f]{12}", added.output).group(0)
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(Settings(store=store))) as client:
+        assert client.get("/api/layers", headers=auth).status_code == 200
+    result = runner.invoke(app, ["users", "disable", user_id, "--store", store])
+    assert result.exit_code == 0 and "已停用" in result.output, result.output
+    assert "已停用" in runner.invoke(app, ["users", "list", "--store", store]).output
+    with TestClient(create_app(Settings(store=store))) as client:
+        assert client.get("/api/layers", headers=auth).status_code == 401
+    unknown = runner.invoke(app, ["users", "disable", "u-nobody", "--store", store])
+    assert unknown.exit_code != 0 and "没有用户" in unknown.output

@@ -536,3 +536,18 @@ def test_changes_compare_and_set_and_are_audited(store, frames):
 
         with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.execute(text("UPDATE audit SET note = 'x'"))
+
+
+def test_a_disabled_user_is_refused_and_kept(store):
+    from service.auth import Role, create_user, hash_token
+
+    pepper = "test-pepper"
+    user, token = create_user(store, name="网格员", role=Role.GRID_OFFICER, scope="WG1",
+                              pepper=pepper, provinces=["410000"])
+    assert store.user_by_token_hash(hash_token(token, pepper)).user_id == user.user_id
+    store.disable_user(user.user_id)
+    assert store.user_by_token_hash(hash_token(token, pepper)) is None
+    kept = {u.user_id: u for u in store.users()}[user.user_id]  # kept for the audit trail
+    assert kept.disabled and kept.token_hash == user.token_hash
+    with pytest.raises(StoreError):
+        store.disable_user("u-nobody")

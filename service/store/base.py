@@ -244,6 +244,11 @@ class Store(ABC):
     def users(self) -> list[User]:
         """Every user, by id."""
 
+    @abstractmethod
+    def disable_user(self, user_id: str) -> None:
+        """Refuse the user's token from now on (kept for the audit trail, never deleted);
+        StoreError if there is no such user."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or locks."""
 

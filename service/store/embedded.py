@@ -520,6 +520,15 @@ class EmbeddedStore(Store):
             _atomic_write(self.root / "users.json", json.dumps(
                 [_user_record(u) for u in [*users, user]], ensure_ascii=False, indent=1) + "\n")
 
+    def disable_user(self, user_id: str) -> None:
+        with self._locked():
+            users = self.users()
+            if not any(u.user_id == user_id for u in users):
+                raise StoreError(f"no user {user_id}")
+            users = [replace(u, disabled=True) if u.user_id == user_id else u for u in users]
+            _atomic_write(self.root / "users.json", json.dumps(
+                [_user_record(u) for u in users], ensure_ascii=False, indent=1) + "\n")
+
     def user_by_token_hash(self, token_hash: str) -> User | None:
         for user in self.users():
             if hmac.compare_digest(user.token_hash, token_hash) and not user.disabled:

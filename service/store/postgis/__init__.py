@@ -394,6 +394,13 @@ class PostGISStore(Store):
         except IntegrityError:
             raise StoreError(f"user {user.user_id} or its token exists already") from None
 
+    def disable_user(self, user_id: str) -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(text("UPDATE users SET disabled = true WHERE user_id = :u"),
+                                 {"u": user_id}).rowcount
+        if not found:
+            raise StoreError(f"no user {user_id}")
+
     def user_by_token_hash(self, token_hash: str) -> User | None:
         with self.engine.connect() as conn:
             row = conn.execute(text(
