@@ -90,14 +90,16 @@ ALL_FIELDS = "*"
 
 
 def tile_fields(spec: LayerSpec, requested: str | None = None) -> tuple[str, ...]:
-    """The row tiles' properties (besides ``fid``): ``requested`` (comma-separated field
-    names, or ``*`` for all), else the layer's :data:`TILE_FIELDS`, else every field.
+    """The row tiles' properties besides ``fid`` (which every row carries): ``requested``
+    (comma-separated field names, or ``*`` for all), else the layer's :data:`TILE_FIELDS`,
+    else every field.
     ValueError (Chinese) naming an unknown field."""
     if requested is None or not requested.strip():
         return TILE_FIELDS.get(spec.id, spec.field_names)
     if requested.strip() == ALL_FIELDS:
         return spec.field_names
-    names = tuple(dict.fromkeys(n.strip() for n in requested.split(",") if n.strip()))
+    names = tuple(dict.fromkeys(n.strip() for n in requested.split(",")
+                                if n.strip() and n.strip() != "fid"))  # fid always comes
     unknown = [n for n in names if n not in spec.field_names]
     if unknown:
         raise ValueError(f"图层 {spec.id} 没有字段 {'、'.join(unknown)}；可选："

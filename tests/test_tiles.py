@@ -129,7 +129,7 @@ def assert_properties(got: list[dict], geojson: dict, fields) -> None:
 @pytest.mark.parametrize("query, fields", [
     ("?properties=*", None), ("?properties=unit_name,D,next_inspection_due",
                               ("unit_name", "D", "next_inspection_due")),
-    ("?properties=level,%20level", ("level",)),
+    ("?properties=level,%20level", ("level",)), ("?properties=fid,level", ("level",)),
 ])
 def test_properties_picks_the_fields_of_row_tiles(api, county_points, query, fields):
     x, y = busiest_tile(county_points, 12)
