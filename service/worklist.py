@@ -182,16 +182,21 @@ def _overdue_items(store: Store, caller: Principal, extra: tuple[Condition, ...]
                   lon=lon, lat=lat)
 
 
+def _last_checks(store: Store, credit_codes: pd.Series) -> pd.DatetimeIndex:
+    """Each unit's latest supervision check (NaT if none), including checks recorded
+    through the service since the build; looked up for these units only."""
+    checks = store.lookup("checks", "credit_code", _codes(credit_codes),
+                          ["credit_code", "checked_on"])
+    last = checks.groupby("credit_code")["checked_on"].max()
+    return pd.DatetimeIndex(pd.to_datetime(last.reindex(credit_codes).to_numpy()))
+
+
 def _check_items(store: Store, caller: Principal, today: date, extra: tuple[Condition, ...],
                  units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     schedule = _scoped(store, caller, "check-schedule", extra)
     if schedule.empty:
         return schedule
-    # the units' checks, including those recorded since the build
-    checks = store.lookup("checks", "credit_code", _codes(schedule["credit_code"]),
-                          ["credit_code", "checked_on"])
-    last = checks.groupby("credit_code")["checked_on"].max()
-    since = pd.to_datetime(last.reindex(schedule["credit_code"]).to_numpy())
+    since = _last_checks(store, schedule["credit_code"])
     months = schedule["interval_months"].astype("Int64").fillna(12).to_numpy(dtype=int)
     due = pd.to_datetime(schedule["next_due"]).to_numpy(copy=True)  # moved ones change
     before = pd.DatetimeIndex(pd.to_datetime(schedule["last_check_on"]))
@@ -257,10 +262,7 @@ def _draw_items(store: Store, caller: Principal, extra: tuple[Condition, ...],
     drawn = drawn.loc[mine].reset_index(drop=True)
     if drawn.empty:
         return drawn
-    checks = store.lookup("checks", "credit_code", _codes(drawn["credit_code"]),
-                          ["credit_code", "checked_on"])
-    last = checks.groupby("credit_code")["checked_on"].max()
-    checked = pd.to_datetime(last.reindex(drawn["credit_code"]).to_numpy())
+    checked = _last_checks(store, drawn["credit_code"])
     drawn_on = pd.to_datetime(drawn["drawn_on"]).dt.normalize().to_numpy()
     drawn = drawn.loc[~(checked >= drawn_on)].reset_index(drop=True)  # NaT compares False
     if drawn.empty:
