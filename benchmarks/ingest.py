@@ -1,11 +1,14 @@
 """Ingest benchmark: demo equipment → embedded store and/or PostGIS, seconds per stage.
 
     python benchmarks/ingest.py --equipment 100000 --equipment 1000000 \
-        --store embedded --store postgis
+        --store embedded --store postgis [--scope 410000]
 
 Each run generates (or reuses) the seeded demo province under var/bench/, ingests every file
 into a fresh store, and prints the per-stage seconds from the ingest report (read,
-validate, datum, geocode, join, h3, polygons, officers, references, fingerprint, write).
+validate, datum, geocode, join, h3, polygons, officers, references, scope — the checks of
+the uploader's region and of the hazard loop against the store —, fingerprint, audit,
+write). ``--scope 410000`` loads as a province regulator's upload does (every row checked
+against the region, where it is and where the store has it).
 The PostGIS run uses $RISKMAP_TEST_DATABASE_URL (or starts one with scripts/postgis.sh) and
 a fresh database ``riskmap_bench``. A second identical ingest is timed too (all unchanged).
 """
@@ -25,12 +28,13 @@ import psycopg
 
 from data.demo import generate
 from service.ingest.pipeline import IngestOptions, ingest
+from service.ingest.write_scope import WriteScope
 from service.store.base import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "var" / "bench"
 STAGES = ("read", "validate", "datum", "geocode", "join", "h3", "polygons", "officers",
-          "references", "fingerprint", "write")
+          "references", "scope", "fingerprint", "audit", "write")
 
 
 def demo_files(n: int) -> list[str]:
@@ -56,7 +60,7 @@ def postgis_url() -> str:
     return f"{base}/riskmap_bench"
 
 
-def run(kind: str, n: int) -> dict:
+def run(kind: str, n: int, scope: str | None = None) -> dict:
     files = demo_files(n)
     if kind == "embedded":
         url = str(BENCH / f"store-{n}")
@@ -67,25 +71,28 @@ def run(kind: str, n: int) -> dict:
     with open_store(url) as store:
         for attempt in ("first", "again"):
             t = time.perf_counter()
-            report = ingest(files, store, IngestOptions())
+            report = ingest(files, store, IngestOptions(
+                scope=WriteScope(scope) if scope else None))
             total = time.perf_counter() - t
             results[attempt] = {"total": round(total, 2), **report["timings"],
                                 "read_rows": report["read"], "inserted": report["inserted"],
                                 "unchanged": report["unchanged"], "rejected": report["rejected"]}
-            print(f"{kind:8} n={n:>9,} {attempt:5} total {total:6.1f} s  " + "  ".join(
-                f"{s} {report['timings'].get(s, 0):.1f}" for s in STAGES))
-    return {"store": kind, "equipment": n, **results}
+            stages = "  ".join(f"{s} {report['timings'].get(s, 0):.1f}" for s in STAGES)
+            print(f"{kind:8} n={n:>9,} {scope or '':6} {attempt:5} total {total:6.1f} s  "
+                  + stages)
+    return {"store": kind, "equipment": n, "scope": scope, **results}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--equipment", type=int, action="append")
     parser.add_argument("--store", choices=["embedded", "postgis"], action="append")
+    parser.add_argument("--scope", help="load as the regulator of this adcode uploads")
     parser.add_argument("--out", type=Path, default=BENCH / "ingest-results.json")
     args = parser.parse_args()
     sizes = args.equipment or [100_000]
     stores = args.store or ["embedded"]
-    rows = [run(kind, n) for n in sizes for kind in stores]
+    rows = [run(kind, n, args.scope) for n in sizes for kind in stores]
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores",
             "python": platform.python_version(), "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

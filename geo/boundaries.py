@@ -132,6 +132,24 @@ def locate(lon: np.ndarray, lat: np.ndarray,
     return pd.DataFrame(out)
 
 
+def intersecting_counties(geoms: np.ndarray,
+                          provinces: list[str] | None = None) -> pd.DataFrame:
+    """Every (``index`` of a geometry, ``county_adcode``) pair where the geometry
+    intersects the county: a grid cell on a border belongs to both sides. A geometry
+    outside every county has no pair."""
+    geoms = np.asarray(geoms, dtype=object)
+    counties, attrs = _county_index(province_codes(provinces))
+    if not len(geoms) or not len(counties):
+        return pd.DataFrame({"index": np.zeros(0, dtype=np.int64),
+                             "county_adcode": pd.array([], dtype="string")})
+    county_idx, geom_idx = shapely.STRtree(geoms).query(counties, predicate="intersects")
+    order = np.lexsort((county_idx, geom_idx))
+    return pd.DataFrame({
+        "index": geom_idx[order].astype(np.int64),
+        "county_adcode": pd.array(attrs["county_adcode"].to_numpy(dtype=object)[
+            county_idx[order]], dtype="string")})
+
+
 @lru_cache(maxsize=16)
 def _representative_points(level: str, codes: tuple[str, ...]) -> gpd.GeoDataFrame:
     gdf = load_boundaries(list(codes), level=level)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import errors
+from service.body_limit import BodyLimit
 from service.routes import (
     cells,
     draws,
@@ -18,10 +19,12 @@ from service.routes import (
     ogc,
     pages,
     profiles,
+    session,
     tiles,
     uploads,
     work,
 )
+from service.security_headers import SecurityHeaders
 from service.settings import Settings
 from service.store.base import open_store
 from web.map import STATIC_DIR
@@ -42,9 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="riskmap 特种设备双重预防区域风险地图", version="0.1.0",
                   lifespan=lifespan)
     errors.register(app)
+    # bodies bounded while they stream; uploads up to their own limit (and a form's framing)
+    app.add_middleware(BodyLimit, limits={
+        "/api/ingest": settings.max_upload_mb * 2**20 + uploads.CHUNK})
+    # added last, so outermost: its headers go on every response, the 413s above included
+    app.add_middleware(SecurityHeaders)  # CSP with a per-request nonce, nosniff, …
     app.include_router(health.router)
     app.include_router(cells.router)
     app.include_router(layers.router)
+    app.include_router(session.router)
     app.include_router(pages.router)
     app.include_router(work.router)
     app.include_router(exports.router)

@@ -3,7 +3,11 @@
 A token is shown once, when the user is made, and stored only as an HMAC-SHA256 of it
 keyed by the server's pepper (``RISKMAP_TOKEN_PEPPER``), so a copy of the store does not
 give anyone a working token. A request names its caller with ``Authorization: Bearer …``
-or, for the map page in a browser, the ``riskmap_token`` cookie set by ``/login``.
+or, in a browser, the ``riskmap_session`` cookie that ``/login`` sets: a random session id
+(stored only as its keyed hash) that ends after ``SESSION_IDLE`` unused, after
+``SESSION_MAX`` in all, at ``/logout`` and when the user is disabled. The token itself never
+goes into a cookie. A state-changing request authenticated by the cookie must carry the
+session's CSRF token in ``X-CSRF-Token`` (SameSite=Strict is not relied on alone).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -25,10 +29,15 @@ from fastapi import Depends, Request
 
 from geo.boundaries import load_boundaries
 from service.deps import SettingsDep, StoreDep
-from service.store.base import Store, User
+from service.store.base import Session, Store, User
 
-COOKIE = "riskmap_token"
+COOKIE = "riskmap_session"
+CSRF_HEADER = "x-csrf-token"
 TOKEN_PREFIX = "rmk_"
+SESSION_IDLE = timedelta(hours=8)   # a working day's pause ends the session
+SESSION_MAX = timedelta(hours=12)   # and no session outlives a long working day
+TOUCH_EVERY = timedelta(minutes=5)  # last use is recorded at most this often (idle ± 5 min)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Role(StrEnum):
@@ -109,19 +118,30 @@ def create_user(store: Store, *, name: str, role: Role, scope: str | None, peppe
     return user, token
 
 
-def token_of(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return None
 
 
 def current_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Principal:
-    token = token_of(request)
-    if not token:
+    pepper = settings.token_pepper.get_secret_value()
+    token = bearer_token(request)
+    if token:
+        return _token_caller(store, hash_token(token, pepper))
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         raise Unauthorized("需要登录：请提供 Bearer 令牌")
-    token_hash = hash_token(token, settings.token_pepper.get_secret_value())
+    caller = _session_caller(store, hash_token(session_id, pepper))
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, ""), csrf_token(session_id, pepper)):
+        raise Forbidden("缺少或错误的 CSRF 令牌（X-CSRF-Token），请刷新页面后重试")
+    return caller
+
+
+def _token_caller(store: Store, token_hash: str) -> Principal:
     known = _VERIFIED.get(store, token_hash)
     if known is not None:
         return known
@@ -131,6 +151,50 @@ def current_caller(request: Request, store: StoreDep, settings: SettingsDep) -> 
     caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
     _VERIFIED.put(store, token_hash, caller)
     return caller
+
+
+def _session_caller(store: Store, session_hash: str) -> Principal:
+    """The caller of a live session; its last use is recorded every TOUCH_EVERY."""
+    key = "session:" + session_hash
+    known = _VERIFIED.get(store, key)
+    if known is not None:
+        return known
+    found = store.session_user(session_hash)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if found is None or not _alive(found[0], now):
+        raise Unauthorized("登录已过期，请重新登录")
+    session, user = found
+    if now - session.last_seen >= TOUCH_EVERY:
+        store.touch_session(session_hash, now)
+    caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
+    _VERIFIED.put(store, key, caller)
+    return caller
+
+
+def _alive(session: Session, now: datetime) -> bool:
+    return (not session.ended and now < session.expires_at
+            and now - session.last_seen < SESSION_IDLE)
+
+
+def start_session(store: Store, user: User, pepper: str) -> str:
+    """A new session for ``user``; returns its id (for the cookie, stored only hashed)."""
+    session_id = secrets.token_urlsafe(32)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    store.add_session(Session(hash_token(session_id, pepper), user.user_id, now, now,
+                              now + SESSION_MAX))
+    return session_id
+
+
+def end_session(store: Store, session_id: str, pepper: str) -> None:
+    session_hash = hash_token(session_id, pepper)
+    store.end_session(session_hash)
+    _VERIFIED.forget(store, "session:" + session_hash)
+
+
+def csrf_token(secret: str, pepper: str) -> str:
+    """The CSRF token that goes with a session id (or a login form's nonce): derived, so
+    the server keeps nothing more, and useless without the cookie it belongs to."""
+    return hmac.new(pepper.encode(), b"csrf:" + secret.encode(), hashlib.sha256).hexdigest()
 
 
 class VerifiedTokens:
@@ -149,6 +213,10 @@ class VerifiedTokens:
         with self._lock:
             hit = self._items.get(store, {}).get(token_hash)
         return hit[1] if hit and hit[0] > time.monotonic() else None
+
+    def forget(self, store: object, token_hash: str) -> None:
+        with self._lock:
+            self._items.get(store, {}).pop(token_hash, None)
 
     def put(self, store: object, token_hash: str, caller: Principal) -> None:
         with self._lock:

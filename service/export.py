@@ -16,6 +16,7 @@ import pandas as pd
 import pyogrio
 
 from layers.registry import ALL, LayerSpec
+from service import tabular
 from service.geojson import CRS_URI, OutputCrs, features, output_geometries
 from service.store.base import Store
 from service.store.query import Condition, LayerQuery
@@ -94,7 +95,7 @@ def csv_chunks(store: Store, spec: LayerSpec, where: tuple[Condition, ...],
     """UTF-8 CSV with a BOM (Excel reads Chinese), points as lon/lat, polygons as WKT."""
     header = True
     for frame in pages(store, spec, where):
-        text = _plain_frame(frame, spec, crs).to_csv(index=False, header=header)
+        text = tabular.to_csv(_plain_frame(frame, spec, crs), header=header)
         yield ("\ufeff" + text).encode("utf-8") if header else text.encode("utf-8")
         header = False
     if header:  # nothing selected: still the header row

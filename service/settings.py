@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
     rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
     environment: Literal["development", "production"] = "development"
+    trust_proxy: bool = Field(False, description="Believe X-Forwarded-Proto from a reverse "
+                              "proxy in front (the login cookie is then Secure behind HTTPS)")
     token_pepper: SecretStr = Field(SecretStr(DEV_PEPPER),
                                     description="Key of the token hashes (HMAC-SHA256)")
 

@@ -4,16 +4,10 @@ once layers are built, the risk map with its overlays."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page
 
 from data.demo import generate
@@ -24,32 +18,17 @@ from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
 from service.store.base import open_store
 from tests import ingest_files as f
+from tests.servers import browser_page, serving
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(root):
-    """Serve the store at ``root`` with an admin user; returns url, token, server, thread."""
+def _admin_token(root) -> str:
     with open_store(str(root)) as store:
         _user, token = create_user(store, name="管理员", role=Role.ADMIN, scope=None,
                                    pepper=Settings().token_pepper.get_secret_value(),
                                    provinces=["410000", "610000"])
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(store=str(root))),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", token, server, thread
+    return token
 
 
 @pytest.fixture()
@@ -57,10 +36,9 @@ def served_map(tmp_path):
     root = tmp_path / "store"
     with open_store(str(root)) as store:
         ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
-    url, token, server, thread = _serve(root)
-    yield url, token
-    server.should_exit = True
-    thread.join(timeout=10)
+    token = _admin_token(root)
+    with serving(create_app(Settings(store=str(root)))) as (url, _port):
+        yield url, token
 
 
 @pytest.fixture()
@@ -73,17 +51,9 @@ def served_risk_map(tmp_path):
         ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
                IngestOptions())
         run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
-    url, token, server, thread = _serve(root)
-    yield url, token, root
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _need_chromium() -> None:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium missing: scripts/chromium.sh installs it")
-        pytest.skip("chromium not installed (scripts/chromium.sh)")
+    token = _admin_token(root)
+    with serving(create_app(Settings(store=str(root)))) as (url, _port):
+        yield url, token, root
 
 
 @contextlib.contextmanager
@@ -91,14 +61,7 @@ def map_page(served: tuple) -> Iterator[tuple[Page, list[str]]]:
     """Debian's chromium logged in on the served map (the login form sets the token
     cookie), the map loaded; yields the page and its script errors."""
     url, token = served[:2]
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
+    with browser_page() as page:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{url}/map", wait_until="domcontentloaded")
@@ -107,7 +70,6 @@ def map_page(served: tuple) -> Iterator[tuple[Page, list[str]]]:
         page.click("button[type=submit]")
         page.wait_for_selector(".leaflet-container", timeout=15_000)
         yield page, errors
-        browser.close()
 
 
 def test_map_draws_cells_and_counties(served_map, tmp_path):

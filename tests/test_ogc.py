@@ -5,19 +5,16 @@ parameters as 400/404, and OWSLib's client against a live server."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import owslib.ogcapi
 import pytest
-import uvicorn
 from owslib.ogcapi.features import Features
 
 from layers.registry import LAYERS
 from service.app import create_app
 from service.settings import Settings
+from tests.servers import serving
 
 pytestmark = pytest.mark.slow
 
@@ -287,27 +284,11 @@ def test_a_datetime_is_accepted_and_filters_nothing(api):
 
 # a real client -----------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(api) -> Iterator[str]:
     """The app on the same store, served by uvicorn on 127.0.0.1 in a thread."""
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(store=api["url"])),
-                                           host="127.0.0.1", port=_free_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(Settings(store=api["url"]))) as (url, _port):
+        yield url
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ from service.ogc import CRS_LIST
 pytestmark = pytest.mark.slow
 
 # admin reaches every branch of every endpoint; a county regulator and a grid officer take
-# the scoped paths (adcode prefixes, their cells) and the refusals of the others
-WHO = ["admin", "county", "officer"]
+# the scoped paths (adcode prefixes, their cells) and the refusals of the others; a province
+# regulator takes the scoped writes (uploads, draws, checks), a park admin the park's paths
+WHO = ["admin", "province", "county", "officer", "park"]
 EXAMPLES = 15
 
 

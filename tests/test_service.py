@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import h3
 import pytest
@@ -92,7 +93,8 @@ def test_map_shows_only_provinces_holding_data(store_factory, tmp_path):
     store.close()
     with TestClient(create_app(Settings(store=url))) as c:
         assert "/login" in str(c.get("/map").url)  # no token: the login page
-        c.cookies.set("riskmap_token", token)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+        c.post("/login", data={"token": token, "csrf": csrf})  # a session cookie
         html = c.get("/map").text
     assert "410105" in html and "610113" not in html
 

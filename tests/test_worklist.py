@@ -92,8 +92,9 @@ def test_the_hazard_loop_moves_one_step_at_a_time_and_is_audited(api):
     assert closed.status_code == 200 and closed.json()["closed_on"] == TODAY
     audit = call(api, "admin", "GET", "/api/audit",
                  params={"entity_id": hazard["hazard_id"]}).json()
-    assert audit["count"] == 2
-    latest, first = audit["entries"]
+    assert audit["count"] == 3  # the two transitions, and the ingest that registered it
+    latest, first, registered = audit["entries"]
+    assert registered["action"] == "hazard.ingest" and registered["before"] is None
     assert first["before"]["status"] == "已登记" and first["after"]["status"] == "整改中"
     assert latest["after"]["status"] == "已销号" and "王检验" in latest["note"]
     assert latest["actor"] and latest["at"]
@@ -255,7 +256,9 @@ def test_a_remembered_worklist_follows_a_new_check(api):
 
 
 def test_units_drawn_at_random_stay_on_the_worklist_until_checked(api):
-    r = call(api, "county", "POST", "/api/random-draws", json={
+    # drawn by the administrator: the demo's officer works in another city, and a
+    # regulator may only name inspectors who work in their own region
+    r = call(api, "admin", "POST", "/api/random-draws", json={
         "region": api["county"], "size": 8, "seed": 11, "inspectors": [api["officer"]]})
     assert r.status_code == 201, r.text
     draw = r.json()
@@ -297,3 +300,4 @@ def test_a_check_dated_before_2000_is_refused(api):
     r = call(api, "officer", "POST", "/api/checks", json={
         "credit_code": unit, "checked_on": "0001-01-01", "result": "符合"})
     assert r.status_code == 422 and "2000-01-01" in r.text
+

@@ -3,20 +3,27 @@
 No rules here: the cells arrive counted (from ``layers``), this module only draws them.
 Leaflet is served from ``/static`` (vendored), so the page works on an intranet without a
 CDN; only the basemap tiles come from outside.
+
+Every value that comes from data is HTML-escaped (:func:`escape_text`) before folium
+serialises it: folium's tooltips put property values into ``innerHTML``. The page is then
+stamped with the response's CSP nonce (:func:`with_nonce`).
 """
 
 from __future__ import annotations
 
 import html
 import itertools
+import re
 from pathlib import Path
 from string import Template
 
 import folium
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from branca.element import MacroElement
 from folium.plugins import VectorGridProtobuf
+from geopandas.array import GeometryDtype
 from jinja2 import Template as JinjaTemplate
 
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
@@ -47,6 +54,79 @@ def class_breaks(counts: np.ndarray) -> list[int]:
 def colour_of(count: float, breaks: list[int]) -> str:
     i = int(np.searchsorted(breaks[1:-1], count, side="right"))
     return PALETTE[min(i, len(PALETTE) - 1)]
+
+
+# ---------------------------------------------------------------------- data into HTML
+
+def _escape_value(value: object) -> object:
+    """One cell of a text column, HTML-escaped (quotes too); nulls, numbers and booleans
+    as they are; anything else (a date, a list) as its escaped text."""
+    if isinstance(value, str):
+        return html.escape(value)
+    if value is None or isinstance(value, bool | int | float | np.number | np.bool_):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return value
+    return html.escape(str(value))
+
+
+def _is_text(dtype: object) -> bool:
+    if isinstance(dtype, GeometryDtype):  # its kind is "O" too
+        return False
+    if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype):
+        return True
+    return getattr(dtype, "kind", None) in ("O", "S", "U", "T")
+
+
+def escape_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text column (object, string, categorical) HTML-escaped,
+    ready to serialise for folium. Its tooltips build their table as a string and set it
+    as ``innerHTML``, so a value like ``<img src=x onerror=...>`` would run as script.
+    Numbers, booleans and the geometry need nothing. The escaped values are for HTML
+    sinks only: text set with ``textContent`` would show the entities."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if not _is_text(column.dtype):
+            continue
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            column = column.astype(object)
+        out[name] = pd.Series(
+            [_escape_value(v) for v in column.to_numpy(dtype=object)],
+            index=out.index, dtype=object)
+    return out
+
+
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,}")
+_SCRIPT_OPEN = re.compile(r"<script(?=[\s/>])", re.IGNORECASE)
+_ANY_SCRIPT = re.compile(r"<script", re.IGNORECASE)
+_HAS_NONCE = re.compile(r"<script\b[^>]*\bnonce\s*=", re.IGNORECASE)
+
+
+def with_nonce(page: str, nonce: str) -> str:
+    """``page`` with ``nonce="…"`` on every ``<script`` tag, for the response's CSP.
+
+    folium renders its script tags from templates we do not own, so the nonce is stamped
+    onto the rendered page. That is safe ONLY because every value from data was escaped
+    first (:func:`escape_text` for the layers, ``html.escape`` for the legend and titles):
+    no ``<`` from data reaches the page, so each ``<script`` in it is one that folium or
+    this module emitted. Fails closed: a nonce that is not URL-safe base64, a script tag
+    that already has a nonce, or a ``<script`` left unstamped raises ValueError.
+    """
+    if not _NONCE.fullmatch(nonce):
+        raise ValueError("a CSP nonce is URL-safe base64 (secrets.token_urlsafe)")
+    if _HAS_NONCE.search(page):
+        raise ValueError("the page already carries a script nonce")
+    stamp = f'<script nonce="{nonce}"'
+    stamped = _SCRIPT_OPEN.sub(stamp, page)
+    if len(_ANY_SCRIPT.findall(stamped)) != stamped.count(stamp):
+        raise ValueError("a <script in the page could not be stamped with the nonce")
+    return stamped
+
+
+def _geojson(frame: gpd.GeoDataFrame) -> str:
+    """The one way a layer reaches the page: text escaped, then GeoJSON for folium."""
+    return escape_text(frame).to_json(drop_id=True)
 
 
 def _legend(breaks: list[int], resolution: int, resolutions: list[int]) -> str:
@@ -81,13 +161,13 @@ def _boundaries(fmap: folium.Map, counties: gpd.GeoDataFrame,
                 provinces: gpd.GeoDataFrame) -> None:
     """County and province outlines, then the layer control (it lists what came before)."""
     folium.GeoJson(
-        counties[["adcode", "name", "geometry"]].to_json(drop_id=True),
+        _geojson(counties[["adcode", "name", "geometry"]]),
         name="区县边界",
         style_function=lambda _f: {"fill": False, "color": "#3b5b92", "weight": 0.8},
         tooltip=folium.GeoJsonTooltip(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
     ).add_to(fmap)
     folium.GeoJson(
-        provinces[["name", "geometry"]].to_json(drop_id=True), name="省界",
+        _geojson(provinces[["name", "geometry"]]), name="省界",
         style_function=lambda _f: {"fill": False, "color": "#1f2d4d", "weight": 2.5},
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
@@ -95,13 +175,15 @@ def _boundaries(fmap: folium.Map, counties: gpd.GeoDataFrame,
 
 def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
               provinces: gpd.GeoDataFrame, *, resolution: int,
-              resolutions: list[int] | None = None) -> str:
+              resolutions: list[int] | None = None, nonce: str) -> str:
+    """The plain count map (before the first build); ``nonce`` is the response's CSP
+    nonce, stamped onto the page's script tags."""
     fmap = _base_map(counties, provinces)
 
     breaks = class_breaks(cells["count"].to_numpy())
     if len(cells):
         folium.GeoJson(
-            cells.to_json(drop_id=True),
+            _geojson(cells),
             name=f"设备分布（H3 分辨率 {resolution}）",
             style_function=lambda f: {"fillColor": colour_of(f["properties"]["count"], breaks),
                                       "color": "#555", "weight": 0.3, "fillOpacity": 0.7},
@@ -110,7 +192,7 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
     _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
         _legend(breaks, resolution, resolutions or [resolution])))
-    return fmap.get_root().render()
+    return with_nonce(fmap.get_root().render(), nonce)
 
 
 # ------------------------------------------------------------------------- the risk map
@@ -144,17 +226,18 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
                    hazards: gpd.GeoDataFrame, parks: gpd.GeoDataFrame,
                    warnings: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
                    provinces: gpd.GeoDataFrame, *, resolution: int, resolutions: list[int],
-                   build_note: str) -> str:
+                   build_note: str, nonce: str) -> str:
     """The risk map from built layers: cells by level, hotspots, listed hazards, parks,
-    county warnings. Each arrives computed; this only draws it."""
+    county warnings. Each arrives computed; this only draws it. ``nonce`` is the
+    response's CSP nonce, stamped onto the page's script tags."""
     fmap = _base_map(counties, provinces)
 
     if len(cells):
         shown = cells.assign(level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
         folium.GeoJson(
-            shown[["h3", "max_level", "level_zh", "equipment", "n_red", "n_orange",
-                   "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
-                   "open_major_hazards", "overdue", "geometry"]].to_json(drop_id=True),
+            _geojson(shown[["h3", "max_level", "level_zh", "equipment", "n_red", "n_orange",
+                            "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
+                            "open_major_hazards", "overdue", "geometry"]]),
             name=f"网格风险（H3 分辨率 {resolution}）", style_function=_level_style,
             tooltip=folium.GeoJsonTooltip(
                 fields=["level_zh", "equipment", "n_red", "n_orange", "n_yellow", "n_blue",
@@ -165,8 +248,7 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
         ).add_to(fmap)
     if len(warnings):
         folium.GeoJson(
-            warnings[["name", "grade_zh", "grade_rank", "message", "geometry"]].to_json(
-                drop_id=True),
+            _geojson(warnings[["name", "grade_zh", "grade_rank", "message", "geometry"]]),
             name="风险提示·警示·预警（区县）", show=False,
             style_function=lambda f: {"fill": False, "weight": 1 + f["properties"]["grade_rank"],
                                       "color": ["#999", "#fdae61", "#f46d43", "#a50026"][
@@ -176,8 +258,8 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
         ).add_to(fmap)
     if len(hotspots):
         folium.GeoJson(
-            hotspots[["h3", "serious_hazards", "equipment", "q_value", "regional",
-                      "unit_count", "geometry"]].to_json(drop_id=True),
+            _geojson(hotspots[["h3", "serious_hazards", "equipment", "q_value", "regional",
+                               "unit_count", "geometry"]]),
             name="严重隐患聚集区（热点）",
             style_function=lambda _f: {"fillColor": "#7a0177", "color": "#7a0177",
                                        "weight": 1.5, "fillOpacity": 0.35},
@@ -187,8 +269,8 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
         ).add_to(fmap)
     if len(parks):
         folium.GeoJson(
-            parks[["name", "rank", "units", "equipment", "open_major_hazards", "overdue",
-                   "geometry"]].to_json(drop_id=True),
+            _geojson(parks[["name", "rank", "units", "equipment", "open_major_hazards",
+                            "overdue", "geometry"]]),
             name="园区（一园一策）", show=False,
             style_function=lambda _f: {"fill": False, "color": "#08519c", "weight": 1.5,
                                        "dashArray": "4 3"},
@@ -200,9 +282,9 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
     if len(listed):
         group = folium.FeatureGroup(name="挂牌督办重大隐患")
         folium.GeoJson(
-            listed[["hazard_id", "unit_name", "description", "deadline", "past_deadline",
-                    "geometry"]].assign(deadline=listed["deadline"].astype(str)).to_json(
-                drop_id=True),
+            _geojson(listed[["hazard_id", "unit_name", "description", "deadline",
+                             "past_deadline", "geometry"]].assign(
+                deadline=listed["deadline"].astype(str))),
             marker=folium.CircleMarker(radius=4, color="#67000d", fill=True, fill_opacity=0.9,
                                        weight=1),
             tooltip=folium.GeoJsonTooltip(
@@ -214,7 +296,7 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
     _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
         _level_legend(resolution, resolutions, build_note)))
-    return fmap.get_root().render()
+    return with_nonce(fmap.get_root().render(), nonce)
 
 
 # Leaflet.VectorGrid style of the equipment tiles: pieces by level; H3 cells (a tile too
@@ -264,8 +346,10 @@ class _EquipmentPopup(MacroElement):
         }
         L.popup({maxWidth: 360}).setLatLng(e.latlng).setContent(table).openOn(map);
       })
-      .catch(function (status) {
-        L.popup().setLatLng(e.latlng).setContent("无法读取设备（" + status + "）").openOn(map);
+      .catch(function (status) {  // as text: an Error's message may quote the response
+        var note = document.createElement("span");
+        note.textContent = "无法读取设备（" + status + "）";
+        L.popup().setLatLng(e.latlng).setContent(note).openOn(map);
       });
   });
 })({{ this._parent.get_name() }}, {{ this._parent._parent.get_name() }});
@@ -292,20 +376,3 @@ def _equipment_tiles(fmap: folium.Map) -> None:
     layer.default_js = [("vectorGrid", VECTORGRID)]  # vendored: no CDN on an intranet
     layer.add_to(fmap)
     layer.add_child(_EquipmentPopup(POINTS_FROM_ZOOM))
-
-
-def build_login_page(next_path: str, error: str | None = None) -> str:
-    """A minimal login form: the token goes into an HttpOnly cookie for the map page."""
-    message = f'<p style="color:#b10026">{html.escape(error)}</p>' if error else ""
-    return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>riskmap 登录</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font:15px/1.6 sans-serif;max-width:420px;margin:12vh auto;padding:0 16px">
-<h1 style="font-size:20px">特种设备区域风险地图 · 登录</h1>
-<p>请输入管理员分配的访问令牌（<code>riskmap users add</code> 生成）。</p>{message}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{html.escape(next_path, quote=True)}">
-<label>访问令牌<br><input name="token" type="password" autocomplete="off" required
- minlength="8" style="width:100%;padding:6px"></label>
-<p><button type="submit" style="padding:6px 18px">登录</button></p>
-</form></body></html>"""

@@ -1,16 +1,19 @@
-"""One ingest batch: read → validate → locate → de-duplicate → check references →
-fingerprint → write (one transaction) → report.
+"""One ingest batch: read → validate → locate → de-duplicate → check references → check
+the uploader's scope and the hazard loop against the store → fingerprint → write (one
+transaction, audited) → report.
 
 Every stage works on whole frames of one file (a partition of rows), so a later
 distributed runner can map the per-file stages over partitions and reduce at the
-de-duplication and reference checks, which need the whole batch."""
+de-duplication and reference checks, which need the whole batch. The checks against the
+store are made again when the store changed under them before the write (a change
+through the service meanwhile): the write refuses a batch whose checks no longer hold."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,17 +24,21 @@ import pyarrow.compute as pc
 
 from geo.datum import parse_datum
 from geo.geocode import CountyGeocoder, Geocoder
-from service.ingest import polygons
+from service.ingest import hazard_loop, polygons
+from service.ingest.audit import audit_entries
 from service.ingest.locate import LocateOptions, locate_points
 from service.ingest.officers import expand_officer_cells
+from service.ingest.prepared import Batches, Prepared
 from service.ingest.read import FileRejected, RawTable, read_file
 from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
 from service.ingest.report import build_report
 from service.ingest.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
+from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
-from service.store.base import Batch, Store, pandas_dtype
+from service.ingest.write_scope import WriteScope, check_write_scope, positions
+from service.store.base import Batch, ConflictError, Store, pandas_dtype
 from service.store.tables import LINKS, META, TABLES
 
 # Order in which kinds are prepared: referenced kinds before the kinds that refer to them.
@@ -41,6 +48,7 @@ ORDER = (Kind.PARKS, Kind.VENUES, Kind.UNITS, Kind.EQUIPMENT, Kind.HAZARDS, Kind
 REFERENCES = ((Kind.HAZARDS, "registration_code", Kind.EQUIPMENT, Reason.UNKNOWN_EQUIPMENT),
               (Kind.CHECKS, "credit_code", Kind.UNITS, Reason.UNKNOWN_UNIT))
 NOT_HASHED = {c for c, _ in META} | {c for c, _ in LINKS}
+ATTEMPTS = 3  # checks against the store, made again when it changed before the write
 
 
 @dataclass
@@ -52,14 +60,11 @@ class IngestOptions:
     max_bytes: int | None = None
     geocoder: Geocoder | None = None
     progress: Callable[[str], None] | None = None
-
-
-@dataclass
-class Prepared:
-    raw: RawTable
-    parsed: pd.DataFrame
-    officer_cells: pd.DataFrame | None = None
-    rejected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # who loads the batch (named in the audit trail) and the region they may write (None:
+    # an administrator, anything within ``provinces``)
+    actor: str = "cli"
+    scope: WriteScope | None = None
+    today: date | None = None  # dates later than this are rejected (default: today)
 
 
 def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) -> dict:
@@ -67,17 +72,40 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
     started = datetime.now(UTC).replace(tzinfo=None)
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     step = options.progress or (lambda _msg: None)
-    default_datum = parse_datum(options.default_crs) if options.default_crs else None
-    geocoder = options.geocoder or CountyGeocoder(options.provinces)
     timer = StageTimer()
-    locate_opts = LocateOptions(options.h3_resolution, options.provinces, default_datum, geocoder,
-                                timer)
     log = RejectLog()
     files: list[dict] = []
-    prepared: dict[Kind, list[Prepared]] = {k: [] for k in Kind}
-
-    raws: list[RawTable] = []
     paths = list(dict.fromkeys(str(p) for p in paths))  # the same file twice is read once
+    raws = _read_all(paths, options, log, files, timer, step)
+    prepared = _prepare(raws, options, log, timer, step)
+    for attempt in range(1, ATTEMPTS + 1):
+        mark = log.mark()
+        # the hazard checks fill empty lifecycle fields from the store: start again from
+        # the rows as read
+        originals = {id(i): i.parsed.copy() for i in prepared[Kind.HAZARDS]}
+        step("查重与关联校验")
+        batch, per_kind = _checked_batch(prepared, store, options, log, batch_id, started,
+                                         paths, files, raws, timer)
+        step("写入数据库")
+        try:
+            with timer("write"):
+                counts = store.write_batch(batch)
+            break
+        except ConflictError:
+            if attempt == ATTEMPTS:
+                raise
+            log.rollback(mark)  # the store changed meanwhile: check again
+            for item in prepared[Kind.HAZARDS]:
+                item.parsed = originals[id(item)]
+    rejects = log.rejects()
+    report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts)
+    report["timings"] = timer.as_dict()
+    return report
+
+
+def _read_all(paths: list[str], options: IngestOptions, log: RejectLog, files: list[dict],
+              timer: StageTimer, step: Callable[[str], None]) -> list[RawTable]:
+    raws: list[RawTable] = []
     for path in paths:
         step(f"读取 {Path(path).name}")
         try:
@@ -91,7 +119,18 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
         log.add_malformed(raw.path, raw.kind, raw.malformed)
         files.append({"path": raw.path, "kind": str(raw.kind), "rows": len(raw.frame),
                       "encoding": raw.encoding, "ignored_columns": raw.ignored_columns})
+    return raws
 
+
+def _prepare(raws: list[RawTable], options: IngestOptions, log: RejectLog, timer: StageTimer,
+             step: Callable[[str], None]) -> Batches:
+    """Each file on its own: validate, place on the map, check its dates."""
+    default_datum = parse_datum(options.default_crs) if options.default_crs else None
+    geocoder = options.geocoder or CountyGeocoder(options.provinces)
+    locate_opts = LocateOptions(options.h3_resolution, options.provinces, default_datum, geocoder,
+                                timer)
+    today = options.today or date.today()
+    prepared: Batches = {k: [] for k in Kind}
     for raw in sorted(raws, key=lambda r: ORDER.index(r.kind)):
         step(f"校验 {Path(raw.path).name}")
         with timer("validate"):
@@ -109,32 +148,63 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
                 item.officer_cells = expand_officer_cells(raw, parsed, log,
                                                           options.h3_resolution,
                                                           options.provinces)
+        item.rejected = np.zeros(len(item.parsed), dtype=bool)
+        hazard_loop.check_dates(item, log, today)
         prepared[raw.kind].append(item)
+    return prepared
 
-    step("查重与关联校验")
+
+def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log: RejectLog,
+                   batch_id: str, started: datetime, paths: list[str], files: list[dict],
+                   raws: list[RawTable], timer: StageTimer
+                   ) -> tuple[Batch, dict[str, dict[str, int]]]:
+    """The batch as the store will hold it, after every check that reads the store."""
+    stored = StoredRows(store)
+    expect: dict[str, pd.DataFrame] = {}
     with timer("references"):
         _check_batch(prepared, store, log)
+    with timer("scope"):
+        if options.scope is not None:
+            check_write_scope(prepared, stored, log, options.scope, expect, options.provinces)
+        for item in prepared[Kind.HAZARDS]:
+            hazard_loop.check_hazard_rows(item, stored, log, expect)
+        for item in prepared[Kind.CHECKS]:
+            hazard_loop.check_check_rows(item, stored, log, expect)
     with timer("fingerprint"):
         frames = {str(k): _table_frame(k, items, batch_id, started)
                   for k, items in prepared.items() if items}
+    with timer("audit"):
+        audit = _audit(prepared, frames, stored, options.actor, batch_id, started)
     officer_cells = _officer_cells(prepared[Kind.OFFICERS])
     rejects = log.rejects()
-    store_rejects = _store_rejects(rejects, raws, batch_id)
     batch = Batch(batch_id, started, [str(p) for p in paths], frames, officer_cells,
-                  store_rejects)
+                  _store_rejects(rejects, raws, batch_id), audit=audit, expect=expect)
     per_kind = prepared_counts(prepared)
     batch.report = build_report(batch_id, files, per_kind, rejects, log.flags(), None)
-    step("写入数据库")
-    with timer("write"):
-        counts = store.write_batch(batch)
-    report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts)
-    report["timings"] = timer.as_dict()
-    return report
+    return batch, per_kind
 
 
-def _check_batch(prepared: dict[Kind, list[Prepared]], store: Store, log: RejectLog) -> None:
+def _audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRows,
+           actor: str, batch_id: str, started: datetime) -> pd.DataFrame | None:
+    """Audit entries of what the batch changes in hazards and checks."""
+    parts = []
+    for kind, target, column in ((Kind.HAZARDS, Kind.EQUIPMENT, "registration_code"),
+                                 (Kind.CHECKS, Kind.UNITS, "credit_code")):
+        frame = frames.get(str(kind))
+        if frame is None or frame.empty:
+            continue
+        where = positions(prepared, stored, target, frame[column])
+        parts.append(audit_entries(str(kind), frame, stored, where, actor, batch_id,
+                                   started))
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _check_batch(prepared: Batches, store: Store, log: RejectLog) -> None:
     """Batch-wide checks: duplicate keys across all files, then references to equipment
     and units (in this batch or already stored)."""
+    for item in (i for items in prepared.values() for i in items):
+        item.rejected = log.rejected_mask(item.raw.path, len(item.parsed))
     for kind, items in prepared.items():
         _reject_duplicates(kind, items, log)
     for item in (i for items in prepared.values() for i in items):
@@ -148,9 +218,7 @@ def _check_batch(prepared: dict[Kind, list[Prepared]], store: Store, log: Reject
             values = item.parsed[key]
             found = pc.is_in(_arrow_strings(values), value_set=known)
             unknown = values.notna().to_numpy() & ~found.to_numpy(zero_copy_only=False)
-            log.add(item.raw.path, kind, item.raw.rows, unknown & ~item.rejected, key, reason,
-                    values)
-            item.rejected |= unknown
+            item.reject(log, unknown, key, reason, values)
 
 
 def prepared_counts(prepared: dict[Kind, list[Prepared]]) -> dict[str, dict[str, int]]:
@@ -211,7 +279,7 @@ def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: date
         part["source_file"] = Path(item.raw.path).name
         part["source_row"] = item.raw.rows[keep]
         if kind == Kind.OFFICERS and item.officer_cells is not None:
-            counts = item.officer_cells.groupby("officer_id").size()
+            counts = item.officer_cells.cells.groupby("officer_id").size()
             part["cell_count"] = part["officer_id"].map(counts).fillna(0)
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
@@ -245,7 +313,8 @@ def _officer_cells(items: list[Prepared]) -> pd.DataFrame | None:
         if item.officer_cells is None:
             continue
         valid = item.parsed.loc[~item.rejected, "officer_id"]
-        parts.append(item.officer_cells[item.officer_cells["officer_id"].isin(valid)])
+        held = item.officer_cells.cells
+        parts.append(held[held["officer_id"].isin(valid)])
     if not parts:
         return None
     cells = pd.concat(parts, ignore_index=True).drop_duplicates()

@@ -28,6 +28,11 @@ class Reason(StrEnum):
     UNKNOWN_ADCODE = "unknown_adcode"
     BAD_DATE_ORDER = "bad_date_order"
     MALFORMED_ROW = "malformed_row"
+    FUTURE_DATE = "future_date"
+    OUT_OF_SCOPE = "out_of_scope"
+    BAD_TRANSITION = "bad_transition"
+    CONFLICT = "conflict"
+    TOO_MANY_CELLS = "too_many_cells"
 
 
 class Flag(StrEnum):
@@ -66,6 +71,14 @@ REASONS: dict[str, tuple[str, str]] = {
     Reason.BAD_DATE_ORDER: ("日期先后顺序不合理", "dates out of order"),
     Reason.MALFORMED_ROW: ("字段个数与表头不符，整行无法读取",
                            "wrong number of fields: the row cannot be read"),
+    Reason.FUTURE_DATE: ("日期晚于今天", "date is later than today"),
+    Reason.OUT_OF_SCOPE: ("不在您的管辖范围内，不能由您导入或修改",
+                          "outside the uploader's scope: not theirs to load or change"),
+    Reason.BAD_TRANSITION: ("隐患状态变更不符合闭环流程（已登记 → 整改中 → 已销号）",
+                            "hazard status change not allowed (已登记 → 整改中 → 已销号)"),
+    Reason.CONFLICT: ("与库中较新的记录冲突，未覆盖", "conflicts with a newer stored record; "
+                      "not overwritten"),
+    Reason.TOO_MANY_CELLS: ("网格员的网格单元过多", "too many grid cells for one officer"),
     Flag.LONLAT_SWAPPED: ("经纬度疑似填反，已自动交换",
                           "longitude/latitude apparently swapped; fixed"),
     Flag.GEOCODED_COUNTY: ("无坐标，按地址定位到区县代表点",

@@ -69,6 +69,14 @@ class RejectLog:
                 "code": "malformed_row", "reason_zh": zh, "reason_en": en,
                 "value": [t for _, t in rows], "index": -1}))
 
+    def mark(self) -> tuple[int, int]:
+        """A point to roll back to (checks against the store are re-run after a conflict)."""
+        return len(self._parts), len(self._flags)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        del self._parts[mark[0]:]
+        del self._flags[mark[1]:]
+
     def rejected_mask(self, path: str, n: int) -> np.ndarray:
         """Rows of ``path`` that have at least one reject so far."""
         mask = np.zeros(n, dtype=bool)

@@ -109,6 +109,8 @@ SCHEMAS: dict[Kind, tuple[Field, ...]] = {
               aliases=("隐患状态", "整改状态")),
         Field("deadline", "整改期限", FieldType.DATE, aliases=("整改期限日期",)),
         Field("closed_on", "销号日期", FieldType.DATE),
+        Field("verified_by", "验收人", aliases=("销号验收人", "核查人")),
+        Field("evidence", "整改情况", aliases=("整改措施", "销号依据", "整改说明")),
     ),
     Kind.CHECKS: (
         Field("check_id", "检查编号", FieldType.CODE, True, aliases=("检查记录编号",)),

@@ -10,15 +10,18 @@ from typing import Annotated
 import numpy as np
 import orjson
 from fastapi import APIRouter, Path
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from layers.registry import ALL
-from service.auth import Caller, Forbidden, Role, require
-from service.deps import StoreDep
+from service.auth import ADCODE_ROLES, Caller, Forbidden, Principal, Role, require
+from service.deps import SettingsDep, StoreDep
 from service.draws import METHOD, assign_inspectors, draw_units
 from service.errors import NotFound
+from service.ingest.write_scope import WriteScope
+from service.officers import known_officers, officers_in_region
 from service.scope import PREFIX, layer_scope
-from service.store.base import Change
+from service.store.base import Change, Store
 from service.store.query import Condition, LayerQuery
 
 router = APIRouter(prefix="/api/random-draws", tags=["random draws"])
@@ -30,8 +33,9 @@ class DrawRequest(BaseModel):
     region: str = Field(pattern=r"^\d{6}$", description="抽取范围（行政区划代码）")
     size: int = Field(ge=1, le=5000, description="抽取单位数")
     seed: int | None = Field(None, ge=0, lt=2**63, description="随机种子；不填则随机生成并公开")
-    inspectors: list[str] | None = Field(
-        None, max_length=500, description="检查人员编号（默认该区域的网格员）")
+    inspectors: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]] | None = Field(
+        None, max_length=500, description="检查人员：网格员编号或监管人员的用户编号，须在抽取"
+                                          "者辖区内（默认该区域的网格员）")
 
 
 def _prefix(adcode: str) -> str:
@@ -42,7 +46,8 @@ def _prefix(adcode: str) -> str:
 
 @router.post("", summary="随机抽取检查对象并随机派员（双随机）", status_code=201,
              dependencies=[require(Role.ADMIN, Role.REGULATOR)])
-def create_draw(caller: Caller, store: StoreDep, body: DrawRequest) -> dict:
+def create_draw(caller: Caller, store: StoreDep, settings: SettingsDep, body: DrawRequest
+                ) -> dict:
     region = _prefix(body.region)
     if caller.role == Role.REGULATOR and not region.startswith(_prefix(caller.scope or "")):
         raise Forbidden("抽取范围超出您的管辖区域")
@@ -54,8 +59,9 @@ def create_draw(caller: Caller, store: StoreDep, body: DrawRequest) -> dict:
     rng = np.random.default_rng(seed)
     drawn = draw_units(units, body.size, rng)
     officers = store.read("officers", ["officer_id", "county_adcode"])
-    pool = body.inspectors or sorted(officers.loc[officers["county_adcode"].fillna("")
-                                                  .str.startswith(region), "officer_id"])
+    pool = (_inspectors(store, caller, body.inspectors, settings.provinces)
+            if body.inspectors else sorted(officers.loc[officers["county_adcode"].fillna("")
+                                                        .str.startswith(region), "officer_id"]))
     cells = store.read("officer_cells", ["officer_id", "h3"])
     own = cells[cells["officer_id"].isin(pool)].groupby("officer_id")["h3"].agg(set).to_dict()
     inspectors = assign_inspectors(drawn, list(pool), own, rng)
@@ -78,6 +84,33 @@ def create_draw(caller: Caller, store: StoreDep, body: DrawRequest) -> dict:
             "result": orjson.dumps(result).decode()},
         actor=caller.user_id, action="draw.create", county_adcode=body.region))
     return publish(store, draw_id)
+
+
+def _inspectors(store: Store, caller: Principal, named: list[str], provinces: list[str]
+                ) -> list[str]:
+    """The named inspectors, each a known officer or enabled user who works within the
+    drawer's region (any known one for an administrator); else a 422 naming the others."""
+    wanted = list(dict.fromkeys(named))
+    users = {u.user_id: u for u in store.users() if not u.disabled}
+    officers = set(known_officers(store, [w.upper() for w in wanted])["officer_id"])
+    region = WriteScope(caller.scope or "") if caller.role == Role.REGULATOR else None
+    working = (officers_in_region(store, sorted(officers), region, provinces)
+               if region else officers)
+    pool, refused = [], []
+    for who in wanted:
+        user = users.get(who)
+        if who.upper() in working:
+            pool.append(who.upper())
+        elif user is not None and (region is None or (
+                Role(user.role) in ADCODE_ROLES and region.contains([user.scope])[0])):
+            pool.append(who)
+        else:
+            refused.append(who)
+    if refused:
+        raise RequestValidationError([{
+            "loc": ("body", "inspectors"), "type": "value_error",
+            "msg": f"不是您辖区内的网格员或监管人员：{'、'.join(refused[:20])}"}])
+    return pool
 
 
 @router.get("/{draw_id}", summary="公开抽取结果（无需登录）")

@@ -1,34 +1,27 @@
 """The interactive map page (folium), built from the store on request for the caller's
-scope, and the login page that gives a browser its token cookie."""
+scope (signing in and out: service/routes/session.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo.boundaries import load_boundaries
 from layers.cells import count_cells, provinces_with_data
 from layers.registry import ALL
-from service.auth import (
-    COOKIE,
-    Forbidden,
-    Principal,
-    Role,
-    Unauthorized,
-    current_caller,
-    hash_token,
-)
+from service.auth import Forbidden, Principal, Role, Unauthorized, current_caller
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter
 from service.routes.layers import scoped_cells
 from service.scope import layer_scope
+from service.security_headers import csp_nonce
 from service.settings import Settings
 from service.store.base import LayerBuild, Store, empty_layer
 from service.store.query import Condition, LayerQuery
-from web.map import build_login_page, build_map, build_risk_map
+from web.map import build_map, build_risk_map
 
 router = APIRouter(tags=["map"])
 MAP_RESOLUTIONS = (5, 6, 7)  # finer cells go out as vector tiles, not inline GeoJSON
@@ -37,40 +30,6 @@ MAP_RESOLUTIONS = (5, 6, 7)  # finer cells go out as vector tiles, not inline Ge
 @router.get("/", include_in_schema=False)
 def root() -> RedirectResponse:
     return RedirectResponse("/map")
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths (no open redirect to another host)."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/map"
-
-
-@router.get("/login", summary="登录页", response_class=HTMLResponse)
-def login_page(next: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
-    return HTMLResponse(build_login_page(_safe_next(next)))
-
-
-@router.post("/login", summary="以令牌登录（设置 Cookie）", response_class=HTMLResponse)
-def login(store: StoreDep, settings: SettingsDep,
-          token: Annotated[str, Form(min_length=8, max_length=200)],
-          next: Annotated[str | None, Form(max_length=200)] = None) -> HTMLResponse:
-    user = store.user_by_token_hash(hash_token(token.strip(),
-                                               settings.token_pepper.get_secret_value()))
-    if user is None:
-        return HTMLResponse(build_login_page(_safe_next(next), "令牌无效或已停用"),
-                            status_code=401)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
-                        secure=settings.environment == "production", max_age=12 * 3600)
-    return response  # type: ignore[return-value]
-
-
-@router.get("/logout", summary="退出登录", include_in_schema=False)
-def logout() -> RedirectResponse:
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
 
 
 @router.get("/map", summary="风险地图", response_class=HTMLResponse)
@@ -84,7 +43,8 @@ def risk_map(request: Request, store: StoreDep, settings: SettingsDep,
     res = resolution or settings.map_resolution
     build = store.layer_build()
     if build is not None:
-        return HTMLResponse(_risk_map(store, settings, caller, res, build))
+        return HTMLResponse(_risk_map(store, settings, caller, res, build,
+                                      csp_nonce(request)))
     if caller.role != Role.ADMIN:
         raise BadParameter("风险图层尚未生成（riskmap build）；生成前仅系统管理员可查看设备分布")
     if res not in {5, 6, 7, store.h3_resolution}:
@@ -94,7 +54,8 @@ def risk_map(request: Request, store: StoreDep, settings: SettingsDep,
     counties = load_boundaries(shown, level="county")
     provinces = load_boundaries(shown, level="province")
     page = build_map(cells, counties, provinces, resolution=res,
-                     resolutions=sorted({5, 6, 7, store.h3_resolution}))
+                     resolutions=sorted({5, 6, 7, store.h3_resolution}),
+                     nonce=csp_nonce(request))
     return HTMLResponse(page)
 
 
@@ -110,7 +71,7 @@ def _visible(store: Store, caller: Principal, layer: str,
 
 
 def _risk_map(store: Store, settings: Settings, caller: Principal, res: int,
-              build: LayerBuild) -> str:
+              build: LayerBuild, nonce: str) -> str:
     if res not in MAP_RESOLUTIONS:
         raise BadParameter(f"H3 分辨率须为 {'、'.join(map(str, MAP_RESOLUTIONS))} 之一")
     if caller.role == Role.ADMIN:
@@ -131,4 +92,4 @@ def _risk_map(store: Store, settings: Settings, caller: Principal, res: int,
         cells, _visible(store, caller, "hotspots"), _visible(store, caller, "hazards"),
         _visible(store, caller, "parks"), warnings, load_boundaries(shown, level="county"),
         load_boundaries(shown, level="province"), resolution=res,
-        resolutions=list(MAP_RESOLUTIONS), build_note=note)
+        resolutions=list(MAP_RESOLUTIONS), build_note=note, nonce=nonce)

@@ -1,15 +1,24 @@
-"""Registry files uploaded over HTTP go through the same ingest as the CLI, one batch."""
+"""Registry files uploaded over HTTP go through the same ingest as the CLI, one batch.
+
+The body is read only after the caller is known to be allowed to upload: the route declares
+no body parameters (FastAPI would read and spool a form before running any dependency) and
+parses the multipart stream itself, capped while it streams (service/body_limit.py). Every
+row is then checked against the uploader's region (service/ingest/write_scope.py), and the
+batch names the uploader in the audit trail.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from geo.datum import UnknownDatumError, parse_datum
@@ -18,71 +27,110 @@ from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter
 from service.ingest.pipeline import IngestOptions, ingest
 from service.ingest.schema import Kind
+from service.ingest.write_scope import WriteScope
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 CHUNK = 1 << 20
-NAME_BYTES = 200
+MAX_FILES = 50  # a bureau's export is a handful of files; each is a batch of its own rows
+FORM_FIELD_BYTES = 1 << 10  # ``kind`` and ``crs`` are a few characters
+NAME_CHARS = 255  # what a file system takes for a name; the report shows no longer one
+SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
+
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "台账文件，可多个（CSV/XLSX/GeoJSON/GeoPackage）"},
+        "kind": {"type": "string", "enum": [k.value for k in Kind],
+                 "description": "强制文件类型"},
+        "crs": {"type": "string", "maxLength": 32, "description": "文件默认坐标系"},
+    }}}}}
+
+
+def _shown_name(i: int, name: str) -> str:
+    """The uploaded file's name as the report shows it: no folders, no control characters,
+    at most NAME_CHARS (keeping the suffix)."""
+    name = "".join(c for c in Path(name).name if c.isprintable()) or f"upload-{i}"
+    if len(name) <= NAME_CHARS:
+        return name
+    suffix = Path(name).suffix[:16]
+    return name[:NAME_CHARS - len(suffix)] + suffix
 
 
 def _disk_name(i: int, name: str) -> str:
-    """The uploaded file's name on this server: no control characters (a NUL cannot be in a
-    path) and at most NAME_BYTES (file systems allow 255), keeping the suffix the reader
-    goes by."""
-    name = "".join(c for c in name if c.isprintable()) or f"upload-{i}"
-    suffix = Path(name).suffix
-    suffix = suffix if len(suffix.encode()) <= 16 else ""
-    stem = name.removesuffix(suffix) if suffix else name
-    budget = NAME_BYTES - len(f"{i:03d}-{suffix}".encode())
-    stem = stem.encode()[:budget].decode("utf-8", "ignore")
-    return f"{i:03d}-{stem}{suffix}"
+    """The file's name on this server: a number and the suffix the reader goes by, nothing
+    else of what the client sent."""
+    suffix = Path(name).suffix.lower()
+    return f"{i:03d}{suffix if SUFFIX.match(suffix) else ''}"
 
 
-def _too_large(limit_mb: int) -> HTTPException:
-    return HTTPException(413, f"上传文件合计超过 {limit_mb} MB 上限（RISKMAP_MAX_UPLOAD_MB）")
+def _invalid(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", field), "msg": message,
+                                    "type": "value_error"}])
+
+
+def _text_field(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(field, "须为文本字段")
+    return value.strip() or None
 
 
 @router.post("/ingest", summary="上传台账文件并导入（与命令行相同的报告）",
-             dependencies=[require(Role.ADMIN, Role.REGULATOR)])
-async def upload(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep,
-                 files: Annotated[list[UploadFile], File(description="台账文件，可多个")],
-                 kind: Annotated[Kind | None, Form(description="强制文件类型")] = None,
-                 crs: Annotated[str | None, Form(description="文件默认坐标系")] = None,
+             dependencies=[require(Role.ADMIN, Role.REGULATOR)],
+             openapi_extra={"requestBody": UPLOAD_BODY})
+async def upload(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep
                  ) -> dict:
     """Admins load anything within the configured provinces; a province regulator loads
-    their province (rows elsewhere are rejected as outside the region, and reported)."""
+    rows of their province only (others are rejected as ``out_of_scope`` and reported)."""
     if caller.role == Role.REGULATOR and caller.admin_level != "province":
         raise Forbidden("仅省级监管人员和系统管理员可导入台账")
     limit = settings.max_upload_mb * 2**20
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + CHUNK:
-        raise _too_large(settings.max_upload_mb)
-    if crs:
-        try:
-            parse_datum(crs)
-        except UnknownDatumError:
-            raise BadParameter(f"未知坐标系：{crs}") from None
     folder = Path(tempfile.mkdtemp(prefix="riskmap-upload-"))
     try:
-        paths, names, total = [], [], 0
-        for i, item in enumerate(files):
-            name = Path(item.filename or f"upload-{i}").name or f"upload-{i}"
-            target = folder / _disk_name(i, name)
-            with open(target, "wb") as out:
-                while chunk := await item.read(CHUNK):
-                    total += len(chunk)
-                    if total > limit:
-                        raise _too_large(settings.max_upload_mb)
-                    out.write(chunk)
-            paths.append(str(target))
-            names.append(name)
-        provinces = [caller.scope] if caller.role == Role.REGULATOR and caller.scope else (
-            settings.provinces)
-        options = IngestOptions(h3_resolution=settings.h3_resolution, provinces=provinces,
-                                default_crs=crs, kind=kind, max_bytes=limit)
+        async with request.form(max_files=MAX_FILES, max_fields=10,
+                                max_part_size=FORM_FIELD_BYTES) as form:
+            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            if not files:
+                raise _invalid("files", "至少上传一个文件")
+            kind_text = _text_field(form.get("kind"), "kind")
+            crs = _text_field(form.get("crs"), "crs")
+            paths, names = await _save(files, folder, limit)
+        try:
+            kind = Kind(kind_text) if kind_text else None
+        except ValueError:
+            raise _invalid("kind", f"须为 {'、'.join(k.value for k in Kind)} 之一") from None
+        if crs:
+            try:
+                parse_datum(crs)
+            except UnknownDatumError:
+                raise BadParameter(f"未知坐标系：{crs}") from None
+        scope = None if caller.role == Role.ADMIN else WriteScope(caller.scope or "")
+        options = IngestOptions(h3_resolution=settings.h3_resolution,
+                                provinces=settings.provinces, default_crs=crs, kind=kind,
+                                max_bytes=limit, actor=caller.user_id, scope=scope)
         report = await run_in_threadpool(ingest, paths, store, options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return _as_uploaded(report, dict(zip(paths, names, strict=True)))
+
+
+async def _save(files: list[UploadFile], folder: Path, limit: int
+                ) -> tuple[list[str], list[str]]:
+    """Copy the parsed parts into files of our own naming; (paths, names as sent)."""
+    paths, names, total = [], [], 0
+    for i, item in enumerate(files):
+        name = _shown_name(i, item.filename or "")
+        target = folder / _disk_name(i, name)
+        with open(target, "wb") as out:
+            while chunk := await item.read(CHUNK):
+                total += len(chunk)
+                if total > limit:  # the stream was capped already; this is belt and braces
+                    raise HTTPException(413, f"上传文件合计超过 {limit // 2**20} MB 上限")
+                out.write(chunk)
+        paths.append(str(target))
+        names.append(name)
+    return paths, names
 
 
 def _as_uploaded(report: dict, names: dict[str, str]) -> dict:

@@ -3,8 +3,7 @@ trail that records every change."""
 
 from __future__ import annotations
 
-import io
-import uuid
+import hashlib
 from datetime import date
 from typing import Annotated, Literal
 
@@ -13,12 +12,16 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from layers.registry import ALL
+from service import tabular
 from service.auth import Caller, Forbidden, Principal, Role, require
-from service.deps import StoreDep
+from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter, NotFound
+from service.ingest.write_scope import WriteScope
+from service.officers import known_officers, officers_in_region
 from service.scope import layer_scope, officer_cells
 from service.store.base import Change, ConflictError, Store
 from service.store.query import Condition, LayerQuery
@@ -27,12 +30,17 @@ from service.worklist import worklist
 router = APIRouter(prefix="/api", tags=["worklist"])
 WORKERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER, Role.PARK_ADMIN)
 CLOSERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER)
-# the closed loop of seed 002 二(一): 已登记 → 整改中 → 已销号, nothing else
+# the closed loop of 豫市监办〔2021〕55号 二（一）: 已登记 → 整改中 → 已销号; a regulator may
+# reopen a hazard closed by mistake (已销号 → 整改中, with the reason)
 TRANSITIONS = {("已登记", "整改中"), ("整改中", "已销号")}
+REOPEN = ("已销号", "整改中")
+# the same text whether a hazard is missing or outside the caller's scope
+HAZARD_NOT_FOUND = "未找到该隐患或不在您的管辖范围内"
 Format = Literal["json", "csv", "xlsx"]
 # dates a worklist is asked for, or a check or closing is recorded on: a register's era
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 Day = Annotated[date | None, Query(description=f"默认今天；{EARLIEST} 至 {LATEST}")]
+MAX_OFFSET = 10_000_000  # as for layer pages: far beyond any trail, within a bigint
 
 
 def _day(today: date | None) -> date:
@@ -60,11 +68,9 @@ def _respond(items: pd.DataFrame, fmt: Format, today: date, name: str) -> Respon
         columns=["kind"])
     table["期限"] = table["期限"].dt.strftime("%Y-%m-%d")
     if fmt == "csv":  # UTF-8 with BOM: Excel opens Chinese CSV correctly
-        return Response(table.to_csv(index=False).encode("utf-8-sig"), media_type="text/csv",
+        return Response(tabular.to_csv(table).encode("utf-8-sig"), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    buffer = io.BytesIO()
-    table.to_excel(buffer, index=False, sheet_name="工作清单", engine="xlsxwriter")
-    return Response(buffer.getvalue(), media_type=(
+    return Response(tabular.to_xlsx(table, "工作清单"), media_type=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
 
@@ -110,20 +116,27 @@ def cell_worklist(caller: Caller, store: StoreDep,
                     day, f"worklist-{cell}")
 
 
+def invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 naming the body field at fault."""
+    return RequestValidationError([{"loc": ("body", field), "msg": message,
+                                    "type": "value_error"}])
+
+
 class Transition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    from_status: Literal["已登记", "整改中"] = Field(
+    from_status: Literal["已登记", "整改中", "已销号"] = Field(
         alias="from", description="调用方看到的当前状态（乐观锁：已被他人改动则 409）")
     to: Literal["整改中", "已销号"]
-    evidence: str = Field(min_length=2, max_length=2000, description="整改情况或证据说明")
+    evidence: str = Field(min_length=2, max_length=2000,
+                          description="整改情况或证据说明；重新打开时为原因")
     closed_on: date | None = Field(None, description="销号日期（销号时必填）")
     verified_by: str | None = Field(None, min_length=1, max_length=100,
                                     description="验收人（销号时必填）")
 
     @model_validator(mode="after")
     def _closing_needs_date_and_verifier(self) -> Transition:
-        if (self.from_status, self.to) not in TRANSITIONS:
+        if (self.from_status, self.to) not in {*TRANSITIONS, REOPEN}:
             raise ValueError(f"不允许的状态变更：{self.from_status} → {self.to}")
         if self.to == "已销号" and (self.closed_on is None or not self.verified_by):
             raise ValueError("销号须填写销号日期 closed_on 和验收人 verified_by")
@@ -140,33 +153,49 @@ def _equipment_in_scope(store: Store, caller: Principal, registration_code: str)
     found, _ = store.query_layer(LayerQuery("equipment", (*scope, Condition(
         "registration_code", "eq", (registration_code,))), None, 1, 0))
     if found.empty:
-        raise NotFound("未找到该设备或不在您的管辖范围内")
+        raise NotFound(HAZARD_NOT_FOUND)
     return found.iloc[0].to_dict()
 
 
-@router.post("/hazards/{hazard_id}/transitions", summary="隐患状态变更（整改、销号）",
+@router.post("/hazards/{hazard_id}/transitions", summary="隐患状态变更（整改、销号、重新打开）",
              dependencies=[require(*CLOSERS)])
 def transition(caller: Caller, store: StoreDep, body: Transition,
                hazard_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> dict:
+    """已登记 → 整改中 → 已销号 (closing needs its date, verifier and evidence); 已销号 →
+    整改中 reopens a hazard closed by mistake, for regulators of its region only."""
     hazard = store.row("hazards", hazard_id.upper())
     if hazard is None:
-        raise NotFound("未找到该隐患或不在您的管辖范围内")
+        raise NotFound(HAZARD_NOT_FOUND)
     piece = _equipment_in_scope(store, caller, hazard["registration_code"])
+    reopen = (body.from_status, body.to) == REOPEN
+    if reopen and caller.role != Role.REGULATOR:
+        raise Forbidden("只有辖区监管人员可以重新打开已销号的隐患")
+    found_on = hazard.get("found_on")
+    if body.closed_on and found_on and body.closed_on < _as_date(found_on):
+        raise invalid("closed_on", f"销号日期不能早于发现日期 {_as_date(found_on)}")
     values: dict = {"status": body.to}
     if body.to == "已销号":
-        values["closed_on"] = body.closed_on
-    note = f"{body.evidence}" + (f"；验收人：{body.verified_by}" if body.verified_by else "")
+        values |= {"closed_on": body.closed_on, "verified_by": body.verified_by,
+                   "evidence": body.evidence}
+    if reopen:
+        values |= {"closed_on": None, "verified_by": None, "evidence": None}
+    note = (f"重新打开：{body.evidence}" if reopen else body.evidence
+            + (f"；验收人：{body.verified_by}" if body.verified_by else ""))
     try:
         before, after = store.apply_change(Change(
             "hazards", hazard["hazard_id"], {"status": body.from_status}, values,
-            actor=caller.user_id, action="hazard.transition", note=note,
-            county_adcode=piece.get("county_adcode"), h3=piece.get("h3")))
+            actor=caller.user_id, action="hazard.reopen" if reopen else "hazard.transition",
+            note=note, county_adcode=piece.get("county_adcode"), h3=piece.get("h3")))
     except ConflictError:
         current = (store.row("hazards", hazard["hazard_id"]) or {}).get("status")
         raise Conflict(f"隐患状态已被他人改为“{current}”，请刷新后重试") from None
     return {"hazard_id": after["hazard_id"], "before": before["status"] if before else None,
             "status": after["status"], "closed_on": _iso(after.get("closed_on")),
             "evidence": body.evidence, "verified_by": body.verified_by}
+
+
+def _as_date(value: object) -> date:
+    return value.date() if hasattr(value, "date") else value  # type: ignore[return-value]
 
 
 class CheckIn(BaseModel):
@@ -188,28 +217,62 @@ class CheckIn(BaseModel):
 
 @router.post("/checks", summary="登记一次监督检查", status_code=201,
              dependencies=[require(*CLOSERS)])
-def record_check(caller: Caller, store: StoreDep, body: CheckIn) -> dict:
+def record_check(caller: Caller, store: StoreDep, settings: SettingsDep, body: CheckIn,
+                 response: Response) -> dict:
+    """The checking officer is the caller: a grid officer records their own checks; an
+    administrator or regulator may name an officer who works in their region. The same
+    check (unit, officer, date, result) posted again is the record made the first time."""
     scope = layer_scope(caller, ALL["units"], store)
     unit, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
         "credit_code", "eq", (body.credit_code,))), None, 1, 0))
     if unit.empty:
         raise NotFound("未找到该单位或不在您的管辖范围内")
-    officer = body.officer_id or (caller.scope if caller.role == Role.GRID_OFFICER else None)
-    check_id = f"JC{body.checked_on:%Y}{uuid.uuid4().hex[:12].upper()}"
+    officer = _checking_officer(caller, store, settings.provinces, body.officer_id)
+    check_id = _check_id(body, officer)
     row = unit.iloc[0]
-    _before, after = store.apply_change(Change(
-        "checks", check_id, None, {"check_id": check_id, "credit_code": body.credit_code,
-                                   "checked_on": body.checked_on, "officer_id": officer,
-                                   "result": body.result},
-        actor=caller.user_id, action="check.record", note=body.result,
-        county_adcode=row.get("county_adcode"), h3=row.get("h3")))
+    try:
+        _before, after = store.apply_change(Change(
+            "checks", check_id, None, {"check_id": check_id, "credit_code": body.credit_code,
+                                       "checked_on": body.checked_on, "officer_id": officer,
+                                       "result": body.result},
+            actor=caller.user_id, action="check.record", note=body.result,
+            county_adcode=row.get("county_adcode"), h3=row.get("h3")))
+        duplicate = False
+    except ConflictError:  # recorded before: the same check, not a second one
+        after, duplicate = store.row("checks", check_id) or {"check_id": check_id}, True
+        response.status_code = 200
     schedule, _ = store.query_layer(LayerQuery("check-schedule", (Condition(
         "credit_code", "eq", (body.credit_code,)),), None, 1, 0))
     months = int(schedule["interval_months"].iloc[0]) if len(schedule) else 12
     next_due = (pd.Timestamp(body.checked_on) + pd.DateOffset(months=months)).date()
     return {"check_id": after["check_id"], "credit_code": body.credit_code,
-            "checked_on": body.checked_on.isoformat(), "interval_months": months,
-            "next_due": next_due.isoformat()}
+            "checked_on": body.checked_on.isoformat(), "officer_id": officer,
+            "interval_months": months, "next_due": next_due.isoformat(),
+            "duplicate": duplicate}
+
+
+def _checking_officer(caller: Principal, store: Store, provinces: list[str],
+                      named: str | None) -> str | None:
+    if caller.role == Role.GRID_OFFICER:
+        if named and named.upper() != (caller.scope or "").upper():
+            raise Forbidden("网格员只能以本人名义登记检查")
+        return caller.scope
+    if not named:
+        return None
+    named = named.upper()
+    if known_officers(store, [named]).empty:
+        raise invalid("officer_id", f"没有网格员 {named}")
+    if caller.role == Role.REGULATOR and named not in officers_in_region(
+            store, [named], WriteScope(caller.scope or ""), provinces):
+        raise invalid("officer_id", f"网格员 {named} 不在您的管辖范围内")
+    return named
+
+
+def _check_id(body: CheckIn, officer: str | None) -> str:
+    """The same check always gets the same id, so posting it twice records it once."""
+    what = "|".join([body.credit_code, officer or "", body.checked_on.isoformat(),
+                     body.result.strip()])
+    return f"JC{body.checked_on:%Y}{hashlib.sha256(what.encode()).hexdigest()[:12].upper()}"
 
 
 @router.get("/audit", summary="审计记录（只增不改）", dependencies=[require(Role.ADMIN,
@@ -217,7 +280,7 @@ def record_check(caller: Caller, store: StoreDep, body: CheckIn) -> dict:
 def audit(caller: Caller, store: StoreDep,
           entity_id: Annotated[str | None, Query(max_length=64)] = None,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+          offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
     where: list[Condition] = []
     if caller.role == Role.REGULATOR:  # their region's entries, selected in the query
         prefix = (caller.scope or "")[:{"province": 2, "city": 4}.get(

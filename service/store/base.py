@@ -60,6 +60,12 @@ class Batch:
     with exactly that table's columns (geometry tables as GeoDataFrames in EPSG:4326 with
     a ``geometry`` column). ``officer_cells`` (officer_id, h3) replaces the cells of every
     officer it names. ``rejects`` has the columns of ``REJECTS`` except ``reject_id``.
+    ``audit`` has the columns of ``AUDIT``: entries appended with the batch (what the batch
+    changed in hazards and checks). ``expect`` maps a table to the (key, ``row_hash``) of
+    stored rows the batch was checked against: if any of them changed meanwhile (a change
+    through the service, another batch), the write raises :class:`ConflictError` and
+    nothing lands, so checks made before the write (scopes, hazard transitions) still hold
+    when it commits.
     """
 
     batch_id: str
@@ -69,6 +75,8 @@ class Batch:
     officer_cells: pd.DataFrame | None = None
     rejects: pd.DataFrame | None = None
     report: dict = field(default_factory=dict)
+    audit: pd.DataFrame | None = None
+    expect: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +105,18 @@ class User:
     token_hash: str
     created_at: datetime
     disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Session:
+    """A browser session: the cookie holds a random id, the store only its keyed hash."""
+
+    session_hash: str
+    user_id: str
+    created_at: datetime
+    last_seen: datetime
+    expires_at: datetime
+    ended: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,25 @@ class Store(ABC):
         """Refuse the user's token from now on (kept for the audit trail, never deleted);
         StoreError if there is no such user."""
 
+    # browser sessions --------------------------------------------------------------------
+
+    @abstractmethod
+    def add_session(self, session: Session) -> None:
+        """Store a new session (sessions that ended or expired may be dropped meanwhile)."""
+
+    @abstractmethod
+    def session_user(self, session_hash: str) -> tuple[Session, User] | None:
+        """The session with this hash and its user, unless the session ended or the user
+        is disabled (the caller checks the times)."""
+
+    @abstractmethod
+    def touch_session(self, session_hash: str, last_seen: datetime) -> None:
+        """Record that the session was used (its idle time starts again)."""
+
+    @abstractmethod
+    def end_session(self, session_hash: str) -> None:
+        """End the session (logout); a no-op for an unknown hash."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or locks."""
 
@@ -383,6 +422,20 @@ def _geometry_of(frame: pd.DataFrame, kind: str) -> gpd.GeoSeries:
         if len(values):
             values[np.isnan(shapely.bounds(values)[:, 0])] = None
     return gpd.GeoSeries(values, index=pd.RangeIndex(len(values)), crs=4326)
+
+
+def unmet_expectations(stored: pd.DataFrame, key: str, expect: pd.DataFrame) -> int:
+    """How many of ``expect`` (``key``, ``row_hash``; a null hash: the key is absent) no
+    longer hold in ``stored`` (the table now, with ``key`` and ``row_hash`` columns)."""
+    if expect.empty:
+        return 0
+    now = stored.set_index(key)["row_hash"]
+    now = now[~now.index.duplicated()]
+    found = now.reindex(pd.Index(expect[key].astype("string"))).astype("Int64").array
+    wanted = pd.array(expect["row_hash"], dtype="Int64")
+    same = np.asarray((found == wanted).fillna(False), dtype=bool) | np.asarray(
+        found.isna() & wanted.isna(), dtype=bool)
+    return int((~same).sum())
 
 
 def check_layers_current(build: LayerBuild | None) -> None:

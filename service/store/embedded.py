@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,8 +40,10 @@ from service.settings import DEFAULT_STORE
 from service.store.base import (
     Batch,
     Change,
+    ConflictError,
     LayerBuild,
     ResolutionMismatchError,
+    Session,
     Store,
     StoreError,
     UpsertCounts,
@@ -56,6 +58,7 @@ from service.store.base import (
     layer_table,
     pandas_dtype,
     plain,
+    unmet_expectations,
 )
 from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
@@ -244,6 +247,12 @@ class EmbeddedStore(Store):
     def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
         with self._locked():
             pending = _Pending(self._current(), batch.batch_id)
+            for table, expected in batch.expect.items():
+                stored = self._stored(pending, table)
+                changed = unmet_expectations(stored, self.spec(table).key, expected)
+                if changed:
+                    raise ConflictError(f"{changed} rows of {table} changed while the batch "
+                                        "was being checked")
             counts: dict[str, UpsertCounts] = {}
             for table, frame in batch.frames.items():
                 counts[table] = self._upsert(pending, table,
@@ -252,6 +261,8 @@ class EmbeddedStore(Store):
                 self._replace_officer_cells(pending, batch.officer_cells)
             if batch.rejects is not None and len(batch.rejects):
                 self._append_rejects(pending, batch)
+            if batch.audit is not None and len(batch.audit):
+                self._append(pending, AUDIT.name, conform_frame(AUDIT.name, batch.audit))
             self._relink(pending, counts)
             self._record_batch(pending, batch)
             snapshot = self._publish(pending)
@@ -307,6 +318,12 @@ class EmbeddedStore(Store):
         new = conform_frame(REJECTS.name, rejects, batch.batch_id)
         pending.frames[REJECTS.name] = new if old.empty else pd.concat([old, new],
                                                                        ignore_index=True)
+
+    def _append(self, pending: _Pending, table: str, rows: pd.DataFrame) -> None:
+        """Append conformed rows to an append-only table (the audit trail)."""
+        old = self._stored(pending, table)
+        pending.frames[table] = rows if old.empty else pd.concat([old, rows],
+                                                                 ignore_index=True)
 
     def _relink(self, pending: _Pending, counts: dict[str, UpsertCounts]) -> None:
         """Set park_id/venue_id by point-in-polygon: every row when the polygons changed,
@@ -501,10 +518,8 @@ class EmbeddedStore(Store):
             after = changed_row(spec, change, before)
             self._upsert(pending, change.table, conform_frame(
                 change.table, pd.DataFrame([after]), after["batch_id"]))
-            old = self._stored(pending, AUDIT.name)
-            entry = conform_frame(AUDIT.name, pd.DataFrame([audit_row(change, before, after)]))
-            pending.frames[AUDIT.name] = entry if old.empty else pd.concat(
-                [old, entry], ignore_index=True)
+            self._append(pending, AUDIT.name, conform_frame(
+                AUDIT.name, pd.DataFrame([audit_row(change, before, after)])))
             snapshot = self._publish(pending)
             self._prune(snapshot, pending.base)
             self._remember(pending, snapshot)
@@ -542,6 +557,51 @@ class EmbeddedStore(Store):
             return []
         return sorted((User(**{**r, "created_at": datetime.fromisoformat(r["created_at"])})
                        for r in records), key=lambda u: u.user_id)
+
+    # browser sessions --------------------------------------------------------------------
+
+    def add_session(self, session: Session) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self._locked():
+            kept = [s for s in self._sessions() if not s.ended and s.expires_at > now]
+            self._write_sessions([*kept, session])
+
+    def session_user(self, session_hash: str) -> tuple[Session, User] | None:
+        found = next((s for s in self._sessions()
+                      if hmac.compare_digest(s.session_hash, session_hash)), None)
+        if found is None or found.ended:
+            return None
+        user = next((u for u in self.users() if u.user_id == found.user_id), None)
+        return None if user is None or user.disabled else (found, user)
+
+    def touch_session(self, session_hash: str, last_seen: datetime) -> None:
+        self._update_sessions(session_hash, lambda s: replace(s, last_seen=last_seen))
+
+    def end_session(self, session_hash: str) -> None:
+        self._update_sessions(session_hash, lambda s: replace(s, ended=True))
+
+    def _update_sessions(self, session_hash: str, change: Callable[[Session], Session]
+                         ) -> None:
+        with self._locked():
+            sessions = self._sessions()
+            if any(s.session_hash == session_hash for s in sessions):
+                self._write_sessions([change(s) if s.session_hash == session_hash else s
+                                      for s in sessions])
+
+    def _sessions(self) -> list[Session]:
+        try:
+            records = json.loads((self.root / "sessions.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        times = ("created_at", "last_seen", "expires_at")
+        return [Session(**{**r, **{t: datetime.fromisoformat(r[t]) for t in times}})
+                for r in records]
+
+    def _write_sessions(self, sessions: list[Session]) -> None:
+        records = [{**s.__dict__, **{t: getattr(s, t).isoformat() for t in
+                                     ("created_at", "last_seen", "expires_at")}}
+                   for s in sessions]
+        _atomic_write(self.root / "sessions.json", json.dumps(records, indent=0) + "\n")
 
     # files -----------------------------------------------------------------------------
 
@@ -626,9 +686,16 @@ def _build_record(build: LayerBuild) -> dict:
 def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
     names = [c for c in wanted if c != "geometry"]
     with_geometry = spec.geometry is not None and "geometry" in wanted
+    # a column added to the spec after the file was written reads as nulls
+    present = set(pq.read_schema(path).names)
+    missing = [c for c in names if c not in present]
     # one chunk per column: taking rows from many-chunk Arrow strings costs ~10 ms a column
-    data = pq.read_table(path, columns=[*names, *(["geometry"] if with_geometry else [])]
+    data = pq.read_table(path, columns=[*(c for c in names if c in present),
+                                        *(["geometry"] if with_geometry else [])]
                          ).combine_chunks()
+    for column in missing:
+        data = data.add_column(names.index(column), column, pa.nulls(
+            data.num_rows, _ARROW_TYPES[spec.type_of(column)]))
     if not with_geometry:
         return frame_from_arrow(spec, data)
     geometry = data.column("geometry").to_numpy(zero_copy_only=False)

@@ -56,7 +56,7 @@ TABLES: dict[str, Table] = {
     "hazards": Table("hazards", "hazard_id", (
         ("hazard_id", "text"), ("registration_code", "text"), ("found_on", "date"),
         ("level", "text"), ("description", "text"), ("status", "text"), ("deadline", "date"),
-        ("closed_on", "date"), *META,
+        ("closed_on", "date"), ("verified_by", "text"), ("evidence", "text"), *META,
     )),
     "checks": Table("checks", "check_id", (
         ("check_id", "text"), ("credit_code", "text"), ("checked_on", "date"),
@@ -137,4 +137,11 @@ LAYER_BUILDS = Table("layer_builds", "build_id", (
 USERS = Table("users", "user_id", (
     ("user_id", "text"), ("name", "text"), ("role", "text"), ("scope", "text"),
     ("token_hash", "text"), ("created_at", "timestamp"), ("disabled", "bool"),
+))
+
+# Browser sessions (the login cookie holds a random session id, stored only as its keyed
+# hash): when each began, was last used and ends at the latest; ``ended`` at logout.
+SESSIONS = Table("sessions", "session_hash", (
+    ("session_hash", "text"), ("user_id", "text"), ("created_at", "timestamp"),
+    ("last_seen", "timestamp"), ("expires_at", "timestamp"), ("ended", "bool"),
 ))

@@ -34,8 +34,10 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 from service.store.base import (
     Batch,
     Change,
+    ConflictError,
     LayerBuild,
     ResolutionMismatchError,
+    Session,
     Store,
     StoreError,
     UpsertCounts,
@@ -63,9 +65,13 @@ from service.store.postgis.statements import (
     cell_counts_sql,
     column_list,
     create_stage_sql,
+    expect_name,
+    expect_spec,
+    expect_table_sql,
     ident,
     relink_sql,
     stage_name,
+    unmet_expectations_sql,
     upsert_sql,
 )
 from service.store.query import Condition, LayerQuery, query_frame
@@ -240,7 +246,7 @@ class PostGISStore(Store):
         wanted = self.read_columns(table, columns)
         if column not in spec.column_names:
             raise ValueError(f"{table} has no column {column!r}")
-        sql = MODELS[table].__table__
+        sql = Base.metadata.tables[spec.name]  # the audit table has no model class
         names = [c for c in wanted if c != "geometry"]
         geometry = "geometry" in wanted
         statement = select(*selected_columns(sql, spec, names, geometry)).where(
@@ -398,6 +404,8 @@ class PostGISStore(Store):
         with self.engine.begin() as conn:
             found = conn.execute(text("UPDATE users SET disabled = true WHERE user_id = :u"),
                                  {"u": user_id}).rowcount
+            conn.execute(text("UPDATE sessions SET ended = true WHERE user_id = :u"),
+                         {"u": user_id})
         if not found:
             raise StoreError(f"no user {user_id}")
 
@@ -414,6 +422,46 @@ class PostGISStore(Store):
                 f"SELECT {self._USER_COLUMNS} FROM users ORDER BY user_id")).mappings().all()
         return [_user(r) for r in rows]
 
+    # browser sessions --------------------------------------------------------------------
+
+    _SESSION_COLUMNS = "session_hash, user_id, created_at, last_seen, expires_at, ended"
+
+    def add_session(self, session: Session) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM sessions WHERE ended OR expires_at < :now"),
+                         {"now": now})
+            conn.execute(text(
+                f"INSERT INTO sessions ({self._SESSION_COLUMNS}) VALUES (:session_hash, "
+                ":user_id, :created_at, :last_seen, :expires_at, :ended)"), {
+                **session.__dict__, **{t: _naive_utc(getattr(session, t)) for t in
+                                       ("created_at", "last_seen", "expires_at")}})
+
+    def session_user(self, session_hash: str) -> tuple[Session, User] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT s.session_hash, s.user_id AS session_user, s.created_at AS started, "
+                "s.last_seen, s.expires_at, s.ended, "
+                f"{', '.join('u.' + c for c in self._USER_COLUMNS.split(', '))} "
+                "FROM sessions AS s JOIN users AS u ON u.user_id = s.user_id "
+                "WHERE s.session_hash = :h AND NOT coalesce(s.ended, false) "
+                "AND NOT coalesce(u.disabled, false)"), {"h": session_hash}).mappings().first()
+        if row is None:
+            return None
+        session = Session(row["session_hash"], row["session_user"], row["started"],
+                          row["last_seen"], row["expires_at"], bool(row["ended"]))
+        return session, _user({c: row[c] for c in self._USER_COLUMNS.split(", ")})
+
+    def touch_session(self, session_hash: str, last_seen: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE sessions SET last_seen = :t WHERE session_hash = :h"),
+                         {"t": _naive_utc(last_seen), "h": session_hash})
+
+    def end_session(self, session_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE sessions SET ended = true WHERE session_hash = :h"),
+                         {"h": session_hash})
+
     # writing ---------------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
@@ -423,6 +471,8 @@ class PostGISStore(Store):
                     _cursor(conn) as cursor:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
                 tx = _Tx(conn, cursor, batch.batch_id)
+                for table, expected in batch.expect.items():
+                    self._check_expected(tx, table, expected)
                 for table, frame in batch.frames.items():
                     counts[table] = self._upsert(tx, table,
                                                  conform_frame(table, frame, batch.batch_id))
@@ -430,6 +480,8 @@ class PostGISStore(Store):
                     self._replace_officer_cells(tx, batch.officer_cells)
                 if batch.rejects is not None and len(batch.rejects):
                     self._append_rejects(tx, batch)
+                if batch.audit is not None and len(batch.audit):
+                    copy_frame(cursor, AUDIT.name, AUDIT, conform_frame(AUDIT.name, batch.audit))
                 self._analyze(tx, counts)
                 self._relink(tx, counts)
                 self._record_batch(tx, batch)
@@ -437,6 +489,22 @@ class PostGISStore(Store):
             raise StoreError(f"batch {batch.batch_id} rejected by the database: "
                              f"{exc.orig}") from exc
         return counts
+
+    @staticmethod
+    def _check_expected(tx: _Tx, table: str, expected: pd.DataFrame) -> None:
+        """ConflictError unless the rows the batch was checked against are unchanged (under
+        the writer's lock, so they stay so until the commit)."""
+        if expected.empty:
+            return
+        key = ALL_TABLES[table].key
+        frame = pd.DataFrame({key: expected[key].astype("string"),
+                              "row_hash": pd.array(expected["row_hash"], dtype="Int64")})
+        tx.conn.execute(text(expect_table_sql(table)))
+        copy_frame(tx.cursor, expect_name(table), expect_spec(table), frame)
+        changed = tx.conn.execute(text(unmet_expectations_sql(table))).scalar_one()
+        if changed:
+            raise ConflictError(f"{changed} rows of {table} changed while the batch was "
+                                "being checked")
 
     def _upsert(self, tx: _Tx, table: str, frame: pd.DataFrame) -> UpsertCounts:
         """COPY into a stage table, then merge into the table by key.

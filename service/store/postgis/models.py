@@ -42,7 +42,7 @@ CODE_COLUMNS = frozenset({
     "registration_code", "credit_code", "unit_credit_code", "hazard_id", "check_id",
     "park_id", "venue_id", "officer_id", "category_code", "province_adcode", "city_adcode",
     "county_adcode", "h3", "h3_5", "h3_6", "h3_7", "batch_id", "build_id", "user_id",
-    "scope", "token_hash", "audit_id", "draw_id",
+    "scope", "token_hash", "audit_id", "draw_id", "session_hash",
 })
 LOCATION_INDEXES = ("h3", "h3_5", "h3_6", "h3_7", "province_adcode", "city_adcode",
                     "county_adcode", "park_id", "venue_id")
@@ -61,6 +61,7 @@ INDEXED: dict[str, tuple[str, ...]] = {
     "batches": (),
     "layer_builds": ("built_at",),
     "users": (),
+    "sessions": ("user_id",),
     "audit": ("at", "entity_id", "county_adcode"),
     "draws": ("created_at",),
 }
@@ -150,6 +151,10 @@ class User(Base):
 
 
 Index("ix_users_token_hash", User.__table__.c.token_hash, unique=True)
+
+
+class Session(Base):
+    __table__ = _table(specs.SESSIONS)
 
 
 class AuditEntry(Base):

@@ -10,11 +10,13 @@ from service.store.postgis.models import GEOMETRY_COLUMN, Base
 from service.store.tables import ALL_TABLES, LAYER_TABLES, LINKS, Table
 
 STAGE_PREFIX = "stage_"
+EXPECT_PREFIX = "expect_"
 NEXT_SUFFIX = "__next"  # a layer table being built, swapped in at the end of the build
 _NAMES = frozenset(
     {name for name in Base.metadata.tables}
     | {c.name for t in Base.metadata.tables.values() for c in t.columns}
     | {f"{STAGE_PREFIX}{name}" for name in ALL_TABLES}
+    | {f"{EXPECT_PREFIX}{name}" for name in ALL_TABLES}
     | {t.name for t in LAYER_TABLES.values()}
     | {f"{t.name}{NEXT_SUFFIX}" for t in LAYER_TABLES.values()}
     | {c for t in LAYER_TABLES.values() for c in t.column_names}
@@ -45,6 +47,30 @@ def create_stage_sql(table: str) -> str:
     """A temporary twin without indexes, dropped with the transaction (even on rollback)."""
     return (f"CREATE TEMPORARY TABLE {ident(stage_name(table))} (LIKE {ident(table)})"
             f" ON COMMIT DROP")
+
+
+def expect_name(table: str) -> str:
+    return f"{EXPECT_PREFIX}{table}"
+
+
+def expect_spec(table: str) -> Table:
+    """The (key, row_hash) pairs a batch expects to find in ``table``."""
+    spec = ALL_TABLES[table]
+    return Table(expect_name(table), spec.key, ((spec.key, "text"), ("row_hash", "int")))
+
+
+def expect_table_sql(table: str) -> str:
+    key = ALL_TABLES[table].key
+    return (f"CREATE TEMPORARY TABLE {ident(expect_name(table))} ({ident(key)} text COLLATE "
+            f"\"C\", row_hash bigint) ON COMMIT DROP")
+
+
+def unmet_expectations_sql(table: str) -> str:
+    """How many expected rows differ now (a null expected hash: the key must be absent)."""
+    key = ident(ALL_TABLES[table].key)
+    return (f"SELECT count(*) FROM {ident(expect_name(table))} AS e"
+            f" LEFT JOIN {ident(table)} AS t ON t.{key} = e.{key}"
+            f" WHERE t.row_hash IS DISTINCT FROM e.row_hash")
 
 
 def upsert_sql(table: str) -> str:

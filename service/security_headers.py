@@ -1,0 +1,92 @@
+"""Security headers on every response, and the pages' Content-Security-Policy.
+
+A pure ASGI middleware: before the route runs it draws a fresh nonce for the request and
+puts it on ``request.state`` (:func:`csp_nonce` reads it back), so a page builder stamps
+the same nonce onto its script tags that the policy names. Every response then gets the
+policy (API responses too: a JSON body a browser is tricked into rendering still runs
+nothing), ``nosniff``, ``X-Frame-Options`` and ``Referrer-Policy``. A header the route has
+already set is left as the route set it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NONCE_STATE = "csp_nonce"
+
+# The OpenStreetMap basemap folium draws (xyzservices' OpenStreetMap.Mapnik:
+# https://tile.openstreetmap.org/{z}/{x}/{y}.png); our own tiles and data are 'self'.
+BASEMAP_TILES = "https://tile.openstreetmap.org"
+
+# FastAPI's Swagger UI and ReDoc pages load their code and styles from cdn.jsdelivr.net
+# (fonts from Google, the favicon from fastapi.tiangolo.com) and Swagger UI starts with an
+# inline script without a nonce. They are left WITHOUT the strict policy: their HTML is
+# FastAPI's fixed template filled from the app's own config (title, schema URL), so no
+# stored data reaches it, and a policy that allowed jsDelivr (it serves any npm package)
+# would not stop an injected script anyway. They keep what cannot break them: no plugins,
+# no <base>, no framing, forms only to us.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_POLICY = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+
+def page_policy(nonce: str) -> str:
+    """The strict policy: only our own scripts, and inline ones only with ``nonce``."""
+    return "; ".join((
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}'",
+        # Leaflet and folium position and size the map with inline style attributes and
+        # folium writes <style> blocks; style cannot run script. With a nonce in
+        # style-src, 'unsafe-inline' would be ignored, so styles carry none.
+        "style-src 'self' 'unsafe-inline'",
+        f"img-src 'self' data: {BASEMAP_TILES}",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ))
+
+
+_FIXED = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers without CSP level 2
+    ("Referrer-Policy", "same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})[NONCE_STATE] = nonce
+        policy = DOCS_POLICY if scope["path"] in DOCS_PATHS else page_policy(nonce)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in (("Content-Security-Policy", policy), *_FIXED):
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def csp_nonce(request: Request) -> str:
+    """The nonce of this request's policy, for the page's script tags. Raises if the
+    middleware is missing, so that a page is never served without its policy."""
+    nonce = getattr(request.state, NONCE_STATE, None)
+    if not nonce:
+        raise RuntimeError("SecurityHeaders middleware is not installed (service/app.py)")
+    return nonce
