@@ -1,6 +1,6 @@
 """Ingest benchmark: demo equipment → embedded store and/or PostGIS, seconds per stage.
 
-    python benchmarks/ingest.py --equipment 100000 --equipment 1000000 \
+    python -m benchmarks.ingest --equipment 100000 --equipment 1000000 \
         --store embedded --store postgis [--scope 410000]
 
 Each run generates (or reuses) the seeded demo province under var/bench/, ingests every file

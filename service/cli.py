@@ -316,8 +316,10 @@ def serve(
 
     settings = _settings(store, host=host, port=port, workers=workers)
     console.print(f"地图 map: http://{settings.host}:{settings.port}/map")
+    # the proxy's X-Forwarded-* headers are ours to judge (RISKMAP_TRUST_PROXY), not
+    # uvicorn's, which would believe any from localhost
     options = {"host": settings.host, "port": settings.port, "log_level": "info",
-               "access_log": settings.access_log}
+               "access_log": settings.access_log, "proxy_headers": False}
     if settings.workers == 1:
         from service.app import create_app
 

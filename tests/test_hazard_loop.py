@@ -249,3 +249,12 @@ def test_draw_inspectors_are_known_and_work_in_the_drawers_region(served):
     r = draw("henan", ["WG-HN", "WG-HN2"])
     assert r.status_code == 201 and r.json()["params"]["inspectors"] == ["WG-HN", "WG-HN2"]
     assert draw("admin", ["WG-SX"]).status_code == 201  # the administrator names anyone known
+
+
+def test_dates_later_than_today_are_422_naming_the_field(served):
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    r = close(served, "henan", closed_on=tomorrow)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "closed_on"]
+    r = call(served, "officer", "POST", "/api/checks", json={
+        "credit_code": f.UNIT_A, "checked_on": tomorrow, "result": "符合"})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "checked_on"]

@@ -11,12 +11,12 @@ one is not a change: it keeps the stored fingerprint, so the store counts it unc
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from service.ingest.stored import StoredRows
+from service.store.query import text_isin
 from service.store.tables import AUDIT, LINKS, META, TABLES, Table
 
 NOT_CONTENT = {c for c, _ in META} | {c for c, _ in LINKS}
@@ -33,21 +33,27 @@ def audit_entries(table: str, frame: pd.DataFrame, stored: StoredRows, where: pd
     before = stored.by_key(table, frame[key])
     old = before.reindex(pd.Index(frame[key].astype("string"))).reset_index(drop=True)
     old[key] = frame[key].to_numpy()
-    exists = frame[key].astype("string").isin(before.index).to_numpy()
-    content = [c for c in spec.column_names if c not in NOT_CONTENT]
-    same = exists.copy()
-    for column in content:
-        same &= (_text(frame[column]).fillna("\0") == _text(old[column]).fillna("\0")
-                 ).to_numpy(dtype=bool)
-    if same.any():
-        frame.loc[same, "row_hash"] = pd.array(old.loc[same, "row_hash"], dtype="Int64")
+    exists = text_isin(frame[key], before.index)
+    same = exists & np.asarray((pd.array(old["row_hash"], dtype="Int64")
+                                == pd.array(frame["row_hash"], dtype="Int64")).fillna(False),
+                               dtype=bool)
+    # rows written through the service are fingerprinted otherwise: compare their content
+    unsure = np.flatnonzero(exists & ~same)
+    if len(unsure):
+        equal = np.ones(len(unsure), dtype=bool)
+        for column in (c for c in spec.column_names if c not in NOT_CONTENT):
+            equal &= (_text(frame[column].iloc[unsure]).fillna("\0").to_numpy(dtype=object)
+                      == _text(old[column].iloc[unsure]).fillna("\0").to_numpy(dtype=object))
+        same[unsure[equal]] = True
+        rehash = unsure[equal]
+        frame.loc[rehash, "row_hash"] = pd.array(old["row_hash"].iloc[rehash], dtype="Int64")
     changed = ~same
     if not changed.any():
         return pd.DataFrame(columns=AUDIT.column_names)
     new, prior = frame.loc[changed, spec.column_names], old.loc[changed, spec.column_names]
     action = np.full(int(changed.sum()), ACTION[table], dtype=object)
-    note = ("导入批次 " + batch_id + "：" + new["source_file"].astype(str).map(
-        lambda name: Path(name).name) + " 第 " + new["source_row"].astype(str) + " 行")
+    note = ("导入批次 " + batch_id + "：" + new["source_file"].astype(str) + " 第 "
+            + new["source_row"].astype(str) + " 行")
     if table == "hazards":
         moved = exists[changed] & (new["status"].astype("string").fillna("").to_numpy(
             dtype=object) != prior["status"].astype("string").fillna("").to_numpy(dtype=object))
@@ -83,4 +89,4 @@ def _json_lines(spec: Table, frame: pd.DataFrame) -> list[str]:
 def _text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.strftime("%Y-%m-%d").astype("string")
-    return pd.Series(values, dtype="object").astype("string").reset_index(drop=True)
+    return pd.Series(values, dtype="object").astype("string")

@@ -24,6 +24,7 @@ from service.ingest.rejects import RejectLog
 from service.ingest.schema import KEYS
 from service.ingest.stored import StoredRows
 from service.ingest.write_scope import expect_rows
+from service.store.query import text_isin
 
 STATUS_RANK = {"已登记": 0, "整改中": 1, "已销号": 2}
 LIFECYCLE = ("closed_on", "verified_by", "evidence")
@@ -118,7 +119,7 @@ def _stored_beside(item: Prepared, stored: StoredRows, expect: dict[str, pd.Data
     if before.empty:
         return None
     old = before.reindex(pd.Index(keys)).reset_index(drop=True)
-    return keys, old, keys.isin(before.index).to_numpy()
+    return keys, old, text_isin(keys, before.index)
 
 
 def _stored_state(stored: StoredRows, ids: pd.Series, old: pd.DataFrame,

@@ -39,6 +39,7 @@ from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
 from service.ingest.write_scope import WriteScope, check_write_scope, positions
 from service.store.base import Batch, ConflictError, Store, pandas_dtype
+from service.store.query import arrow_text, text_isin
 from service.store.tables import LINKS, META, TABLES
 
 # Order in which kinds are prepared: referenced kinds before the kinds that refer to them.
@@ -212,11 +213,11 @@ def _check_batch(prepared: Batches, store: Store, log: RejectLog) -> None:
     for kind, key, target, reason in REFERENCES:
         if not prepared[kind]:
             continue
-        known = pa.concat_arrays([_arrow_strings(_valid_keys(prepared[target], KEYS[target])),
-                                  _arrow_strings(store.keys(str(target)))])
+        known = pa.concat_arrays([arrow_text(_valid_keys(prepared[target], KEYS[target])),
+                                  arrow_text(store.keys(str(target)))])
         for item in prepared[kind]:
             values = item.parsed[key]
-            found = pc.is_in(_arrow_strings(values), value_set=known)
+            found = pc.is_in(arrow_text(values), value_set=known)
             unknown = values.notna().to_numpy() & ~found.to_numpy(zero_copy_only=False)
             item.reject(log, unknown, key, reason, values)
 
@@ -254,13 +255,6 @@ def _reject_duplicates(kind: Kind, items: list[Prepared], log: RejectLog) -> Non
         det.iloc[pos] = detail[later["item"].to_numpy() == n]
         log.add(item.raw.path, kind, item.raw.rows, mask, key, Reason.DUPLICATE,
                 item.parsed[key], det)
-
-
-def _arrow_strings(values: pd.Series | pd.Index) -> pa.Array:
-    """Keys as an Arrow string array: Arrow's hash ``is_in`` is ~50x faster than pandas'
-    ``isin`` against a million-key set (which builds the set from Python scalars)."""
-    return pa.array(pd.Series(values, dtype="string").to_numpy(dtype=object, na_value=None),
-                    type=pa.string())
 
 
 def _valid_keys(items: list[Prepared], key: str) -> pd.Series:
@@ -314,7 +308,7 @@ def _officer_cells(items: list[Prepared]) -> pd.DataFrame | None:
             continue
         valid = item.parsed.loc[~item.rejected, "officer_id"]
         held = item.officer_cells.cells
-        parts.append(held[held["officer_id"].isin(valid)])
+        parts.append(held[text_isin(held["officer_id"], valid)])
     if not parts:
         return None
     cells = pd.concat(parts, ignore_index=True).drop_duplicates()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from service.store.base import Store
+from service.store.query import text_isin
 
 # the stored columns the batch checks need: where a row is, its fingerprint, and for
 # hazards and checks the whole row (their changes are audited with the row before)
@@ -33,7 +34,7 @@ class StoredRows:
         column = column or self.store.spec(table).key
         asked = self._asked.get(f"{table}.{column}", pd.Index([], dtype="string"))
         wanted = pd.Index(pd.Series(keys, dtype="string").dropna().unique())
-        new = wanted[~wanted.isin(asked)]
+        new = wanted[~text_isin(wanted, asked)]
         if len(new):
             found = self.store.lookup(table, column, new.tolist(), self.columns(table))
             known = self._rows.get(table)
@@ -43,7 +44,7 @@ class StoredRows:
         rows = self._rows.get(table)
         if rows is None:
             return pd.DataFrame()
-        return rows.loc[rows[column].isin(wanted)].reset_index(drop=True)
+        return rows.loc[text_isin(rows[column], wanted)].reset_index(drop=True)
 
     def columns(self, table: str) -> list[str]:
         return COLUMNS[table] or [c for c in self.store.read_columns(table, None)

@@ -30,6 +30,7 @@ from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
 from service.ingest.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from service.ingest.stored import StoredRows
+from service.store.query import text_isin
 
 # leading digits of an adcode that name a region of each level
 PREFIX = {"province": 2, "city": 4, "county": 6}
@@ -66,9 +67,10 @@ def positions(batches: Batches, stored: StoredRows, kind: Kind, keys: pd.Series
     their order): from this batch's valid rows, else from the store."""
     key = KEYS[kind]
     keys = pd.Series(keys, dtype="string").reset_index(drop=True)
-    mine = valid_rows(batches[kind], [key, "county_adcode", "h3"]).drop_duplicates(key)
-    mine = mine.set_index(key)
-    rest = pd.Index(keys.dropna().unique()).difference(mine.index)
+    wanted = pd.Index(keys.dropna().unique())
+    mine = valid_rows(batches[kind], [key, "county_adcode", "h3"])
+    mine = mine.loc[text_isin(mine[key], wanted)].drop_duplicates(key).set_index(key)
+    rest = wanted[~text_isin(wanted, mine.index)]
     known = stored.by_key(str(kind), rest)[["county_adcode", "h3"]] if len(rest) else None
     both = mine if known is None or known.empty else pd.concat([mine, known])
     out = both.reindex(pd.Index(keys)).reset_index(drop=True).astype("string")
@@ -105,7 +107,7 @@ def _placed_rows(item: Prepared, stored: StoredRows, log: RejectLog, scope: Writ
     if item.kind == Kind.UNITS:
         region = credit_code_region(keys)
         old_county, new_county = old_county.fillna(region), new_county.fillna(region)
-    exists = keys.isin(before.index).to_numpy()
+    exists = text_isin(keys, before.index)
     item.reject(log, exists & ~scope.contains(old_county), key, Reason.OUT_OF_SCOPE, keys,
                 "库中登记在 " + old_county.fillna("未知"))
     where = "geometry" if item.kind in POLYGON_KINDS else "lon"
@@ -128,7 +130,7 @@ def _referring_rows(item: Prepared, batches: Batches, stored: StoredRows, log: R
         return
     old_refs = before[column].reindex(pd.Index(keys)).reset_index(drop=True)
     old = positions(batches, stored, target, old_refs)["county_adcode"]
-    exists = keys.isin(before.index).to_numpy()
+    exists = text_isin(keys, before.index)
     item.reject(log, exists & ~scope.contains(old), key, Reason.OUT_OF_SCOPE, keys,
                 "库中所指对象在 " + old.fillna("未知"))
 
@@ -141,7 +143,7 @@ def _officer_rows(item: Prepared, stored: StoredRows, log: RejectLog, scope: Wri
                 Reason.OUT_OF_SCOPE, given)
     if item.officer_cells is not None:
         outside = _officers_outside(item.officer_cells.counties, scope)
-        item.reject(log, ids.isin(list(outside)).to_numpy(), "cells", Reason.OUT_OF_SCOPE, ids,
+        item.reject(log, text_isin(ids, sorted(outside)), "cells", Reason.OUT_OF_SCOPE, ids,
                     "网格不在您的管辖范围内")
     before = stored.by_key("officers", ids[~item.rejected])
     expect_rows(expect, "officers", "officer_id", before)
@@ -158,7 +160,7 @@ def _officer_rows(item: Prepared, stored: StoredRows, log: RejectLog, scope: Wri
             "cell": held["h3"].to_numpy()[touched["index"].to_numpy()],
             "county_adcode": touched["county_adcode"].to_numpy()})
         outside |= _officers_outside(pairs, scope)
-    item.reject(log, ids.isin(list(outside)).to_numpy(), "officer_id", Reason.OUT_OF_SCOPE, ids,
+    item.reject(log, text_isin(ids, sorted(outside)), "officer_id", Reason.OUT_OF_SCOPE, ids,
                 "库中该网格员的网格不在您的管辖范围内")
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from layers.registry import ALL
 from service import tabular
@@ -140,11 +140,21 @@ class Transition(BaseModel):
             raise ValueError(f"不允许的状态变更：{self.from_status} → {self.to}")
         if self.to == "已销号" and (self.closed_on is None or not self.verified_by):
             raise ValueError("销号须填写销号日期 closed_on 和验收人 verified_by")
-        if self.closed_on and self.closed_on > date.today():
-            raise ValueError("销号日期不能晚于今天")
-        if self.closed_on and self.closed_on < EARLIEST:
-            raise ValueError(f"销号日期不能早于 {EARLIEST}")
         return self
+
+    @field_validator("closed_on")
+    @classmethod
+    def _closed_within_the_register(cls, day: date | None) -> date | None:
+        return None if day is None else _past_day(day, "销号日期")
+
+
+def _past_day(day: date, label: str) -> date:
+    """A day of the register's era, not later than today (the 422 names the field)."""
+    if day > date.today():
+        raise ValueError(f"{label}不能晚于今天")
+    if day < EARLIEST:
+        raise ValueError(f"{label}不能早于 {EARLIEST}")
+    return day
 
 
 def _equipment_in_scope(store: Store, caller: Principal, registration_code: str) -> dict:
@@ -206,13 +216,10 @@ class CheckIn(BaseModel):
     result: str = Field(min_length=1, max_length=500, description="检查结果，如 符合 / 责令整改")
     officer_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
-    @model_validator(mode="after")
-    def _not_in_future(self) -> CheckIn:
-        if self.checked_on > date.today():
-            raise ValueError("检查日期不能晚于今天")
-        if self.checked_on < EARLIEST:
-            raise ValueError(f"检查日期不能早于 {EARLIEST}")
-        return self
+    @field_validator("checked_on")
+    @classmethod
+    def _within_the_register(cls, day: date) -> date:
+        return _past_day(day, "检查日期")
 
 
 @router.post("/checks", summary="登记一次监督检查", status_code=201,
