@@ -36,6 +36,12 @@ STATUS: dict[type[BaseException], tuple[int, str]] = {
 }
 
 
+def invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 naming the body field at fault (rendered like any request validation error)."""
+    return RequestValidationError([{"loc": ("body", field), "msg": message,
+                                    "type": "value_error"}])
+
+
 def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:

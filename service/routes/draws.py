@@ -10,14 +10,13 @@ from typing import Annotated
 import numpy as np
 import orjson
 from fastapi import APIRouter, Path
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from layers.registry import ALL
 from service.auth import ADCODE_ROLES, Caller, Forbidden, Principal, Role, require
 from service.deps import SettingsDep, StoreDep
 from service.draws import METHOD, assign_inspectors, draw_units
-from service.errors import NotFound
+from service.errors import NotFound, invalid
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
 from service.scope import PREFIX, layer_scope
@@ -107,9 +106,8 @@ def _inspectors(store: Store, caller: Principal, named: list[str], provinces: li
         else:
             refused.append(who)
     if refused:
-        raise RequestValidationError([{
-            "loc": ("body", "inspectors"), "type": "value_error",
-            "msg": f"不是您辖区内的网格员或监管人员：{'、'.join(refused[:20])}"}])
+        raise invalid("inspectors",
+                      f"不是您辖区内的网格员或监管人员：{'、'.join(refused[:20])}")
     return pool
 
 

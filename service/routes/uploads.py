@@ -17,14 +17,13 @@ from pathlib import Path
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from geo.datum import UnknownDatumError, parse_datum
 from service.auth import Caller, Forbidden, Role, require
 from service.deps import SettingsDep, StoreDep
-from service.errors import BadParameter
+from service.errors import BadParameter, invalid
 from service.ingest.pipeline import IngestOptions, ingest
 from service.ingest.schema import Kind
 from service.ingest.write_scope import WriteScope
@@ -63,16 +62,11 @@ def _disk_name(i: int, name: str) -> str:
     return f"{i:03d}{suffix if SUFFIX.match(suffix) else ''}"
 
 
-def _invalid(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("body", field), "msg": message,
-                                    "type": "value_error"}])
-
-
 def _text_field(value: object, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _invalid(field, "须为文本字段")
+        raise invalid(field, "须为文本字段")
     return value.strip() or None
 
 
@@ -92,14 +86,14 @@ async def upload(request: Request, caller: Caller, store: StoreDep, settings: Se
                                 max_part_size=FORM_FIELD_BYTES) as form:
             files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
             if not files:
-                raise _invalid("files", "至少上传一个文件")
+                raise invalid("files", "至少上传一个文件")
             kind_text = _text_field(form.get("kind"), "kind")
             crs = _text_field(form.get("crs"), "crs")
             paths, names = await _save(files, folder, limit)
         try:
             kind = Kind(kind_text) if kind_text else None
         except ValueError:
-            raise _invalid("kind", f"须为 {'、'.join(k.value for k in Kind)} 之一") from None
+            raise invalid("kind", f"须为 {'、'.join(k.value for k in Kind)} 之一") from None
         if crs:
             try:
                 parse_datum(crs)

@@ -12,14 +12,13 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from layers.registry import ALL
 from service import tabular
 from service.auth import Caller, Forbidden, Principal, Role, require
 from service.deps import SettingsDep, StoreDep
-from service.errors import BadParameter, NotFound
+from service.errors import BadParameter, NotFound, invalid
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
 from service.scope import layer_scope, officer_cells
@@ -114,12 +113,6 @@ def cell_worklist(caller: Caller, store: StoreDep,
     day = _day(today)
     return _respond(worklist(store, caller, day, (Condition("h3", "eq", (cell,)),)), format,
                     day, f"worklist-{cell}")
-
-
-def invalid(field: str, message: str) -> RequestValidationError:
-    """A 422 naming the body field at fault."""
-    return RequestValidationError([{"loc": ("body", field), "msg": message,
-                                    "type": "value_error"}])
 
 
 class Transition(BaseModel):
