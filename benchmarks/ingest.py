@@ -29,7 +29,7 @@ import psycopg
 from data.demo import generate
 from service.ingest.pipeline import IngestOptions, ingest
 from service.ingest.write_scope import WriteScope
-from service.store.base import open_store
+from service.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "var" / "bench"

@@ -36,8 +36,13 @@ import httpx
 import numpy as np
 import psycopg
 
+if not __package__:  # run as a file: the repository, not benchmarks/, first on sys.path
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from benchmarks.ingest import BENCH
-from service.store.base import StoreError, check_layers_current, open_store
+from service.store import open_store
+from service.store.conform import check_layers_current
+from service.store.errors import StoreError
 from service.tiles import TILE_FIELDS
 
 N = 1_000_000
@@ -65,7 +70,7 @@ def postgis_store() -> str:
             return url
     except psycopg.OperationalError:
         pass
-    from benchmarks.layers import run
+    from benchmarks.build_layers import run
 
     run("postgis", N)  # ingests into riskmap_bench and builds (~4 min)
     return f"{base.rpartition('/')[0]}/riskmap_bench"

@@ -50,12 +50,12 @@ import shapely
 import xlsxwriter
 
 from data.catalogue import load_catalogue
+from data.credit_code import ALPHABET, with_check_character
+from data.reasons import Flag, Reason
+from data.schema import SCHEMAS, Kind
 from geo import cells
 from geo.boundaries import load_boundaries, province_codes, representative_points
 from geo.datum import Datum, transform_geometries, wgs84_to_bd09, wgs84_to_gcj02
-from service.ingest.credit_code import ALPHABET, with_check_character
-from service.ingest.reasons import Flag, Reason
-from service.ingest.schema import SCHEMAS, Kind
 
 AS_OF = date(2026, 11, 1)
 S = np.dtypes.StringDType()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from service.ingest.schema import Kind
+from data.schema import Kind
 from service.settings import Settings
 
 app = typer.Typer(help="riskmap：特种设备双重预防区域风险地图 (special-equipment risk map)",
@@ -53,7 +53,7 @@ def _demo_users(out: Path, manifest: dict, settings: Settings) -> None:
 
     from data.demo import FILES
     from service.auth import ROLE_ZH, Role, create_user
-    from service.store.base import open_store
+    from service.store import open_store
 
     with open(out / FILES["officers"], encoding="utf-8") as fh:
         officer = next(csv.DictReader(fh))["网格员编号"]
@@ -90,7 +90,7 @@ def ingest(
     from service.ingest.pipeline import IngestOptions
     from service.ingest.pipeline import ingest as run
     from service.ingest.report import summary_lines
-    from service.store.base import open_store
+    from service.store import open_store
 
     settings = _settings(store)
     if crs:
@@ -148,7 +148,7 @@ def users_add(
 ) -> None:
     """新建用户并打印其令牌（令牌只显示这一次，最后一行）."""
     from service.auth import Role, create_user
-    from service.store.base import open_store
+    from service.store import open_store
 
     try:
         role_value = Role(role)
@@ -171,7 +171,7 @@ def users_add(
 def users_list(store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None
                ) -> None:
     """列出用户（不含令牌）."""
-    from service.store.base import open_store
+    from service.store import open_store
 
     settings = _settings(store)
     with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
@@ -186,7 +186,8 @@ def users_disable(
     store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
 ) -> None:
     """停用用户：其令牌随即失效（运行中的服务至多 10 秒后拒绝）."""
-    from service.store.base import StoreError, open_store
+    from service.store import open_store
+    from service.store.errors import StoreError
 
     settings = _settings(store)
     with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
@@ -209,7 +210,7 @@ def build(
 
     from layers.rules import RulesError, load_rules
     from service.build import run_build
-    from service.store.base import open_store
+    from service.store import open_store
 
     settings = _settings(store)
     try:
@@ -279,7 +280,7 @@ def export(
     """导出图层供政务 GIS 使用，并写出 .meta.json 元数据 (export a layer)."""
     from layers.registry import ALL
     from service.export import export_to_file
-    from service.store.base import open_store
+    from service.store import open_store
     from service.store.query import Condition
 
     if layer not in ALL:

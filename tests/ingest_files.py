@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from data.credit_code import with_check_character
 from geo.datum import wgs84_to_bd09, wgs84_to_gcj02
-from service.ingest.credit_code import with_check_character
 
 # WGS84 points well inside their counties
 ZHENGZHOU_JINSHUI = (113.686, 34.786)   # 410105

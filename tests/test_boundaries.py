@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -174,15 +172,12 @@ def test_representative_points_lie_in_their_county():
     assert len(cities) == 18
 
 
-def test_locate_is_vectorised_and_fast():
+def test_locate_many_points_at_once():
+    """One call for a whole column (its speed at 200k points: ``python -m benchmarks.kernels``)."""
     rng = np.random.default_rng(0)
-    n = 200_000
+    n = 5_000
     lon, lat = rng.uniform(105, 117, n), rng.uniform(31, 40, n)
-    locate(lon[:10], lat[:10])  # warm the cached index
-    start = time.perf_counter()
     out = locate(lon, lat)
-    elapsed = time.perf_counter() - start
     assert len(out) == n
     assert 0.2 < out["county_adcode"].notna().mean() < 0.5
-    assert elapsed < 5, f"locate took {elapsed:.1f}s for {n} points"
     assert isinstance(out.index, pd.RangeIndex)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -222,19 +220,18 @@ def test_category_name_unknown() -> None:
         category_name("9999")
 
 
-def test_hundred_thousand_rows_well_under_a_second() -> None:
+def test_many_rows_resolve_as_their_distinct_values() -> None:
+    """A column resolves as each of its values does (its speed at 100k rows:
+    ``python -m benchmarks.kernels``)."""
     rng = np.random.default_rng(0)
     pool = np.array(
         [*load_catalogue()["code"], *load_catalogue()["name"], " 3110 ", "3110.0", "扶梯",
          "未知设备", "", None, *[f"{i:04d}" for i in range(1000)]],
         dtype=object,
     )
-    picks = rng.integers(0, len(pool), 100_000)
+    picks = rng.integers(0, len(pool), 5_000)
     values = pd.Series(pool[picks])
-    per_value = resolve_categories(pd.Series(pool))  # also builds the lookup before timing
-    start = time.perf_counter()
+    per_value = resolve_categories(pd.Series(pool))
     out = resolve_categories(values)
-    elapsed = time.perf_counter() - start
     expected = per_value["category_code"].to_numpy()[picks]
     assert out["category_code"].equals(pd.Series(expected, dtype="string"))
-    assert elapsed < 0.5, elapsed

@@ -13,11 +13,11 @@ import pytest
 import shapely
 
 from data.catalogue import resolve_categories
+from data.credit_code import is_valid
 from data.demo import AS_OF, COUNTY_HEADERS, EQ_COLUMNS, EQUIPMENT_FILES, FILES, generate
+from data.schema import PARK_KINDS, VENUE_KINDS, Kind, detect_kind
 from geo.boundaries import load_boundaries
 from geo.datum import normalise_datum_labels, to_wgs84, transform_geometries
-from service.ingest.credit_code import is_valid
-from service.ingest.schema import PARK_KINDS, VENUE_KINDS, Kind, detect_kind
 
 N = 3000
 FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")

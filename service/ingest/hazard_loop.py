@@ -18,10 +18,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from data.reasons import Reason
+from data.schema import KEYS
 from service.ingest.prepared import Prepared
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
-from service.ingest.schema import KEYS
 from service.ingest.stored import StoredRows
 from service.ingest.write_scope import expect_rows
 from service.store.query import text_isin

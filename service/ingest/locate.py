@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.reasons import Flag, Reason
+from data.schema import Kind
 from geo import boundaries, cells
 from geo.datum import Datum, to_wgs84
 from geo.geocode import Geocoder
 from service.ingest.read import RawTable
-from service.ingest.reasons import Flag, Reason
 from service.ingest.rejects import RejectLog
-from service.ingest.schema import Kind
 from service.ingest.timing import StageTimer
 
 # China's extent, used to recognise swapped coordinates (lat given as lon and back)

@@ -20,9 +20,9 @@ import pyarrow as pa
 from h3ronpy import cells_resolution, change_resolution_list
 from h3ronpy.vector import wkb_to_cells
 
+from data.reasons import Reason
 from geo import boundaries, cells
 from service.ingest.read import RawTable
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
 
 SEPARATORS = r"[;,；，、\s|]+"

@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from data.reasons import Reason
+from data.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from geo.datum import parse_datum
 from geo.geocode import CountyGeocoder, Geocoder
 from service.ingest import hazard_loop, polygons
@@ -30,15 +32,15 @@ from service.ingest.locate import LocateOptions, locate_points
 from service.ingest.officers import expand_officer_cells
 from service.ingest.prepared import Batches, Prepared
 from service.ingest.read import FileRejected, RawTable, read_file
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
 from service.ingest.report import build_report
-from service.ingest.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
 from service.ingest.write_scope import WriteScope, check_write_scope, positions
-from service.store.base import Batch, ConflictError, Store, pandas_dtype
+from service.store.base import Batch, Store
+from service.store.conform import pandas_dtype
+from service.store.errors import ConflictError
 from service.store.query import arrow_text, text_isin
 from service.store.tables import LINKS, META, TABLES
 

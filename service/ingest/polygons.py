@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from data.reasons import Reason
 from geo import boundaries
 from geo.datum import Datum, transform_geometries
 from service.ingest.read import RawTable
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
 
 # Albers equal-area for China (standard parallels 25°N/47°N): areas in km² without a loop

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from data.schema import KEYS, Kind
 from service.ingest.officers import OfficerCells
 from service.ingest.read import RawTable
 from service.ingest.rejects import RejectLog
-from service.ingest.schema import KEYS, Kind
 
 
 @dataclass

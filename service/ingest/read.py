@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyogrio
 
-from service.ingest.schema import POLYGON_KINDS, Kind, detect_kind, match_headers
+from data.schema import POLYGON_KINDS, Kind, detect_kind, match_headers
 
 log = logging.getLogger("riskmap")
 

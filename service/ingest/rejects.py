@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from service.ingest.reasons import reason_text
+from data.reasons import reason_text
 
 COLUMNS = ["file", "row", "kind", "field", "code", "reason_zh", "reason_en", "value", "index"]
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data import credit_code
 from data.catalogue import resolve_categories
+from data.reasons import Reason
+from data.schema import SCHEMAS, Field, FieldType
 from geo.datum import normalise_datum_labels
-from service.ingest import credit_code, values
+from service.ingest import values
 from service.ingest.read import RawTable
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
-from service.ingest.schema import SCHEMAS, Field, FieldType
 
 
 def _column(raw: RawTable, name: str) -> pd.Series:

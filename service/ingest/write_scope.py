@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.reasons import Reason
+from data.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from geo import boundaries, cells
 from service.ingest.prepared import Batches, Prepared, valid_rows
-from service.ingest.reasons import Reason
 from service.ingest.rejects import RejectLog
-from service.ingest.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from service.ingest.stored import StoredRows
 from service.store.query import text_isin
 

@@ -20,12 +20,12 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from data.schema import Kind
 from geo.datum import UnknownDatumError, parse_datum
 from service.auth import Caller, Forbidden, Role, require
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter, invalid
 from service.ingest.pipeline import IngestOptions, ingest
-from service.ingest.schema import Kind
 from service.ingest.write_scope import WriteScope
 
 router = APIRouter(prefix="/api", tags=["ingest"])

@@ -1,9 +1,9 @@
 """Layer-build benchmark: every layer of the registry from N demo equipment, seconds per stage.
 
-    python -m benchmarks.layers --equipment 1000000 --store embedded --store postgis
+    python -m benchmarks.build_layers --equipment 1000000 --store embedded --store postgis
 
 Reuses (or makes) the seeded demo province and its ingested store under var/bench/
-(``benchmarks/ingest.py`` makes the same ones), then times the three parts of
+(``python -m benchmarks.ingest`` makes the same ones), then times the three parts of
 ``riskmap build`` separately: reading the stored tables, computing every layer
 (``layers.build.build_layers``, pure and vectorised: the ≤ 30 s target at 1M applies
 here) and writing them back as one build. Each computing stage is printed too.
@@ -14,16 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+
+if not __package__:  # run as a file: the repository, not benchmarks/, first on sys.path
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.ingest import BENCH, demo_files, postgis_url
 from layers.build import build_layers
 from layers.rules import load_rules
 from service.build import read_inputs
 from service.ingest.pipeline import IngestOptions, ingest
-from service.store.base import LayerBuild, open_store
+from service.store import open_store
+from service.store.base import LayerBuild
 
 PROVINCES = ["410000", "610000"]
 AS_OF = date(2026, 11, 1)
