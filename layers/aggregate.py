@@ -28,7 +28,8 @@ from scipy import sparse
 
 from data.catalogue import TOP_CATEGORIES
 from geo.cells import from_strings, parents, points_to_cells, to_strings
-from layers.frames import LEVEL_COUNT_COLUMNS, LEVELS, top_category
+from layers.columns import arrow_trimmed, flags, in_use, number_array, text, top_categories
+from layers.frames import LEVEL_COUNT_COLUMNS, LEVELS
 
 # --------------------------------------------------------------------------- constants
 
@@ -129,41 +130,10 @@ class _Parts:
     overdue: np.ndarray
 
 
-def _number(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric column as float64 (NA → 0; absent → zeros)."""
-    if name not in frame:
-        return np.zeros(len(frame))
-    values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    return values.fillna(0.0).to_numpy(dtype="float64")
-
-
-def _flag(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A boolean column as bool (NA → False; absent → all False)."""
-    if name not in frame:
-        return np.zeros(len(frame), dtype=bool)
-    return pd.Series(frame[name], dtype="boolean").fillna(False).to_numpy(dtype=bool)
-
-
-def _in_use(eq: pd.DataFrame) -> np.ndarray:
-    """Graded = in use (status 在用 or unknown, as :func:`layers.risk.grade_equipment`)."""
-    if "in_use" in eq:
-        return _flag(eq, "in_use")
-    status = eq["status"].astype("string")
-    return (status.isna() | (status == "在用")).to_numpy(dtype=bool)
-
-
-def _arrow(values: pd.Series | np.ndarray) -> pa.Array | pa.ChunkedArray:
-    """Values as Arrow strings, trimmed (zero-copy from pandas' Arrow-backed strings)."""
-    s = pd.Series(values).reset_index(drop=True)
-    if not isinstance(s.dtype, pd.StringDtype):
-        s = s.astype("string")
-    return pc.utf8_trim_whitespace(pa.array(s.array))
-
-
 def _index_of(values: pd.Series | np.ndarray, choices: tuple[str, ...]) -> np.ndarray:
     """Position of each value (trimmed) in ``choices``; -1 when absent or NA (Arrow hash
     lookup: no Python object per row)."""
-    arr = _arrow(values)
+    arr = arrow_trimmed(values)
     found = pc.index_in(arr, value_set=pa.array(list(choices), type=arr.type))
     return np.array(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -179,17 +149,17 @@ def _labels(index: np.ndarray, choices: tuple[str, ...]) -> pd.arrays.ArrowStrin
 
 def _parts(equipment: pd.DataFrame) -> _Parts:
     eq = equipment
-    use = _in_use(eq)
-    top = eq["top_category"] if "top_category" in eq else top_category(eq["category_code"])
+    use = in_use(eq)
+    top = top_categories(eq)
     level = _index_of(eq["level"], LEVELS) if "level" in eq else np.full(len(eq), -1)
     return _Parts(
         in_use=use.astype("float64"),
         level=np.where(use, level, -1),
         category=_index_of(top, CATEGORY_CODES),
-        d=np.where(use, _number(eq, "D"), 0.0),
-        open_hazards=_number(eq, "open_hazards"),
-        open_major=_number(eq, "open_major_hazards"),
-        overdue=(_flag(eq, "overdue") & use).astype("float64"))
+        d=np.where(use, number_array(eq, "D"), 0.0),
+        open_hazards=number_array(eq, "open_hazards"),
+        open_major=number_array(eq, "open_major_hazards"),
+        overdue=(flags(eq, "overdue") & use).astype("float64"))
 
 
 def _totals(p: _Parts, codes: np.ndarray, k: int) -> np.ndarray:
@@ -397,12 +367,6 @@ def _region_table(boundaries: pd.DataFrame) -> gpd.GeoDataFrame:
                               "province_adcode", "city_adcode")})
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name not in frame:
-        return pd.Series(pd.NA, index=range(len(frame)), dtype="string")
-    return frame[name].astype("string").str.strip().reset_index(drop=True)
-
-
 def _parent_index(regions: pd.DataFrame, child: str, parent: str) -> np.ndarray:
     """For each ``child``-level region, its parent's index among ``parent``-level regions."""
     rows = regions[regions["admin_level"] == child]
@@ -498,7 +462,7 @@ def _equipment_industry(equipment: pd.DataFrame, units: pd.DataFrame) -> np.ndar
     unknown = len(INDUSTRY_KEYS) - 1
     if "industry" not in units or "unit_credit_code" not in equipment:
         return np.full(len(equipment), unknown, dtype=np.int64)
-    key = _column(units, "credit_code")
+    key = text(units, "credit_code", strip=True)
     keep = (key.notna() & ~key.duplicated()).to_numpy(dtype=bool)
     per_unit = _index_of(industry_codes(units["industry"]).to_numpy()[keep], INDUSTRY_KEYS)
     pos = _index_of(equipment["unit_credit_code"], tuple(key.to_numpy()[keep]))
@@ -543,7 +507,7 @@ def _officer_column(officers: pd.DataFrame, name: str, ids: pd.Series) -> pd.Ser
     """``officers[name]`` of each id (first row per officer; <NA> for unknown officers)."""
     if name not in officers or "officer_id" not in officers or not len(officers):
         return pd.Series(pd.NA, index=range(len(ids)), dtype="string")
-    key = _column(officers, "officer_id")
+    key = text(officers, "officer_id", strip=True)
     first = ~key.duplicated().to_numpy() & key.notna().to_numpy()
     table = pd.Series(officers[name].astype("string").to_numpy()[first],
                       index=key.to_numpy()[first])
@@ -559,8 +523,8 @@ def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
     own resolution (normally 8) from the equipment's lon/lat. Unparseable cells are left
     out and counted in ``attrs["invalid_cells"]``. Ordered by officer_id, then cell.
     """
-    oc = pd.DataFrame({"officer_id": _column(officer_cells, "officer_id"),
-                       "h3": _column(officer_cells, "h3")}).dropna()
+    oc = pd.DataFrame({"officer_id": text(officer_cells, "officer_id", strip=True),
+                       "h3": text(officer_cells, "h3", strip=True)}).dropna()
     cells = from_strings(oc["h3"]) if len(oc) else np.zeros(0, dtype=np.uint64)
     valid = cells != 0
     oc = oc[valid].assign(_cell=cells[valid])

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from layers.columns import text
+
 ELEVATORS = "3000"  # 特种设备目录：电梯
 ADMIN_LEVELS: tuple[str, ...] = ("province", "city", "county")
 _ADCODE_OF = {"province": "province_adcode", "city": "city_adcode", "county": "county_adcode"}
@@ -447,10 +449,7 @@ def warnings(regions: pd.DataFrame, insurance: pd.DataFrame | None = None,
 
 def _strings(frame: pd.DataFrame, name: str) -> pd.arrays.StringArray:
     """A column as a plain string array (all NA when missing)."""
-    if name not in frame:
-        return pd.array([pd.NA] * len(frame), dtype="string")
-    return pd.array(frame[name].astype("string").to_numpy(dtype=object, na_value=None),
-                    dtype="string")
+    return pd.array(text(frame, name).to_numpy(dtype=object, na_value=None), dtype="string")
 
 
 def _messages(trig: pd.DataFrame, regions: pd.DataFrame, ind: pd.DataFrame,
@@ -466,11 +465,11 @@ def _messages(trig: pd.DataFrame, regions: pd.DataFrame, ind: pd.DataFrame,
             trig["threshold"].to_numpy(), trig["rank"].to_numpy(), strict=True):
         rule = by_id[rid]
         grade = GRADE_BY_RANK[int(rank)]
-        text = rule.template.format(
+        sentence = rule.template.format(
             name=names[row], indicator_zh=INDICATORS[rule.indicator][0], value=value,
             threshold=threshold, op=rule.op(grade), grade_zh=GRADE_ZH[grade],
             coverage=cov[row], target=tgt[row])
-        out.append(text.rstrip("。；;. "))
+        out.append(sentence.rstrip("。；;. "))
     return out
 
 

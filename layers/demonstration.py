@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from data.catalogue import TOP_CATEGORIES
+from layers.columns import column, numbers
 from layers.frequency import Pieces, positions, unit_frame, unit_points
 
 ELEVATORS = "3000"
@@ -120,12 +121,6 @@ def passed_checks(checks: pd.DataFrame | None, units: pd.DataFrame, as_of: date,
     return np.bincount(where, minlength=len(units)).astype(np.int64)
 
 
-def _number(units: pd.DataFrame, col: str) -> pd.Series:
-    if col not in units:
-        return pd.Series(np.nan, index=units.index)
-    return pd.to_numeric(units[col], errors="coerce")
-
-
 def criteria(units: pd.DataFrame, pieces: Pieces, rules: DemonstrationRules
              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per criterion: (met, data missing) per unit; a unit with missing data never meets it."""
@@ -133,9 +128,9 @@ def criteria(units: pd.DataFrame, pieces: Pieces, rules: DemonstrationRules
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for cid, col in (("no_accident", "accidents_3y"), ("no_open_hazard", "open_hazards"),
                      ("nothing_overdue", "overdue_count")):
-        v = _number(units, col)
+        v = numbers(units, col)
         out[cid] = ((v == 0).fillna(False).to_numpy(dtype=bool), v.isna().to_numpy())
-    five = _number(units, "five_have_score")
+    five = numbers(units, "five_have_score")
     out["five_have"] = ((five >= rules.five_have_min).fillna(False).to_numpy(dtype=bool),
                         five.isna().to_numpy())
     # elevators: every in-use elevator insured; a unit without elevators passes
@@ -146,8 +141,7 @@ def criteria(units: pd.DataFrame, pieces: Pieces, rules: DemonstrationRules
     unknown = np.bincount(at[pieces.insured_na[elevator]], minlength=n)
     refused = total - insured - unknown
     out["elevators_insured"] = (insured == total, (unknown > 0) & (refused == 0))
-    black = (units["blacklisted"].astype("boolean") if "blacklisted" in units
-             else pd.Series(pd.NA, index=units.index, dtype="boolean"))
+    black = column(units, "blacklisted", "boolean")
     out["not_blacklisted"] = ((~black).fillna(False).to_numpy(dtype=bool),
                               black.isna().to_numpy())
     return out

@@ -25,6 +25,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from data.catalogue import TOP_CATEGORIES, category_name, load_catalogue
+from layers.columns import arrow_text, as_flags, text, top_categories
 from layers.frames import LEVEL_RANK, LEVEL_ZH
 
 BOOSTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "hotspot", "blacklisted",
@@ -240,15 +241,8 @@ def join_labels(pos: np.ndarray, label: np.ndarray, n: int, sep: str = "、") ->
     return out
 
 
-def _scalar(text: str | None) -> pa.Scalar:
-    return pa.scalar(text, type=pa.large_string())
-
-
-def _arrow(values: pd.Series | np.ndarray) -> pa.Array:
-    """Text as an Arrow array (None/NA → null) for Arrow's vectorised string joins."""
-    values = np.asarray(pd.Series(values, dtype=object).where(pd.notna(values), None),
-                        dtype=object) if not isinstance(values, np.ndarray) else values
-    return pa.array(values, type=pa.large_string(), from_pandas=True)
+def _scalar(value: str | None) -> pa.Scalar:
+    return pa.scalar(value, type=pa.large_string())
 
 
 def _reason(reason: str, detail: pa.Array) -> pa.Array:
@@ -262,12 +256,12 @@ def _summary(steps: np.ndarray, base: np.ndarray, interval: np.ndarray) -> pa.Ar
     """The closing sentence of a boosted unit's reasons (null when not boosted); text is
     built once per distinct (steps, base, interval)."""
     inverse, combos = pd.factorize((steps * 100 + base) * 100 + interval)
-    text = np.asarray([
+    sentences = np.asarray([
         None if k // 10_000 == 0 else (
             f"共加频{k // 10_000}档，检查间隔由{k // 100 % 100}个月缩短为{k % 100}个月"
             if k % 100 < k // 100 % 100 else "已为最短检查间隔")
         for k in combos.tolist()], dtype=object)
-    return pa.array(text[inverse], type=pa.large_string(), from_pandas=True)
+    return pa.array(sentences[inverse], type=pa.large_string(), from_pandas=True)
 
 
 class Pieces:
@@ -280,21 +274,13 @@ class Pieces:
             eq = eq[eq["in_use"].fillna(False).to_numpy(dtype=bool)]
         n = len(eq)
 
-        def col(name: str) -> pd.Series:
-            if name in eq:
-                return eq[name].astype("string").reset_index(drop=True)
-            return pd.Series(pd.NA, index=range(n), dtype="string")
-
-        self.pos = positions(col("unit_credit_code"), units["credit_code"])
-        self.cat, self.cat_u = _factorize(col("category_code"))
-        self.venue, self.venue_u = _factorize(col("venue_id"))
-        top = col("top_category")
-        if "top_category" not in eq:
-            top = (col("category_code").str.slice(0, 1) + "000").astype("string")
-        self.top, self.top_u = _factorize(top)
-        self.county, self.county_u = self._placed(col("county_adcode"), units,
+        self.pos = positions(text(eq, "unit_credit_code"), units["credit_code"])
+        self.cat, self.cat_u = _factorize(text(eq, "category_code"))
+        self.venue, self.venue_u = _factorize(text(eq, "venue_id"))
+        self.top, self.top_u = _factorize(top_categories(eq))
+        self.county, self.county_u = self._placed(text(eq, "county_adcode"), units,
                                                   "county_adcode")
-        self.city, self.city_u = self._placed(col("city_adcode"), units, "city_adcode")
+        self.city, self.city_u = self._placed(text(eq, "city_adcode"), units, "city_adcode")
         self.overdue = (eq["overdue"].fillna(False).to_numpy(dtype=bool) if "overdue" in eq
                         else np.zeros(n, dtype=bool))
         if "insured" in eq:
@@ -424,7 +410,7 @@ def _hotspot(pc: Pieces, units: pd.DataFrame, hotspot_units: pd.DataFrame,
 def _blacklisted(u: pd.DataFrame) -> np.ndarray:
     if "blacklisted" not in u:
         return np.full(len(u), None, dtype=object)
-    hit = u["blacklisted"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    hit = as_flags(u["blacklisted"])
     return np.where(hit, "", None).astype(object)
 
 
@@ -496,7 +482,7 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     base = level.map(base_by_level).fillna(rules.base_months.unlevelled).to_numpy(dtype=np.int64)
     base_text = {lv: f"{LEVEL_ZH[lv]}单位基础检查间隔{m}个月" for lv, m in base_by_level.items()
                  if lv in LEVEL_ZH}
-    texts = [_arrow(level.map(base_text).fillna(
+    texts = [arrow_text(level.map(base_text).fillna(
         f"未分级（无在用设备）单位基础检查间隔{rules.base_months.unlevelled}个月"))]
 
     steps = np.zeros(n, dtype=np.int64)
@@ -511,7 +497,7 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
             continue
         steps += np.where(hit, rule.steps, 0)
         mask |= np.where(hit, 1 << bit, 0)
-        texts.append(_reason(rule.reason, _arrow(detail)))
+        texts.append(_reason(rule.reason, arrow_text(detail)))
 
     ladder = np.asarray(rules.ladder, dtype=np.int64)
     base_rung = np.searchsorted(-ladder, -base)  # the ladder is strictly decreasing

@@ -36,6 +36,7 @@ from scipy.special import ndtr
 from scipy.stats import poisson
 
 from geo.cells import cell_polygons, from_strings, parents, points_to_cells, to_strings
+from layers.columns import as_flags
 from layers.frames import MAJOR_HAZARD, OPEN_HAZARD_STATUS
 
 STORED_RESOLUTION = 8  # the stored ``h3`` column (tables.py)
@@ -109,9 +110,9 @@ _USED = ("registration_code", "unit_credit_code", "h3", "lon", "lat", "county_ad
          "top_category")
 
 
-def _in_use(equipment: pd.DataFrame) -> pd.DataFrame:
+def _in_use_rows(equipment: pd.DataFrame) -> pd.DataFrame:
     """The in-use rows, only the columns this module reads (a 1M-row frame is wide)."""
-    flag = pd.Series(equipment["in_use"], dtype="boolean").fillna(False).to_numpy(dtype=bool)
+    flag = as_flags(equipment["in_use"])
     return equipment[[c for c in _USED if c in equipment]].loc[flag]
 
 
@@ -287,7 +288,7 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     in-use equipment of the tested cells). Columns: :data:`CELL_COLUMNS`."""
     if serious is None:
         serious = serious_hazards(hazards, as_of, rules)
-    eq = _in_use(equipment)
+    eq = _in_use_rows(equipment)
     cell = analysis_cells(eq, rules.resolution)
     located = cell != 0
     eq, cell = eq.loc[located], cell[located]
@@ -392,7 +393,7 @@ def hotspot_units(equipment: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if not len(cells) or not len(equipment):
         return _typed(pd.DataFrame(), UNIT_COLUMNS)
     resolution = int(cells["resolution"].iloc[0])
-    eq = _in_use(equipment)
+    eq = _in_use_rows(equipment)
     eq = eq[_strings(eq["unit_credit_code"]).notna().to_numpy(dtype=bool)]
     cell = analysis_cells(eq, resolution)
     hot = pd.DataFrame({"cell": from_strings(cells["h3"]), "h3": _strings(cells["h3"]),
@@ -419,7 +420,7 @@ def widespread(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     :data:`WIDESPREAD_COLUMNS`, sorted by county and category."""
     if serious is None:
         serious = serious_hazards(hazards, as_of, rules)
-    eq = _in_use(equipment)
+    eq = _in_use_rows(equipment)
     county, counties = pd.factorize(_strings(eq["county_adcode"]), sort=True)
     cat, cats = pd.factorize(_strings(eq["top_category"]), sort=True)
     unit, _ = pd.factorize(_strings(eq["unit_credit_code"]))

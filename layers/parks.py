@@ -4,17 +4,14 @@ Seed 002 二（四）: "推进园区双重预防体系建设，按照“一园�
 使用单位将特种设备双重预防体系建设标准纳入企业双重预防体系". A park profile sums what a park
 holds (its equipment, the units that sit or run equipment in it, their hazards, inspections,
 insurance and "五有" standing); a unit file does the same for one using unit. Both end in a
-list of measures chosen by :class:`MeasureRule`, a small condition language
-(``metric op number [and …]``, the metric from :data:`METRICS`, no eval) with a Chinese
-template filled from the row's numbers.
+list of measures chosen by the rules of :mod:`layers.park_measures` (a small condition
+language with a Chinese template filled from the row's numbers), applied here by
+:func:`apply_measures`.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from datetime import date
-from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -26,198 +23,18 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from data.catalogue import TOP_CATEGORIES
-from layers.frames import LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS, top_category
-
-Scope = Literal["park", "unit"]
-
-#: Numbers a measure may test and print. Park rows sum over the park; a unit row is "a park
-#: of one" (units = 1, red_units = 1 when the unit itself is red, …) so one rule serves both.
-METRICS: dict[str, str] = {
-    "units": "使用单位数（园区）；单位档案恒为 1",
-    "equipment": "设备台数（全部状态）",
-    "in_use": "在用设备台数",
-    "n_red": "重大风险（红）设备台数",
-    "n_orange": "较大风险（橙）设备台数",
-    "n_yellow": "一般风险（黄）设备台数",
-    "n_blue": "低风险（蓝）设备台数",
-    "red_units": "重大风险使用单位数；单位档案：本单位为红色时为 1",
-    "open_hazards": "未销号隐患数",
-    "open_major_hazards": "未销号重大隐患数",
-    "late_hazards": "超过整改期限未销号的隐患数",
-    "overdue": "逾期未检设备台数",
-    "overdue_rate": "逾期未检率（逾期未检台数 / 在用台数）",
-    "elevators": "在用电梯台数",
-    "elevators_insured": "已投保责任保险的在用电梯台数",
-    "insurance_coverage": "电梯责任保险覆盖率（已投保 / 在用电梯）",
-    "five_have_score": "“五有”得分（园区为已知得分的平均值）",
-    "five_have_compliant": "“五有”得分为 5 的使用单位数",
-    "five_have_rate": "“五有”达标率（达标单位 / 使用单位）",
-    "small_micro_units": "小微企业数；单位档案：本单位为小微企业时为 1",
-    "small_micro_share": "小微企业占比",
-    "blacklisted_units": "列入黑名单的使用单位数；单位档案：本单位列入时为 1",
-    "accidents_3y": "近三年事故起数",
-    "risk_score": "风险总分（在用设备 D 值之和）",
-    "D_max": "最高设备 D 值",
-    "risk_index": "风险指数 0–100（园区风险总分 / 最高园区风险总分 × 100；单位档案为空）",
-    "rank": "园区风险排名（1 为最高；单位档案为空）",
-}
-#: Text a template may print besides the metrics; ``threshold`` is the number of the first
-#: clause of the rule's condition.
-TEXT_FIELDS: dict[str, str] = {
-    "name": "园区或使用单位名称",
-    "dominant_category_name": "主要设备种类名称",
-    "threshold": "条件中第一个比较的数值",
-}
-
-_OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
-        "==": np.equal}
-_CLAUSE = re.compile(r"^\s*([a-z_A-Z0-9]+)\s*(>=|<=|==|>|<)\s*"
-                     r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-_SPEC = re.compile(r"^,?(?:\.\d{1,2})?[f%]?$")
-_ELEVATOR = "3000"
-
-
-class MeasureRule(BaseModel):
-    """One measure: when the condition holds for a park (or unit), its text is added."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40,
-                    description="措施编号（英文小写、数字、下划线）")
-    when: str = Field(max_length=400,
-                      description="触发条件：指标 运算符 数值，可用 and 连接，如 "
-                                  "“overdue_rate > 0.05”；指标取自固定清单，运算符为 > >= < <= ==")
-    text: str = Field(min_length=1, max_length=400,
-                      description="措施文本模板，{指标} 处填入数值，可带格式如 {overdue_rate:.0%}")
-    scope: Literal["both", "park", "unit"] = Field(
-        "both",
-        description="适用对象：both 园区和单位，park 仅园区（一园一策），unit 仅单位（一企一策）")
-    basis: str = Field("", max_length=200, description="依据（文件条款原文或所依据的通行做法）")
-
-    @field_validator("when")
-    @classmethod
-    def _condition(cls, v: str) -> str:
-        parse_condition(v)
-        return v
-
-    @field_validator("text")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        template_fields(v)
-        return v
-
-    def clauses(self) -> list[tuple[str, str, float]]:
-        return parse_condition(self.when)
-
-    def applies_to(self, scope: Scope) -> bool:
-        return self.scope in ("both", scope)
-
-
-def parse_condition(when: str) -> list[tuple[str, str, float]]:
-    """``"a > 1 and b <= 0.5"`` → [(metric, op, number), …]; refuses anything else."""
-    out = []
-    for part in re.split(r"\s+and\s+", when.strip()):
-        m = _CLAUSE.match(part)
-        if not m:
-            raise ValueError(f"条件 “{part}” 不合法：应为 指标 运算符 数值，如 overdue_rate > 0.05")
-        metric, op, number = m.groups()
-        if metric not in METRICS:
-            raise ValueError(f"未知指标 {metric}；可用：{', '.join(METRICS)}")
-        value = float(number)
-        if not np.isfinite(value):
-            raise ValueError(f"条件数值须为有限数：{number}")
-        out.append((metric, op, value))
-    return out
-
-
-def template_fields(text: str) -> list[tuple[str, str, str]]:
-    """(literal, field, format spec) segments of a template, checked against the whitelist.
-
-    Only bare names from :data:`METRICS`/:data:`TEXT_FIELDS`, no attribute or index access,
-    no conversion, and numeric specs of the forms ``.0%``, ``.1f``, ``,`` — so a
-    regulator-edited template cannot reach anything but the row's own numbers."""
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise ValueError(f"模板花括号不匹配：{exc}") from exc
-    out = []
-    for literal, field, spec, conversion in parsed:
-        if field is None:
-            out.append((literal, "", ""))
-            continue
-        if field not in METRICS and field not in TEXT_FIELDS:
-            raise ValueError(f"模板字段 {{{field}}} 不在可用字段内")
-        if conversion is not None or not _SPEC.match(spec or ""):
-            raise ValueError(f"模板字段 {{{field}}} 的格式 “{spec}” 不支持（可用如 .0% .1f）")
-        if spec and field in ("name", "dominant_category_name"):
-            raise ValueError(f"文本字段 {{{field}}} 不能带数值格式")
-        out.append((literal, field, spec or ""))
-    return out
-
-
-# Sources quoted in ``basis`` (short names of the two seeds).
-_S002 = "豫市监办〔2021〕55号"
-_S000 = "特种设备安全专项整治三年行动实施方案"
-
-DEFAULT_MEASURES: tuple[MeasureRule, ...] = (
-    MeasureRule(
-        id="major_hazards", when="open_major_hazards > 0",
-        text="{open_major_hazards}项重大隐患实行挂牌督办，明确整改责任、措施和时限，销号前落实管控措施",
-        basis=f"{_S002} 二（二）“推动建立特种设备安全综合治理、重大隐患挂牌督办制度”"),
-    MeasureRule(
-        id="red_units", when="red_units > 0", scope="park",
-        text="{red_units}家重大风险使用单位实行“一企一策”，加大监督检查频次",
-        basis=f"{_S002} 二（四）“按照“一园一策”“一企一策”要求”；二（二）“加大监督检查频次”"),
-    MeasureRule(
-        id="red_unit", when="red_units > 0", scope="unit",
-        text="列为重大风险使用单位，实行“一企一策”重点管控，加大监督检查频次",
-        basis=f"{_S002} 二（四）“一企一策”；二（二）“加大监督检查频次”"),
-    MeasureRule(
-        id="blacklist", when="blacklisted_units > 0", scope="park",
-        text="{blacklisted_units}家使用单位列入黑名单，实施失信联合惩戒并及时通报",
-        basis=f"{_S002} 二（二）“列入黑名单并及时进行通报”；{_S000} 四（三）“实施联合惩戒”"),
-    MeasureRule(
-        id="blacklist_unit", when="blacklisted_units > 0", scope="unit",
-        text="已列入黑名单，实施失信联合惩戒并及时通报",
-        basis=f"{_S002} 二（二）“列入黑名单并及时进行通报”；{_S000} 四（三）“实施联合惩戒”"),
-    MeasureRule(
-        id="late_hazards", when="late_hazards > 0",
-        text="{late_hazards}项隐患超过整改期限未销号，督促按“排查、登记、治理、销号”闭环整改",
-        basis=f"{_S002} 二（一）“实现隐患排查、登记、治理、销号的全过程记录和闭环管理”"),
-    MeasureRule(
-        id="overdue", when="overdue_rate > 0.05",
-        text="逾期未检率{overdue_rate:.0%}（{overdue}台），督促限期报检，检验机构及时报告属地市场监管部门",
-        basis=f"{_S002} 二（三）“发现设备逾期未检……及时报告所在地市场监管部门”"),
-    MeasureRule(
-        id="accidents", when="accidents_3y > 0",
-        text="近三年发生特种设备事故{accidents_3y}起，督促完善事故应急预案并组织应急演练",
-        basis=f"{_S000} 二（六）“督促特种设备使用单位完善事故应急预案并开展演练”"),
-    MeasureRule(
-        id="focus_category", when="in_use > 0",
-        text="以{dominant_category_name}为重点，开展专项风险辨识和隐患排查，编制风险管控清单和隐患排查治理清单",
-        basis=f"{_S002} 二（二）“按设备类别、使用场所、应用行业等开展分类监管，"
-              "突出差异化监管措施”"),
-    MeasureRule(
-        id="insurance", when="insurance_coverage < 0.7",
-        text="电梯责任保险覆盖率{insurance_coverage:.0%}，低于{threshold:.0%}的目标，推动投保并推广“保险+服务”模式",
-        basis=f"{_S000} 二（五）“2022年，电梯保险覆盖率应不低于保有量的70%”"),
-    MeasureRule(
-        id="five_have", when="five_have_rate < 1", scope="park",
-        text="“五有”标准达标率{five_have_rate:.0%}，指导未达标使用单位对照“五有”标准完善双重预防体系",
-        basis=f"{_S002} 二（一）“五有”标准；二（四）“2021年底……全面建成双重预防体系”"),
-    MeasureRule(
-        id="five_have_unit", when="five_have_score < 5", scope="unit",
-        text="“五有”得分{five_have_score:.0f}分，对照“五有”标准补齐双重预防体系短板",
-        basis=f"{_S002} 二（一）“五有”标准"),
-    MeasureRule(
-        id="small_micro", when="small_micro_share >= 0.5", scope="park",
-        text="小微企业占{small_micro_share:.0%}，推行小微企业简易模式（一企一档一码）",
-        basis=f"{_S002} 二（四）“依托安全生产“一企一档一码”……按照“简便、实用、管用”原则”"),
-    MeasureRule(
-        id="small_micro_unit", when="small_micro_units >= 1", scope="unit",
-        text="推行小微企业简易模式（一企一档一码），按“简便、实用、管用”原则抓住风险隐患关键环节",
-        basis=f"{_S002} 二（四）“依托安全生产“一企一档一码”……按照“简便、实用、管用”原则”"),
+from layers.columns import arrow_text, column, flags, number_array, numbers, text, top_categories
+from layers.frames import LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS
+from layers.park_measures import (
+    DEFAULT_MEASURES,
+    METRICS,
+    OPERATORS,
+    MeasureRule,
+    Scope,
+    template_fields,
 )
+
+_ELEVATOR = "3000"
 
 
 class ParkRules(BaseModel):
@@ -266,16 +83,6 @@ class ParkRules(BaseModel):
 _LS = pa.large_string()
 
 
-def _arrow(values: object) -> pa.Array:
-    """Values as an Arrow large_string array (nulls kept)."""
-    if isinstance(values, pd.Series | pd.Index):
-        values = values.array
-    arr = pa.array(values, from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.cast(_LS)
-
-
 def _cat(*parts: str | pa.Array) -> pa.Array:
     """Element-wise concatenation of Arrow string arrays and literal strings."""
     args = [pa.scalar(p, _LS) if isinstance(p, str) else p for p in parts]
@@ -320,7 +127,7 @@ def _join(pos: np.ndarray, parts: pa.Array, n: int, empty: str, left: str, right
     return pc.if_else(pa.array(counts > 0), joined, pa.scalar(empty, _LS))
 
 
-def _text(values: pa.Array) -> pd.api.extensions.ExtensionArray:
+def _strings(values: pa.Array) -> pd.api.extensions.ExtensionArray:
     """An Arrow string array as a pandas "string" column (no copy)."""
     return pd.array(values, dtype="string")
 
@@ -331,10 +138,10 @@ def _text(values: pa.Array) -> pd.api.extensions.ExtensionArray:
 
 def _positions(index: object, keys: object) -> np.ndarray:
     """Row of the first ``index`` value equal to each key; -1 where missing or unknown."""
-    keys = _arrow(keys)
+    keys = arrow_text(keys)
     if len(keys) == 0:
         return np.zeros(0, dtype=np.int64)
-    found = pc.index_in(keys, value_set=_arrow(index), skip_nulls=True)
+    found = pc.index_in(keys, value_set=arrow_text(index), skip_nulls=True)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -360,47 +167,27 @@ def _take(values: np.ndarray, rows: np.ndarray, fill: object) -> np.ndarray:
 
 # --------------------------------------------------------------------------- inputs
 
-def _col(frame: pd.DataFrame, name: str, default: object = pd.NA,
-         dtype: str | None = None) -> pd.Series:
-    """A column, or ``default`` everywhere when the frame lacks it."""
-    if name in frame.columns:
-        s = frame[name].reset_index(drop=True)
-    else:
-        s = pd.Series(default, index=pd.RangeIndex(len(frame)), dtype=object)
-    return s.astype(dtype) if dtype else s
-
-
-def _flag(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return _col(frame, name, False).astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
-def _num(frame: pd.DataFrame, name: str, fill: float = 0.0) -> np.ndarray:
-    return pd.to_numeric(_col(frame, name, fill), errors="coerce").fillna(fill).to_numpy(
-        dtype=np.float64)
-
-
 def _equipment_rows(equipment: pd.DataFrame) -> pd.DataFrame:
     """The few columns of the graded equipment these layers read, plain and light."""
-    cat = (_col(equipment, "top_category", dtype="string") if "top_category" in equipment
-           else top_category(_col(equipment, "category_code", dtype="string")))
-    in_use = _flag(equipment, "in_use")
+    cat = top_categories(equipment)
+    in_use = flags(equipment, "in_use")
     elevator = (cat == _ELEVATOR).fillna(False).to_numpy(dtype=bool) & in_use
-    rank = _num(equipment, "level_rank").astype(np.int64)
+    rank = number_array(equipment, "level_rank").astype(np.int64)
     return pd.DataFrame({
-        "registration_code": _col(equipment, "registration_code"),
-        "unit": _col(equipment, "unit_credit_code"),
-        "park_id": _col(equipment, "park_id"),
+        "registration_code": column(equipment, "registration_code"),
+        "unit": column(equipment, "unit_credit_code"),
+        "park_id": column(equipment, "park_id"),
         "top_category": cat,
         "equipment": np.ones(len(equipment), dtype=np.int64),
         "in_use": in_use.astype(np.int64),
         **{f"n_{lv}": (rank == LEVEL_RANK[lv]).astype(np.int64) for lv in LEVELS},
-        "overdue": (_flag(equipment, "overdue") & in_use).astype(np.int64),
-        "open_hazards": _num(equipment, "open_hazards").astype(np.int64),
-        "open_major_hazards": _num(equipment, "open_major_hazards").astype(np.int64),
-        "late_hazards": _num(equipment, "late_hazards").astype(np.int64),
+        "overdue": (flags(equipment, "overdue") & in_use).astype(np.int64),
+        "open_hazards": number_array(equipment, "open_hazards").astype(np.int64),
+        "open_major_hazards": number_array(equipment, "open_major_hazards").astype(np.int64),
+        "late_hazards": number_array(equipment, "late_hazards").astype(np.int64),
         "elevators": elevator.astype(np.int64),
-        "elevators_insured": (elevator & _flag(equipment, "insured")).astype(np.int64),
-        "risk_score": _num(equipment, "D"),
+        "elevators_insured": (elevator & flags(equipment, "insured")).astype(np.int64),
+        "risk_score": number_array(equipment, "D"),
     })
 
 
@@ -479,11 +266,11 @@ def _hazard_months(hazards: pd.DataFrame, eq: pd.DataFrame, pos: np.ndarray, n: 
     today = pd.Timestamp(as_of)
     start = today.year * 12 + today.month - 1 - (months - 1)
     labels = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(start, start + months)]
-    owner = _take(pos, _positions(eq["registration_code"], _col(hazards, "registration_code")),
+    owner = _take(pos, _positions(eq["registration_code"], column(hazards, "registration_code")),
                   -1)
     out = []
     for col in ("found_on", "closed_on"):
-        month = _month_index(_col(hazards, col)) - start
+        month = _month_index(column(hazards, col)) - start
         ok = (owner >= 0) & (month >= 0) & (month < months)
         out.append(np.bincount(owner[ok] * months + month[ok], minlength=n * months)
                    .reshape(n, months))
@@ -509,7 +296,8 @@ def apply_measures(metrics: pd.DataFrame, labels: pd.DataFrame, rules: ParkRules
         clauses = rule.clauses()
         fire = np.ones(n, dtype=bool)
         for metric, op, value in clauses:
-            fire &= _OPS[op](metrics[metric].to_numpy(dtype=np.float64, na_value=np.nan), value)
+            have = metrics[metric].to_numpy(dtype=np.float64, na_value=np.nan)
+            fire &= OPERATORS[op](have, value)
         segments = template_fields(rule.text)
         fields = {f: _field(metrics, labels, f, clauses[0][2]) for _, f, _ in segments if f}
         for values in fields.values():
@@ -544,17 +332,17 @@ def _render(segments: list[tuple[str, str, str]], fields: dict[str, np.ndarray],
     _, first = np.unique(combo, return_index=True)
     encoded = []
     for row in first:
-        text = []
+        filled = []
         for literal, f, spec in segments:
-            text.append(literal)
+            filled.append(literal)
             if f:
                 v = fields[f][row]
                 if isinstance(v, float | np.floating):
                     v = float(v)
                     if not spec and v.is_integer():
                         v = int(v)
-                text.append(format(v, spec))
-        encoded.append(orjson.dumps("".join(text)).decode())
+                filled.append(format(v, spec))
+        encoded.append(orjson.dumps("".join(filled)).decode())
     return pa.array(encoded, type=_LS).take(pa.array(combo))
 
 
@@ -589,24 +377,24 @@ def park_profiles(equipment: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDa
 
     out = pd.DataFrame({"park_id": pk["park_id"]})
     for col in ("name", "kind", "province_adcode", "city_adcode", "county_adcode"):
-        out[col] = _col(pk, col, dtype="string")
-    out["area_km2"] = pd.to_numeric(_col(pk, "area_km2"), errors="coerce").astype("float64")
+        out[col] = text(pk, col)
+    out["area_km2"] = numbers(pk, "area_km2")
     out = pd.concat([out, _member_stats(u, park, unit, n), _equipment_stats(eq, pos, n)],
                     axis=1)
     categories, dominant = _categories(eq, pos, n, rules.dominant_exclude)
-    out["categories"] = _text(categories)
+    out["categories"] = _strings(categories)
     out["dominant_category"] = dominant
     out["dominant_category_name"] = _category_names(dominant)
     top = out["risk_score"].max() if n else 0.0
     out["risk_index"] = 100 * out["risk_score"] / top if top > 0 else 0.0
-    out["top_units"] = _text(_top_units(u, park, unit, n, rules.top_units))
-    out["monthly"] = _text(_monthly(*_hazard_months(hazards, eq, pos, n, as_of, rules.months)))
+    out["top_units"] = _strings(_top_units(u, park, unit, n, rules.top_units))
+    out["monthly"] = _strings(_monthly(*_hazard_months(hazards, eq, pos, n, as_of, rules.months)))
     order = np.lexsort((out["park_id"].to_numpy(dtype=object),
                         -out["open_major_hazards"].to_numpy(), -out["risk_score"].to_numpy()))
     out = out.iloc[order].reset_index(drop=True)
     out["rank"] = np.arange(1, n + 1)
     measures, ids = apply_measures(out, out[["name", "dominant_category_name"]], rules, "park")
-    out["measures"], out["measure_ids"] = _text(measures), _text(ids)
+    out["measures"], out["measure_ids"] = _strings(measures), _strings(ids)
     geometry = np.asarray(pk.geometry.to_numpy(), dtype=object)[order]
     return _typed(gpd.GeoDataFrame(out[PARK_COLUMNS], geometry=geometry, crs=4326))
 
@@ -614,33 +402,33 @@ def park_profiles(equipment: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDa
 def _parks(parks: pd.DataFrame) -> gpd.GeoDataFrame:
     """Parks in EPSG:4326, one row per park_id (the first), no missing ids, index 0..n-1."""
     pk = parks if isinstance(parks, gpd.GeoDataFrame) else gpd.GeoDataFrame(
-        parks, geometry=_col(parks, "geometry", None).to_numpy(), crs=4326)
+        parks, geometry=column(parks, "geometry", default=None).to_numpy(), crs=4326)
     if pk.crs is None:
         pk = pk.set_crs(4326)
     elif pk.crs.to_epsg() != 4326:
         pk = pk.to_crs(4326)
-    ids = _col(pk, "park_id", dtype="string")
+    ids = text(pk, "park_id")
     keep = (ids.notna() & ~ids.duplicated()).to_numpy(dtype=bool)
     return pk[keep].assign(park_id=ids[keep].to_numpy()).reset_index(drop=True)
 
 
 def _unit_rows(units: pd.DataFrame, rules: ParkRules) -> pd.DataFrame:
     """The graded units' columns a park profile reads, one row per credit code."""
-    five = pd.to_numeric(_col(units, "five_have_score"), errors="coerce").astype("float64")
-    codes = _col(units, "credit_code", dtype="string")
+    five = numbers(units, "five_have_score")
+    codes = text(units, "credit_code")
     u = pd.DataFrame({
         "credit_code": codes,
-        "park_id": _col(units, "park_id"),
-        "name": _col(units, "name", dtype="string"),
-        "level": _col(units, "level", dtype="string"),
+        "park_id": column(units, "park_id"),
+        "name": text(units, "name"),
+        "level": text(units, "level"),
         "level_rank": _unit_rank(units),
-        "D_max": _num(units, "D_max"),
-        "open_hazards": _num(units, "open_hazards").astype(np.int64),
+        "D_max": number_array(units, "D_max"),
+        "open_hazards": number_array(units, "open_hazards").astype(np.int64),
         "five_have_score": five.to_numpy(dtype=np.float64, na_value=np.nan),
-        "small": _col(units, "size", dtype="string").isin(list(rules.small_sizes))
+        "small": text(units, "size").isin(list(rules.small_sizes))
         .to_numpy(dtype=bool),
-        "blacklisted": _flag(units, "blacklisted"),
-        "accidents_3y": _num(units, "accidents_3y").astype(np.int64),
+        "blacklisted": flags(units, "blacklisted"),
+        "accidents_3y": number_array(units, "accidents_3y").astype(np.int64),
     })
     keep = (codes.notna() & ~codes.duplicated()).to_numpy(dtype=bool)
     return u[keep].reset_index(drop=True)
@@ -649,8 +437,8 @@ def _unit_rows(units: pd.DataFrame, rules: ParkRules) -> pd.DataFrame:
 def _unit_rank(units: pd.DataFrame) -> np.ndarray:
     """Level rank 4..1 of each unit (0 ungraded); from ``level`` when no ``level_rank``."""
     if "level_rank" in units.columns:
-        return _num(units, "level_rank").astype(np.int64)
-    level = _col(units, "level", dtype="string").map(LEVEL_RANK)
+        return number_array(units, "level_rank").astype(np.int64)
+    level = text(units, "level").map(LEVEL_RANK)
     return pd.to_numeric(level).fillna(0).to_numpy(dtype=np.int64)
 
 
@@ -681,7 +469,7 @@ def _member_stats(u: pd.DataFrame, park: np.ndarray, unit: np.ndarray, n: int
     parts: list[str | pa.Array] = []
     for i, lv in enumerate(LEVELS):
         parts += [f'{"," if i else "{"}"{lv}":', _strs(by_level[lv])]
-    units_by_level = _text(_cat(*parts, "}"))
+    units_by_level = _strings(_cat(*parts, "}"))
     return pd.DataFrame({
         "units": units, "red_units": by_level["red"], "units_by_level": units_by_level,
         "five_have_score": _ratio(_sum(park[known], n, five[known]),
@@ -733,7 +521,7 @@ def unit_files(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFra
 
     Counts come from the unit's equipment; ``hazards_found``/``hazards_closed`` count its
     hazards found / closed in the ``rules.months`` months up to as_of's month."""
-    codes = _col(units, "credit_code", dtype="string")
+    codes = text(units, "credit_code")
     keys = pd.Index(codes.dropna().unique())
     row = _positions(keys, codes)
     k = len(keys)
@@ -746,21 +534,21 @@ def unit_files(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFra
     found, closed, _ = _hazard_months(hazards, eq, pos, k, as_of, rules.months)
 
     level_rank = _unit_rank(units)
-    five = pd.to_numeric(_col(units, "five_have_score"), errors="coerce").astype("float64")
-    small = _col(units, "size", dtype="string").isin(list(rules.small_sizes)).to_numpy(
+    five = numbers(units, "five_have_score")
+    small = text(units, "size").isin(list(rules.small_sizes)).to_numpy(
         dtype=bool)
-    blacklisted = _col(units, "blacklisted", dtype="boolean")
-    accidents = pd.to_numeric(_col(units, "accidents_3y"), errors="coerce").astype("Int64")
+    blacklisted = column(units, "blacklisted", "boolean")
+    accidents = pd.to_numeric(column(units, "accidents_3y"), errors="coerce").astype("Int64")
     out = pd.DataFrame({
-        "credit_code": codes, "name": _col(units, "name", dtype="string"),
-        "industry": _col(units, "industry", dtype="string"),
-        "size": _col(units, "size", dtype="string"),
-        "park_id": _col(units, "park_id", dtype="string"),
-        "level": _level(level_rank, _col(units, "level", dtype="string")),
-        "level_rank": level_rank, "level_reason": _col(units, "level_reason", dtype="string"),
+        "credit_code": codes, "name": text(units, "name"),
+        "industry": text(units, "industry"),
+        "size": text(units, "size"),
+        "park_id": text(units, "park_id"),
+        "level": _level(level_rank, text(units, "level")),
+        "level_rank": level_rank, "level_reason": text(units, "level_reason"),
     })
     out = pd.concat([out, stats], axis=1)
-    out["categories"] = _text(pc.fill_null(categories.take(pa.array(row, mask=row < 0)), "{}"))
+    out["categories"] = _strings(pc.fill_null(categories.take(pa.array(row, mask=row < 0)), "{}"))
     out["dominant_category"] = _take(dominant, row, None)
     out["dominant_category_name"] = _category_names(out["dominant_category"].to_numpy())
     out["hazards_found"] = _take(found.sum(axis=1), row, 0)
@@ -781,7 +569,7 @@ def unit_files(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFra
         risk_index=np.nan, rank=np.nan)
     measures, ids = apply_measures(metrics, out[["name", "dominant_category_name"]], rules,
                                    "unit")
-    out["measures"], out["measure_ids"] = _text(measures), _text(ids)
+    out["measures"], out["measure_ids"] = _strings(measures), _strings(ids)
     # a unit's "五有" score is a whole number 0–5 (a park's is a mean)
     return _typed(gpd.GeoDataFrame(out[UNIT_COLUMNS], geometry=_points(units), crs=4326),
                   ints=frozenset({"five_have_score"}))
@@ -801,8 +589,8 @@ def _points(units: pd.DataFrame) -> np.ndarray:
             geo = geo.to_crs(4326)
         values = np.asarray(geo.to_numpy(), dtype=object)
     else:
-        values = np.asarray(shapely.points(_num(units, "lon", np.nan), _num(units, "lat", np.nan)),
-                            dtype=object)
+        lon, lat = number_array(units, "lon", np.nan), number_array(units, "lat", np.nan)
+        values = np.asarray(shapely.points(lon, lat), dtype=object)
     values = values.copy()
     missing = shapely.is_missing(values)
     missing[~missing] = np.isnan(shapely.bounds(values[~missing])[:, 0])

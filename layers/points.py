@@ -17,6 +17,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
 from data.catalogue import category_name
+from layers.columns import column, flags, in_use, text, top_categories
 from layers.frames import (
     LEVEL_BY_RANK,
     LEVEL_RANK,
@@ -44,13 +45,6 @@ class BlacklistRules(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _col(frame: pd.DataFrame, name: str, dtype: str = "string") -> pd.Series:
-    """A column as ``dtype`` with a fresh RangeIndex (all-NA when the frame lacks it)."""
-    if name in frame:
-        return frame[name].reset_index(drop=True).astype(dtype)
-    return pd.Series(pd.array([pd.NA] * len(frame), dtype=dtype))
-
 
 def _points(frame: pd.DataFrame) -> np.ndarray:
     """Point geometry of each row (the frame's own, else lon/lat); None where unlocated."""
@@ -91,20 +85,6 @@ def _dates(frame: pd.DataFrame, name: str) -> pd.Series:
     if name not in frame:
         return pd.Series(pd.NaT, index=range(len(frame)), dtype="datetime64[s]")
     return pd.to_datetime(frame[name].reset_index(drop=True)).astype("datetime64[s]")
-
-
-def _in_use(eq: pd.DataFrame) -> np.ndarray:
-    """Status 在用 or unknown (as :func:`layers.risk.grade_equipment` counts it)."""
-    if "in_use" in eq:
-        return pd.Series(eq["in_use"], dtype="boolean").fillna(False).to_numpy(dtype=bool)
-    status = eq["status"].astype("string")
-    return (status.isna() | (status == "在用")).to_numpy(dtype=bool)
-
-
-def _top(eq: pd.DataFrame) -> pd.Series:
-    if "top_category" in eq:
-        return _col(eq, "top_category")
-    return top_category(_col(eq, "category_code"))
 
 
 # --------------------------------------------------------------------------- open hazards
@@ -160,11 +140,11 @@ def open_hazards(hazards: pd.DataFrame, equipment: pd.DataFrame, units: pd.DataF
         geometry[found] = _points(eq.iloc[pos[found]])
 
     cols = {
-        "hazard_id": _col(h, "hazard_id"), "registration_code": _col(h, "registration_code"),
+        "hazard_id": text(h, "hazard_id"), "registration_code": text(h, "registration_code"),
         "unit_credit_code": unit_code, "unit_name": unit_name, "category_code": category,
-        "top_category": top, "level": _col(h, "level"), "description": _col(h, "description"),
-        "status": _col(h, "status"), "found_on": found_on, "deadline": deadline,
-        "listed": pd.Series(pd.array((_col(h, "level") == MAJOR_HAZARD).fillna(False),
+        "top_category": top, "level": text(h, "level"), "description": text(h, "description"),
+        "status": text(h, "status"), "found_on": found_on, "deadline": deadline,
+        "listed": pd.Series(pd.array((text(h, "level") == MAJOR_HAZARD).fillna(False),
                                      dtype="boolean")),
         "past_deadline": past, "days_open": _days(today, found_on),
         "days_past_deadline": late_days.clip(lower=0),
@@ -194,16 +174,16 @@ def overdue_inspections(equipment: pd.DataFrame, as_of: date) -> gpd.GeoDataFram
     """
     today = pd.Timestamp(as_of)
     due = pd.to_datetime(equipment["next_inspection_due"])
-    keep = _in_use(equipment) & (due < today).fillna(False).to_numpy(dtype=bool)
+    keep = in_use(equipment) & (due < today).fillna(False).to_numpy(dtype=bool)
     eq = equipment[keep]
     due_kept = _dates(eq, "next_inspection_due")
     cols = {
-        "registration_code": _col(eq, "registration_code"),
-        "category_code": _col(eq, "category_code"), "category": _col(eq, "category"),
-        "top_category": _top(eq), "unit_credit_code": _col(eq, "unit_credit_code"),
-        "unit_name": _col(eq, "unit_name"), "next_inspection_due": due_kept,
-        "days_overdue": _days(today, due_kept), "level": _col(eq, "level"),
-        **{c: _col(eq, c) for c in (*ADCODES, "h3", "park_id", "venue_id")},
+        "registration_code": text(eq, "registration_code"),
+        "category_code": text(eq, "category_code"), "category": text(eq, "category"),
+        "top_category": top_categories(eq), "unit_credit_code": text(eq, "unit_credit_code"),
+        "unit_name": text(eq, "unit_name"), "next_inspection_due": due_kept,
+        "days_overdue": _days(today, due_kept), "level": text(eq, "level"),
+        **{c: text(eq, c) for c in (*ADCODES, "h3", "park_id", "venue_id")},
     }
     out = _gdf(cols, _points(eq))
     order = np.lexsort((out["registration_code"].to_numpy(dtype=object, na_value=""),
@@ -220,12 +200,12 @@ BLACKLIST_COLUMNS: tuple[str, ...] = (
 
 def _unit_columns(u: pd.DataFrame) -> dict[str, pd.Series]:
     return {
-        "credit_code": _col(u, "credit_code"), "name": _col(u, "name"),
-        "industry": _col(u, "industry"), "level": _col(u, "level"),
-        "accidents_3y": _col(u, "accidents_3y", "Int64"),
-        "open_major_hazards": _col(u, "open_major_hazards", "Int64"),
-        "equipment_count": _col(u, "equipment_count", "Int64"),
-        **{c: _col(u, c) for c in (*ADCODES, "h3")},
+        "credit_code": text(u, "credit_code"), "name": text(u, "name"),
+        "industry": text(u, "industry"), "level": text(u, "level"),
+        "accidents_3y": column(u, "accidents_3y", "Int64"),
+        "open_major_hazards": column(u, "open_major_hazards", "Int64"),
+        "equipment_count": column(u, "equipment_count", "Int64"),
+        **{c: text(u, c) for c in (*ADCODES, "h3")},
     }
 
 
@@ -235,7 +215,7 @@ def blacklist(units: pd.DataFrame) -> gpd.GeoDataFrame:
     Seed 002 二(二): "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单并及时进行通报";
     seed 000 四(三): "对失信企业要纳入“黑名单”，实施联合惩戒".
     """
-    flag = _col(units, "blacklisted", "boolean").fillna(False).to_numpy(dtype=bool)
+    flag = flags(units, "blacklisted")
     u = units[flag]
     return _gdf(_unit_columns(u), _points(u))
 
@@ -263,7 +243,7 @@ def _late_major(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: da
     hit = (h["status"].isin(OPEN_HAZARD_STATUS) & (h["level"] == MAJOR_HAZARD)
            & (late > rules.major_overdue_days)).fillna(False).to_numpy(dtype=bool)
     frame = pd.DataFrame({"credit_code": unit[hit].to_numpy(), "days": late[hit].to_numpy(),
-                          "hazard_id": _col(h, "hazard_id")[hit].to_numpy()})
+                          "hazard_id": text(h, "hazard_id")[hit].to_numpy()})
     frame = frame.dropna(subset=["credit_code"])
     frame = frame.sort_values(["credit_code", "days"], ascending=[True, False])
     g = frame.groupby("credit_code", sort=False)
@@ -285,10 +265,10 @@ def blacklist_candidates(units: pd.DataFrame, hazards: pd.DataFrame, as_of: date
     u = units.reset_index(drop=True)
     late = _late_major(hazards, equipment, as_of, rules).reindex(
         u["credit_code"].astype("string")).reset_index(drop=True)
-    accidents = _col(u, "accidents_3y", "Int64")
+    accidents = column(u, "accidents_3y", "Int64")
     by_accident = (accidents >= rules.min_accidents).fillna(False).to_numpy(dtype=bool)
     by_hazard = late["late_major_hazards"].notna().to_numpy()
-    listed = _col(u, "blacklisted", "boolean").fillna(False).to_numpy(dtype=bool)
+    listed = flags(u, "blacklisted")
     keep = (by_accident | by_hazard) & ~listed
 
     acc_text = np.where(by_accident, "近三年发生特种设备事故" + accidents.astype("string").fillna(
@@ -343,31 +323,30 @@ def venues_risk(venues: pd.DataFrame, equipment: pd.DataFrame) -> gpd.GeoDataFra
     v = venues.reset_index(drop=True)
     key = v["venue_id"].astype("string")
     if "venue_id" in equipment:
-        eq = equipment[_in_use(equipment) & equipment["venue_id"].notna().to_numpy(dtype=bool)]
+        eq = equipment[in_use(equipment) & equipment["venue_id"].notna().to_numpy(dtype=bool)]
     else:
         eq = equipment.iloc[0:0]
-    vid = _col(eq, "venue_id")
-    rank = _col(eq, "level_rank", "Int64").fillna(0).to_numpy(dtype=np.int64)
-    top = _top(eq)
+    vid = text(eq, "venue_id")
+    rank = column(eq, "level_rank", "Int64").fillna(0).to_numpy(dtype=np.int64)
+    top = top_categories(eq)
     elevator = (top == ELEVATORS).fillna(False).to_numpy(dtype=bool)
     stats = pd.DataFrame({
         "venue_id": vid, "equipment": 1,
         **{f"n_{lv}": (rank == r).astype(np.int64) for lv, r in LEVEL_RANK.items()},
         "max_level_rank": rank,
-        "open_hazards": _col(eq, "open_hazards", "Int64").fillna(0),
-        "open_major_hazards": _col(eq, "open_major_hazards", "Int64").fillna(0),
-        "overdue": _col(eq, "overdue", "boolean").fillna(False).astype("int64"),
+        "open_hazards": column(eq, "open_hazards", "Int64").fillna(0),
+        "open_major_hazards": column(eq, "open_major_hazards", "Int64").fillna(0),
+        "overdue": column(eq, "overdue", "boolean").fillna(False).astype("int64"),
         "elevators": elevator.astype(np.int64),
-        "elevators_insured": elevator & _col(eq, "insured", "boolean").fillna(False).to_numpy(
-            dtype=bool),
+        "elevators_insured": elevator & flags(eq, "insured"),
     })
     agg = stats.groupby("venue_id").agg(
         {c: ("max" if c == "max_level_rank" else "sum") for c in stats.columns if c != "venue_id"}
     ).reindex(key).fillna(0).reset_index(drop=True)
 
     cols: dict[str, object] = {
-        "venue_id": key, "name": _col(v, "name"), "kind": _col(v, "kind"),
-        "daily_visitors": _col(v, "daily_visitors", "Int64"),
+        "venue_id": key, "name": text(v, "name"), "kind": text(v, "kind"),
+        "daily_visitors": column(v, "daily_visitors", "Int64"),
     }
     for c in ("equipment", *(f"n_{lv}" for lv in LEVELS)):
         cols[c] = agg[c].astype("Int64")

@@ -1,17 +1,26 @@
-"""The one list of layers: id, Chinese title, geometry, key and typed fields.
+"""The one list of layers: id, Chinese title, geometry, key, typed and labelled fields,
+and the builder that computes each.
 
 The API catalogue, vector tiles, OGC collections, exports, the stores' layer tables and
 the map's layer control all read this list. Field types use the stores' abstract
-vocabulary (text, float, int, bool, date, timestamp, json). ``build.BUILDERS`` maps each
-id to the function that computes it.
+vocabulary (text, float, int, bool, date, timestamp, json); field labels come from the
+shared vocabulary :data:`layers.labels.FIELD_LABELS` unless a layer gives its own. Each
+layer names its builder as ``"module:function"`` (the functions live in
+:mod:`layers.builders`); :func:`layers.build.build_layers` imports and calls them, so this
+module stays a description that imports no computation.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 from data.catalogue import TOP_CATEGORIES
 from layers.frames import LEVEL_COUNT_COLUMNS
+from layers.labels import FIELD_LABELS
+
+_BUILDER = re.compile(r"^[a-z_][a-z0-9_.]*:[a-z_][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,24 @@ class LayerSpec:
     description: str
     source: str = ""               # the seed sentence or practice it implements
     cells: bool = False            # an H3 cell layer with a ``resolution`` column
+    #: ``"module:function"`` computing the layer from a :class:`layers.builders.Build`
+    builder: str = dataclasses.field(kw_only=True)
+    #: (field, Chinese label) where the layer's field is not what ``FIELD_LABELS`` says
+    labels: tuple[tuple[str, str], ...] = dataclasses.field(default=(), kw_only=True)
+    #: the title in the map's layer control, before what the map adds; defaults to ``title``
+    short_title: str = dataclasses.field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not _BUILDER.match(self.builder):
+            raise ValueError(f"layer {self.id}: builder {self.builder!r} is not module:function")
+        names = set(self.field_names)
+        if stray := [n for n, _ in self.labels if n not in names]:
+            raise ValueError(f"layer {self.id}: labels for fields it lacks: {stray}")
+        own = dict(self.labels)
+        if unlabelled := [n for n in self.field_names if n not in own and n not in FIELD_LABELS]:
+            raise ValueError(f"layer {self.id}: no Chinese label for {unlabelled}")
+        if not self.short_title:
+            object.__setattr__(self, "short_title", self.title)
 
     @property
     def table(self) -> str:
@@ -33,6 +60,12 @@ class LayerSpec:
     @property
     def field_names(self) -> list[str]:
         return [name for name, _ in self.fields]
+
+    @property
+    def field_labels(self) -> dict[str, str]:
+        """The Chinese label of every field, in field order."""
+        own = dict(self.labels)
+        return {name: own.get(name) or FIELD_LABELS[name] for name in self.field_names}
 
     def type_of(self, field: str) -> str:
         return dict(self.fields)[field]
@@ -54,6 +87,8 @@ INDICATORS = (
 )
 REGION = (("adcode", "text"), ("name", "text"), ("admin_level", "text"),
           ("parent_adcode", "text"), ("province_adcode", "text"), ("city_adcode", "text"))
+REGION_LABELS = (("name", "行政区"),)
+FREQUENCY_LABELS = (("name", "使用单位"), ("reasons", "检查频次依据"))
 
 _LAYERS = (
     LayerSpec(
@@ -70,7 +105,8 @@ _LAYERS = (
             ("L_reason", "text"), ("L_also", "text"), ("E_reason", "text"),
             ("C_reason", "text"), ("level_reason", "text")),
         "每台设备按 LEC 法（D=L×E×C）分级，附 L、E、C 取值及其依据",
-        "domain.md 风险分级 LEC；seed 002 二(一) 风险辨识、风险评估和风险分级管控"),
+        "domain.md 风险分级 LEC；seed 002 二(一) 风险辨识、风险评估和风险分级管控",
+        builder="layers.builders:equipment", labels=(("in_use", "在用"),), short_title="设备"),
     LayerSpec(
         "units", "使用单位风险（一企一策）", "point", ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("size", "text"),
@@ -85,28 +121,33 @@ _LAYERS = (
             ("five_have_score", "int"), ("blacklisted", "bool"), ("accidents_3y", "int"),
             ("measures", "json"), ("measure_ids", "json")),
         "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施",
-        "seed 002 二(四) “一园一策”“一企一策”；小微企业“一企一档一码”"),
+        "seed 002 二(四) “一园一策”“一企一策”；小微企业“一企一档一码”",
+        builder="layers.builders:units", labels=(("name", "使用单位"), ("equipment", "设备"))),
     LayerSpec(
         "risk-cells", "网格风险（H3）", "polygon", ("h3",), (
             ("h3", "text"), ("resolution", "int"), *INDICATORS),
         "H3 第 5–9 级六边形网格的风险指标，父网格合计等于子网格之和",
-        "seed 002 二(二) “分区域、分级别、分行业、网格化”", cells=True),
+        "seed 002 二(二) “分区域、分级别、分行业、网格化”", cells=True,
+        builder="layers.builders:risk_cells", short_title="网格风险"),
     LayerSpec(
         "regions", "行政区风险", "multipolygon", ("admin_level", "adcode"), (
             *REGION, *INDICATORS, ("units", "int"),
             *_ints("units_red", "units_orange", "units_yellow", "units_blue")),
         "省、市、县三级行政区的风险指标（按行政区划代码）",
-        "seed 002 二(二) “分区域、分级别”"),
+        "seed 002 二(二) “分区域、分级别”",
+        builder="layers.builders:regions", labels=(*REGION_LABELS, ("units", "使用单位"))),
     LayerSpec(
         "industries", "分行业风险", "multipolygon", ("admin_level", "adcode", "industry"), (
             *REGION, ("industry", "text"), ("industry_name", "text"), *INDICATORS),
         "各行政区按使用单位国民经济行业门类（GB/T 4754）分列的风险指标",
-        "seed 002 二(二) “分行业”，按应用行业开展分类监管"),
+        "seed 002 二(二) “分行业”，按应用行业开展分类监管",
+        builder="layers.builders:industries", labels=REGION_LABELS),
     LayerSpec(
         "grid-cells", "网格员网格", "polygon", ("officer_id", "h3"), (
             ("officer_id", "text"), ("officer_name", "text"), ("county_adcode", "text"),
             ("h3", "text"), *INDICATORS),
-        "每名网格员负责的网格及其风险指标", "seed 002 二(二) “网格化”"),
+        "每名网格员负责的网格及其风险指标", "seed 002 二(二) “网格化”",
+        builder="layers.builders:grid_cells"),
     LayerSpec(
         "hotspots", "严重隐患聚集区", "polygon", ("h3",), (
             ("h3", "text"), ("resolution", "int"), ("equipment", "int"),
@@ -115,7 +156,8 @@ _LAYERS = (
             ("cluster_size", "int"), ("regional", "bool"), ("unit_count", "int"),
             ("county_adcode", "text"), ("main_category", "text")),
         "严重隐患发生率的 Getis-Ord Gi* 热点网格；相邻成片者为区域性隐患",
-        "seed 002 二(二) “区域性或者普遍严重事故隐患”", cells=True),
+        "seed 002 二(二) “区域性或者普遍严重事故隐患”", cells=True,
+        builder="layers.builders:hotspots"),
     LayerSpec(
         "frequency", "加大监督检查频次", "point", ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("level", "text"),
@@ -125,14 +167,17 @@ _LAYERS = (
             ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN,
             ("h3", "text")),
         "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
-        "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点"),
+        "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点",
+        builder="layers.builders:frequency", labels=FREQUENCY_LABELS),
     LayerSpec(
         "demonstration", "示范试点企业", "point", ("city_adcode", "top_category", "credit_code"),
         (("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
          ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("rank", "int"),
          ("equipment_in_category", "int"), ("passed_checks_3y", "int"), ("reasons", "text")),
         "每个地市每类特种设备遴选 1–2 家示范试点企业，附遴选依据",
-        "seed 002 二(四) “每个地市按照每类特种设备分别建立 1 至 2 家示范试点企业”"),
+        "seed 002 二(四) “每个地市按照每类特种设备分别建立 1 至 2 家示范试点企业”",
+        builder="layers.builders:demonstration",
+        labels=(("name", "使用单位"), ("rank", "名次"), ("reasons", "遴选依据"))),
     LayerSpec(
         "parks", "园区风险画像（一园一策）", "multipolygon", ("park_id",), (
             ("park_id", "text"), ("name", "text"), ("kind", "text"), *ADMIN,
@@ -149,7 +194,9 @@ _LAYERS = (
             ("rank", "int"), ("dominant_category", "text"), ("dominant_category_name", "text"),
             ("top_units", "json"), ("monthly", "json"), ("measures", "json"),
             ("measure_ids", "json")),
-        "园区风险画像与按规则生成的一园一策措施", "seed 002 二(四) “一园一策”"),
+        "园区风险画像与按规则生成的一园一策措施", "seed 002 二(四) “一园一策”",
+        builder="layers.builders:parks", short_title="园区",
+        labels=(("name", "园区"), ("rank", "风险排名"), ("equipment", "设备"))),
     LayerSpec(
         "venues", "人员密集场所", "multipolygon", ("venue_id",), (
             ("venue_id", "text"), ("name", "text"), ("kind", "text"),
@@ -157,7 +204,8 @@ _LAYERS = (
             ("max_level", "text"), ("max_level_rank", "int"),
             *_ints("open_hazards", "open_major_hazards", "overdue"),
             ("elevators", "int"), ("elevators_insured", "int"), ("categories", "json")),
-        "人员密集场所及其内部设备风险", "seed 002 二(二) “加强人员密集场所特种设备…的双重预防”"),
+        "人员密集场所及其内部设备风险", "seed 002 二(二) “加强人员密集场所特种设备…的双重预防”",
+        builder="layers.builders:venues", labels=(("name", "场所"),)),
     LayerSpec(
         "hazards", "未销号隐患", "point", ("hazard_id",), (
             ("hazard_id", "text"), ("registration_code", "text"), ("unit_credit_code", "text"),
@@ -167,33 +215,39 @@ _LAYERS = (
             ("past_deadline", "bool"), ("days_open", "int"), ("days_past_deadline", "int"),
             ("equipment_level", "text"), *LOCATION),
         "未销号隐患；重大隐患挂牌督办，逾期未整改者标出",
-        "seed 002 二(一) 隐患排查、登记、治理、销号闭环；二(二) 重大隐患挂牌督办"),
+        "seed 002 二(一) 隐患排查、登记、治理、销号闭环；二(二) 重大隐患挂牌督办",
+        builder="layers.builders:hazards", labels=(("level", "隐患等级"), ("status", "隐患状态"))),
     LayerSpec(
         "overdue", "逾期未检设备", "point", ("registration_code",), (
             ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
             ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
             ("next_inspection_due", "date"), ("days_overdue", "int"), ("level", "text"),
             *LOCATION),
-        "超过下次检验日期仍在使用的设备", "seed 002 二(三) “发现设备逾期未检…及时报告”"),
+        "超过下次检验日期仍在使用的设备", "seed 002 二(三) “发现设备逾期未检…及时报告”",
+        builder="layers.builders:overdue"),
     LayerSpec(
         "blacklist", "黑名单单位", "point", ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),
             ("accidents_3y", "int"), ("open_major_hazards", "int"), ("equipment_count", "int"),
             *ADMIN, ("h3", "text")),
-        "列入黑名单的使用单位", "seed 002 二(二) 黑名单制度；seed 000 四(三)"),
+        "列入黑名单的使用单位", "seed 002 二(二) 黑名单制度；seed 000 四(三)",
+        builder="layers.builders:blacklist", labels=(("name", "使用单位"),)),
     LayerSpec(
         "insurance", "电梯责任保险覆盖率", "multipolygon", ("admin_level", "adcode"), (
             *REGION, ("year", "int"), ("elevators", "int"), ("insured", "int"),
             ("insured_unknown", "int"),
             ("coverage", "float"), ("target", "float"), ("gap", "float"),
             ("meets_target", "bool")),
-        "各行政区电梯责任保险覆盖率与当年目标", "seed 000 二(五) 40%/55%/70%"),
+        "各行政区电梯责任保险覆盖率与当年目标", "seed 000 二(五) 40%/55%/70%",
+        builder="layers.builders:insurance",
+        labels=(*REGION_LABELS, ("insured", "已投保电梯"), ("gap", "距目标差距"))),
     LayerSpec(
         "warnings", "风险提示·警示·预警", "multipolygon", ("admin_level", "adcode"), (
             *REGION, ("grade", "text"), ("grade_zh", "text"), ("grade_rank", "int"),
             ("trigger_count", "int"), ("triggers", "json"), ("message", "text")),
         "行政区指标越过规则阈值时发布的三级风险提示、警示、预警",
-        "seed 000 二(三) “开展风险提示、警示、预警”"),
+        "seed 000 二(三) “开展风险提示、警示、预警”",
+        builder="layers.builders:warnings", labels=REGION_LABELS),
 )
 
 FREQUENCY_FIELDS = next(spec for spec in _LAYERS if spec.id == "frequency").fields
@@ -202,30 +256,34 @@ FREQUENCY_FIELDS = next(spec for spec in _LAYERS if spec.id == "frequency").fiel
 _TABLES = (
     LayerSpec(
         "check-schedule", "监督检查计划", None, ("credit_code",), FREQUENCY_FIELDS,
-        "每个使用单位的监督检查周期、加密理由与下次应检日期（网格员工作清单用）"),
+        "每个使用单位的监督检查周期、加密理由与下次应检日期（网格员工作清单用）",
+        builder="layers.builders:check_schedule", labels=FREQUENCY_LABELS),
     LayerSpec(
         "demonstration-coverage", "示范企业遴选覆盖", None, ("city_adcode", "top_category"), (
             ("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
             *_ints("candidates", "qualified", "chosen"), ("gap", "bool"),
             ("failed_counts", "text")),
-        "每个地市×设备种类的候选、合格、入选数；无人符合条件即为缺口"),
+        "每个地市×设备种类的候选、合格、入选数；无人符合条件即为缺口",
+        builder="layers.builders:demonstration_coverage"),
     LayerSpec(
         "hotspot-units", "热点内使用单位", None, ("credit_code",), (
             ("credit_code", "text"), ("h3", "text"), ("gi_star", "float"),
             ("regional", "bool"), ("cluster_id", "text")),
-        "位于严重隐患热点网格内的使用单位"),
+        "位于严重隐患热点网格内的使用单位", builder="layers.builders:hotspot_units"),
     LayerSpec(
         "widespread", "普遍性严重隐患", None, ("county_adcode", "top_category"), (
             ("county_adcode", "text"), ("top_category", "text"), ("units", "int"),
             ("units_with_serious", "int"), ("share", "float"), ("widespread", "bool")),
-        "各区县各类设备中存在严重隐患的单位占比"),
+        "各区县各类设备中存在严重隐患的单位占比",
+        builder="layers.builders:widespread", labels=(("units", "单位数"),)),
     LayerSpec(
         "blacklist-candidates", "建议列入黑名单", None, ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),
             ("accidents_3y", "int"), ("open_major_hazards", "int"),
             ("late_major_hazards", "int"), ("max_days_past_deadline", "int"),
             *ADMIN, ("criteria", "json"), ("reason", "text")),
-        "符合列入黑名单情形但尚未列入的单位（供监管部门研判）"),
+        "符合列入黑名单情形但尚未列入的单位（供监管部门研判）",
+        builder="layers.builders:blacklist_candidates", labels=(("name", "使用单位"),)),
 )
 
 LAYERS: dict[str, LayerSpec] = {spec.id: spec for spec in _LAYERS}

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from layers.columns import in_use_status
 from layers.frames import (
     LEVEL_BY_RANK,
     LEVEL_RANK,
@@ -275,8 +276,7 @@ def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
     n = len(eq)
     today = pd.Timestamp(as_of)
     eq["top_category"] = top_category(eq["category_code"])
-    status = eq["status"].astype("string")
-    eq["in_use"] = (status.isna() | (status == "在用")).to_numpy(dtype=bool)
+    eq["in_use"] = in_use_status(eq["status"])
     due = pd.to_datetime(eq["next_inspection_due"])
     eq["overdue"] = eq["in_use"].to_numpy() & (due < today).fillna(False).to_numpy(dtype=bool)
 

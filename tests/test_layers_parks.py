@@ -12,16 +12,14 @@ import pytest
 import shapely
 from pydantic import ValidationError
 
-from layers.parks import (
+from layers.park_measures import (
     DEFAULT_MEASURES,
     METRICS,
     MeasureRule,
-    ParkRules,
-    park_profiles,
     parse_condition,
     template_fields,
-    unit_files,
 )
+from layers.parks import ParkRules, park_profiles, unit_files
 
 AS_OF = date(2026, 11, 30)
 RULES = ParkRules()

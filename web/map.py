@@ -1,6 +1,9 @@
 """The first risk map: province outline, county boundaries and equipment counts on H3.
 
 No rules here: the cells arrive counted (from ``layers``), this module only draws them.
+Layer titles and field labels come from :mod:`layers.registry` (and its shared
+vocabulary :data:`layers.labels.FIELD_LABELS`); only what the map itself adds (the
+resolution shown, the listed subset of hazards, the base map's outlines) is named here.
 Leaflet is served from ``/static`` (vendored), so the page works on an intranet without a
 CDN; only the basemap tiles come from outside.
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import re
 from pathlib import Path
 from string import Template
@@ -27,6 +31,8 @@ from geopandas.array import GeometryDtype
 from jinja2 import Template as JinjaTemplate
 
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
+from layers.labels import FIELD_LABELS
+from layers.registry import LAYERS
 
 STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
@@ -164,7 +170,8 @@ def _boundaries(fmap: folium.Map, counties: gpd.GeoDataFrame,
         _geojson(counties[["adcode", "name", "geometry"]]),
         name="区县边界",
         style_function=lambda _f: {"fill": False, "color": "#3b5b92", "weight": 0.8},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
+        tooltip=folium.GeoJsonTooltip(fields=["name", "adcode"],
+                                      aliases=["区县", FIELD_LABELS["adcode"]]),
     ).add_to(fmap)
     folium.GeoJson(
         _geojson(provinces[["name", "geometry"]]), name="省界",
@@ -187,7 +194,8 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
             name=f"设备分布（H3 分辨率 {resolution}）",
             style_function=lambda f: {"fillColor": colour_of(f["properties"]["count"], breaks),
                                       "color": "#555", "weight": 0.3, "fillOpacity": 0.7},
-            tooltip=folium.GeoJsonTooltip(fields=["count", "h3"], aliases=["设备数", "H3 网格"]),
+            tooltip=folium.GeoJsonTooltip(fields=["count", "h3"],
+                                          aliases=["设备数", FIELD_LABELS["h3"]]),
         ).add_to(fmap)
     _boundaries(fmap, counties, provinces)
     fmap.get_root().html.add_child(folium.Element(
@@ -198,6 +206,18 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
 # ------------------------------------------------------------------------- the risk map
 
 NO_LEVEL = "#d9d9d9"
+LISTED_HAZARDS = "挂牌督办重大隐患"  # the map shows the listed (重大) ones of the hazards layer
+# The equipment record a click on the map shows, in this order (labels from the registry).
+POPUP_FIELDS = ("registration_code", "category", "unit_name", "address", "level", "D",
+                "level_reason", "next_inspection_due")
+
+
+def _tooltip(layer_id: str, fields: list[str], **shown_as: str) -> folium.GeoJsonTooltip:
+    """A tooltip of ``fields`` labelled as the registry labels the layer's fields; a column
+    the map derives (``level_zh``) takes the label of the field it shows (``max_level``)."""
+    labels = LAYERS[layer_id].field_labels
+    return folium.GeoJsonTooltip(
+        fields=fields, aliases=[labels[shown_as.get(name, name)] for name in fields])
 
 
 def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> str:
@@ -238,58 +258,53 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
             _geojson(shown[["h3", "max_level", "level_zh", "equipment", "n_red", "n_orange",
                             "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
                             "open_major_hazards", "overdue", "geometry"]]),
-            name=f"网格风险（H3 分辨率 {resolution}）", style_function=_level_style,
-            tooltip=folium.GeoJsonTooltip(
-                fields=["level_zh", "equipment", "n_red", "n_orange", "n_yellow", "n_blue",
-                        "dominant_category_name", "open_hazards", "open_major_hazards",
-                        "overdue", "h3"],
-                aliases=["最高风险", "在用设备", "重大", "较大", "一般", "低", "主要种类",
-                         "未销号隐患", "重大隐患", "逾期未检", "H3 网格"]),
+            name=f"{LAYERS['risk-cells'].short_title}（H3 分辨率 {resolution}）",
+            style_function=_level_style,
+            tooltip=_tooltip("risk-cells", [
+                "level_zh", "equipment", "n_red", "n_orange", "n_yellow", "n_blue",
+                "dominant_category_name", "open_hazards", "open_major_hazards", "overdue",
+                "h3"], level_zh="max_level"),
         ).add_to(fmap)
     if len(warnings):
         folium.GeoJson(
             _geojson(warnings[["name", "grade_zh", "grade_rank", "message", "geometry"]]),
-            name="风险提示·警示·预警（区县）", show=False,
+            name=f"{LAYERS['warnings'].short_title}（区县）", show=False,
             style_function=lambda f: {"fill": False, "weight": 1 + f["properties"]["grade_rank"],
                                       "color": ["#999", "#fdae61", "#f46d43", "#a50026"][
                                           f["properties"]["grade_rank"]]},
-            tooltip=folium.GeoJsonTooltip(fields=["name", "grade_zh", "message"],
-                                          aliases=["行政区", "等级", "原因"]),
+            tooltip=_tooltip("warnings", ["name", "grade_zh", "message"]),
         ).add_to(fmap)
     if len(hotspots):
         folium.GeoJson(
             _geojson(hotspots[["h3", "serious_hazards", "equipment", "q_value", "regional",
                                "unit_count", "geometry"]]),
-            name="严重隐患聚集区（热点）",
+            name=f"{LAYERS['hotspots'].short_title}（热点）",
             style_function=lambda _f: {"fillColor": "#7a0177", "color": "#7a0177",
                                        "weight": 1.5, "fillOpacity": 0.35},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["serious_hazards", "equipment", "q_value", "regional", "unit_count"],
-                aliases=["严重隐患", "在用设备", "q 值", "区域性", "单位数"]),
+            tooltip=_tooltip("hotspots", ["serious_hazards", "equipment", "q_value", "regional",
+                                          "unit_count"]),
         ).add_to(fmap)
     if len(parks):
         folium.GeoJson(
             _geojson(parks[["name", "rank", "units", "equipment", "open_major_hazards",
                             "overdue", "geometry"]]),
-            name="园区（一园一策）", show=False,
+            name=f"{LAYERS['parks'].short_title}（一园一策）", show=False,
             style_function=lambda _f: {"fill": False, "color": "#08519c", "weight": 1.5,
                                        "dashArray": "4 3"},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["name", "rank", "units", "equipment", "open_major_hazards", "overdue"],
-                aliases=["园区", "风险排名", "单位", "设备", "重大隐患", "逾期未检"]),
+            tooltip=_tooltip("parks", ["name", "rank", "units", "equipment",
+                                       "open_major_hazards", "overdue"]),
         ).add_to(fmap)
     listed = hazards[hazards["listed"].fillna(False).astype(bool) & hazards.geometry.notna()]
     if len(listed):
-        group = folium.FeatureGroup(name="挂牌督办重大隐患")
+        group = folium.FeatureGroup(name=LISTED_HAZARDS)
         folium.GeoJson(
             _geojson(listed[["hazard_id", "unit_name", "description", "deadline",
                              "past_deadline", "geometry"]].assign(
                 deadline=listed["deadline"].astype(str))),
             marker=folium.CircleMarker(radius=4, color="#67000d", fill=True, fill_opacity=0.9,
                                        weight=1),
-            tooltip=folium.GeoJsonTooltip(
-                fields=["hazard_id", "unit_name", "description", "deadline", "past_deadline"],
-                aliases=["隐患编号", "使用单位", "隐患", "整改期限", "已逾期"]),
+            tooltip=_tooltip("hazards", ["hazard_id", "unit_name", "description", "deadline",
+                                         "past_deadline"]),
         ).add_to(group)
         group.add_to(fmap)
     _equipment_tiles(fmap)
@@ -322,9 +337,7 @@ class _EquipmentPopup(MacroElement):
 
     _template = JinjaTemplate("""{% macro script(this, kwargs) %}
 (function (layer, map) {
-  var fields = [["registration_code", "设备注册代码"], ["category", "种类"],
-    ["unit_name", "使用单位"], ["address", "地址"], ["level", "风险等级"], ["D", "风险值 D"],
-    ["level_reason", "定级依据"], ["next_inspection_due", "下次检验"]];
+  var fields = {{ this.fields }};
   map.on("click", function (e) {
     if (map.getZoom() < {{ this.min_zoom }} || !map.hasLayer(layer)) { return; }
     var c = map.latLngToContainerPoint(e.latlng), d = 6;
@@ -358,6 +371,10 @@ class _EquipmentPopup(MacroElement):
     def __init__(self, min_zoom: int) -> None:
         super().__init__()
         self.min_zoom = int(min_zoom)
+        labels = LAYERS["equipment"].field_labels
+        pairs = [[name, labels[name]] for name in POPUP_FIELDS]
+        # JSON of constant labels; "<" escaped all the same (it goes inside a <script>)
+        self.fields = json.dumps(pairs, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def _equipment_tiles(fmap: folium.Map) -> None:
@@ -371,8 +388,8 @@ def _equipment_tiles(fmap: folium.Map) -> None:
     options = ("{" + f'"minZoom": {POINTS_FROM_ZOOM}, "maxNativeZoom": 18, '
                f'"pane": "{EQUIPMENT_PANE}", "rendererFactory": L.canvas.tile, '
                f'"vectorTileLayerStyles": {style}' + "}")
-    layer = VectorGridProtobuf("/tiles/equipment/{z}/{x}/{y}.mvt",
-                               f"设备（{POINTS_FROM_ZOOM} 级起逐台显示，点击查看）", options)
+    name = f"{LAYERS['equipment'].short_title}（{POINTS_FROM_ZOOM} 级起逐台显示，点击查看）"
+    layer = VectorGridProtobuf("/tiles/equipment/{z}/{x}/{y}.mvt", name, options)
     layer.default_js = [("vectorGrid", VECTORGRID)]  # vendored: no CDN on an intranet
     layer.add_to(fmap)
     layer.add_child(_EquipmentPopup(POINTS_FROM_ZOOM))

@@ -1,0 +1,324 @@
+"""The builder of every layer and finding table: one function per id of the registry.
+
+:mod:`layers.registry` names each layer's builder (``"layers.builders:regions"``) and
+:func:`layers.build.build_layers` calls them stage by stage. A builder takes the
+:class:`Build` (the inputs, the rules and what several layers read, each computed once:
+the graded equipment and units, the hotspot cells, the check schedule …) and returns its
+frame. Each builder is marked with the :data:`STAGES` entry it is timed under in the build
+report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+import layers.aggregate
+import layers.alerts
+import layers.demonstration
+import layers.frequency
+import layers.hotspots
+import layers.parks
+import layers.points
+import layers.risk
+
+if TYPE_CHECKING:
+    from layers.rules import Rules
+
+#: The stages of a build after grading, in the order they run; every builder belongs to one.
+STAGES: tuple[str, ...] = ("hotspots", "aggregate", "frequency", "demonstration", "parks",
+                           "alerts", "points", "equipment")
+
+
+@dataclass
+class Inputs:
+    """The stored tables a build reads (as the store returns them) and the day it is for."""
+
+    equipment: pd.DataFrame
+    units: pd.DataFrame
+    hazards: pd.DataFrame
+    checks: pd.DataFrame
+    parks: gpd.GeoDataFrame
+    venues: gpd.GeoDataFrame
+    officers: pd.DataFrame
+    officer_cells: pd.DataFrame
+    boundaries: gpd.GeoDataFrame  # provinces, cities and counties of the loaded provinces
+    as_of: date
+
+
+class Build:
+    """One build's inputs and rules, and the frames several layers read, each computed once
+    when first asked for. Grading comes first: every layer reads the graded frames."""
+
+    def __init__(self, inputs: Inputs, rules: Rules) -> None:
+        self.inputs = inputs
+        self.rules = rules
+        self.as_of = inputs.as_of
+
+    @cached_property
+    def graded(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The graded equipment and units (:mod:`layers.frames` describes both)."""
+        i, rules = self.inputs, self.rules.risk
+        eq = layers.risk.grade_equipment(i.equipment, i.units, i.hazards, i.venues, self.as_of,
+                                         rules, layers.risk.urban_counties(i.boundaries))
+        return eq, layers.risk.grade_units(i.units, eq, rules)
+
+    @property
+    def equipment(self) -> pd.DataFrame:
+        """The graded equipment."""
+        return self.graded[0]
+
+    @property
+    def units(self) -> pd.DataFrame:
+        """The graded units."""
+        return self.graded[1]
+
+    @cached_property
+    def hotspot_cells(self) -> pd.DataFrame:
+        """The hotspot cells (frequency and warnings read them too)."""
+        return layers.hotspots.hotspot_cells(self.equipment, self.inputs.hazards, self.as_of,
+                                             self.rules.hotspots)
+
+    @cached_property
+    def hotspot_units(self) -> pd.DataFrame:
+        """The units inside hotspot cells (frequency reads them too)."""
+        return layers.hotspots.hotspot_units(self.equipment, self.hotspot_cells)
+
+    @cached_property
+    def widespread(self) -> pd.DataFrame:
+        """Widespread serious hazards per county and category (frequency, warnings)."""
+        return layers.hotspots.widespread(self.equipment, self.inputs.hazards, self.as_of,
+                                          self.rules.hotspots)
+
+    @cached_property
+    def regions(self) -> gpd.GeoDataFrame:
+        """The region indicators (the warnings are raised on them)."""
+        return layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries)
+
+    @cached_property
+    def schedule(self) -> gpd.GeoDataFrame:
+        """Every unit's check interval and next due date (the frequency layer is a part)."""
+        i = self.inputs
+        return layers.frequency.inspection_frequency(
+            self.units, self.equipment, i.checks, i.venues, self.hotspot_units,
+            self.widespread, self.as_of, self.rules.frequency)
+
+    @cached_property
+    def demonstration(self) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+        """The chosen demonstration enterprises and the coverage they leave."""
+        return layers.demonstration.demonstration(self.units, self.equipment, self.inputs.checks,
+                                                  self.as_of, self.rules.demonstration)
+
+    @cached_property
+    def insurance(self) -> gpd.GeoDataFrame:
+        """Elevator insurance coverage per region, before its region codes (warnings read
+        it as computed)."""
+        return layers.alerts.insurance(self.equipment, self.inputs.boundaries, self.as_of,
+                                       self.rules.insurance)
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A layer's builder: the function computing its frame, and its stage of the build."""
+
+    stage: str
+    compute: Callable[[Build], pd.DataFrame]
+
+    def __call__(self, build: Build) -> pd.DataFrame:
+        return self.compute(build)
+
+
+def builder(stage: str) -> Callable[[Callable[[Build], pd.DataFrame]], Builder]:
+    """Decorator: the function builds a layer and is timed under ``stage``."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown build stage {stage!r}; known: {', '.join(STAGES)}")
+    return lambda compute: Builder(stage, compute)
+
+
+# --------------------------------------------------------------------------- finishing
+
+def point_geometry(frame: pd.DataFrame) -> gpd.GeoSeries:
+    """Points from lon/lat; unlocated rows get an empty geometry (kept, not dropped)."""
+    lon = pd.to_numeric(frame["lon"]).to_numpy(dtype="float64", na_value=np.nan)
+    lat = pd.to_numeric(frame["lat"]).to_numpy(dtype="float64", na_value=np.nan)
+    geoms = shapely.points(lon, lat)
+    geoms[~(np.isfinite(lon) & np.isfinite(lat))] = None
+    return gpd.GeoSeries(geoms, index=frame.index, crs=4326)
+
+
+def _with_location(files: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Unit files with the unit's admin codes, cell and venue (for filters and scopes)."""
+    cols = ["province_adcode", "city_adcode", "county_adcode", "h3", "venue_id"]
+    first = units.drop_duplicates("credit_code")
+    where = first.set_index(first["credit_code"].astype("string"))[cols]
+    located = where.reindex(files["credit_code"].astype("string")).reset_index(drop=True)
+    out = files.drop(columns=[c for c in cols if c in files.columns]).reset_index(drop=True)
+    for col in cols:
+        out[col] = located[col].to_numpy()
+    return out
+
+
+def _with_region_codes(frame: pd.DataFrame, boundaries: pd.DataFrame) -> pd.DataFrame:
+    """The province and city codes of each region row (scopes filter on them)."""
+    codes = boundaries[["level", "adcode", "province_adcode", "city_adcode"]].rename(
+        columns={"level": "admin_level"}).astype("string")
+    out = frame.drop(columns=["province_adcode", "city_adcode"], errors="ignore")
+    keys = out[["admin_level", "adcode"]].astype("string")
+    merged = keys.merge(codes, on=["admin_level", "adcode"], how="left")
+    out = out.reset_index(drop=True)
+    out["province_adcode"] = merged["province_adcode"].to_numpy()
+    out["city_adcode"] = merged["city_adcode"].to_numpy()
+    return out
+
+
+def _with_cell(frame: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Each unit row's res-8 cell (grid officers' scope is their cells)."""
+    first = units.drop_duplicates("credit_code")
+    cell = first.set_index(first["credit_code"].astype("string"))["h3"]
+    out = frame.reset_index(drop=True)
+    out["h3"] = cell.reindex(out["credit_code"].astype("string")).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- the builders
+# One per layer and finding table, named after its id ("risk-cells" → risk_cells).
+
+@builder("equipment")
+def equipment(b: Build) -> gpd.GeoDataFrame:
+    """Every piece of equipment, graded, at its point."""
+    return gpd.GeoDataFrame(b.equipment, geometry=point_geometry(b.equipment), crs=4326)
+
+
+@builder("parks")
+def units(b: Build) -> pd.DataFrame:
+    """Every unit's file (一企一策), located like the unit."""
+    files = layers.parks.unit_files(b.equipment, b.units, b.inputs.hazards, b.as_of,
+                                    b.rules.parks)
+    return _with_location(files, b.units)
+
+
+@builder("aggregate")
+def risk_cells(b: Build) -> gpd.GeoDataFrame:
+    """Risk indicators per H3 cell at every configured resolution."""
+    return layers.aggregate.risk_cells(b.equipment, b.rules.aggregate.cell_resolutions)
+
+
+@builder("aggregate")
+def regions(b: Build) -> gpd.GeoDataFrame:
+    """Risk indicators per province, city and county."""
+    return b.regions
+
+
+@builder("aggregate")
+def industries(b: Build) -> pd.DataFrame:
+    """Risk indicators per region and industry."""
+    frame = layers.aggregate.industries(b.equipment, b.units, b.inputs.boundaries)
+    return _with_region_codes(frame, b.inputs.boundaries)
+
+
+@builder("aggregate")
+def grid_cells(b: Build) -> gpd.GeoDataFrame:
+    """Risk indicators per grid officer's cell."""
+    return layers.aggregate.grid_cells(b.equipment, b.inputs.officers, b.inputs.officer_cells)
+
+
+@builder("hotspots")
+def hotspots(b: Build) -> pd.DataFrame:
+    """The hotspot cells of serious hazards."""
+    return b.hotspot_cells
+
+
+@builder("hotspots")
+def hotspot_units(b: Build) -> pd.DataFrame:
+    """The units inside hotspot cells."""
+    return b.hotspot_units
+
+
+@builder("hotspots")
+def widespread(b: Build) -> pd.DataFrame:
+    """Widespread serious hazards per county and category."""
+    return b.widespread
+
+
+@builder("frequency")
+def frequency(b: Build) -> pd.DataFrame:
+    """The units whose check frequency was raised, with their cell."""
+    return _with_cell(layers.frequency.boosted_units(b.schedule), b.units)
+
+
+@builder("frequency")
+def check_schedule(b: Build) -> pd.DataFrame:
+    """Every unit's check schedule, with its cell."""
+    return _with_cell(b.schedule, b.units)
+
+
+@builder("demonstration")
+def demonstration(b: Build) -> gpd.GeoDataFrame:
+    """The chosen demonstration enterprises."""
+    return b.demonstration[0]
+
+
+@builder("demonstration")
+def demonstration_coverage(b: Build) -> pd.DataFrame:
+    """Candidates, qualified and chosen per city and category."""
+    return b.demonstration[1]
+
+
+@builder("parks")
+def parks(b: Build) -> gpd.GeoDataFrame:
+    """Every park's profile (一园一策)."""
+    return layers.parks.park_profiles(b.equipment, b.units, b.inputs.parks, b.inputs.hazards,
+                                      b.as_of, b.rules.parks)
+
+
+@builder("alerts")
+def insurance(b: Build) -> pd.DataFrame:
+    """Elevator insurance coverage per region, with its region codes."""
+    return _with_region_codes(b.insurance, b.inputs.boundaries)
+
+
+@builder("alerts")
+def warnings(b: Build) -> pd.DataFrame:
+    """The regions' 风险提示·警示·预警, with their region codes."""
+    frame = layers.alerts.warnings(b.regions, b.insurance, b.hotspot_cells, b.widespread,
+                                   b.rules.warnings)
+    return _with_region_codes(frame, b.inputs.boundaries)
+
+
+@builder("points")
+def venues(b: Build) -> gpd.GeoDataFrame:
+    """Crowded venues with the risk inside them."""
+    return layers.points.venues_risk(b.inputs.venues, b.equipment)
+
+
+@builder("points")
+def hazards(b: Build) -> gpd.GeoDataFrame:
+    """Open hazards at their equipment."""
+    return layers.points.open_hazards(b.inputs.hazards, b.equipment, b.units, b.as_of)
+
+
+@builder("points")
+def overdue(b: Build) -> gpd.GeoDataFrame:
+    """Equipment past its inspection date."""
+    return layers.points.overdue_inspections(b.equipment, b.as_of)
+
+
+@builder("points")
+def blacklist(b: Build) -> gpd.GeoDataFrame:
+    """Blacklisted units."""
+    return layers.points.blacklist(b.units)
+
+
+@builder("points")
+def blacklist_candidates(b: Build) -> gpd.GeoDataFrame:
+    """Units meeting the blacklist criteria but not listed yet."""
+    return layers.points.blacklist_candidates(b.units, b.inputs.hazards, b.as_of,
+                                              b.rules.blacklist, equipment=b.equipment)
