@@ -1,4 +1,5 @@
-"""The FastAPI application factory; the lifespan opens the store and closes it."""
+"""The FastAPI application factory; the lifespan opens the store and the app's caches
+(:class:`service.caches.Caches`) and closes the store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service import errors
 from service.body_limit import BodyLimit
+from service.caches import Caches
 from service.routes import (
     cells,
     draws,
@@ -26,7 +28,7 @@ from service.routes import (
 )
 from service.security_headers import SecurityHeaders
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from web.map import STATIC_DIR
 
 
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.store = open_store(settings.store, h3_resolution=settings.h3_resolution)
+        app.state.caches = Caches.for_settings(settings)
         try:
             yield
         finally:

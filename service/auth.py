@@ -16,11 +16,8 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
 import uuid
-import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -28,7 +25,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from geo.boundaries import load_boundaries
-from service.deps import SettingsDep, StoreDep
+from service.caches import VerifiedTokens
+from service.deps import CachesDep, SettingsDep, StoreDep
 from service.store.base import Session, Store, User
 
 COOKIE = "riskmap_session"
@@ -64,10 +62,14 @@ class Forbidden(PermissionError):
 
 @dataclass(frozen=True)
 class Principal:
+    """The caller of a request. ``cells`` are a grid officer's H3 cells, resolved for each
+    request from the store (their scope); empty for the other roles."""
+
     user_id: str
     name: str
     role: Role
     scope: str | None
+    cells: tuple[str, ...] = ()
 
     @property
     def admin_level(self) -> str | None:
@@ -126,39 +128,43 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def current_caller(request: Request, store: StoreDep, settings: SettingsDep) -> Principal:
+def current_caller(request: Request, store: StoreDep, settings: SettingsDep,
+                   caches: CachesDep) -> Principal:
     pepper = settings.token_pepper.get_secret_value()
     token = bearer_token(request)
     if token:
-        return _token_caller(store, hash_token(token, pepper))
-    session_id = request.cookies.get(COOKIE)
-    if not session_id:
-        raise Unauthorized("需要登录：请提供 Bearer 令牌")
-    caller = _session_caller(store, hash_token(session_id, pepper))
-    if request.method not in SAFE_METHODS and not hmac.compare_digest(
-            request.headers.get(CSRF_HEADER, ""), csrf_token(session_id, pepper)):
-        raise Forbidden("缺少或错误的 CSRF 令牌（X-CSRF-Token），请刷新页面后重试")
+        caller = _token_caller(store, caches.tokens, hash_token(token, pepper))
+    else:
+        session_id = request.cookies.get(COOKIE)
+        if not session_id:
+            raise Unauthorized("需要登录：请提供 Bearer 令牌")
+        caller = _session_caller(store, caches.tokens, hash_token(session_id, pepper))
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+                request.headers.get(CSRF_HEADER, ""), csrf_token(session_id, pepper)):
+            raise Forbidden("缺少或错误的 CSRF 令牌（X-CSRF-Token），请刷新页面后重试")
+    if caller.role == Role.GRID_OFFICER:
+        return replace(caller, cells=caches.officer_cells.of(store, caller.scope or ""))
     return caller
 
 
-def _token_caller(store: Store, token_hash: str) -> Principal:
-    known = _VERIFIED.get(store, token_hash)
-    if known is not None:
-        return known
+def _token_caller(store: Store, known: VerifiedTokens, token_hash: str) -> Principal:
+    caller = known.get(token_hash)
+    if caller is not None:
+        return caller
     user = store.user_by_token_hash(token_hash)
     if user is None:
         raise Unauthorized("令牌无效或已停用")
     caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
-    _VERIFIED.put(store, token_hash, caller)
+    known.put(token_hash, caller)
     return caller
 
 
-def _session_caller(store: Store, session_hash: str) -> Principal:
+def _session_caller(store: Store, known: VerifiedTokens, session_hash: str) -> Principal:
     """The caller of a live session; its last use is recorded every TOUCH_EVERY."""
     key = "session:" + session_hash
-    known = _VERIFIED.get(store, key)
-    if known is not None:
-        return known
+    caller = known.get(key)
+    if caller is not None:
+        return caller
     found = store.session_user(session_hash)
     now = datetime.now(UTC).replace(tzinfo=None)
     if found is None or not _alive(found[0], now):
@@ -167,7 +173,7 @@ def _session_caller(store: Store, session_hash: str) -> Principal:
     if now - session.last_seen >= TOUCH_EVERY:
         store.touch_session(session_hash, now)
     caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
-    _VERIFIED.put(store, key, caller)
+    known.put(key, caller)
     return caller
 
 
@@ -185,48 +191,16 @@ def start_session(store: Store, user: User, pepper: str) -> str:
     return session_id
 
 
-def end_session(store: Store, session_id: str, pepper: str) -> None:
+def end_session(store: Store, known: VerifiedTokens, session_id: str, pepper: str) -> None:
     session_hash = hash_token(session_id, pepper)
     store.end_session(session_hash)
-    _VERIFIED.forget(store, "session:" + session_hash)
+    known.forget("session:" + session_hash)
 
 
 def csrf_token(secret: str, pepper: str) -> str:
     """The CSRF token that goes with a session id (or a login form's nonce): derived, so
     the server keeps nothing more, and useless without the cookie it belongs to."""
     return hmac.new(pepper.encode(), b"csrf:" + secret.encode(), hashlib.sha256).hexdigest()
-
-
-class VerifiedTokens:
-    """Tokens the store recognised in the last ``ttl`` seconds, by store and token hash:
-    a map page fetches dozens of tiles a second, each would otherwise ask the store again.
-    Only recognised tokens are kept (a new user's token works at once); a user disabled
-    in the store is refused within ``ttl``."""
-
-    def __init__(self, ttl: float = 10.0, size: int = 10_000) -> None:
-        self.ttl, self.size = ttl, size
-        self._items: weakref.WeakKeyDictionary[object, dict[str, tuple[float, Principal]]] = (
-            weakref.WeakKeyDictionary())
-        self._lock = threading.Lock()
-
-    def get(self, store: object, token_hash: str) -> Principal | None:
-        with self._lock:
-            hit = self._items.get(store, {}).get(token_hash)
-        return hit[1] if hit and hit[0] > time.monotonic() else None
-
-    def forget(self, store: object, token_hash: str) -> None:
-        with self._lock:
-            self._items.get(store, {}).pop(token_hash, None)
-
-    def put(self, store: object, token_hash: str, caller: Principal) -> None:
-        with self._lock:
-            known = self._items.setdefault(store, {})
-            if len(known) >= self.size:
-                known.clear()
-            known[token_hash] = (time.monotonic() + self.ttl, caller)
-
-
-_VERIFIED = VerifiedTokens()
 
 
 Caller = Annotated[Principal, Depends(current_caller)]

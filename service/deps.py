@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.caches import Caches
 from service.settings import Settings
 from service.store.base import Store
 
@@ -18,5 +19,10 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_caches(request: Request) -> Caches:
+    return request.app.state.caches
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CachesDep = Annotated[Caches, Depends(get_caches)]

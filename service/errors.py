@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import Forbidden, Unauthorized
-from service.store.base import ConflictError, MissingRow, StaleLayers, StoreError
+from service.store.errors import ConflictError, MissingRow, StaleLayers, StoreError
 
 log = logging.getLogger("riskmap")
 

@@ -6,19 +6,16 @@
   code; region layers match the region itself and the regions inside it. A layer that
   holds no admin code finer than the scope (e.g. per-city demonstration for a county) or
   none at all is refused, never shown whole.
-- grid_officer (an officer id): rows in their H3 cells (res-8 ``h3``), and their own rows
-  of ``grid-cells``.
+- grid_officer (an officer id): rows in their H3 cells (res-8 ``h3``; ``Principal.cells``,
+  resolved per request), and their own rows of ``grid-cells``.
 - park_admin (a park id): rows whose ``park_id`` is their park.
 Anything else is 403.
 """
 
 from __future__ import annotations
 
-import weakref
-
 from layers.registry import LayerSpec
 from service.auth import ADCODE_ROLES, ROLE_ZH, Forbidden, Principal, Role
-from service.store.base import Store
 from service.store.query import Condition
 
 REGION_LAYERS = frozenset({"regions", "industries", "insurance", "warnings"})
@@ -28,7 +25,7 @@ PREFIX = {"province": 2, "city": 4, "county": 6}
 FINEST = {"county_adcode": "county", "city_adcode": "city", "province_adcode": "province"}
 
 
-def layer_scope(caller: Principal, spec: LayerSpec, store: Store) -> tuple[Condition, ...]:
+def layer_scope(caller: Principal, spec: LayerSpec) -> tuple[Condition, ...]:
     """The conditions that restrict ``spec`` to ``caller``; Forbidden if none can."""
     if caller.role == Role.ADMIN:
         return ()
@@ -39,30 +36,10 @@ def layer_scope(caller: Principal, spec: LayerSpec, store: Store) -> tuple[Condi
         if spec.id == "grid-cells":
             return (Condition("officer_id", "eq", (caller.scope or "",)),)
         if "h3" in fields and not spec.cells:
-            return (Condition("h3", "in", officer_cells(store, caller.scope or "")),)
+            return (Condition("h3", "in", caller.cells),)
     if caller.role == Role.PARK_ADMIN and "park_id" in fields:
         return (Condition("park_id", "eq", (caller.scope or "",)),)
     raise Forbidden(f"{ROLE_ZH[caller.role]}无权查看图层 {spec.id}（{spec.title}）")
-
-
-def officer_cells(store: Store, officer_id: str) -> tuple[str, ...]:
-    """The officer's cells, sorted; looked up by officer id and kept until the store's data
-    version changes (every scoped request of an officer needs them)."""
-    version = store.data_version()
-    cached = _CELLS.get(store)
-    if cached is None or cached[0] != version:
-        cached = (version, {})  # cells are read after the version: never older
-        _CELLS[store] = cached
-    cells = cached[1].get(officer_id)
-    if cells is None:
-        mine = store.lookup("officer_cells", "officer_id", (officer_id,), ["h3"])["h3"]
-        cells = tuple(sorted(mine.dropna().astype(str).unique()))
-        cached[1][officer_id] = cells
-    return cells
-
-
-_CELLS: weakref.WeakKeyDictionary[Store, tuple[str, dict[str, tuple[str, ...]]]] = (
-    weakref.WeakKeyDictionary())
 
 
 def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]

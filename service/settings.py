@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.store.location import StoreLocation, store_location
+
 DEFAULT_STORE = "./var/riskmap"
 DEV_PEPPER = "riskmap-development-pepper"
 
@@ -58,12 +60,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def is_postgis(self) -> bool:
-        return self.store.startswith(("postgresql", "postgres://"))
-
-    @property
-    def store_path(self) -> Path:
-        """Filesystem path of the embedded store."""
-        if self.is_postgis:
-            raise ValueError("store is a PostGIS URL, not a path")
-        return Path(self.store.removeprefix("file://").removeprefix("file:"))
+    def store_location(self) -> StoreLocation:
+        """The store this names (:func:`service.store.location.store_location`)."""
+        return store_location(self.store)

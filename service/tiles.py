@@ -16,58 +16,40 @@ A tile holds one MVT layer named after the layer id:
   would hold more than :data:`MAX_FEATURES` rows of a layer that can be aggregated ships
   cells instead, so a tile is never cut short.
 
-PostGIS renders row tiles in one SQL statement (``service/store/postgis/tiles.py``); the
-embedded store's rows and every aggregated tile are encoded here with mapbox-vector-tile.
-Aggregated tiles are cut from counts over the caller's whole scope at the stored H3
-resolution (one GROUP BY per scope and build, then sums of parents), and every rendered
-tile is kept by its ETag: :class:`TileCache` holds both, within ``RISKMAP_TILE_CACHE_MB``.
+Row tiles and cell counts come from the store (``Store.layer_tile``,
+``Store.layer_cell_counts``: one SQL statement each on PostGIS); aggregated tiles are
+encoded here with :func:`service.mvt.encode`. They are cut from counts over the caller's
+whole scope at the stored H3 resolution (one GROUP BY per scope and build, then sums of
+parents), and every rendered tile is kept by its ETag: the app's
+:class:`service.caches.TileCache` holds both, within ``RISKMAP_TILE_CACHE_MB``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Literal, NamedTuple
 
 import geopandas as gpd
-import h3
-import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import shapely
 
-from geo.cells import (
-    cell_centres,
-    cell_polygons,
-    from_strings,
-    parents,
-    points_to_cells,
-    to_strings,
-)
-from layers import aggregate
+from geo.cells import cell_centres, cell_polygons, parents, to_strings
 from layers.frames import LEVELS, MAJOR_HAZARD
-from layers.registry import ALL, LayerSpec
-from service.auth import Principal, Role
-from service.scope import layer_scope
+from layers.registry import LayerSpec
+from service.auth import Principal
+from service.caches import TileCache
+from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
+from service.selection import RISK_CELLS, reaggregated, scope_of, scoped_risk_cells
 from service.store.base import Store
-from service.store.query import Condition, LayerQuery
+from service.store.query import Condition
 
-MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
-EXTENT = 4096
-BUFFER = 64                   # tile units around the tile (ST_AsMVTGeom's buffer)
-MAX_ZOOM = 22
 AGGREGATE_BELOW_ZOOM = 12     # point layers ship H3 cells below this zoom
 MAX_FEATURES = 4_000          # more rows than this in one tile: H3 cells instead
 MAX_AGE = 300                 # seconds a browser may reuse a tile without asking
 FORMAT = "mvt-1"              # bump when tiles change for the same data and scope
-WORLD = 20037508.342789244    # half the EPSG:3857 world width, metres
-BBox = tuple[float, float, float, float]
 Mode = Literal["rows", "cells", "risk-cells"]
-T = TypeVar("T")
 
 # Counts by level in aggregated cells: the risk colours, or a hazard's 重大/一般.
 LEVEL_COUNTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -105,50 +87,6 @@ def tile_fields(spec: LayerSpec, requested: str | None = None) -> tuple[str, ...
         raise ValueError(f"图层 {spec.id} 没有字段 {'、'.join(unknown)}；可选："
                          f"{'、'.join(spec.field_names)}，或 {ALL_FIELDS} 表示全部")
     return names
-
-
-@dataclass(frozen=True)
-class Tile:
-    z: int
-    x: int
-    y: int
-
-    @classmethod
-    def checked(cls, z: int, x: int, y: int) -> Tile:
-        """The tile z/x/y; ValueError (Chinese) outside 0 ≤ z ≤ 22, 0 ≤ x, y < 2^z."""
-        if not 0 <= z <= MAX_ZOOM:
-            raise ValueError(f"缩放级别 z 须在 0–{MAX_ZOOM} 之间")
-        if not (0 <= x < 1 << z and 0 <= y < 1 << z):
-            raise ValueError(f"瓦片坐标须满足 0 ≤ x, y < 2^z（z={z} 时小于 {1 << z}）")
-        return cls(z, x, y)
-
-    @property
-    def size(self) -> float:
-        """Width in EPSG:3857 metres."""
-        return 2 * WORLD / (1 << self.z)
-
-    def bounds(self) -> BBox:
-        """minx, miny, maxx, maxy in EPSG:3857."""
-        minx = -WORLD + self.x * self.size
-        maxy = WORLD - self.y * self.size
-        return minx, maxy - self.size, minx + self.size, maxy
-
-    def lonlat_bounds(self, pad: float = 0.0) -> BBox:
-        """The tile grown by ``pad`` EPSG:3857 metres each side, in lon/lat."""
-        minx, miny, maxx, maxy = self.bounds()
-        lon = np.degrees(np.array([minx - pad, maxx + pad]) / 6378137.0)
-        lat = np.degrees(2 * np.arctan(np.exp(np.array([miny - pad, maxy + pad]) / 6378137.0))
-                         - np.pi / 2)
-        return float(lon[0]), float(lat[0]), float(lon[1]), float(lat[1])
-
-    def cell_pad(self, resolution: int) -> float:
-        """EPSG:3857 metres around the tile that hold every point of any H3 cell at
-        ``resolution`` touching the tile: three mean edges (a cell is at most about 2.4
-        across), at the tile's widest Mercator scale."""
-        _, lat0, _, lat1 = self.lonlat_bounds()
-        widest = min(max(abs(lat0), abs(lat1)), 85.0)
-        ground = 3 * h3.average_hexagon_edge_length(resolution, unit="m")
-        return ground / math.cos(math.radians(widest))
 
 
 def cell_resolution(z: int) -> int:
@@ -195,12 +133,12 @@ def plan_tile(caller: Principal, spec: LayerSpec, store: Store, tile: Tile,
     """The caller's plan for ``tile`` of ``spec`` (row properties ``fields``, default
     :func:`tile_fields`); Forbidden if they may not see it."""
     fields = tile_fields(spec) if fields is None else fields
-    if spec.id == "risk-cells":
+    where = scope_of(caller, spec)
+    if spec.id == RISK_CELLS:
         res = cell_resolution(tile.z)
-        if caller.role == Role.ADMIN:
-            return Plan(spec, "rows", (Condition("resolution", "eq", (res,)),), res, fields)
-        return Plan(spec, "risk-cells", layer_scope(caller, ALL["equipment"], store), res)
-    where = layer_scope(caller, spec, store)
+        if reaggregated(caller, spec):  # ``where`` scopes the caller's equipment
+            return Plan(spec, "risk-cells", where, res)
+        return Plan(spec, "rows", (*where, Condition("resolution", "eq", (res,))), res, fields)
     if aggregates(spec) and tile.z < AGGREGATE_BELOW_ZOOM:
         return Plan(spec, "cells", where, min(cell_resolution(tile.z), store.h3_resolution))
     return Plan(spec, "rows", where, fields=fields)
@@ -224,44 +162,6 @@ def matches(if_none_match: str | None, tag: str) -> bool:
 
 # --------------------------------------------------------------------------- rendering
 
-class TileCache:
-    """Rendered tiles and the whole-scope H3 counts behind aggregated ones, by build, scope
-    and address, up to about ``budget`` bytes; least recently used out first."""
-
-    def __init__(self, budget: int = 256 << 20) -> None:
-        self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
-        self._budget = budget
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key][0]
-        value = compute()  # outside the lock: a slow scope must not stall the others
-        weight = _weight(value)
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = (value, weight)
-                self._used += weight
-            while self._used > self._budget and len(self._items) > 1:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._used -= dropped
-        return value
-
-
-def _weight(value: object) -> int:
-    """Rough bytes held by a cached value (a hexagon polygon is ~400 bytes)."""
-    if isinstance(value, bytes):
-        return len(value)
-    if isinstance(value, pd.DataFrame):
-        return int(value.memory_usage(index=False).sum()) + 400 * len(value)
-    if isinstance(value, tuple):
-        return sum(getattr(v, "nbytes", 64) for v in value)
-    return 1024
-
-
 def render(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) -> bytes:
     """The tile's MVT bytes (``b""`` when it holds nothing), kept in ``cache`` under its
     ETag: a tile is the same bytes for the same build, scope and address, so a second
@@ -275,7 +175,8 @@ def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache)
     spec = plan.spec
     res = plan.resolution or cell_resolution(tile.z)
     if plan.mode == "rows":
-        data = _rows_tile(store, plan, tile, MAX_FEATURES if aggregates(spec) else None)
+        data = store.layer_tile(spec.id, plan.where, tile, fields=plan.typed_fields,
+                                cap=MAX_FEATURES if aggregates(spec) else None)
         if data is not None:
             return data
         res = min(cell_resolution(tile.z), store.h3_resolution)  # too many rows: cells
@@ -284,40 +185,17 @@ def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache)
         cells = _cells_frame(*counts.around(tile.lonlat_bounds(tile.cell_pad(res))), res, spec)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
     if res > 7:
-        cells = _risk_frame(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)), (res,))
+        cells = scoped_risk_cells(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)),
+                                  (res,))
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
     def whole() -> gpd.GeoDataFrame:
         every = cache.get((build_id, "risk-cells", plan.where),
-                          lambda: _risk_frame(store, plan.where, None, (5, 6, 7)))
+                          lambda: scoped_risk_cells(store, plan.where, None, (5, 6, 7)))
         return every[(every["resolution"] == res).to_numpy()]
 
     cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
     return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
-
-
-def _rows_tile(store: Store, plan: Plan, tile: Tile, cap: int | None) -> bytes | None:
-    """The rows' tile, or None when more than ``cap`` rows fall in it."""
-    spec = plan.spec
-    if _is_postgis(store):
-        from service.store.postgis import tiles as pg
-
-        with store.engine.connect() as conn:  # type: ignore[attr-defined]
-            return pg.mvt(conn, spec.id, plan.where, tile.z, tile.x, tile.y, extent=EXTENT,
-                          buffer=BUFFER, cap=cap, cell_ids=spec.cells,
-                          fields=plan.typed_fields)
-    pad = tile.size * BUFFER / EXTENT
-    frame, matched = store.query_layer(LayerQuery(spec.id, plan.where, tile.lonlat_bounds(pad),
-                                                  None, columns=(*plan.fields, "h3")))
-    if cap is not None and matched > cap:
-        return None
-    return encode(spec.id, frame, tile, cell_ids=spec.cells, fields=plan.typed_fields)
-
-
-def _is_postgis(store: Store) -> bool:
-    from service.store.postgis import PostGISStore
-
-    return isinstance(store, PostGISStore)
 
 
 # --------------------------------------------------------------------------- H3 counts
@@ -348,8 +226,10 @@ def _scope_counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], r
         raise ValueError(f"whole-scope counts stop at H3 resolution {base}, not {res}")
 
     def summed() -> ScopeCounts:
+        levels = tuple(value for value, _ in level_counts(spec))
         fine, counts = cache.get((build_id, "counts", spec.id, where),
-                                 lambda: _counts(store, spec, where, base, None))
+                                 lambda: store.layer_cell_counts(spec.id, where, base, None,
+                                                                 levels))
         up, inverse = np.unique(parents(fine, res), return_inverse=True)
         total = np.zeros((len(up), counts.shape[1]), dtype=np.int64)
         np.add.at(total, inverse, counts)
@@ -357,36 +237,6 @@ def _scope_counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], r
         return ScopeCounts(up, total, lon, lat)
 
     return cache.get((build_id, "counts", spec.id, where, res), summed)
-
-
-def _counts(store: Store, spec: LayerSpec, where: tuple[Condition, ...], res: int,
-            bbox: BBox | None) -> tuple[np.ndarray, np.ndarray]:
-    """(cells, count matrix) of the rows matching ``where`` in ``bbox``: the ``h3`` column's
-    parents (in SQL on PostGIS), or the cells of the points for layers without one."""
-    levels = tuple(value for value, _ in level_counts(spec))
-    has_h3 = "h3" in spec.field_names
-    if has_h3 and _is_postgis(store):
-        from service.store.postgis import tiles as pg
-
-        with store.engine.connect() as conn:  # type: ignore[attr-defined]
-            return pg.cell_counts(conn, spec.id, where, res, bbox, levels)
-    wanted = tuple(c for c in ("h3", "level") if c in spec.field_names)
-    frame, _ = store.query_layer(LayerQuery(spec.id, where, bbox, None, columns=wanted))
-    frame = frame[frame.geometry.notna()]
-    if has_h3:
-        cells = parents(from_strings(frame["h3"]), res)
-    else:
-        geoms = frame.geometry.to_numpy()
-        cells = points_to_cells(shapely.get_x(geoms), shapely.get_y(geoms), res)
-    located = cells != 0
-    up, inverse = np.unique(cells[located], return_inverse=True)
-    counts = np.zeros((len(up), 1 + len(levels)), dtype=np.int64)
-    np.add.at(counts[:, 0], inverse, 1)
-    if levels:
-        level = frame["level"].astype("string").to_numpy(dtype=object, na_value=None)
-        for j, value in enumerate(levels, start=1):
-            np.add.at(counts[:, j], inverse[level[located] == value], 1)
-    return up, counts
 
 
 def _cells_frame(cells: np.ndarray, counts: np.ndarray, res: int, spec: LayerSpec
@@ -401,29 +251,6 @@ def _cells_frame(cells: np.ndarray, counts: np.ndarray, res: int, spec: LayerSpe
     return gpd.GeoDataFrame(frame, geometry=cell_polygons(ids) if len(ids) else [], crs=4326)
 
 
-def _risk_frame(store: Store, where: tuple[Condition, ...], bbox: BBox | None,
-                resolutions: tuple[int, ...]) -> gpd.GeoDataFrame:
-    """Risk cells at ``resolutions`` of the equipment matching ``where`` in ``bbox``, nested
-    as the built layer is: the finest level from the points, the others its parents."""
-    if _is_postgis(store):
-        from service.store.postgis import tiles as pg
-
-        with store.engine.connect() as conn:  # type: ignore[attr-defined]
-            rows: pd.DataFrame = pg.equipment_rows(conn, where, bbox)
-    else:
-        from service.store.postgis.tiles import EQUIPMENT_COLUMNS
-
-        rows, _ = store.query_layer(LayerQuery("equipment", where, bbox, None,
-                                               columns=EQUIPMENT_COLUMNS))
-    if not len(rows):  # nothing of the caller's here: skip the indicator machinery
-        return gpd.GeoDataFrame({"fid": [], "h3": []}, geometry=[], crs=4326)
-    finest = max(aggregate.DEFAULT_RESOLUTIONS)
-    cells = aggregate.risk_cells(rows, tuple(sorted({*resolutions, finest})))
-    cells = cells[cells["resolution"].isin(resolutions).to_numpy()]
-    cells.insert(0, "fid", cells["h3"].astype("string"))
-    return cells.reset_index(drop=True)
-
-
 def _in_tile(cells: gpd.GeoDataFrame, tile: Tile) -> gpd.GeoDataFrame:
     """The cells whose hexagon touches the tile (with its buffer)."""
     if not len(cells):
@@ -432,88 +259,3 @@ def _in_tile(cells: gpd.GeoDataFrame, tile: Tile) -> gpd.GeoDataFrame:
     return cells[shapely.intersects(cells.geometry.to_numpy(), box)]
 
 
-# --------------------------------------------------------------------------- encoding
-
-def encode(layer: str, frame: gpd.GeoDataFrame, tile: Tile, *, cell_ids: bool,
-           fields: tuple[tuple[str, str], ...] | None = None) -> bytes:
-    """Features as one MVT layer: geometry in tile units (y down), clipped to the tile and
-    its buffer and snapped to the grid like ``ST_AsMVTGeom``; properties ``fid`` then
-    ``fields`` (all columns when None), nulls left out as ``ST_AsMVT`` does."""
-    if not len(frame):
-        return b""
-    geoms = _tile_units(frame.geometry.to_numpy(), tile)
-    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if not keep.any():
-        return b""
-    frame, geoms = frame[keep], geoms[keep]
-    if fields is None:
-        fields = tuple((c, _kind(frame[c])) for c in frame.columns
-                       if c not in ("fid", frame.geometry.name))
-    props = _properties(frame, (("fid", "text"), *fields))
-    ids = (from_strings(frame["h3"]).astype(np.int64).tolist() if cell_ids
-           else [None] * len(frame))
-    features = [{"geometry": g, "properties": p, "id": i}
-                for g, p, i in zip(geoms.tolist(), props, ids, strict=True)]
-    return mapbox_vector_tile.encode(
-        [{"name": layer, "features": features}],
-        default_options={"extents": EXTENT, "y_coord_down": True,
-                         "check_winding_order": False})  # oriented in _tile_units
-
-
-def _tile_units(geoms: np.ndarray, tile: Tile) -> np.ndarray:
-    """Lon/lat geometries in the tile's 0..EXTENT grid (y down), clipped, snapped."""
-    minx, _, _, maxy = tile.bounds()
-    scale = EXTENT / tile.size
-
-    def to_tile(xy: np.ndarray) -> np.ndarray:
-        lon, lat = xy[:, 0], np.clip(xy[:, 1], -85.06, 85.06)
-        mx = np.radians(lon) * 6378137.0
-        my = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * 6378137.0
-        return np.column_stack([(mx - minx) * scale, (maxy - my) * scale])
-
-    out = shapely.transform(geoms, to_tile)
-    lo, hi = -BUFFER, EXTENT + BUFFER
-    points = shapely.get_type_id(out) == shapely.GeometryType.POINT
-    if (~points).any():
-        out[~points] = shapely.clip_by_rect(out[~points], lo, lo, hi, hi)
-    if points.any():
-        xy = shapely.get_coordinates(out[points])
-        inside = ((xy >= lo) & (xy <= hi)).all(axis=1)
-        moved = out[points]
-        moved[~inside] = None
-        out[points] = moved
-    out = shapely.set_precision(out, 1.0)
-    # exterior rings positive by the shoelace formula in y-down tile units (MVT 4.3.4.4)
-    return shapely.orient_polygons(out, exterior_cw=False)
-
-
-def _kind(column: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(column):
-        return "bool"
-    if pd.api.types.is_integer_dtype(column):
-        return "int"
-    if pd.api.types.is_float_dtype(column):
-        return "float"
-    return "text"
-
-
-def _properties(frame: pd.DataFrame, fields: tuple[tuple[str, str], ...]) -> list[dict]:
-    """One dict per row of plain Python values (the encoder skips NumPy scalars)."""
-    columns: list[tuple[str, list]] = []
-    for name, kind in fields:
-        col = frame[name]
-        if kind in ("date", "timestamp"):
-            fmt = "%Y-%m-%d" if kind == "date" else "%Y-%m-%dT%H:%M:%S"
-            values = col.dt.strftime(fmt).to_numpy(dtype=object, na_value=None)
-        else:
-            values = col.to_numpy(dtype=object, na_value=None)
-        cast = {"int": int, "float": float, "bool": bool}.get(kind, str)
-        out = [None if v is None or (kind == "float" and math.isnan(v)) else cast(v)
-               for v in values]
-        columns.append((name, out))
-    rows: list[dict] = [{} for _ in range(len(frame))]
-    for name, values in columns:
-        for row, value in zip(rows, values, strict=True):
-            if value is not None:
-                row[name] = value
-    return rows

@@ -20,9 +20,6 @@ version checks, not six queries.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import cache
@@ -33,6 +30,7 @@ import pandas as pd
 
 from layers.registry import ALL
 from service.auth import Forbidden, Principal, Role
+from service.caches import Worklists
 from service.scope import layer_scope
 from service.store.base import Store
 from service.store.query import Condition, LayerQuery, isin
@@ -65,7 +63,7 @@ KIND_ZH = {"listed_hazard": "挂牌督办重大隐患", "late_hazard": "逾期�
 def _scoped(store: Store, caller: Principal, layer: str,
             extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
     try:
-        scope = layer_scope(caller, ALL[layer], store)
+        scope = layer_scope(caller, ALL[layer])
     except Forbidden:
         return pd.DataFrame()
     frame, _ = store.query_layer(LayerQuery(layer, (*scope, *extra), None, None, 0,
@@ -94,37 +92,18 @@ def _items(frame: pd.DataFrame, **columns: object) -> pd.DataFrame:
     return out
 
 
-def worklist(store: Store, caller: Principal, today: date,
+def worklist(store: Store, caller: Principal, today: date, kept: Worklists,
              extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
     """Every item in the caller's scope (and ``extra`` conditions, e.g. one cell).
 
-    Remembered per store under everything the list depends on: the data version (live
-    hazards, checks, officer cells), the layer build, the caller's role and scope, ``extra``
-    and the day. The versions are read before the list is made, so a remembered list is
-    never older than its key."""
+    Kept in ``kept`` under everything the list depends on: the data version (live hazards,
+    checks, officer cells), the layer build, the caller's role and scope, ``extra`` and the
+    day. The versions are read before the list is made, so a kept list is never older than
+    its key."""
     build = store.layer_build()
     key = (store.data_version(), build.build_id if build else None, caller.role,
            caller.scope, extra, today)
-    with _LOCK:
-        lists = _LISTS.setdefault(store, OrderedDict())
-        items = lists.get(key)
-        if items is not None:
-            lists.move_to_end(key)
-            return items
-    items = _worklist(store, caller, today, extra)
-    if len(items) <= CACHED_ITEMS:
-        with _LOCK:
-            lists[key] = items
-            while len(lists) > CACHED_LISTS or sum(map(len, lists.values())) > CACHED_ITEMS:
-                lists.popitem(last=False)
-    return items
-
-
-# remembered lists per store, least recently used first: so many lists, items in all
-CACHED_LISTS, CACHED_ITEMS = 256, 200_000
-_LISTS: weakref.WeakKeyDictionary[Store, OrderedDict[tuple, pd.DataFrame]] = (
-    weakref.WeakKeyDictionary())
-_LOCK = threading.Lock()
+    return kept.get(key, lambda: _worklist(store, caller, today, extra))
 
 
 def _worklist(store: Store, caller: Principal, today: date,

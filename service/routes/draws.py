@@ -50,7 +50,7 @@ def create_draw(caller: Caller, store: StoreDep, settings: SettingsDep, body: Dr
     region = _prefix(body.region)
     if caller.role == Role.REGULATOR and not region.startswith(_prefix(caller.scope or "")):
         raise Forbidden("抽取范围超出您的管辖区域")
-    scope = layer_scope(caller, ALL["units"], store)
+    scope = layer_scope(caller, ALL["units"])
     units, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
         "county_adcode", "prefix", (region,))), None, None, 0))
     units = units[units["in_use"].fillna(0).astype(int) > 0]

@@ -6,14 +6,14 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from service.auth import Caller, Role, require
 from service.deps import StoreDep
 from service.export import MEDIA, ExportFormat, csv_chunks, geojson_chunks, metadata, write_gpkg
 from service.geojson import CRS_URI, OutputCrs
-from service.routes.layers import LAYER_ID, layer_filters, spec_of
+from service.params import LAYER_ID, LayerFilters, spec_of
 from service.scope import layer_scope
 
 router = APIRouter(prefix="/api/export", tags=["exports"])
@@ -23,14 +23,11 @@ EXPORTERS = (Role.ADMIN, Role.PLANNER, Role.REGULATOR)
 @router.get("/{layer}", summary="导出图层（GeoJSON / GeoPackage / CSV）",
             dependencies=[require(*EXPORTERS)], response_model=None)
 def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: BackgroundTasks,
-           format: ExportFormat = "geojson",
+           filters: Annotated[LayerFilters, Depends()], format: ExportFormat = "geojson",
            crs: Annotated[OutputCrs, Query(description="输出坐标系")] = "EPSG:4326",
-           level: str | None = None, category: str | None = None,
-           adcode: Annotated[str | None, Query(description="行政区划代码前缀")] = None,
            ) -> StreamingResponse | FileResponse:
     spec = spec_of(layer)
-    where = (*layer_scope(caller, spec, store),
-             *layer_filters(spec, level, category, None, adcode, None, None))
+    where = (*layer_scope(caller, spec), *filters.conditions(spec))
     name = f"{spec.id}-{crs.replace(':', '')}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"',
                "Content-Crs": f"<{CRS_URI[crs]}>",
@@ -50,4 +47,4 @@ def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: Backgro
 def export_metadata(caller: Caller, store: StoreDep, layer: LAYER_ID,
                     crs: Annotated[OutputCrs, Query()] = "EPSG:4326") -> dict:
     spec = spec_of(layer)
-    return metadata(store, spec, crs, layer_scope(caller, spec, store))
+    return metadata(store, spec, crs, layer_scope(caller, spec))

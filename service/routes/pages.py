@@ -12,15 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from geo.boundaries import load_boundaries
 from layers.cells import count_cells, provinces_with_data
 from layers.registry import ALL
-from service.auth import Forbidden, Principal, Role, Unauthorized, current_caller
-from service.deps import SettingsDep, StoreDep
+from service.auth import Principal, Role, Unauthorized, current_caller
+from service.deps import CachesDep, SettingsDep, StoreDep
 from service.errors import BadParameter
-from service.routes.layers import scoped_cells
-from service.scope import layer_scope
 from service.security_headers import csp_nonce
+from service.selection import Selection, select_visible
 from service.settings import Settings
-from service.store.base import LayerBuild, Store, empty_layer
-from service.store.query import Condition, LayerQuery
+from service.store.base import LayerBuild, Store
+from service.store.query import Condition
 from web.map import build_map, build_risk_map
 
 router = APIRouter(tags=["map"])
@@ -33,10 +32,10 @@ def root() -> RedirectResponse:
 
 
 @router.get("/map", summary="风险地图", response_class=HTMLResponse)
-def risk_map(request: Request, store: StoreDep, settings: SettingsDep,
+def risk_map(request: Request, store: StoreDep, settings: SettingsDep, caches: CachesDep,
              resolution: Annotated[int | None, Query(ge=5, le=12)] = None) -> HTMLResponse:
     try:
-        caller = current_caller(request, store, settings)
+        caller = current_caller(request, store, settings, caches)
     except Unauthorized:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303
                                 )  # type: ignore[return-value]
@@ -60,25 +59,16 @@ def risk_map(request: Request, store: StoreDep, settings: SettingsDep,
 
 
 def _visible(store: Store, caller: Principal, layer: str,
-             extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
+             where: tuple[Condition, ...] = ()) -> pd.DataFrame:
     """The caller's part of a layer (empty when their role does not see it)."""
-    try:
-        scope = layer_scope(caller, ALL[layer], store)
-    except Forbidden:
-        return empty_layer(layer)
-    frame, _ = store.query_layer(LayerQuery(layer, (*scope, *extra), None, None, 0))
-    return frame
+    return select_visible(store, caller, Selection(ALL[layer], where))
 
 
 def _risk_map(store: Store, settings: Settings, caller: Principal, res: int,
               build: LayerBuild, nonce: str) -> str:
     if res not in MAP_RESOLUTIONS:
         raise BadParameter(f"H3 分辨率须为 {'、'.join(map(str, MAP_RESOLUTIONS))} 之一")
-    if caller.role == Role.ADMIN:
-        cells, _ = store.query_layer(LayerQuery(
-            "risk-cells", (Condition("resolution", "eq", (res,)),), None, None, 0))
-    else:
-        cells, _ = scoped_cells(store, caller, LayerQuery("risk-cells", (), None, None, 0), res)
+    cells = _visible(store, caller, "risk-cells", (Condition("resolution", "eq", (res,)),))
     cells = cells[cells["equipment"] > 0]
     warnings = _visible(store, caller, "warnings", (Condition("admin_level", "eq",
                                                               ("county",)),))

@@ -14,18 +14,16 @@ from service.auth import Caller, Forbidden, Principal
 from service.deps import StoreDep
 from service.errors import BadParameter, NotFound
 from service.geojson import features
-from service.scope import layer_scope
+from service.selection import Selection, select
 from service.store.base import Store
-from service.store.query import Condition, LayerQuery
+from service.store.query import Condition
 
 router = APIRouter(prefix="/api", tags=["profiles"])
 
 
 def _rows(store: Store, caller: Principal, layer: str, *where: Condition,
           limit: int | None = None) -> pd.DataFrame:
-    frame, _ = store.query_layer(LayerQuery(layer, (*layer_scope(caller, ALL[layer], store),
-                                                    *where), None, limit, 0))
-    return frame
+    return select(store, caller, Selection(ALL[layer], where, limit=limit)).frame
 
 
 def _records(frame: pd.DataFrame, layer: str) -> list[dict]:

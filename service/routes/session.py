@@ -26,7 +26,7 @@ from service.auth import (
     hash_token,
     start_session,
 )
-from service.deps import SettingsDep, StoreDep
+from service.deps import CachesDep, SettingsDep, StoreDep
 from service.settings import Settings
 from web.login import build_login_page
 
@@ -91,10 +91,11 @@ def login(request: Request, store: StoreDep, settings: SettingsDep,
 
 
 @router.get("/logout", summary="退出登录（结束会话）", include_in_schema=False)
-def logout(request: Request, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+def logout(request: Request, store: StoreDep, settings: SettingsDep, caches: CachesDep
+           ) -> RedirectResponse:
     session_id = request.cookies.get(COOKIE)
     if session_id:
-        end_session(store, session_id, _pepper(settings))
+        end_session(store, caches.tokens, session_id, _pepper(settings))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -12,32 +12,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from service import tiles
+from service import mvt, tiles
 from service.auth import Caller
-from service.deps import StoreDep
+from service.deps import CachesDep, StoreDep
 from service.errors import BadParameter, NotFound
-from service.routes.layers import LAYER_ID, spec_of
+from service.params import LAYER_ID, spec_of
 
 router = APIRouter(tags=["tiles"])
 
 
-def _cache(request: Request) -> tiles.TileCache:
-    """The app's cache of rendered tiles and whole-scope cell counts (made on first use)."""
-    cache = getattr(request.app.state, "tile_cells", None)
-    if cache is None:
-        budget = request.app.state.settings.tile_cache_mb << 20
-        cache = request.app.state.tile_cells = tiles.TileCache(budget)
-    return cache
-
-
 @router.get(
     "/tiles/{layer}/{z}/{x}/{y}.mvt", summary="图层矢量瓦片（MVT）", response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {}},
+    responses={200: {"content": {mvt.MEDIA_TYPE: {}},
                      "description": "矢量瓦片；范围外为空瓦片"},
                304: {"description": "未修改（If-None-Match 与 ETag 相同）"}})
 def tile(
-    request: Request, caller: Caller, store: StoreDep, layer: LAYER_ID,
-    z: Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="缩放级别")],
+    request: Request, caller: Caller, store: StoreDep, caches: CachesDep, layer: LAYER_ID,
+    z: Annotated[int, Path(ge=0, le=mvt.MAX_ZOOM, description="缩放级别")],
     x: Annotated[int, Path(ge=0, description="瓦片列号")],
     y: Annotated[int, Path(ge=0, description="瓦片行号")],
     properties: Annotated[str | None, Query(
@@ -48,7 +39,7 @@ def tile(
     if spec.geometry is None:
         raise NotFound(f"{spec.id}（{spec.title}）是数据表，没有矢量瓦片")
     try:
-        address = tiles.Tile.checked(z, x, y)
+        address = mvt.Tile.checked(z, x, y)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
     try:
@@ -64,5 +55,5 @@ def tile(
     if tiles.matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     body = b"" if build_id is None else tiles.render(store, plan, address, build_id,
-                                                     _cache(request))
-    return Response(body, media_type=tiles.MEDIA_TYPE, headers=headers)
+                                                     caches.tiles)
+    return Response(body, media_type=mvt.MEDIA_TYPE, headers=headers)

@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from layers.registry import ALL
 from service import tabular
 from service.auth import Caller, Forbidden, Principal, Role, require
-from service.deps import SettingsDep, StoreDep
+from service.deps import CachesDep, SettingsDep, StoreDep
 from service.errors import BadParameter, NotFound, invalid
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
-from service.scope import layer_scope, officer_cells
-from service.store.base import Change, ConflictError, Store
+from service.scope import layer_scope
+from service.store.base import Change, Store
+from service.store.errors import ConflictError
 from service.store.query import Condition, LayerQuery
 from service.worklist import worklist
 
@@ -93,26 +94,25 @@ def _plain(column: pd.Series) -> list:
 
 @router.get("/worklist", summary="我的工作清单", response_class=Response,
             dependencies=[require(*WORKERS)])
-def my_worklist(caller: Caller, store: StoreDep, format: Format = "json",
-                today: Day = None
-                ) -> Response:
+def my_worklist(caller: Caller, store: StoreDep, caches: CachesDep, format: Format = "json",
+                today: Day = None) -> Response:
     day = _day(today)
-    return _respond(worklist(store, caller, day), format, day, "worklist")
+    return _respond(worklist(store, caller, day, caches.worklists), format, day, "worklist")
 
 
 @router.get("/cells/{cell}/worklist", summary="某网格的工作清单", response_class=Response,
             dependencies=[require(*WORKERS)])
-def cell_worklist(caller: Caller, store: StoreDep,
+def cell_worklist(caller: Caller, store: StoreDep, caches: CachesDep,
                   cell: Annotated[str, Path(pattern=r"^[0-9a-f]{15}$")],
                   format: Format = "json",
                   today: Day = None) -> Response:
     if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != store.h3_resolution:
         raise BadParameter(f"网格须为分辨率 {store.h3_resolution} 的 H3 单元")
-    if caller.role == Role.GRID_OFFICER and cell not in officer_cells(store, caller.scope or ""):
+    if caller.role == Role.GRID_OFFICER and cell not in caller.cells:
         raise Forbidden("该网格不属于当前网格员")
     day = _day(today)
-    return _respond(worklist(store, caller, day, (Condition("h3", "eq", (cell,)),)), format,
-                    day, f"worklist-{cell}")
+    items = worklist(store, caller, day, caches.worklists, (Condition("h3", "eq", (cell,)),))
+    return _respond(items, format, day, f"worklist-{cell}")
 
 
 class Transition(BaseModel):
@@ -152,7 +152,7 @@ def _past_day(day: date, label: str) -> date:
 
 def _equipment_in_scope(store: Store, caller: Principal, registration_code: str) -> dict:
     """The caller's equipment row by code, or NotFound (out of scope looks like absent)."""
-    scope = layer_scope(caller, ALL["equipment"], store)
+    scope = layer_scope(caller, ALL["equipment"])
     found, _ = store.query_layer(LayerQuery("equipment", (*scope, Condition(
         "registration_code", "eq", (registration_code,))), None, 1, 0))
     if found.empty:
@@ -222,7 +222,7 @@ def record_check(caller: Caller, store: StoreDep, settings: SettingsDep, body: C
     """The checking officer is the caller: a grid officer records their own checks; an
     administrator or regulator may name an officer who works in their region. The same
     check (unit, officer, date, result) posted again is the record made the first time."""
-    scope = layer_scope(caller, ALL["units"], store)
+    scope = layer_scope(caller, ALL["units"])
     unit, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
         "credit_code", "eq", (body.credit_code,))), None, 1, 0))
     if unit.empty:

@@ -2,54 +2,28 @@
 
 Two implementations follow it: :mod:`service.store.embedded` (GeoParquet snapshots on
 disk, nothing but pip) and :mod:`service.store.postgis` (PostGIS via GeoAlchemy2, the
-production store). ``tests/`` runs the same suite against both.
+production store). ``tests/`` runs the same suite against both. Where a method has a body
+here, it is the embedded store's way (frames in memory); PostGIS overrides it with SQL.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from types import TracebackType
+from typing import ClassVar
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from layers.registry import fingerprint as registry_fingerprint
+from geo.cells import from_strings, parents, points_to_cells
+from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
+from service.store.conform import checked_columns, empty_table
+from service.store.location import StoreKind
 from service.store.query import Condition, LayerQuery, condition_mask, isin, query_frame
-from service.store.tables import (
-    ALL_TABLES,
-    LAYER_SPECS,
-    LAYER_TABLES,
-    OFFICER_CELLS,
-    TABLES,
-    Table,
-)
-
-
-class StoreError(RuntimeError):
-    """A store could not be opened or written (bad URL, schema mismatch, lock)."""
-
-
-class StaleLayers(StoreError):
-    """The layers in force were built by another version of the registry."""
-
-
-class ConflictError(StoreError):
-    """A change whose row no longer holds what the caller last saw (someone else won)."""
-
-
-class MissingRow(LookupError):
-    """A change to a row that does not exist."""
-
-
-class ResolutionMismatchError(StoreError):
-    """The store was built at another H3 resolution than the one configured."""
+from service.store.tables import ALL_TABLES, LAYER_SPECS, OFFICER_CELLS, Table
 
 
 @dataclass
@@ -155,7 +129,14 @@ class UpsertCounts:
 class Store(ABC):
     """A place where ingested tables live. Every write is one transaction."""
 
+    kind: ClassVar[StoreKind]
     h3_resolution: int
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where the store lives, fit to show: its directory, or its URL without the
+        password."""
 
     @abstractmethod
     def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
@@ -239,6 +220,63 @@ class Store(ABC):
         one SQL statement."""
         return query_frame(self.read_layer(query.layer), query)
 
+    # map tiles ---------------------------------------------------------------------------
+
+    def layer_tile(self, layer: str, where: tuple[Condition, ...], tile: Tile, *,
+                   cap: int | None, fields: tuple[tuple[str, str], ...]) -> bytes | None:
+        """The MVT of the ``layer`` rows matching ``where`` in ``tile`` (one MVT layer named
+        ``layer``; properties ``fid`` and ``fields``, (name, kind) pairs of the layer's
+        fields; a cell layer's features carry their H3 cell as id), ``b""`` when none
+        falls in it, None when more than ``cap`` do: the caller then aggregates instead, so
+        a tile is never cut short. This default encodes with mapbox-vector-tile; PostGIS
+        runs ``ST_AsMVT``."""
+        pad = tile.size * BUFFER / EXTENT
+        frame, matched = self.query_layer(LayerQuery(
+            layer, where, tile.lonlat_bounds(pad), None,
+            columns=(*(name for name, _ in fields), "h3")))
+        if cap is not None and matched > cap:
+            return None
+        return encode(layer, frame, tile, cell_ids=LAYER_SPECS[layer].cells, fields=fields)
+
+    def layer_cell_counts(self, layer: str, where: tuple[Condition, ...], resolution: int,
+                          bbox: BBox | None, levels: tuple[str, ...]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``layer`` matching ``where`` per H3 cell at ``resolution``, within
+        ``bbox`` (lon/lat; None = everywhere): the cells (uint64, sorted) and a count matrix
+        whose columns are all rows, then the rows of each of ``levels`` (values of the
+        ``level`` field). Cells come from the ``h3`` field's parents, or from the points of
+        a layer without one; rows with no cell are left out."""
+        fields = LAYER_SPECS[layer].field_names
+        wanted = tuple(c for c in ("h3", "level") if c in fields)
+        frame, _ = self.query_layer(LayerQuery(layer, where, bbox, None, columns=wanted))
+        frame = frame[frame.geometry.notna()]
+        if "h3" in fields:
+            cells = parents(from_strings(frame["h3"]), resolution)
+        else:
+            geoms = frame.geometry.to_numpy()
+            cells = points_to_cells(shapely.get_x(geoms), shapely.get_y(geoms), resolution)
+        located = cells != 0
+        up, inverse = np.unique(cells[located], return_inverse=True)
+        counts = np.zeros((len(up), 1 + len(levels)), dtype=np.int64)
+        np.add.at(counts[:, 0], inverse, 1)
+        if levels:
+            level = frame["level"].astype("string").to_numpy(dtype=object, na_value=None)
+            for j, value in enumerate(levels, start=1):
+                np.add.at(counts[:, j], inverse[level[located] == value], 1)
+        return up, counts
+
+    def layer_points(self, layer: str, where: tuple[Condition, ...], bbox: BBox | None,
+                     columns: tuple[str, ...]) -> pd.DataFrame:
+        """``columns`` of the located ``layer`` rows (points) matching ``where`` within
+        ``bbox`` (None = everywhere), with their ``lon`` and ``lat``: what indicators are
+        computed from when a map needs them for a caller's rows only."""
+        frame, _ = self.query_layer(LayerQuery(layer, where, bbox, None, columns=columns))
+        located = frame[frame.geometry.notna()]
+        out = pd.DataFrame(located.drop(columns=located.geometry.name)).reset_index(drop=True)
+        out["lon"] = shapely.get_x(located.geometry.to_numpy())
+        out["lat"] = shapely.get_y(located.geometry.to_numpy())
+        return out
+
     # changes through the service ---------------------------------------------------------
 
     @abstractmethod
@@ -318,239 +356,15 @@ class Store(ABC):
             raise ValueError(f"unknown table {table!r}") from None
 
     @staticmethod
-    def read_columns(table: str, columns: list[str] | None) -> list[str]:
-        """Columns ``read`` returns: all (geometry last) or the ones named, checked."""
-        spec = Store.spec(table)
-        allowed = [*spec.column_names, *(["geometry"] if spec.geometry else [])]
-        if columns is None:
-            return allowed
-        unknown = [c for c in columns if c not in allowed]
-        if unknown:
-            raise ValueError(f"{table} has no columns {unknown}")
-        return list(columns)
+    def empty_frame(table: str) -> pd.DataFrame:
+        """``table`` with no rows, its columns in their canonical dtypes."""
+        return empty_table(table)
 
     @staticmethod
-    def empty_frame(table: str) -> pd.DataFrame:
-        spec = ALL_TABLES[table]
-        frame = pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[t]) for c, t in spec.columns})
-        if spec.geometry:
-            return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326))
-        return frame
+    def read_columns(table: str, columns: list[str] | None) -> list[str]:
+        """Columns ``read`` returns: all (geometry last) or the ones named, checked."""
+        return checked_columns(Store.spec(table), columns, table)
 
 
-_PANDAS_DTYPES = {
-    "text": "string", "float": "float64", "int": "Int64", "bool": "boolean",
-    "date": "datetime64[s]", "timestamp": "datetime64[us]", "json": "string",
-}
 
 
-def pandas_dtype(abstract: str) -> str:
-    return _PANDAS_DTYPES[abstract]
-
-
-def conform_frame(table: str, frame: pd.DataFrame, batch_id: str | None = None) -> pd.DataFrame:
-    """``frame`` with exactly the table's columns, in order, in the canonical dtypes, one row
-    per key (the last wins) and geometry in EPSG:4326 (polygons promoted to multipolygons).
-
-    Both stores write through this so that they store, hash-compare and return the same
-    values whatever dtypes a caller built. ``batch_id`` stamps the rows: a stored row's
-    ``batch_id`` always names the batch that last wrote it (relinking relies on it).
-    """
-    spec = ALL_TABLES[table]
-    missing = [c for c in spec.column_names if c not in frame.columns]
-    if missing:
-        raise StoreError(f"{table}: missing columns {missing}")
-    ingested = table in TABLES  # bookkeeping tables have no key duties here
-    if ingested and frame[spec.key].isna().any():
-        raise StoreError(f"{table}: {int(frame[spec.key].isna().sum())} rows without "
-                         f"{spec.key}")
-    columns = {c: _as_dtype(frame[c], t) for c, t in spec.columns}
-    out = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
-    if batch_id is not None and "batch_id" in out.columns:
-        out["batch_id"] = pd.Series(batch_id, index=out.index, dtype="string")
-    if spec.geometry:
-        out = gpd.GeoDataFrame(out, geometry=_geometry_of(frame, spec.geometry), crs=4326)
-    if ingested:
-        dup = out[spec.key].duplicated(keep="last").to_numpy()
-        if dup.any():
-            out = out.loc[~dup].reset_index(drop=True)
-    return out
-
-
-def _as_dtype(col: pd.Series, abstract: str) -> pd.Series:
-    target = _PANDAS_DTYPES[abstract]
-    col = col.reset_index(drop=True)
-    if str(col.dtype) == target:
-        return col
-    if abstract == "float":
-        return pd.Series(pd.to_numeric(col).to_numpy(dtype="float64", na_value=np.nan))
-    if abstract in ("date", "timestamp"):
-        values = pd.to_datetime(col)
-        if getattr(values.dt, "tz", None) is not None:
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        if abstract == "date":
-            values = values.dt.normalize()
-        return values.astype(target)
-    return col.astype(target)
-
-
-def _geometry_of(frame: pd.DataFrame, kind: str) -> gpd.GeoSeries:
-    """The frame's geometry in EPSG:4326; points fall back to lon/lat."""
-    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
-        geo = frame.geometry
-    elif "geometry" in frame.columns:
-        geo = gpd.GeoSeries(frame["geometry"], crs=4326)
-    elif kind == "point":
-        geo = gpd.GeoSeries(gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326)
-    else:
-        raise StoreError("polygon table without a geometry column")
-    if geo.crs is None:
-        geo = geo.set_crs(4326)
-    elif geo.crs.to_epsg() != 4326:
-        geo = geo.to_crs(4326)
-    values = np.asarray(geo.values, dtype=object)
-    if kind == "multipolygon":
-        single = shapely.get_type_id(values) == shapely.GeometryType.POLYGON
-        if single.any():
-            values = values.copy()
-            values[single] = shapely.multipolygons(values[single],
-                                                   indices=np.arange(int(single.sum())))
-    elif kind == "point":
-        values = values.copy()
-        # points_from_xy turns missing lon/lat into POINT (NaN NaN); empty and NaN points
-        # have NaN bounds: store them all as null
-        if len(values):
-            values[np.isnan(shapely.bounds(values)[:, 0])] = None
-    return gpd.GeoSeries(values, index=pd.RangeIndex(len(values)), crs=4326)
-
-
-def unmet_expectations(stored: pd.DataFrame, key: str, expect: pd.DataFrame) -> int:
-    """How many of ``expect`` (``key``, ``row_hash``; a null hash: the key is absent) no
-    longer hold in ``stored`` (the table now, with ``key`` and ``row_hash`` columns)."""
-    if expect.empty:
-        return 0
-    now = stored.set_index(key)["row_hash"]
-    now = now[~now.index.duplicated()]
-    found = now.reindex(pd.Index(expect[key].astype("string"))).astype("Int64").array
-    wanted = pd.array(expect["row_hash"], dtype="Int64")
-    same = np.asarray((found == wanted).fillna(False), dtype=bool) | np.asarray(
-        found.isna() & wanted.isna(), dtype=bool)
-    return int((~same).sum())
-
-
-def check_layers_current(build: LayerBuild | None) -> None:
-    """StoreError when the build in force was made by another version of the layer
-    registry (its tables lack or misname fields): rebuilding is the way out."""
-    if build is not None and build.report.get("registry") != registry_fingerprint():
-        raise StaleLayers("图层由其他版本生成，字段不一致：请重新运行 riskmap build")
-
-
-def layer_table(layer: str) -> Table:
-    """The store table of a layer id (ValueError for unknown ids)."""
-    try:
-        return LAYER_TABLES[layer]
-    except KeyError:
-        raise ValueError(f"unknown layer {layer!r}") from None
-
-
-def layer_columns(layer: str, columns: list[str] | None) -> list[str]:
-    """Columns ``read_layer`` returns: all (``fid`` first, geometry last) or those named."""
-    table = layer_table(layer)
-    allowed = [*table.column_names, *(["geometry"] if table.geometry else [])]
-    if columns is None:
-        return allowed
-    unknown = [c for c in columns if c not in allowed]
-    if unknown:
-        raise ValueError(f"layer {layer} has no columns {unknown}")
-    return list(columns)
-
-
-def empty_layer(layer: str) -> pd.DataFrame:
-    table = layer_table(layer)
-    frame = pd.DataFrame({c: pd.Series(dtype=_PANDAS_DTYPES[t]) for c, t in table.columns})
-    if table.geometry:
-        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326))
-    return frame
-
-
-def conform_layer(layer: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """A built layer with exactly its registry fields in canonical dtypes, a ``fid`` made of
-    its key columns (joined by ":"), and geometry in EPSG:4326. Missing fields or duplicate
-    keys are a bug in the builder and raise :class:`StoreError`."""
-    spec = LAYER_SPECS[layer]
-    table = layer_table(layer)
-    missing = [c for c in spec.field_names if c not in frame.columns]
-    if missing:
-        raise StoreError(f"layer {layer}: missing columns {missing}")
-    parts = [frame[k].astype("string").fillna("").reset_index(drop=True) for k in spec.key]
-    fid = parts[0]
-    for part in parts[1:]:
-        fid = fid + ":" + part
-    out = pd.DataFrame({"fid": fid.astype("string"),
-                        **{c: _as_dtype(frame[c], t) for c, t in spec.fields}},
-                       index=pd.RangeIndex(len(frame)))
-    dup = out["fid"].duplicated()
-    if dup.any():
-        raise StoreError(f"layer {layer}: duplicate keys {out['fid'][dup].head(3).tolist()}")
-    if table.geometry:
-        out = gpd.GeoDataFrame(out, geometry=_geometry_of(frame, table.geometry), crs=4326)
-    return out
-
-
-def open_store(url: str, *, h3_resolution: int = 8) -> Store:
-    """Open the store a URL names: ``postgresql+psycopg://…`` is PostGIS, anything else
-    (a path or ``file:`` URL) the embedded store."""
-    if url.startswith(("postgresql", "postgres://")):
-        from service.store.postgis import PostGISStore
-
-        return PostGISStore(url, h3_resolution=h3_resolution)
-    from service.store.embedded import EmbeddedStore
-
-    return EmbeddedStore(url, h3_resolution=h3_resolution)
-
-
-def changed_row(spec: Table, change: Change, before: dict | None) -> dict:
-    """The row after ``change`` (compare-and-set checked by the caller), re-fingerprinted so
-    upserts see it as changed."""
-    if change.expect is None:
-        if before is not None:
-            raise ConflictError(f"{change.table} {change.key} exists already")
-        after = {c: None for c in spec.column_names} | change.values
-    else:
-        if before is None:
-            raise MissingRow(f"{change.table} {change.key} not found")
-        stale = {k: before.get(k) for k, v in change.expect.items() if before.get(k) != v}
-        if stale:
-            raise ConflictError(f"{change.table} {change.key} changed meanwhile: {stale}")
-        after = before | change.values
-    after[spec.key] = change.key
-    after["updated_at"] = datetime.now(UTC).replace(tzinfo=None)
-    after["batch_id"] = f"change:{change.action}"
-    after["source_file"] = after.get("source_file") or "service"
-    hashed = {k: v for k, v in after.items() if k not in ("row_hash", "batch_id", "source_file",
-                                                           "source_row", "updated_at")}
-    digest = hashlib.blake2b(json.dumps(hashed, sort_keys=True, default=str).encode(),
-                             digest_size=8).digest()
-    after["row_hash"] = int.from_bytes(digest, "little", signed=True)
-    return after
-
-
-def audit_row(change: Change, before: dict | None, after: dict) -> dict:
-    return {"audit_id": f"a-{uuid.uuid4().hex}", "at": datetime.now(UTC).replace(tzinfo=None),
-            "actor": change.actor, "action": change.action, "entity": change.table,
-            "entity_id": change.key,
-            "before": None if before is None else json.dumps(before, ensure_ascii=False,
-                                                               default=str),
-            "after": json.dumps(after, ensure_ascii=False, default=str), "note": change.note,
-            "county_adcode": change.county_adcode, "h3": change.h3}
-
-
-def plain(value: object) -> object:
-    """A stored value as plain Python (NA → None, timestamps → datetime/date)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.to_pydatetime()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hmac
 import json
 import os
@@ -33,33 +32,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyproj
 import shapely
 
-from service.settings import DEFAULT_STORE
-from service.store.base import (
-    Batch,
-    Change,
-    ConflictError,
-    LayerBuild,
-    ResolutionMismatchError,
-    Session,
-    Store,
-    StoreError,
-    UpsertCounts,
-    User,
-    audit_row,
-    changed_row,
+from service.store.arrow import ARROW_TYPES, frame_from_arrow, frame_to_arrow
+from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
+from service.store.changes import audit_row, changed_row, plain, unmet_expectations
+from service.store.conform import (
     check_layers_current,
     conform_frame,
     conform_layer,
     empty_layer,
     layer_columns,
     layer_table,
-    pandas_dtype,
-    plain,
-    unmet_expectations,
 )
+from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.location import StoreLocation, store_location
 from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
     ALL_TABLES,
@@ -74,89 +61,6 @@ from service.store.tables import (
 
 FORMAT = 1
 POINT_TABLES = ("equipment", "units")
-_ARROW_TYPES = {
-    "text": pa.large_string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
-    "date": pa.date32(), "timestamp": pa.timestamp("us"), "json": pa.large_string(),
-}
-_GEOPARQUET_TYPES = {"point": ["Point"], "polygon": ["Polygon"], "multipolygon": ["MultiPolygon"]}
-
-
-def store_path(url_or_path: str | Path) -> Path:
-    """Directory of an embedded store named by a path or a ``file:`` URL."""
-    text = str(url_or_path)
-    return Path(text.removeprefix("file://").removeprefix("file:")).expanduser()
-
-
-# Arrow <-> frames (the PostGIS store parses its COPY output through these too) -------------
-
-def _pandas_type(arrow_type: pa.DataType) -> object:
-    """Nullable pandas dtypes for Arrow types, so both stores return the same dtypes."""
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.StringDtype()
-    if pa.types.is_integer(arrow_type):
-        return pd.Int64Dtype()
-    if pa.types.is_boolean(arrow_type):
-        return pd.BooleanDtype()
-    return None
-
-
-def frame_from_arrow(table: Table, data: pa.Table, geometry: object | None = None
-                     ) -> pd.DataFrame:
-    """A stored table's frame (canonical dtypes, ``geometry`` last) from Arrow columns.
-
-    ``geometry`` is an array of WKB (bytes or hex text) or None to return no geometry.
-    """
-    frame = data.to_pandas(types_mapper=_pandas_type, date_as_object=False,
-                           ignore_metadata=True)
-    for name in frame.columns:
-        wanted = pandas_dtype(table.type_of(name))
-        if str(frame[name].dtype) != wanted:
-            frame[name] = frame[name].astype(wanted)
-    if geometry is None:
-        return frame
-    values = shapely.from_wkb(np.asarray(geometry, dtype=object))
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(values, crs=4326), crs=4326)
-
-
-def arrow_schema(table: Table, columns: list[str]) -> pa.Schema:
-    return pa.schema([(c, _ARROW_TYPES[table.type_of(c)]) for c in columns])
-
-
-def frame_to_arrow(table: Table, frame: pd.DataFrame, columns: list[str] | None = None,
-                   with_geometry: bool = True) -> pa.Table:
-    """A conformed frame as an Arrow table (``columns`` of it, default all); geometry as
-    WKB with GeoParquet metadata."""
-    arrays = []
-    names = list(columns or table.column_names)
-    for name in names:
-        col = frame[name]
-        if table.type_of(name) == "date":
-            arrays.append(pa.array(col.to_numpy().astype("datetime64[D]"), from_pandas=True))
-        else:
-            arrays.append(pa.array(col, type=_ARROW_TYPES[table.type_of(name)],
-                                   from_pandas=True))
-    metadata = None
-    if table.geometry and with_geometry:
-        arrays.append(geometry_to_wkb(np.asarray(frame.geometry.values, dtype=object)))
-        names.append("geometry")
-        metadata = {b"geo": json.dumps({
-            "version": "1.0.0", "primary_column": "geometry",
-            "columns": {"geometry": {"encoding": "WKB", "crs": _wgs84_projjson(),
-                                     "geometry_types": _GEOPARQUET_TYPES[table.geometry]}},
-        }).encode()}
-    return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(metadata)
-
-
-def geometry_to_wkb(values: np.ndarray) -> pa.LargeBinaryArray:
-    """Shapely geometries as little-endian WKB in one Arrow array (None -> null)."""
-    return pa.array(shapely.to_wkb(values, byte_order=1), type=pa.large_binary(),
-                    from_pandas=True)
-
-
-@functools.cache
-def _wgs84_projjson() -> dict:
-    """EPSG:4326 spelled out, so GeoParquet readers report the CRS the store uses."""
-    return pyproj.CRS.from_epsg(4326).to_json_dict()
 
 
 # The store ---------------------------------------------------------------------------------
@@ -180,9 +84,15 @@ class _Pending:
 class EmbeddedStore(Store):
     """GeoParquet snapshots on disk; one writer at a time, readers never blocked."""
 
-    def __init__(self, url_or_path: str | Path = DEFAULT_STORE, h3_resolution: int = 8, *,
+    kind = "embedded"
+
+    def __init__(self, address: str | Path | StoreLocation, h3_resolution: int = 8, *,
                  lock_timeout: float = 600.0) -> None:
-        self.root = store_path(url_or_path)
+        location = (address if isinstance(address, StoreLocation)
+                    else store_location(address))
+        if location.kind != "embedded":
+            raise StoreError(f"not a store directory: {location.safe}")
+        self.root = location.path
         self.h3_resolution = h3_resolution
         self.lock_timeout = lock_timeout
         self._cache: dict[str, _Cached] = {}
@@ -197,6 +107,10 @@ class EmbeddedStore(Store):
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r}, h3_resolution={self.h3_resolution})"
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
 
     # reading ---------------------------------------------------------------------------
 
@@ -695,7 +609,7 @@ def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
                          ).combine_chunks()
     for column in missing:
         data = data.add_column(names.index(column), column, pa.nulls(
-            data.num_rows, _ARROW_TYPES[spec.type_of(column)]))
+            data.num_rows, ARROW_TYPES[spec.type_of(column)]))
     if not with_geometry:
         return frame_from_arrow(spec, data)
     geometry = data.column("geometry").to_numpy(zero_copy_only=False)

@@ -21,37 +21,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from alembic import command
 from alembic.config import Config
 from psycopg import Cursor
 from sqlalchemy import Connection, Engine, and_, create_engine, func, select, text, true
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
-from service.store.base import (
-    Batch,
-    Change,
-    ConflictError,
-    LayerBuild,
-    ResolutionMismatchError,
-    Session,
-    Store,
-    StoreError,
-    UpsertCounts,
-    User,
-    audit_row,
-    changed_row,
+from service.mvt import BUFFER, EXTENT, BBox, Tile
+from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
+from service.store.changes import audit_row, changed_row, plain
+from service.store.conform import (
     check_layers_current,
     conform_frame,
     conform_layer,
     empty_layer,
     layer_columns,
     layer_table,
-    plain,
 )
+from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.location import StoreLocation, store_location
+from service.store.postgis import tiles as sql_tiles
 from service.store.postgis.copy import copy_frame, copy_query, read_table
 from service.store.postgis.layers import fill_next, swap_in, table_exists
 from service.store.postgis.models import MODELS, Base
@@ -79,13 +72,14 @@ from service.store.tables import (
     ALL_TABLES,
     AUDIT,
     BATCHES,
+    LAYER_SPECS,
     LAYER_TABLES,
     LINKS,
     OFFICER_CELLS,
     REJECTS,
 )
 
-__all__ = ["PostGISStore", "migrate", "normalize_url", "relink_sql"]
+__all__ = ["PostGISStore", "migrate", "relink_sql"]
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -96,15 +90,6 @@ POINT_TABLES = ("equipment", "units")
 # indexes and builds them afterwards, in the same transaction (see PostGISStore._upsert).
 BULK_ROWS = 100_000
 BULK_INDEX_MEMORY = "256MB"
-
-
-def normalize_url(url: str) -> str:
-    """SQLAlchemy URL using psycopg 3 (``postgres://`` and bare ``postgresql://`` too)."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -142,9 +127,14 @@ class _Tx:
 class PostGISStore(Store):
     """Tables in PostGIS; one writer at a time (advisory lock), readers never blocked."""
 
-    def __init__(self, url: str, h3_resolution: int = 8, *, migrate_schema: bool = True
-                 ) -> None:
-        self.url = normalize_url(url)
+    kind = "postgis"
+
+    def __init__(self, address: str | StoreLocation, h3_resolution: int = 8, *,
+                 migrate_schema: bool = True) -> None:
+        self._location = (address if isinstance(address, StoreLocation)
+                          else store_location(address))
+        if self._location.kind != "postgis":
+            raise StoreError(f"not a PostgreSQL URL: {self._location.safe}")
         self.h3_resolution = h3_resolution
         self._cache: dict[str, _Cached] = {}
         self._layer_cache: dict[str, _Cached] = {}
@@ -152,7 +142,7 @@ class PostGISStore(Store):
         self._build: LayerBuild | None = None  # the last build record read
         # JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile,
         # and the service's queries are all short
-        self.engine = create_engine(self.url, pool_pre_ping=True,
+        self.engine = create_engine(self._location.target, pool_pre_ping=True,
                                     connect_args={"options": "-c jit=off"})
         try:
             if migrate_schema:
@@ -160,21 +150,22 @@ class PostGISStore(Store):
             self._check_meta()
         except OperationalError as exc:
             self.engine.dispose()
-            raise StoreError(f"cannot open the PostGIS store at {self._safe_url()}: "
+            raise StoreError(f"cannot open the PostGIS store at {self.url}: "
                              f"{exc.orig}") from exc
         except BaseException:
             self.engine.dispose()
             raise
 
     def __repr__(self) -> str:
-        return f"PostGISStore({self._safe_url()!r}, h3_resolution={self.h3_resolution})"
+        return f"PostGISStore({self.url!r}, h3_resolution={self.h3_resolution})"
 
     def close(self) -> None:
         self.engine.dispose()
         self._cache.clear()
 
-    def _safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+    @property
+    def url(self) -> str:
+        return self._location.safe
 
     def _check_meta(self) -> None:
         with self.engine.begin() as conn:
@@ -185,7 +176,7 @@ class PostGISStore(Store):
                                   {"key": "h3_resolution"}).scalar_one()
         if int(stored) != self.h3_resolution:
             raise ResolutionMismatchError(
-                f"the store at {self._safe_url()} holds H3 cells at resolution {stored}, "
+                f"the store at {self.url} holds H3 cells at resolution {stored}, "
                 f"but resolution {self.h3_resolution} is configured; set "
                 f"RISKMAP_H3_RESOLUTION={stored} or ingest into a new database")
 
@@ -320,6 +311,28 @@ class PostGISStore(Store):
                 return query_frame(empty_layer(query.layer), query)
             self._check_build(build)
             return run_query(conn, query)
+
+    # map tiles: one statement each, in SQL ------------------------------------------------
+
+    def layer_tile(self, layer: str, where: tuple[Condition, ...], tile: Tile, *,
+                   cap: int | None, fields: tuple[tuple[str, str], ...]) -> bytes | None:
+        with self.engine.connect() as conn:
+            return sql_tiles.mvt(conn, layer, where, tile.z, tile.x, tile.y, extent=EXTENT,
+                                 buffer=BUFFER, cap=cap, cell_ids=LAYER_SPECS[layer].cells,
+                                 fields=fields)
+
+    def layer_cell_counts(self, layer: str, where: tuple[Condition, ...], resolution: int,
+                          bbox: BBox | None, levels: tuple[str, ...]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        if "h3" not in LAYER_SPECS[layer].field_names:  # cells from the points
+            return super().layer_cell_counts(layer, where, resolution, bbox, levels)
+        with self.engine.connect() as conn:
+            return sql_tiles.cell_counts(conn, layer, where, resolution, bbox, levels)
+
+    def layer_points(self, layer: str, where: tuple[Condition, ...], bbox: BBox | None,
+                     columns: tuple[str, ...]) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return sql_tiles.layer_points(conn, layer, where, bbox, columns)
 
     def _check_build(self, build_id: str) -> None:
         """The build's tables match this version's registry (checked once per build)."""

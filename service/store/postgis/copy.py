@@ -20,7 +20,7 @@ import shapely
 from psycopg import Cursor
 from psycopg.copy import QueuedLibpqWriter
 
-from service.store.embedded import arrow_schema, frame_from_arrow, frame_to_arrow, geometry_to_wkb
+from service.store.arrow import arrow_schema, frame_from_arrow, frame_to_arrow, geometry_to_wkb
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
 from service.store.postgis.statements import column_list, ident
 from service.store.tables import Table

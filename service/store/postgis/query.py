@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from service.store.embedded import arrow_schema, frame_from_arrow
+from service.store.arrow import arrow_schema, frame_from_arrow
 from service.store.postgis.layers import sql_table
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
 from service.store.query import Condition, LayerQuery

@@ -5,7 +5,7 @@ the WHERE clause and ``geom && ST_Transform(ST_TileEnvelope(z, x, y), 4326)`` fo
 index. :func:`cell_counts` counts rows per H3 parent cell in SQL: the layer tables keep only
 the stored-resolution ``h3``, and a parent is plain bit arithmetic on the 64-bit index (set
 the resolution field, fill the finer digits with 7), so no h3 extension is needed.
-:func:`equipment_rows` reads just the columns the risk-cell indicators need.
+:func:`layer_points` reads just the columns (and lon/lat) a caller's indicators need.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.sql.elements import ColumnElement
 
+from service.store.conform import pandas_dtype
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
 from service.store.postgis.query import layer_sql_table, sql_condition
 from service.store.query import Condition
@@ -139,25 +140,19 @@ def cell_counts(conn: Connection, layer: str, where: tuple[Condition, ...], reso
     return data[:, 0].astype(np.uint64), data[:, 1:]
 
 
-EQUIPMENT_COLUMNS = ("in_use", "level", "top_category", "D", "open_hazards",
-                     "open_major_hazards", "overdue")
-
-
-def equipment_rows(conn: Connection, where: tuple[Condition, ...], bbox: BBox | None
-                   ) -> pd.DataFrame:
-    """The equipment columns risk-cell indicators are computed from, with ``lon``/``lat``,
-    for rows matching ``where`` within ``bbox`` (None = the whole scope)."""
-    table = layer_sql_table("equipment")
+def layer_points(conn: Connection, layer: str, where: tuple[Condition, ...], bbox: BBox | None,
+                 columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` of the located ``layer`` rows matching ``where`` within ``bbox`` (None =
+    the whole scope), with ``lon`` and ``lat``, in the store's canonical dtypes."""
+    spec = LAYER_TABLES[layer]
+    table = layer_sql_table(layer)
     geom = table.c[GEOMETRY_COLUMN]
-    statement = select(*(table.c[c] for c in EQUIPMENT_COLUMNS),
-                       func.ST_X(geom).label("lon"), func.ST_Y(geom).label("lat")
-                       ).where(_where(table, where, bbox))
+    statement = select(*(table.c[c] for c in columns), func.ST_X(geom).label("lon"),
+                       func.ST_Y(geom).label("lat")).where(_where(table, where, bbox))
     rows = conn.execute(statement).all()
-    frame = pd.DataFrame.from_records(rows, columns=[*EQUIPMENT_COLUMNS, "lon", "lat"])
-    return frame.astype({"in_use": "boolean", "overdue": "boolean", "level": "string",
-                         "top_category": "string", "D": "float64", "lon": "float64",
-                         "lat": "float64", "open_hazards": "Int64",
-                         "open_major_hazards": "Int64"})
+    frame = pd.DataFrame.from_records(rows, columns=[*columns, "lon", "lat"])
+    return frame.astype({**{c: pandas_dtype(spec.type_of(c)) for c in columns},
+                         "lon": "float64", "lat": "float64"})
 
 
 def _tile_size(z: int) -> float:

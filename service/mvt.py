@@ -1,0 +1,157 @@
+"""Web Mercator tiles and their Mapbox Vector Tile (2.1) encoding.
+
+:class:`Tile` is one z/x/y address of the WebMercatorQuad grid; :func:`encode` draws
+lon/lat features into one MVT layer the way PostGIS ``ST_AsMVTGeom``/``ST_AsMVT`` do
+(clipped to the tile and its buffer, snapped to the grid, nulls left out), so both stores'
+tiles read the same in a map.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import geopandas as gpd
+import h3
+import mapbox_vector_tile
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.cells import from_strings
+
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+EXTENT = 4096
+BUFFER = 64                   # tile units around the tile (ST_AsMVTGeom's buffer)
+MAX_ZOOM = 22
+WORLD = 20037508.342789244    # half the EPSG:3857 world width, metres
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Tile:
+    z: int
+    x: int
+    y: int
+
+    @classmethod
+    def checked(cls, z: int, x: int, y: int) -> Tile:
+        """The tile z/x/y; ValueError (Chinese) outside 0 ≤ z ≤ 22, 0 ≤ x, y < 2^z."""
+        if not 0 <= z <= MAX_ZOOM:
+            raise ValueError(f"缩放级别 z 须在 0–{MAX_ZOOM} 之间")
+        if not (0 <= x < 1 << z and 0 <= y < 1 << z):
+            raise ValueError(f"瓦片坐标须满足 0 ≤ x, y < 2^z（z={z} 时小于 {1 << z}）")
+        return cls(z, x, y)
+
+    @property
+    def size(self) -> float:
+        """Width in EPSG:3857 metres."""
+        return 2 * WORLD / (1 << self.z)
+
+    def bounds(self) -> BBox:
+        """minx, miny, maxx, maxy in EPSG:3857."""
+        minx = -WORLD + self.x * self.size
+        maxy = WORLD - self.y * self.size
+        return minx, maxy - self.size, minx + self.size, maxy
+
+    def lonlat_bounds(self, pad: float = 0.0) -> BBox:
+        """The tile grown by ``pad`` EPSG:3857 metres each side, in lon/lat."""
+        minx, miny, maxx, maxy = self.bounds()
+        lon = np.degrees(np.array([minx - pad, maxx + pad]) / 6378137.0)
+        lat = np.degrees(2 * np.arctan(np.exp(np.array([miny - pad, maxy + pad]) / 6378137.0))
+                         - np.pi / 2)
+        return float(lon[0]), float(lat[0]), float(lon[1]), float(lat[1])
+
+    def cell_pad(self, resolution: int) -> float:
+        """EPSG:3857 metres around the tile that hold every point of any H3 cell at
+        ``resolution`` touching the tile: three mean edges (a cell is at most about 2.4
+        across), at the tile's widest Mercator scale."""
+        _, lat0, _, lat1 = self.lonlat_bounds()
+        widest = min(max(abs(lat0), abs(lat1)), 85.0)
+        ground = 3 * h3.average_hexagon_edge_length(resolution, unit="m")
+        return ground / math.cos(math.radians(widest))
+
+
+def encode(layer: str, frame: gpd.GeoDataFrame, tile: Tile, *, cell_ids: bool,
+           fields: tuple[tuple[str, str], ...] | None = None) -> bytes:
+    """Features as one MVT layer: geometry in tile units (y down), clipped to the tile and
+    its buffer and snapped to the grid like ``ST_AsMVTGeom``; properties ``fid`` then
+    ``fields`` (all columns when None), nulls left out as ``ST_AsMVT`` does."""
+    if not len(frame):
+        return b""
+    geoms = _tile_units(frame.geometry.to_numpy(), tile)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not keep.any():
+        return b""
+    frame, geoms = frame[keep], geoms[keep]
+    if fields is None:
+        fields = tuple((c, _kind(frame[c])) for c in frame.columns
+                       if c not in ("fid", frame.geometry.name))
+    props = _properties(frame, (("fid", "text"), *fields))
+    ids = (from_strings(frame["h3"]).astype(np.int64).tolist() if cell_ids
+           else [None] * len(frame))
+    features = [{"geometry": g, "properties": p, "id": i}
+                for g, p, i in zip(geoms.tolist(), props, ids, strict=True)]
+    return mapbox_vector_tile.encode(
+        [{"name": layer, "features": features}],
+        default_options={"extents": EXTENT, "y_coord_down": True,
+                         "check_winding_order": False})  # oriented in _tile_units
+
+
+def _tile_units(geoms: np.ndarray, tile: Tile) -> np.ndarray:
+    """Lon/lat geometries in the tile's 0..EXTENT grid (y down), clipped, snapped."""
+    minx, _, _, maxy = tile.bounds()
+    scale = EXTENT / tile.size
+
+    def to_tile(xy: np.ndarray) -> np.ndarray:
+        lon, lat = xy[:, 0], np.clip(xy[:, 1], -85.06, 85.06)
+        mx = np.radians(lon) * 6378137.0
+        my = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * 6378137.0
+        return np.column_stack([(mx - minx) * scale, (maxy - my) * scale])
+
+    out = shapely.transform(geoms, to_tile)
+    lo, hi = -BUFFER, EXTENT + BUFFER
+    points = shapely.get_type_id(out) == shapely.GeometryType.POINT
+    if (~points).any():
+        out[~points] = shapely.clip_by_rect(out[~points], lo, lo, hi, hi)
+    if points.any():
+        xy = shapely.get_coordinates(out[points])
+        inside = ((xy >= lo) & (xy <= hi)).all(axis=1)
+        moved = out[points]
+        moved[~inside] = None
+        out[points] = moved
+    out = shapely.set_precision(out, 1.0)
+    # exterior rings positive by the shoelace formula in y-down tile units (MVT 4.3.4.4)
+    return shapely.orient_polygons(out, exterior_cw=False)
+
+
+def _kind(column: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int"
+    if pd.api.types.is_float_dtype(column):
+        return "float"
+    return "text"
+
+
+def _properties(frame: pd.DataFrame, fields: tuple[tuple[str, str], ...]) -> list[dict]:
+    """One dict per row of plain Python values (the encoder skips NumPy scalars)."""
+    columns: list[tuple[str, list]] = []
+    for name, kind in fields:
+        col = frame[name]
+        if kind in ("date", "timestamp"):
+            fmt = "%Y-%m-%d" if kind == "date" else "%Y-%m-%dT%H:%M:%S"
+            values = col.dt.strftime(fmt).to_numpy(dtype=object, na_value=None)
+        else:
+            values = col.to_numpy(dtype=object, na_value=None)
+        cast = {"int": int, "float": float, "bool": bool}.get(kind, str)
+        out = [None if v is None or (kind == "float" and math.isnan(v)) else cast(v)
+               for v in values]
+        columns.append((name, out))
+    rows: list[dict] = [{} for _ in range(len(frame))]
+    for name, values in columns:
+        for row, value in zip(rows, values, strict=True):
+            if value is not None:
+                row[name] = value
+    return rows

@@ -1,0 +1,139 @@
+"""One scoped selection: what of a layer a caller gets, with filters, bbox, paging and the
+output datum. Every reader of layers goes through here: ``/api/layers``, ``/ogc``, the map
+pages, the tiles and the exports.
+
+The rule, written once: the caller's scope conditions (:mod:`service.scope`) are ANDed into
+the query, so no filter widens them; a caller who is not an administrator gets the risk
+cells re-aggregated from the equipment they may see (a cell on their border counts only
+their side), nested from the finest resolution as the build nests them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import pandas as pd
+
+from layers import aggregate
+from layers.registry import ALL, LayerSpec
+from service.auth import Forbidden, Principal, Role
+from service.geojson import OutputCrs, feature_collection
+from service.mvt import BBox
+from service.scope import layer_scope
+from service.store.base import Store
+from service.store.conform import empty_layer
+from service.store.query import Condition, LayerQuery, query_frame
+
+RISK_CELLS = "risk-cells"
+DEFAULT_CELL_RESOLUTION = 7   # risk cells when no resolution is asked for
+# the equipment columns the risk-cell indicators are computed from (with lon/lat)
+RISK_CELL_INPUTS = ("in_use", "level", "top_category", "D", "open_hazards",
+                    "open_major_hazards", "overdue")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a caller asks of one layer: ``where`` are the filters (the scope is added by
+    :func:`select`), ``bbox`` lon/lat, a page of ``limit`` rows (None: all) from
+    ``offset``, geometry written in ``crs``."""
+
+    spec: LayerSpec
+    where: tuple[Condition, ...] = ()
+    bbox: BBox | None = None
+    limit: int | None = None
+    offset: int = 0
+    crs: OutputCrs = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class Page:
+    """The rows a selection got (ordered by ``fid``) and how many matched in all."""
+
+    selection: Selection
+    frame: pd.DataFrame
+    matched: int
+    members: dict = field(default_factory=dict)
+
+    def geojson(self, links: list[dict], *, lat_lon: bool = False,
+                members: dict | None = None) -> bytes:
+        """A GeoJSON FeatureCollection of the page in the selection's datum."""
+        return feature_collection(self.frame, self.selection.spec, matched=self.matched,
+                                  crs=self.selection.crs, lat_lon=lat_lon, links=links,
+                                  members=members)
+
+
+def reaggregated(caller: Principal, spec: LayerSpec) -> bool:
+    """Whether ``caller`` gets ``spec`` computed from their own rows, not the stored layer."""
+    return spec.id == RISK_CELLS and caller.role != Role.ADMIN
+
+
+def source_spec(caller: Principal, spec: LayerSpec) -> LayerSpec:
+    """The layer whose rows the caller's scope restricts: the equipment for re-aggregated
+    risk cells, else the layer itself."""
+    return ALL["equipment"] if reaggregated(caller, spec) else spec
+
+
+def scope_of(caller: Principal, spec: LayerSpec) -> tuple[Condition, ...]:
+    """The caller's scope conditions on the rows behind ``spec``; Forbidden if none can."""
+    return layer_scope(caller, source_spec(caller, spec))
+
+
+def can_see(caller: Principal, spec: LayerSpec) -> bool:
+    """Whether any of ``spec`` is within the caller's scope."""
+    try:
+        scope_of(caller, spec)
+    except Forbidden:
+        return False
+    return True
+
+
+def select(store: Store, caller: Principal, selection: Selection) -> Page:
+    """The caller's page of a layer; Forbidden if they may not see it."""
+    spec = selection.spec
+    where = selection.where
+    if spec.id == RISK_CELLS and resolution_of(where) is None:
+        where = (*where, Condition("resolution", "eq", (DEFAULT_CELL_RESOLUTION,)))
+    scope = scope_of(caller, spec)
+    if reaggregated(caller, spec):
+        res = resolution_of(where) or DEFAULT_CELL_RESOLUTION
+        frame = scoped_risk_cells(store, scope, None, (res,))
+        rest = tuple(c for c in where if c.column != "resolution")
+        frame, matched = query_frame(frame, LayerQuery(spec.id, rest, selection.bbox,
+                                                       selection.limit, selection.offset))
+    else:
+        frame, matched = store.query_layer(LayerQuery(
+            spec.id, (*scope, *where), selection.bbox, selection.limit, selection.offset))
+    return Page(selection, frame, matched)
+
+
+def select_visible(store: Store, caller: Principal, selection: Selection) -> pd.DataFrame:
+    """All the caller may see of a selection, or the layer's empty frame when their role
+    sees none of it (a map page leaves such a layer out instead of refusing)."""
+    try:
+        return select(store, caller, selection).frame
+    except Forbidden:
+        return empty_layer(selection.spec.id)
+
+
+def resolution_of(where: tuple[Condition, ...]) -> int | None:
+    """The H3 resolution a ``resolution = n`` condition asks for, if any."""
+    for condition in where:
+        if condition.column == "resolution" and condition.op == "eq":
+            return int(condition.values[0])
+    return None
+
+
+def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
+                      bbox: BBox | None, resolutions: tuple[int, ...]) -> gpd.GeoDataFrame:
+    """Risk cells at ``resolutions`` of the equipment matching ``equipment_where`` within
+    ``bbox`` (None: everywhere), nested from the finest resolution as the build nests
+    them, so a point falls in the same cell at every zoom; ``fid`` is the cell."""
+    rows = store.layer_points("equipment", equipment_where, bbox, RISK_CELL_INPUTS)
+    if not len(rows):  # nothing of the caller's here: skip the indicator machinery
+        return empty_layer(RISK_CELLS)
+    finest = max(aggregate.DEFAULT_RESOLUTIONS)
+    cells = aggregate.risk_cells(rows, tuple(sorted({*resolutions, finest})))
+    cells = cells[cells["resolution"].isin(resolutions).to_numpy()]
+    cells.insert(0, "fid", cells["h3"].astype("string"))
+    return gpd.GeoDataFrame(cells.reset_index(drop=True), geometry="geometry", crs=4326)

@@ -1,0 +1,23 @@
+"""What a store raises: one family, so the service maps each to its HTTP status once."""
+
+from __future__ import annotations
+
+
+class StoreError(RuntimeError):
+    """A store could not be opened or written (bad URL, schema mismatch, lock)."""
+
+
+class StaleLayers(StoreError):
+    """The layers in force were built by another version of the registry."""
+
+
+class ConflictError(StoreError):
+    """A change whose row no longer holds what the caller last saw (someone else won)."""
+
+
+class MissingRow(LookupError):
+    """A change to a row that does not exist."""
+
+
+class ResolutionMismatchError(StoreError):
+    """The store was built at another H3 resolution than the one configured."""
