@@ -50,6 +50,9 @@ MAX_FEATURES = 4_000          # more rows than this in one tile: H3 cells instea
 MAX_AGE = 300                 # seconds a browser may reuse a tile without asking
 FORMAT = "mvt-1"              # bump when tiles change for the same data and scope
 Mode = Literal["rows", "cells", "risk-cells"]
+# a scoped caller's risk cells at these resolutions are computed once for the whole scope
+# (a few thousand cells); finer ones tile by tile, from the equipment around the tile
+WHOLE_SCOPE_RISK = (5, 6, 7)
 
 # Counts by level in aggregated cells: the risk colours, or a hazard's 重大/一般.
 LEVEL_COUNTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -184,14 +187,14 @@ def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache)
         counts = _scope_counts(store, spec, plan.where, res, build_id, cache)
         cells = _cells_frame(*counts.around(tile.lonlat_bounds(tile.cell_pad(res))), res, spec)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
-    if res > 7:
+    if res not in WHOLE_SCOPE_RISK:
         cells = scoped_risk_cells(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)),
                                   (res,))
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
     def whole() -> gpd.GeoDataFrame:
         every = cache.get((build_id, "risk-cells", plan.where),
-                          lambda: scoped_risk_cells(store, plan.where, None, (5, 6, 7)))
+                          lambda: scoped_risk_cells(store, plan.where, None, WHOLE_SCOPE_RISK))
         return every[(every["resolution"] == res).to_numpy()]
 
     cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
