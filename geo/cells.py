@@ -79,6 +79,15 @@ def resolution_of(cell: str) -> int:
     return h3.get_resolution(cell)
 
 
+def cell_resolution_or_none(text: str) -> int | None:
+    """The resolution of the H3 cell ``text`` names, or None when it names none (any text:
+    h3 raises OverflowError, not False, for a long string of digits)."""
+    try:
+        return h3.get_resolution(text) if h3.is_valid_cell(text) else None
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
 def enrich_cells(lon: np.ndarray, lat: np.ndarray, resolution: int) -> pd.DataFrame:
     """``h3`` at ``resolution`` and ``h3_5``/``h3_6``/``h3_7`` parents, as strings."""
     base = points_to_cells(lon, lat, resolution)

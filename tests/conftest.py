@@ -1,17 +1,27 @@
-"""Shared fixtures: a real PostGIS, a fresh database per test, both stores, valid frames.
+"""Shared fixtures: a real PostGIS, a fresh database per test, both stores, valid frames,
+and the built demo behind the service tests.
 
 ``store`` is parametrised over the two implementations, so any test that takes it runs
 against both (the PostGIS run is marked ``postgis``; ``-m "not postgis"`` skips it).
 PostGIS comes from ``$RISKMAP_TEST_DATABASE_URL`` or else ``scripts/postgis.sh``; when it
 cannot be had the PostGIS tests are skipped, except under ``CI=true`` where they fail.
+
+Stores that take long to fill are filled once a session per kind and then only copied
+(``StoreTemplates``: ``CREATE DATABASE … TEMPLATE``, or a copied store directory): a test
+gets its own copy from ``filled_store``. So does the demo (``demo_api``, alias ``api``): a
+module gets a copy of its own, so what it writes no other module sees; modules marked
+``reads_demo`` write nothing and share one copy.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,7 +35,8 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from geo.cells import enrich_cells
-from service.store.base import Batch, Store, pandas_dtype
+from service.store.base import Batch, Store
+from service.store.conform import pandas_dtype
 from service.store.tables import ALL_TABLES, LINKS, META, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,44 +328,147 @@ def frames() -> Frames:
     return Frames()
 
 
+# stores filled once, copied per test or module -------------------------------------------------
+
+STORE_KINDS = ["embedded", pytest.param("postgis", marks=pytest.mark.postgis)]
+Fill = Callable[[Store, Path], dict]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reads_demo: the module only reads the built demo "
+                            "(``demo_api``), so it shares one copy with the other such modules")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.servers import close_browser
+
+    close_browser()
+
+
+@dataclass
+class Filled:
+    """A copy of a filled store: its URL (or directory), what ``fill`` returned, and a
+    directory holding the input files ``fill`` wrote."""
+
+    url: str
+    facts: dict
+    files: Path
+
+
+class StoreTemplates:
+    """Stores filled once a session, per store kind and ``fill(store, files_dir)``, then only
+    copied: a template database (``CREATE DATABASE … TEMPLATE``, so ``fill``'s store is closed
+    before any copy: no session may stay open on a template) or a copied store directory (a
+    plain copy, so that no file is shared between copies)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.made: dict[tuple[str, Fill], tuple[str, dict, Path]] = {}
+        self.databases: set[str] = set()
+        self.server: PostGISServer | None = None
+
+    def copy(self, kind: str, fill: Fill, request: pytest.FixtureRequest) -> Filled:
+        template, facts, files = self._template(kind, fill, request)
+        if kind == "postgis":
+            url = self._database(request, template=make_url(template).database)
+        else:
+            url = str(self.tmp.mktemp("copy") / "store")
+            shutil.copytree(template, url)
+        return Filled(url, copy.deepcopy(facts), files)  # what a copy's user changes stays
+
+    def drop(self, url: str) -> None:
+        if url.startswith("postgresql"):
+            assert self.server is not None
+            name = make_url(url).database
+            self.server.drop_database(name)
+            self.databases.discard(name)
+        else:
+            shutil.rmtree(url, ignore_errors=True)
+
+    def close(self) -> None:
+        for name in sorted(self.databases):
+            assert self.server is not None
+            self.server.drop_database(name)
+
+    def _template(self, kind: str, fill: Fill, request: pytest.FixtureRequest
+                  ) -> tuple[str, dict, Path]:
+        if (kind, fill) not in self.made:
+            name = f"{fill.__module__.rpartition('.')[2]}{fill.__name__}_{kind}"
+            files = self.tmp.mktemp(name)
+            if kind == "postgis":
+                from service.store.postgis import PostGISStore
+
+                template = self._database(request)
+                store: Store = PostGISStore(template)
+            else:
+                from service.store.embedded import EmbeddedStore
+
+                template = str(self.tmp.mktemp(name) / "store")
+                store = EmbeddedStore(template)
+            try:
+                facts = fill(store, files)
+            finally:
+                store.close()
+            self.made[kind, fill] = template, facts, files
+        return self.made[kind, fill]
+
+    def _database(self, request: pytest.FixtureRequest, template: str | None = None) -> str:
+        """A new database: a copy of ``template``, or else a fresh migrated one."""
+        self.server = request.getfixturevalue("postgis_server")
+        base = request.getfixturevalue("postgis_template")
+        name = f"{base}_{next(_numbers)}"
+        self.databases.add(name)
+        return self.server.create_database(name, template=template or base)
+
+
+@pytest.fixture(scope="session")
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreTemplates]:
+    templates = StoreTemplates(tmp_path_factory)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def filled_store(request: pytest.FixtureRequest, store_templates: StoreTemplates,
+                 tmp_path: Path) -> Iterator[Callable[[Fill], Filled]]:
+    """``filled_store(fill)``: this test's own copy of a store of each kind filled by
+    ``fill(store, files_dir)`` (which runs once a session per kind), and the input files
+    ``fill`` wrote copied into ``tmp_path``, as if the test had written them; the copy is
+    dropped after the test. ``filled_store.kind`` names the kind."""
+    made: list[str] = []
+
+    def make(fill: Fill) -> Filled:
+        filled = store_templates.copy(request.param, fill, request)
+        made.append(filled.url)
+        shutil.copytree(filled.files, tmp_path, dirs_exist_ok=True)
+        return replace(filled, files=tmp_path)
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for url in made:
+        store_templates.drop(url)
+
+
 # the demo behind the service ------------------------------------------------------------------
 
-@pytest.fixture(scope="module",
-                params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
-def demo_api(request, tmp_path_factory):
-    """The seeded demo (6,000 equipment) ingested and built in a store of each kind, a user
-    of every role and scope (tokens by key: admin, province, city, county, planner,
-    officer, park), and a TestClient of the app on it. Module-scoped: tests only read."""
-    from fastapi.testclient import TestClient
+DEMO_PROVINCES = ["410000", "610000"]
+DEMO_AS_OF = date(2026, 11, 1)
 
+
+def _fill_demo(store: Store, files: Path) -> dict:
+    """The seeded demo (6,000 equipment) ingested and built, and a user of every role and
+    scope (tokens by key: admin, province, city, county, planner, officer, park)."""
     from data.demo import generate
-    from service.app import create_app
     from service.auth import Role, create_user
     from service.build import run_build
     from service.ingest.pipeline import IngestOptions
     from service.ingest.pipeline import ingest as run_ingest
     from service.settings import Settings
 
-    provinces = ["410000", "610000"]
-    pepper = Settings().token_pepper.get_secret_value()
-    out = tmp_path_factory.mktemp("api_demo")
-    generate(province="河南省", equipment=6000, seed=5, out=out, as_of=date(2026, 11, 1))
-    if request.param == "postgis":
-        from service.store.postgis import PostGISStore
-
-        server = request.getfixturevalue("postgis_server")
-        template = request.getfixturevalue("postgis_template")
-        name = f"{template}_api"
-        url = server.create_database(name, template=template)
-        store = PostGISStore(url)
-    else:
-        from service.store.embedded import EmbeddedStore
-
-        url = str(tmp_path_factory.mktemp("api_store") / "store")
-        store = EmbeddedStore(url)
-    run_ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
-               IngestOptions(provinces=provinces))
-    run_build(store, provinces, as_of=date(2026, 11, 1))
+    generate(province="河南省", equipment=6000, seed=5, out=files, as_of=DEMO_AS_OF)
+    run_ingest(sorted(str(p) for p in files.iterdir() if p.name != "MANIFEST.json"), store,
+               IngestOptions(provinces=DEMO_PROVINCES))
+    run_build(store, DEMO_PROVINCES, as_of=DEMO_AS_OF)
     eq = store.read_layer("equipment")
     county = eq["county_adcode"].value_counts().index[0]  # the busiest county
     city = county[:4] + "00"
@@ -368,14 +482,51 @@ def demo_api(request, tmp_path_factory):
               "city": (Role.REGULATOR, city), "county": (Role.REGULATOR, county),
               "planner": (Role.PLANNER, county), "officer": (Role.GRID_OFFICER, officer),
               "park": (Role.PARK_ADMIN, park)}
+    pepper = Settings().token_pepper.get_secret_value()
     tokens = {}
     for key, (role, scope) in scopes.items():
         _user, tokens[key] = create_user(store, name=key, role=role, scope=scope,
-                                         pepper=pepper, provinces=provinces)
-    store.close()
-    with TestClient(create_app(Settings(store=url))) as client:
-        yield {"client": client, "url": url, "kind": request.param, "tokens": tokens,
-               "scopes": scopes, "county": county, "city": city, "officer": officer, "park": park,
-               "officer_cells": set(cells.loc[cells["officer_id"] == officer, "h3"])}
-    if request.param == "postgis":
-        server.drop_database(name)
+                                         pepper=pepper, provinces=DEMO_PROVINCES)
+    return {"tokens": tokens, "scopes": scopes, "county": county, "city": city,
+            "officer": officer, "park": park,
+            "officer_cells": set(cells.loc[cells["officer_id"] == officer, "h3"])}
+
+
+@pytest.fixture(scope="session")
+def shared_demos() -> dict[str, Filled]:
+    """The one copy of the demo (by store kind) that the modules marked ``reads_demo``
+    share; dropped with the templates."""
+    return {}
+
+
+@pytest.fixture(scope="module", params=STORE_KINDS)
+def demo_api(request: pytest.FixtureRequest, store_templates: StoreTemplates,
+             shared_demos: dict[str, Filled]) -> Iterator[dict]:
+    """The seeded demo (see ``_fill_demo``; built once a session per store kind) and a
+    TestClient of the app on it: a copy of this module's own, or, in a module marked
+    ``reads_demo``, the copy all such modules share."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    kind = request.param
+    shared = request.node.get_closest_marker("reads_demo") is not None
+    demo = shared_demos.get(kind) if shared else None
+    if demo is None:
+        demo = store_templates.copy(kind, _fill_demo, request)
+        if shared:
+            shared_demos[kind] = demo
+    facts = copy.deepcopy(demo.facts)  # the module's own tokens etc., whatever it changes
+    try:
+        with TestClient(create_app(Settings(store=demo.url))) as client:
+            yield {"client": client, "url": demo.url, "kind": kind, **facts}
+    finally:
+        if not shared:
+            store_templates.drop(demo.url)
+
+
+@pytest.fixture(scope="module")
+def api(demo_api: dict) -> dict:
+    """``demo_api`` by its short name."""
+    return demo_api

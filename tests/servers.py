@@ -1,9 +1,11 @@
-"""A real uvicorn serving an app on a free localhost port, in a thread, for the tests that
-need a browser, a raw socket (a test client hands the app a whole request at once) or a
-real HTTP client; and Debian's chromium for the browser tests."""
+"""The service as the tests reach it: a caller's requests to a test client (``call``,
+``get``); a real uvicorn serving an app on a free localhost port, in a thread, for the tests
+that need a browser, a raw socket (a test client hands the app a whole request at once) or a
+real HTTP client; and Debian's chromium for the browser tests, one browser a session."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,14 +13,34 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page, Playwright
 
+
+# requests as a caller ---------------------------------------------------------------------------
+
+def auth(served: dict, who: str | None) -> dict[str, str]:
+    """The Authorization header of caller ``who`` (a key of ``served["tokens"]``), or none."""
+    return {"Authorization": f"Bearer {served['tokens'][who]}"} if who else {}
+
+
+def call(served: dict, who: str | None, method: str, path: str, **kw: Any):
+    """A request by ``who`` to ``served["client"]``; ``headers`` add to the caller's."""
+    headers = {**auth(served, who), **kw.pop("headers", {})}
+    return served["client"].request(method, path, headers=headers, **kw)
+
+
+def get(served: dict, who: str | None, path: str, **params: Any):
+    """GET by ``who`` with query ``params`` (which replace any query written in ``path``)."""
+    return call(served, who, "GET", path, params=params)
+
+
+# a real server ----------------------------------------------------------------------------------
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -44,6 +66,8 @@ def serving(app: object) -> Iterator[tuple[str, int]]:
         thread.join(timeout=10)
 
 
+# a browser --------------------------------------------------------------------------------------
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # as the machine's probe starts it: no sandbox as root, and no background connections,
 # which a closed network refuses by the dozen
@@ -51,19 +75,75 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+class _Chromium:
+    """One chromium for the whole session, started by the first page and stopped by
+    ``close_browser`` (conftest, at the end of the session).
+
+    Playwright's sync API marks its event loop as running in this thread after every call.
+    Between pages nothing of Playwright runs, so the mark is taken off when a page is done
+    (no later test sees a running loop) and put back before the next page is used."""
+
+    def __init__(self) -> None:
+        self.playwright: Playwright | None = None
+        self.browser: Browser | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _resume(self) -> None:
+        if self.loop is not None:
+            asyncio.events._set_running_loop(self.loop)
+
+    def _pause(self) -> None:
+        if self.loop is not None:
+            asyncio.events._set_running_loop(None)
+
+    def start(self) -> Browser:
+        if self.browser is not None and self.browser.is_connected():
+            self._resume()
+            return self.browser
+        self.close()
+        from playwright.sync_api import sync_playwright
+
+        self.playwright = sync_playwright().start()
+        self.loop = asyncio.events._get_running_loop()
+        self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM,
+                                                      args=CHROMIUM_ARGS)
+        return self.browser
+
+    def close(self) -> None:
+        self._resume()
+        try:
+            if self.browser is not None:
+                with contextlib.suppress(Exception):
+                    self.browser.close()
+            if self.playwright is not None:
+                self.playwright.stop()
+        finally:
+            self._pause()
+            self.playwright = self.browser = self.loop = None
+
+
+_CHROMIUM = _Chromium()
+
+
 @contextlib.contextmanager
 def browser_page() -> Iterator[Page]:
-    """A page of Debian's chromium driven by Playwright (no browser download); skips where
-    chromium is missing, fails under CI."""
+    """A page, in a fresh browser context (no cookies or storage of another test), of Debian's
+    chromium driven by Playwright (no browser download); skips where chromium is missing,
+    fails under CI."""
     if CHROMIUM is None:
         if os.environ.get("CI") == "true":
             pytest.fail("chromium missing: scripts/chromium.sh installs it")
         pytest.skip("chromium not installed (scripts/chromium.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        context = _CHROMIUM.start().new_context(viewport={"width": 1000, "height": 700})
         try:
-            yield browser.new_page(viewport={"width": 1000, "height": 700})
+            yield context.new_page()
         finally:
-            browser.close()
+            context.close()
+    finally:
+        _CHROMIUM._pause()
+
+
+def close_browser() -> None:
+    """Stop the session's chromium, if a test started it."""
+    _CHROMIUM.close()

@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import Role, create_user
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests.servers import serving
 
+pytestmark = pytest.mark.reads_demo  # test_paging_offsets_are_bounded
 PEPPER = Settings().token_pepper.get_secret_value()
 MB = 2**20
 

@@ -16,18 +16,17 @@ from service.auth import Role, create_user
 from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests import ingest_files as f
 from tests.servers import browser_page, serving
 
 pytestmark = pytest.mark.browser
 
 
-def _admin_token(root) -> str:
-    with open_store(str(root)) as store:
-        _user, token = create_user(store, name="管理员", role=Role.ADMIN, scope=None,
-                                   pepper=Settings().token_pepper.get_secret_value(),
-                                   provinces=["410000", "610000"])
+def _admin_token(store) -> str:
+    _user, token = create_user(store, name="管理员", role=Role.ADMIN, scope=None,
+                               pepper=Settings().token_pepper.get_secret_value(),
+                               provinces=["410000", "610000"])
     return token
 
 
@@ -36,24 +35,29 @@ def served_map(tmp_path):
     root = tmp_path / "store"
     with open_store(str(root)) as store:
         ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
-    token = _admin_token(root)
+        token = _admin_token(store)
     with serving(create_app(Settings(store=str(root)))) as (url, _port):
         yield url, token
 
 
-@pytest.fixture()
-def served_risk_map(tmp_path):
+def _fill_risk_map(store, out) -> dict:
     """A small demo province, ingested and built: the map shows the risk layers."""
-    out = tmp_path / "demo"
     generate(province="河南省", equipment=3000, seed=3, out=out, as_of=date(2026, 11, 1))
-    root = tmp_path / "store"
-    with open_store(str(root)) as store:
-        ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
-               IngestOptions())
-        run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
-    token = _admin_token(root)
-    with serving(create_app(Settings(store=str(root)))) as (url, _port):
-        yield url, token, root
+    ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
+           IngestOptions())
+    run_build(store, ["410000", "610000"], as_of=date(2026, 11, 1))
+    return {"token": _admin_token(store)}
+
+
+@pytest.fixture()
+def served_risk_map(store_templates, request):
+    """This test's copy of the small built demo (built once a session), served."""
+    risk_map = store_templates.copy("embedded", _fill_risk_map, request)
+    try:
+        with serving(create_app(Settings(store=risk_map.url))) as (url, _port):
+            yield url, risk_map.facts["token"], risk_map.url
+    finally:
+        store_templates.drop(risk_map.url)
 
 
 @contextlib.contextmanager

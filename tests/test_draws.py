@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from service.draws import allocate, assign_inspectors, draw_units
+from tests.servers import call
 
 
 def test_allocation_is_proportional_covers_every_stratum_and_never_overdraws():
@@ -55,14 +56,8 @@ def test_inspectors_avoid_their_own_cells_when_someone_else_is_free():
     assert alone == ["X"]  # nobody else: assigned, and the conflict is reported
 
 
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
 def post(api, who, body):
-    return api["client"].post("/api/random-draws", json=body, headers={
-        "Authorization": f"Bearer {api['tokens'][who]}"})
+    return call(api, who, "POST", "/api/random-draws", json=body)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from service.build import run_build
 from service.export import export_to_file
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from service.tabular import neutralised
 from tests import ingest_files as f
 from tests.test_write_scope import HENAN_PIECE, PROVINCES, hazards_csv
@@ -36,30 +36,33 @@ def test_text_that_a_spreadsheet_would_run_gets_an_apostrophe():
     assert list(out["n"]) == list(frame["n"])  # numbers stay numbers, signs included
 
 
-@pytest.fixture()
-def served(store_factory, tmp_path):
+def _fill(store, tmp) -> dict:
     """Henan's elevators whose using unit is named like a formula, with a listed major
-    hazard, so the unit's name is in the worklist and in the layer exports."""
-    store = store_factory()
-    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+    hazard, so the unit's name is in the worklist and in the layer exports; built."""
     rows = [[*r] for r in f.equipment_rows()]
     for row in rows:
         row[3] = NAMES[0]
-    units = pd.read_csv(f.write_units_csv(tmp_path / "units.csv"), dtype=str)
+    units = pd.read_csv(f.write_units_csv(tmp / "units.csv"), dtype=str)
     units.loc[0, "单位名称"] = NAMES[0]
-    units.to_csv(tmp_path / "units.csv", index=False)
-    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)),
-            str(tmp_path / "units.csv"),
-            hazards_csv(tmp_path / "hz.csv", [
+    units.to_csv(tmp / "units.csv", index=False)
+    ingest([str(f.write_equipment_csv(tmp / "eq.csv", rows=rows)),
+            str(tmp / "units.csv"),
+            hazards_csv(tmp / "hz.csv", [
                 ["YH-1", HENAN_PIECE, "2025-05-01", "重大", NAMES[1], "整改中", "2025-08-01",
                  "", "", ""]])], store, IngestOptions(provinces=PROVINCES))
     run_build(store, PROVINCES, as_of=date(2026, 11, 1))
     _user, token = create_user(store, name="admin", role=Role.ADMIN, scope=None,
                                pepper=PEPPER, provinces=PROVINCES)
-    store.close()
-    with TestClient(create_app(Settings(store=url)),
-                    headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client, url
+    return {"token": token}
+
+
+@pytest.fixture()
+def served(filled_store):
+    """The service, as the administrator, on this test's copy of the store ``_fill`` filled."""
+    filled = filled_store(_fill)
+    with TestClient(create_app(Settings(store=filled.url)),
+                    headers={"Authorization": f"Bearer {filled.facts['token']}"}) as client:
+        yield client, filled.url
 
 
 def _sheet_xml(body: bytes) -> tuple[str, str]:

@@ -11,18 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from tests.servers import get
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
-def get(api, who, path, **params):
-    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
-    return api["client"].get(path, params=params, headers=headers)
+pytestmark = [pytest.mark.slow, pytest.mark.reads_demo]
 
 
 def test_a_planner_exports_their_county_as_geojson_with_metadata(api):

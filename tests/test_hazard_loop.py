@@ -17,8 +17,9 @@ from service.auth import Role, create_user
 from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests import ingest_files as f
+from tests.servers import call
 from tests.test_write_scope import (
     HENAN_PIECE,
     PROVINCES,
@@ -37,16 +38,15 @@ REGISTERED = ["YH-NEW", HENAN_PIECE, "2025-06-01", "一般", "门锁回路", "�
 CHECK_HEADERS = ["检查编号", "统一社会信用代码", "检查日期", "检查人员编号", "检查结果"]
 
 
-@pytest.fixture()
-def served(store_factory, tmp_path):
-    store = store_factory()
-    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
-    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv")),
-            str(f.write_units_csv(tmp_path / "units.csv")),
-            hazards_csv(tmp_path / "hz.csv", [OPEN, REGISTERED, [
+def _fill(store, tmp) -> dict:
+    """Equipment and units of both provinces, three hazards, three officers; built; a user
+    of each role (the tokens, by key)."""
+    ingest([str(f.write_equipment_csv(tmp / "eq.csv")),
+            str(f.write_units_csv(tmp / "units.csv")),
+            hazards_csv(tmp / "hz.csv", [OPEN, REGISTERED, [
                 "YH-SX", SHAANXI_PIECE, "2025-05-01", "重大", "钢丝绳断股", "已销号",
                 "2025-08-01", "2025-06-01", "王验收", "已更换"]]),
-            officers_csv(tmp_path / "officers.csv", [
+            officers_csv(tmp / "officers.csv", [
                 ["WG-HN", "河南网格员", ZHENGZHOU_CELL, "", ""],
                 ["WG-HN2", "河南网格员二", ZHENGZHOU_CELL, "", ""],
                 ["WG-SX", "陕西网格员", XIAN_CELL, "", ""]])],
@@ -58,14 +58,15 @@ def served(store_factory, tmp_path):
                              ("officer", Role.GRID_OFFICER, "WG-HN")):
         _user, tokens[key] = create_user(store, name=f"{key}用户", role=role, scope=scope,
                                          pepper=PEPPER, provinces=PROVINCES)
-    store.close()
-    with TestClient(create_app(Settings(store=url))) as client:
-        yield {"client": client, "tokens": tokens, "url": url, "tmp": tmp_path}
+    return tokens
 
 
-def call(served, who: str, method: str, path: str, **kw):
-    return served["client"].request(method, path, headers={
-        "Authorization": f"Bearer {served['tokens'][who]}"}, **kw)
+@pytest.fixture()
+def served(filled_store):
+    """The service on this test's copy of the store ``_fill`` filled (its files in ``tmp``)."""
+    filled = filled_store(_fill)
+    with TestClient(create_app(Settings(store=filled.url))) as client:
+        yield {"client": client, "tokens": filled.facts, "url": filled.url, "tmp": filled.files}
 
 
 def close(served, who: str, hazard: str = "YH-HN", **body):

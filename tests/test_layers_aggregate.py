@@ -27,7 +27,7 @@ from layers.aggregate import (
     unlocated,
 )
 from layers.registry import INDICATORS, LAYERS
-from service.store.base import conform_layer
+from service.store.conform import conform_layer
 
 NA = None
 

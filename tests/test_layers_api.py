@@ -9,18 +9,9 @@ import numpy as np
 import pytest
 
 from layers.registry import ALL
+from tests.servers import get
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
-def get(api, who: str | None, path: str, **params):
-    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
-    return api["client"].get(path, params=params, headers=headers)
+pytestmark = [pytest.mark.slow, pytest.mark.reads_demo]
 
 
 def features(api, who: str, layer: str, **params) -> list[dict]:

@@ -18,7 +18,7 @@ from layers.registry import ALL, LAYERS
 from layers.rules import Rules
 from service.build import read_inputs, run_build
 from service.ingest.pipeline import IngestOptions, ingest
-from service.store.base import conform_layer
+from service.store.conform import conform_layer
 
 pytestmark = pytest.mark.slow
 AS_OF = date(2026, 11, 1)

@@ -29,7 +29,7 @@ from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.security_headers import DOCS_POLICY, page_policy
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from service.store.tables import LAYER_TABLES
 from tests import ingest_files as f
 from tests.servers import browser_page, serving

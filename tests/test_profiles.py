@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.servers import get
 
-
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
-def get(api, who, path, **params):
-    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
-    return api["client"].get(path, params=params, headers=headers)
+pytestmark = [pytest.mark.slow, pytest.mark.reads_demo]
 
 
 def test_a_park_admin_sees_their_park_profile_and_no_other(api):

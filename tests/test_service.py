@@ -23,15 +23,17 @@ def admin_token(store) -> str:
     return token
 
 
+def _fill(store, tmp) -> dict:
+    ingest([str(f.write_equipment_csv(tmp / "eq.csv"))], store, IngestOptions())
+    return {"token": admin_token(store)}
+
+
 @pytest.fixture()
-def client(store_factory, tmp_path):
-    store = store_factory()
-    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
-    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
-    token = admin_token(store)
-    store.close()
-    app = create_app(Settings(store=url))
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+def client(filled_store):
+    """The service, as an administrator, on this test's copy of the store ``_fill`` filled."""
+    filled = filled_store(_fill)
+    app = create_app(Settings(store=filled.url))
+    with TestClient(app, headers={"Authorization": f"Bearer {filled.facts['token']}"}) as c:
         yield c
 
 

@@ -14,24 +14,27 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import COOKIE, SESSION_IDLE, Role, create_user, hash_token
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests import ingest_files as f
 
 PEPPER = Settings().token_pepper.get_secret_value()
 PROVINCES = ["410000", "610000"]
 
 
-@pytest.fixture()
-def site(store_factory, tmp_path):
-    store = store_factory()
-    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
+def _fill(store, tmp) -> dict:
     from service.ingest.pipeline import IngestOptions, ingest
 
-    ingest([str(f.write_units_csv(tmp_path / "u.csv"))], store, IngestOptions())
+    ingest([str(f.write_units_csv(tmp / "u.csv"))], store, IngestOptions())
     user, token = create_user(store, name="郑州市局", role=Role.REGULATOR, scope="410100",
                               pepper=PEPPER, provinces=PROVINCES)
-    store.close()
-    return url, user, token
+    return {"user": user, "token": token}
+
+
+@pytest.fixture()
+def site(filled_store):
+    """This test's copy of the store ``_fill`` filled: its URL, the user and their token."""
+    filled = filled_store(_fill)
+    return filled.url, filled.facts["user"], filled.facts["token"]
 
 
 def app_client(url: str, **settings) -> TestClient:

@@ -15,15 +15,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from service.store.base import (
-    Change,
-    ConflictError,
-    MissingRow,
-    ResolutionMismatchError,
-    Store,
-    StoreError,
-    pandas_dtype,
-)
+from service.store.base import Change, Store
+from service.store.conform import pandas_dtype
+from service.store.errors import ConflictError, MissingRow, ResolutionMismatchError, StoreError
 from service.store.tables import ALL_TABLES
 
 # Zhengzhou, with two overlapping parks, one venue and points in and out of them.
@@ -396,7 +390,7 @@ def test_resolution_mismatch(store_factory, frames):
 
 
 def test_open_store_by_url(store_factory, tmp_path):
-    from service.store.base import open_store
+    from service.store import open_store
 
     if store_factory.kind == "embedded":
         store = open_store(f"file:{tmp_path / 'by-url'}")

@@ -13,32 +13,26 @@ import mapbox_vector_tile
 import pytest
 
 from layers.registry import ALL
-from service import tiles
+from service import mvt, tiles
 from service.auth import Role, create_user
+from service.caches import TileCache
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
+from tests.servers import call
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
-def headers(api, who: str | None) -> dict:
-    return {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
-
-
 def get(api, who: str | None, path: str, **extra):
-    return api["client"].get(path, headers={**headers(api, who), **extra})
+    """GET by ``who`` with ``extra`` headers (the query stays in ``path``)."""
+    return call(api, who, "GET", path, headers=extra)
 
 
 def tile(api, who: str, layer: str, z: int, x: int, y: int, query: str = "") -> list[dict]:
     """The decoded features of one tile (tile units, y down)."""
     r = get(api, who, f"/tiles/{layer}/{z}/{x}/{y}.mvt{query}")
     assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == tiles.MEDIA_TYPE
+    assert r.headers["content-type"] == mvt.MEDIA_TYPE
     if not r.content:
         return []
     decoded = mapbox_vector_tile.decode(r.content, default_options={"y_coord_down": True})
@@ -62,7 +56,7 @@ def tile_at(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def inside(f: dict, z: int, x: int, y: int, pad: float = 0.0) -> bool:
-    lon0, lat0, lon1, lat1 = tiles.Tile(z, x, y).lonlat_bounds(pad)
+    lon0, lat0, lon1, lat1 = mvt.Tile(z, x, y).lonlat_bounds(pad)
     lon, lat = f["geometry"]["coordinates"]
     return lon0 <= lon <= lon1 and lat0 <= lat <= lat1
 
@@ -99,7 +93,7 @@ def other_county(api) -> tuple[str, str]:
 def test_the_busiest_county_at_z12_has_its_equipment_with_properties(api, county_points):
     x, y = busiest_tile(county_points, 12)
     got = tile(api, "county", "equipment", 12, x, y)
-    pad = tiles.Tile(12, x, y).size * tiles.BUFFER / tiles.EXTENT
+    pad = mvt.Tile(12, x, y).size * mvt.BUFFER / mvt.EXTENT
     fids = {f["properties"]["fid"] for f in got}
     strictly = {p["id"] for p in county_points if inside(p, 12, x, y)}
     buffered = {p["id"] for p in county_points if inside(p, 12, x, y, pad)}
@@ -107,8 +101,8 @@ def test_the_busiest_county_at_z12_has_its_equipment_with_properties(api, county
     assert all(f["geometry"]["type"] == "Point" for f in got)
     for f in got:  # in tile units, inside the tile and its buffer
         px, py = f["geometry"]["coordinates"]
-        assert -tiles.BUFFER <= px <= tiles.EXTENT + tiles.BUFFER
-        assert -tiles.BUFFER <= py <= tiles.EXTENT + tiles.BUFFER
+        assert -mvt.BUFFER <= px <= mvt.EXTENT + mvt.BUFFER
+        assert -mvt.BUFFER <= py <= mvt.EXTENT + mvt.BUFFER
     # properties: fid and the layer's tile fields, as the GeoJSON has them (nulls left out)
     geojson = {p["id"]: p["properties"] for p in county_points}
     assert_properties(got, geojson, tiles.TILE_FIELDS["equipment"])
@@ -180,7 +174,7 @@ def test_polygon_layers_are_clipped_to_the_tile(api, county_points):
     x, y = busiest_tile(county_points, 12)
     got = tile(api, "admin", "regions", 12, x, y)
     assert got and all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in got)
-    lo, hi = -tiles.BUFFER, tiles.EXTENT + tiles.BUFFER
+    lo, hi = -mvt.BUFFER, mvt.EXTENT + mvt.BUFFER
     for f in got:
         rings = f["geometry"]["coordinates"]
         flat = [pt for ring in (rings if f["geometry"]["type"] == "Polygon"
@@ -232,8 +226,8 @@ def test_a_tile_with_too_many_rows_ships_cells_not_a_cut(api, county_points, mon
     assert got and all(f["geometry"]["type"] == "Polygon" for f in got)
     assert all(f["properties"]["resolution"] == 8 for f in got)  # the stored H3 cells
     assert sum(f["properties"]["count"] for f in got) >= len(
-        [f for f in full if 0 <= f["geometry"]["coordinates"][0] < tiles.EXTENT
-         and 0 <= f["geometry"]["coordinates"][1] < tiles.EXTENT])
+        [f for f in full if 0 <= f["geometry"]["coordinates"][0] < mvt.EXTENT
+         and 0 <= f["geometry"]["coordinates"][1] < mvt.EXTENT])
 
 
 # risk cells --------------------------------------------------------------------------------
@@ -410,13 +404,13 @@ def test_the_tile_statement_probes_the_spatial_index(demo_api):
 # pieces ------------------------------------------------------------------------------------
 
 def test_tile_addresses_bounds_and_resolutions():
-    assert tiles.Tile.checked(0, 0, 0).lonlat_bounds() == pytest.approx(
+    assert mvt.Tile.checked(0, 0, 0).lonlat_bounds() == pytest.approx(
         (-180, -85.0511288, 180, 85.0511288))
-    lon0, lat0, lon1, lat1 = tiles.Tile.checked(12, 3336, 1625).lonlat_bounds()
+    lon0, lat0, lon1, lat1 = mvt.Tile.checked(12, 3336, 1625).lonlat_bounds()
     assert lon0 < 113.2793 < lon1 and lat0 < 34.798 < lat1
     for z, x, y in ((23, 0, 0), (-1, 0, 0), (3, 8, 0), (3, 0, -1)):
         with pytest.raises(ValueError):
-            tiles.Tile.checked(z, x, y)
+            mvt.Tile.checked(z, x, y)
     assert [tiles.cell_resolution(z) for z in (0, 6, 7, 8, 9, 10, 11, 12, 22)] == [
         5, 5, 6, 7, 7, 8, 8, 9, 9]
     assert tiles.aggregates(ALL["hazards"]) and tiles.aggregates(ALL["grid-cells"])
@@ -430,7 +424,7 @@ def test_if_none_match_parsing():
 
 
 def test_the_cell_cache_keeps_the_recent_within_its_budget():
-    cache = tiles.TileCache(budget=250)
+    cache = TileCache(budget=250)
     calls = []
 
     def make(n: int):

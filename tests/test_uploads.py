@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import Role, create_user
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests import ingest_files as f
 
 PEPPER = Settings().token_pepper.get_secret_value()

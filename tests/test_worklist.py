@@ -10,18 +10,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from tests.servers import call
+
 pytestmark = pytest.mark.slow
 TODAY = "2026-11-01"
-
-
-@pytest.fixture(scope="module")
-def api(demo_api):
-    return demo_api
-
-
-def call(api, who, method, path, **kw):
-    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
-    return api["client"].request(method, path, headers=headers, **kw)
 
 
 def officer_hazard(api, status: str) -> dict:
@@ -171,7 +163,7 @@ def test_regulators_read_the_audit_trail_of_their_region_only(api):
 
 @pytest.fixture(scope="module")
 def store(api):
-    from service.store.base import open_store
+    from service.store import open_store
 
     opened = open_store(api["url"])
     yield opened
@@ -222,12 +214,13 @@ def test_long_in_lists_select_what_short_ones_do(store, api):
 
 
 def test_officer_cells_are_the_officers_own(store, api):
-    from service.scope import officer_cells
+    from service.caches import OfficerCells
 
-    mine = officer_cells(store, api["officer"])
+    officer_cells = OfficerCells()
+    mine = officer_cells.of(store, api["officer"])
     assert set(mine) == api["officer_cells"] and list(mine) == sorted(mine)
-    assert officer_cells(store, api["officer"]) is mine  # kept for this data version
-    assert officer_cells(store, "WG000000000") == ()
+    assert officer_cells.of(store, api["officer"]) is mine  # kept for this data version
+    assert officer_cells.of(store, "WG000000000") == ()
 
 
 def test_a_cells_worklist_holds_that_cell_only(api):

@@ -14,7 +14,7 @@ from service.auth import Role, create_user
 from service.ingest.officers import max_cells
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
-from service.store.base import open_store
+from service.store import open_store
 from tests import ingest_files as f
 
 PEPPER = Settings().token_pepper.get_secret_value()
@@ -39,20 +39,17 @@ def officers_csv(path, rows) -> str:
     return str(path)
 
 
-@pytest.fixture()
-def loaded(store_factory, tmp_path):
+def _fill(store, tmp) -> dict:
     """Both provinces loaded by an administrator on the command line: equipment and units,
-    an open hazard in each province, an officer in each; and the service on that store."""
-    store = store_factory()
-    url = getattr(store, "url", None) or str(getattr(store, "root", tmp_path))
-    ingest([str(f.write_equipment_csv(tmp_path / "eq.csv")),
-            str(f.write_units_csv(tmp_path / "units.csv")),
-            hazards_csv(tmp_path / "hz.csv", [
+    an open hazard in each province, an officer in each; the tokens of two users."""
+    ingest([str(f.write_equipment_csv(tmp / "eq.csv")),
+            str(f.write_units_csv(tmp / "units.csv")),
+            hazards_csv(tmp / "hz.csv", [
                 ["YH-HN", HENAN_PIECE, "2025-05-01", "重大", "制动器磨损", "整改中", "2025-08-01",
                  "", "", ""],
                 ["YH-SX", SHAANXI_PIECE, "2025-05-01", "重大", "钢丝绳断股", "整改中", "2025-08-01",
                  "", "", ""]]),
-            officers_csv(tmp_path / "officers.csv", [
+            officers_csv(tmp / "officers.csv", [
                 ["WG-SX", "陕西网格员", XIAN_CELL, "", ""],
                 ["WG-HN", "河南网格员", ZHENGZHOU_CELL, "", ""]])],
            store, IngestOptions(provinces=PROVINCES))
@@ -60,9 +57,15 @@ def loaded(store_factory, tmp_path):
     for key, role, scope in (("admin", Role.ADMIN, None), ("henan", Role.REGULATOR, "410000")):
         _user, tokens[key] = create_user(store, name=key, role=role, scope=scope,
                                          pepper=PEPPER, provinces=PROVINCES)
-    store.close()
-    with TestClient(create_app(Settings(store=url))) as client:
-        yield client, tokens, url
+    return tokens
+
+
+@pytest.fixture()
+def loaded(filled_store):
+    """The service on this test's copy of the store ``_fill`` filled."""
+    filled = filled_store(_fill)
+    with TestClient(create_app(Settings(store=filled.url))) as client:
+        yield client, filled.facts, filled.url
 
 
 def upload(loaded, who: str, *paths) -> dict:

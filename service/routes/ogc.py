@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import h3
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from geo.cells import cell_resolution_or_none
 from layers.registry import LAYERS, LayerSpec
 from service.auth import Caller, Principal
 from service.deps import SettingsDep, StoreDep
@@ -191,9 +191,10 @@ def item(request: Request, caller: Caller, store: StoreDep, collection_id: str,
         raise missing
     where: tuple[Condition, ...] = (Condition("fid", "eq", (feature_id,)),)
     if spec.id == "risk-cells":  # the id says which resolution to aggregate for scoped callers
-        if not h3.is_valid_cell(feature_id) or not 5 <= h3.get_resolution(feature_id) <= 9:
+        res = cell_resolution_or_none(feature_id)
+        if res is None or not 5 <= res <= 9:
             raise missing
-        where = (*where, Condition("resolution", "eq", (h3.get_resolution(feature_id),)))
+        where = (*where, Condition("resolution", "eq", (res,)))
     page = select(store, caller, Selection(spec, where, None, 1, 0, out.output))
     if page.frame.empty:
         raise missing
