@@ -10,7 +10,7 @@ their side), nested from the finest resolution as the build nests them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import pandas as pd
@@ -53,7 +53,6 @@ class Page:
     selection: Selection
     frame: pd.DataFrame
     matched: int
-    members: dict = field(default_factory=dict)
 
     def geojson(self, links: list[dict], *, lat_lon: bool = False,
                 members: dict | None = None) -> bytes:

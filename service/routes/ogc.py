@@ -119,7 +119,7 @@ def _collection(request: Request, spec: LayerSpec, bbox: list[float]) -> dict:
 
 
 @router.get("/collections", summary="要素集合列表", name="ogc_collections")
-def collections(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep,
+def collections(request: Request, caller: Caller, settings: SettingsDep,
                 f: FORMAT = None) -> Response:
     check_query(request, frozenset({"f"}), f)
     bbox = extent(caller, tuple(settings.provinces))
@@ -131,7 +131,7 @@ def collections(request: Request, caller: Caller, store: StoreDep, settings: Set
 
 
 @router.get("/collections/{collection_id}", summary="要素集合", name="ogc_collection")
-def collection(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep,
+def collection(request: Request, caller: Caller, settings: SettingsDep,
                collection_id: str, f: FORMAT = None) -> Response:
     spec = _visible(caller, collection_id)
     check_query(request, frozenset({"f"}), f)
