@@ -39,11 +39,11 @@ def store_for(kind: str, n: int) -> str:
     files = demo_files(n)
     if kind == "postgis":
         url = postgis_url()
-        with open_store(url) as store:
+        with open_store(url, create=True) as store:
             ingest(files, store, IngestOptions(provinces=PROVINCES))
         return url
     path = BENCH / f"store-{n}"
-    with open_store(str(path)) as store:
+    with open_store(str(path), create=True) as store:
         if store.data_version() == "0":
             ingest(files, store, IngestOptions(provinces=PROVINCES))
     return str(path)

@@ -68,7 +68,7 @@ def run(kind: str, n: int, scope: str | None = None) -> dict:
     else:
         url = postgis_url()
     results = {}
-    with open_store(url) as store:
+    with open_store(url, create=True) as store:
         for attempt in ("first", "again"):
             t = time.perf_counter()
             report = ingest(files, store, IngestOptions(

@@ -7,6 +7,7 @@ aliases, a type and whether it is required. ``docs/data.md`` documents the same 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -198,6 +199,13 @@ def match_headers(kind: Kind, headers: list[str]) -> dict[str, str]:
     return mapping
 
 
+def required_fields(kind: Kind) -> tuple[Field, ...]:
+    """The fields a file of ``kind`` must have as columns (a polygon's name may come from
+    the layer)."""
+    return tuple(f for f in SCHEMAS[kind]
+                 if f.required and not (kind in POLYGON_KINDS and f.name == "name"))
+
+
 def detect_kind(headers: list[str]) -> Kind | None:
     """Recognise the kind of a file from its headers: the kind whose required fields all
     match and which matches the most columns wins; ties are broken by specificity."""
@@ -205,15 +213,67 @@ def detect_kind(headers: list[str]) -> Kind | None:
     for kind in Kind:
         mapping = match_headers(kind, headers)
         names = set(mapping.values())
-        required = {f.name for f in SCHEMAS[kind] if f.required}
-        if kind in POLYGON_KINDS:
-            required = required - {"name"}
+        required = {f.name for f in required_fields(kind)}
         if not required <= names:
             continue
         score = (len(required), len(names), kind)
         if best is None or score[:2] > best[:2]:
             best = score
     return best[2] if best else None
+
+
+@dataclass(frozen=True)
+class KindGuess:
+    """A kind a file of unknown kind may have been meant as, and what it lacks."""
+
+    kind: Kind
+    matched: dict[str, str]            # source header -> canonical name
+    missing: tuple[Field, ...]         # required fields with no column
+    closest: dict[str, str]            # canonical name of a missing field -> closest header
+
+
+CLOSE_ENOUGH = 0.5  # difflib ratio: 设备编码 ~ 设备代码 is 0.75, unrelated words near 0
+
+
+def _closest(f: Field, headers: list[str]) -> str | None:
+    """The header most like one of the field's names (difflib), if any is close enough."""
+    names = [_norm_header(h) for h in (f.zh, f.name, *f.aliases)]
+    best, score = None, CLOSE_ENOUGH
+    for h in headers:
+        norm = _norm_header(h)
+        if not norm:
+            continue
+        ratio = max(difflib.SequenceMatcher(None, norm, n).ratio() for n in names)
+        if ratio >= score:
+            best, score = h, ratio
+    return best
+
+
+def guess_kind(headers: list[str], most: int = 2) -> list[KindGuess]:
+    """For a file ``detect_kind`` cannot place: the likeliest kinds (most required columns
+    found, then most columns found; up to ``most`` tied ones), each with its missing required
+    columns and, for each, the closest header of the file that matched nothing. Empty when
+    no header is recognised at all."""
+    scored = []
+    for order, kind in enumerate(Kind):
+        mapping = match_headers(kind, headers)
+        names = set(mapping.values())
+        required = required_fields(kind)
+        missing = tuple(f for f in required if f.name not in names)
+        scored.append(((len(required) - len(missing), len(names)), order, kind, mapping,
+                       missing))
+    scored.sort(key=lambda s: (-s[0][0], -s[0][1], s[1]))
+    top = scored[0][0]
+    if top[1] == 0:
+        return []
+    out = []
+    for score, _order, kind, mapping, missing in scored[:most]:
+        if score != top:
+            break
+        unmatched = [h for h in headers if h not in mapping]
+        closest = {f.name: c for f in missing if (c := _closest(f, unmatched)) is not None}
+        out.append(KindGuess(kind, mapping, missing, closest))
+    return out
 
 
 def field_of(kind: Kind, name: str) -> Field:

@@ -4,6 +4,10 @@
 means something narrower (``name`` of a park is 园区, ``equipment`` of a park counts every
 status) gives its own label in ``LayerSpec.labels``. ``LayerSpec.field_labels`` joins the
 two, and the map's tooltips and popups read them there.
+
+Exports describe every field further: :data:`FIELD_UNITS` (numeric fields only),
+:data:`FIELD_MEANINGS` (``LayerSpec.meanings`` overrides one per layer, as ``labels`` does)
+and :data:`CODED_FIELDS`, the fields whose codes get their Chinese name beside them.
 """
 
 from __future__ import annotations
@@ -170,4 +174,238 @@ FIELD_LABELS: dict[str, str] = {
     # blacklist candidates
     "criteria": "列入情形",
     "reason": "理由",
+    # Chinese names that exports write beside coded fields (see CODED_FIELDS)
+    "level_name": "风险等级名称",
+    "max_level_name": "最高风险名称",
+    "equipment_level_name": "设备风险等级名称",
+    "top_category_name": "设备种类名称",
+    "main_category_name": "主要种类",
+    "category_code_name": "设备类别名称",
+    "admin_level_name": "行政级别名称",
+    "geocode_precision_name": "定位精度说明",
+}
+
+#: Units of the numeric fields (int and float); a text, flag, date or JSON field has none.
+#: Shares and rates are fractions (0.25 = 25%).
+FRACTION = "比例（0–1）"
+FIELD_UNITS: dict[str, str] = {
+    **{name: "台" for name in (
+        "in_use", "insured", "overdue", "equipment", "equipment_count", "n_red", "n_orange",
+        "n_yellow", "n_blue", "elevators", "elevators_insured", "insured_unknown",
+        "equipment_in_category", *(f"cat_{code}" for code in TOP_CATEGORIES))},
+    **{name: "家" for name in (
+        "units", "units_red", "units_orange", "units_yellow", "units_blue", "red_units",
+        "unit_count", "five_have_compliant", "small_micro_units", "blacklisted_units",
+        "candidates", "qualified", "chosen", "units_with_serious")},
+    **{name: "项" for name in (
+        "open_hazards", "open_major_hazards", "late_hazards", "late_major_hazards",
+        "hazards_found", "hazards_closed", "serious_hazards", "trigger_count")},
+    **{name: "天" for name in (
+        "days_overdue", "days_open", "days_past_deadline", "max_days_past_deadline",
+        "due_in_days")},
+    **{name: FRACTION for name in (
+        "overdue_rate", "insurance_coverage", "five_have_rate", "small_micro_share", "share",
+        "coverage", "target", "gap")},
+    "base_interval_months": "月",
+    "interval_months": "月",
+    "checks_per_year": "次/年",
+    "passed_checks_3y": "次",
+    "accidents_3y": "起",
+    "boost_steps": "档",
+    "cluster_size": "个网格",
+    "area_km2": "平方公里",
+    "daily_visitors": "人次/日",
+    "five_have_score": "分",
+    "rate": "项/台",
+    "year": "年",
+}
+
+_LEVELS = "red 重大风险、orange 较大风险、yellow 一般风险、blue 低风险"
+
+#: What each field means, for the export's metadata and the GeoPackage's column
+#: descriptions; ``LayerSpec.meanings`` overrides one where a layer means something else.
+FIELD_MEANINGS: dict[str, str] = {
+    # identity and place
+    "registration_code": "特种设备使用登记的设备注册代码",
+    "hazard_id": "隐患登记编号",
+    "credit_code": "使用单位的 18 位统一社会信用代码",
+    "unit_credit_code": "设备使用单位的 18 位统一社会信用代码",
+    "unit_name": "设备使用单位名称",
+    "name": "行政区、使用单位、园区或场所的名称",
+    "address": "设备所在地址（台账原文）",
+    "kind": "园区或人员密集场所的类型",
+    "industry": "使用单位所属国民经济行业门类代码（GB/T 4754，A–T；“未知”为未填写）",
+    "industry_name": "行业门类的中文名称（GB/T 4754）",
+    "size": "企业规模（大型、中型、小型、微型）",
+    "province_adcode": "所在省的 6 位行政区划代码（GB/T 2260）",
+    "city_adcode": "所在地市的 6 位行政区划代码（GB/T 2260）",
+    "county_adcode": "所在区县的 6 位行政区划代码（GB/T 2260）",
+    "adcode": "本行政区的 6 位行政区划代码（GB/T 2260）",
+    "admin_level": "行政级别代码：province 省、city 市、county 区县",
+    "parent_adcode": "上一级行政区的行政区划代码",
+    "h3": "所在 H3 六边形网格编号",
+    "resolution": "H3 网格分辨率（级，数字越大网格越小）",
+    "park_id": "所在园区编号",
+    "venue_id": "所在人员密集场所编号",
+    "geocode_precision": "坐标来源代码：exact 台账坐标，county 按地址定位到区县",
+    "officer_id": "网格员编号",
+    "officer_name": "负责该网格的网格员姓名",
+    "area_km2": "园区面积",
+    "daily_visitors": "人员密集场所的日均客流",
+    "year": "覆盖率与目标所属年度",
+    # equipment
+    "category_code": "特种设备目录中的设备类别或品种代码（如 3110 曳引驱动乘客电梯）",
+    "category": "设备所属特种设备目录种类代码（如 3000 电梯）",
+    "top_category": "特种设备目录种类代码（如 3000 电梯）",
+    "category_name": "设备种类的中文名称（特种设备目录）",
+    "status": "设备使用状态（在用、停用、报废）",
+    "in_use": "在用设备台数（状态为在用或未填写）",
+    "commissioned_on": "设备投入使用日期",
+    "next_inspection_due": "下次定期检验日期",
+    "inspection_conclusion": "最近一次定期检验结论",
+    "insured": "该设备已投保责任保险",
+    "overdue": "超过下次检验日期仍在使用的设备台数",
+    "days_overdue": "自下次检验日期起已逾期的天数",
+    # LEC grading
+    "L": "LEC 法事故发生的可能性 L（0.5–10）",
+    "E": "LEC 法人员暴露于危险环境的频繁程度 E（1–10）",
+    "C": "LEC 法事故后果的严重程度 C（1–100）",
+    "D": "LEC 风险值 D = L × E × C；不分级（非在用）为 0",
+    "lec_band": "按 D 值划分的 LEC 五档（极其危险、高度危险、显著危险、一般危险、稍有危险）",
+    "level": f"风险等级代码：{_LEVELS}；非在用设备为空",
+    "level_rank": "风险等级序号：4 重大、3 较大、2 一般、1 低，0 为未分级",
+    "level_reason": "定级依据，含上调等级的情形（如存在未销号重大隐患）",
+    "L_reason": "决定 L 取值的因素",
+    "L_also": "同样成立但未决定 L 取值的其他因素",
+    "E_reason": "决定 E 取值的因素（人员密集场所、园区、城区等）",
+    "C_reason": "决定 C 取值的设备类别",
+    "equipment_level": f"隐患所在设备的风险等级代码：{_LEVELS}",
+    # counts and indicators
+    "equipment": "已分级的在用设备台数",
+    "equipment_count": "该单位的设备台数",
+    "n_red": "重大风险（红色）在用设备台数",
+    "n_orange": "较大风险（橙色）在用设备台数",
+    "n_yellow": "一般风险（黄色）在用设备台数",
+    "n_blue": "低风险（蓝色）在用设备台数",
+    **{f"cat_{code}": f"种类 {code} {name}的在用设备台数" for code, name in TOP_CATEGORIES.items()},
+    "categories": "按设备种类统计的设备台数（JSON）",
+    "units": "使用单位数",
+    "units_red": "重大风险（红色）使用单位数",
+    "units_orange": "较大风险（橙色）使用单位数",
+    "units_yellow": "一般风险（黄色）使用单位数",
+    "units_blue": "低风险（蓝色）使用单位数",
+    "units_by_level": "按风险等级统计的使用单位数（JSON）",
+    "red_units": "重大风险（红色）使用单位数",
+    "unit_count": "网格内有在用设备的使用单位数",
+    "risk_score": "风险总分：在用设备 LEC 风险值 D 之和（可跨区域相加）",
+    "risk_index": "风险指数：每台在用设备的平均 D 值",
+    "D_max": "在用设备中最高的 LEC 风险值 D",
+    "max_level": f"区域内在用设备的最高风险等级代码：{_LEVELS}",
+    "max_level_rank": "最高风险等级序号：4 重大、3 较大、2 一般、1 低，0 为无在用设备",
+    "dominant_category": "D 值之和最大的设备种类代码",
+    "dominant_category_name": "D 值之和最大的设备种类名称",
+    "main_category": "网格内严重隐患最多的设备种类代码",
+    "rank": "排名（1 为第一）",
+    # hazards
+    "open_hazards": "未销号隐患数（已登记、整改中）",
+    "open_major_hazards": "未销号重大隐患数（挂牌督办）",
+    "late_hazards": "超过整改期限仍未销号的隐患数",
+    "late_major_hazards": "超过整改期限仍未销号的重大隐患数",
+    "hazards_found": "近 12 个月发现的隐患数",
+    "hazards_closed": "近 12 个月销号的隐患数",
+    "description": "隐患描述（登记原文）",
+    "found_on": "隐患发现日期",
+    "deadline": "隐患整改期限",
+    "listed": "重大隐患，实行挂牌督办",
+    "past_deadline": "已超过整改期限仍未销号",
+    "days_open": "自发现之日起未销号的天数",
+    "days_past_deadline": "超过整改期限的天数（未逾期为 0）",
+    "max_days_past_deadline": "该单位重大隐患中最长的逾期天数",
+    "overdue_rate": "逾期未检率：逾期未检台数 / 在用台数",
+    "monthly": "近 12 个月每月发现与销号的隐患数（JSON）",
+    # units, parks and measures
+    "elevators": "在用电梯台数",
+    "elevators_insured": "已投保责任保险的在用电梯台数",
+    "insurance_coverage": "电梯责任保险覆盖率：已投保 / 在用电梯",
+    "five_have_score": "使用单位“五有”标准得分（0–5）",
+    "five_have_compliant": "“五有”得分为 5 的使用单位数",
+    "five_have_rate": "“五有”达标率：达标单位 / 使用单位",
+    "small_micro_units": "小型、微型企业数",
+    "small_micro_share": "小微企业占使用单位的比例",
+    "blacklisted": "已列入黑名单",
+    "blacklisted_units": "列入黑名单的使用单位数",
+    "accidents_3y": "近三年发生的特种设备事故起数",
+    "top_units": "风险最高的使用单位（JSON）",
+    "measures": "按规则生成的一园一策、一企一策措施（JSON）",
+    "measure_ids": "所生成措施的规则编号（JSON）",
+    # hotspots
+    "serious_hazards": "严重事故隐患数（近一年重大隐患、未销号重大隐患、逾期未整改隐患）",
+    "rate": "严重隐患发生率：严重隐患数 / 在用设备台数",
+    "gi_star": "Getis-Ord Gi* 统计量（z 值，越大越聚集）",
+    "p_value": "邻域严重隐患数的精确泊松检验 p 值",
+    "q_value": "经 Benjamini–Hochberg 错误发现率校正的 q 值",
+    "cluster_id": "相连热点网格组成的聚集区编号（取其最小网格编号）",
+    "cluster_size": "聚集区包含的热点网格数",
+    "regional": "属于两个及以上相连热点网格组成的区域性聚集区",
+    "units_with_serious": "存在严重隐患的使用单位数",
+    "share": "存在严重隐患的使用单位占比",
+    "widespread": "占比达到规则阈值，属普遍性严重隐患",
+    # check frequency
+    "base_interval_months": "按单位风险等级确定的基础监督检查间隔",
+    "boost_steps": "因加频情形缩短检查间隔的档数",
+    "interval_months": "加频后的监督检查间隔",
+    "checks_per_year": "每年应开展的监督检查次数",
+    "boosts": "触发加频的情形及其依据（JSON）",
+    "boosted": "因加频情形缩短了检查间隔",
+    "reasons": "依据（中文说明）",
+    "last_check_on": "最近一次监督检查日期",
+    "next_due": "下次应开展监督检查的日期",
+    "due_in_days": "距下次应检日期的天数（负数为已超期）",
+    "check_overdue": "已超过应检日期未开展监督检查",
+    # demonstration
+    "equipment_in_category": "该单位该种类的在用设备台数",
+    "passed_checks_3y": "近三年监督检查合格的次数",
+    "candidates": "该地市该种类有在用设备的候选单位数",
+    "qualified": "符合全部遴选条件的单位数",
+    "chosen": "入选示范试点企业的单位数",
+    "gap": "无单位符合遴选条件，存在缺口",
+    "failed_counts": "候选单位未符合各项条件的家数",
+    # insurance and warnings
+    "insured_unknown": "投保情况不明的在用电梯台数",
+    "coverage": "电梯责任保险覆盖率：已投保 / 在用电梯",
+    "target": "当年覆盖率目标",
+    "meets_target": "覆盖率不低于当年目标",
+    "grade": "预警等级代码：prompt 风险提示、caution 警示、alert 预警",
+    "grade_zh": "预警等级中文名称",
+    "grade_rank": "预警等级序号：3 预警、2 警示、1 风险提示",
+    "trigger_count": "越过阈值的指标数",
+    "triggers": "越过阈值的指标、数值与阈值（JSON）",
+    "message": "发布原因，每个触发指标一句",
+    # blacklist candidates
+    "criteria": "符合的列入黑名单情形（JSON）",
+    "reason": "建议列入黑名单的理由",
+    # Chinese names beside coded fields
+    "level_name": "风险等级的中文名称",
+    "max_level_name": "最高风险等级的中文名称",
+    "equipment_level_name": "设备风险等级的中文名称",
+    "top_category_name": "设备种类的中文名称（特种设备目录）",
+    "main_category_name": "主要设备种类的中文名称（特种设备目录）",
+    "category_code_name": "设备类别或品种的中文名称（特种设备目录）",
+    "admin_level_name": "行政级别的中文名称",
+    "geocode_precision_name": "坐标来源的中文说明",
+}
+
+#: Code lists that live nowhere else (levels, categories and industries have theirs in
+#: ``layers.frames.LEVEL_ZH``, ``data.catalogue`` and ``layers.aggregate.INDUSTRY_NAMES``).
+ADMIN_LEVEL_NAMES: dict[str, str] = {"province": "省", "city": "市", "county": "区县"}
+PRECISION_NAMES: dict[str, str] = {"exact": "台账坐标", "county": "按地址定位到区县"}
+
+#: Fields whose values are codes, and the code list each draws from. Exports write the
+#: Chinese name in ``<field>_name`` beside each (unless the layer has that field already);
+#: ``LayerSpec.not_coded`` names a field that shares such a name but holds plain text.
+CODED_FIELDS: dict[str, str] = {
+    "level": "level", "max_level": "level", "equipment_level": "level",
+    "top_category": "category", "category": "category", "dominant_category": "category",
+    "main_category": "category", "category_code": "catalogue", "industry": "industry",
+    "admin_level": "admin_level", "geocode_precision": "precision",
 }

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from data.catalogue import TOP_CATEGORIES
 from layers.frames import LEVEL_COUNT_COLUMNS
-from layers.labels import FIELD_LABELS
+from layers.labels import CODED_FIELDS, FIELD_LABELS, FIELD_MEANINGS, FIELD_UNITS
 
 _BUILDER = re.compile(r"^[a-z_][a-z0-9_.]*:[a-z_][a-z0-9_]*$")
 
@@ -39,6 +39,11 @@ class LayerSpec:
     labels: tuple[tuple[str, str], ...] = dataclasses.field(default=(), kw_only=True)
     #: the title in the map's layer control, before what the map adds; defaults to ``title``
     short_title: str = dataclasses.field(default="", kw_only=True)
+    #: (field, meaning) where the layer's field is not what ``FIELD_MEANINGS`` says
+    meanings: tuple[tuple[str, str], ...] = dataclasses.field(default=(), kw_only=True)
+    #: fields named like a coded field (``CODED_FIELDS``) that hold plain text instead, or
+    #: whose Chinese name the layer already holds under another name
+    not_coded: tuple[str, ...] = dataclasses.field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         if not _BUILDER.match(self.builder):
@@ -46,6 +51,9 @@ class LayerSpec:
         names = set(self.field_names)
         if stray := [n for n, _ in self.labels if n not in names]:
             raise ValueError(f"layer {self.id}: labels for fields it lacks: {stray}")
+        if stray := [n for n in (*dict(self.meanings), *self.not_coded) if n not in names]:
+            raise ValueError(f"layer {self.id}: meanings or not_coded for fields it lacks: "
+                             f"{stray}")
         own = dict(self.labels)
         if unlabelled := [n for n in self.field_names if n not in own and n not in FIELD_LABELS]:
             raise ValueError(f"layer {self.id}: no Chinese label for {unlabelled}")
@@ -66,6 +74,26 @@ class LayerSpec:
         """The Chinese label of every field, in field order."""
         own = dict(self.labels)
         return {name: own.get(name) or FIELD_LABELS[name] for name in self.field_names}
+
+    @property
+    def field_meanings(self) -> dict[str, str]:
+        """What every field means ("" where the vocabulary lacks it), in field order."""
+        own = dict(self.meanings)
+        return {name: own.get(name) or FIELD_MEANINGS.get(name, "") for name in self.field_names}
+
+    @property
+    def field_units(self) -> dict[str, str]:
+        """The unit of every numeric field ("" for none, and for every other type)."""
+        return {name: FIELD_UNITS.get(name, "") if kind in ("int", "float") else ""
+                for name, kind in self.fields}
+
+    @property
+    def coded_fields(self) -> dict[str, str]:
+        """Coded fields that have no ``<field>_name`` beside them: field → code list."""
+        names = set(self.field_names)
+        return {name: CODED_FIELDS[name] for name in self.field_names
+                if name in CODED_FIELDS and name not in self.not_coded
+                and f"{name}_name" not in names}
 
     def type_of(self, field: str) -> str:
         return dict(self.fields)[field]
@@ -89,6 +117,7 @@ REGION = (("adcode", "text"), ("name", "text"), ("admin_level", "text"),
           ("parent_adcode", "text"), ("province_adcode", "text"), ("city_adcode", "text"))
 REGION_LABELS = (("name", "行政区"),)
 FREQUENCY_LABELS = (("name", "使用单位"), ("reasons", "检查频次依据"))
+FREQUENCY_MEANINGS = (("reasons", "确定基础检查间隔及加频的依据"),)
 
 _LAYERS = (
     LayerSpec(
@@ -106,7 +135,9 @@ _LAYERS = (
             ("C_reason", "text"), ("level_reason", "text")),
         "每台设备按 LEC 法（D=L×E×C）分级，附 L、E、C 取值及其依据",
         "domain.md 风险分级 LEC；seed 002 二(一) 风险辨识、风险评估和风险分级管控",
-        builder="layers.builders:equipment", labels=(("in_use", "在用"),), short_title="设备"),
+        builder="layers.builders:equipment", labels=(("in_use", "在用"),), short_title="设备",
+        meanings=(("in_use", "设备状态为在用（状态未填写的按在用计）"),
+                  ("overdue", "在用且已超过下次检验日期"))),
     LayerSpec(
         "units", "使用单位风险（一企一策）", "point", ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("size", "text"),
@@ -122,7 +153,8 @@ _LAYERS = (
             ("measures", "json"), ("measure_ids", "json")),
         "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施",
         "seed 002 二(四) “一园一策”“一企一策”；小微企业“一企一档一码”",
-        builder="layers.builders:units", labels=(("name", "使用单位"), ("equipment", "设备"))),
+        builder="layers.builders:units", labels=(("name", "使用单位"), ("equipment", "设备")),
+        meanings=(("equipment", "该单位登记的设备台数（全部状态）"),)),
     LayerSpec(
         "risk-cells", "网格风险（H3）", "polygon", ("h3",), (
             ("h3", "text"), ("resolution", "int"), *INDICATORS),
@@ -168,7 +200,8 @@ _LAYERS = (
             ("h3", "text")),
         "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
         "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点",
-        builder="layers.builders:frequency", labels=FREQUENCY_LABELS),
+        builder="layers.builders:frequency", labels=FREQUENCY_LABELS,
+        meanings=FREQUENCY_MEANINGS),
     LayerSpec(
         "demonstration", "示范试点企业", "point", ("city_adcode", "top_category", "credit_code"),
         (("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
@@ -176,8 +209,10 @@ _LAYERS = (
          ("equipment_in_category", "int"), ("passed_checks_3y", "int"), ("reasons", "text")),
         "每个地市每类特种设备遴选 1–2 家示范试点企业，附遴选依据",
         "seed 002 二(四) “每个地市按照每类特种设备分别建立 1 至 2 家示范试点企业”",
-        builder="layers.builders:demonstration",
-        labels=(("name", "使用单位"), ("rank", "名次"), ("reasons", "遴选依据"))),
+        builder="layers.builders:demonstration", not_coded=("top_category",),
+        labels=(("name", "使用单位"), ("rank", "名次"), ("reasons", "遴选依据")),
+        meanings=(("rank", "在该地市该种类中的入选名次（1 或 2）"),
+                  ("reasons", "入选示范试点企业的依据"))),
     LayerSpec(
         "parks", "园区风险画像（一园一策）", "multipolygon", ("park_id",), (
             ("park_id", "text"), ("name", "text"), ("kind", "text"), *ADMIN,
@@ -196,7 +231,11 @@ _LAYERS = (
             ("measure_ids", "json")),
         "园区风险画像与按规则生成的一园一策措施", "seed 002 二(四) “一园一策”",
         builder="layers.builders:parks", short_title="园区",
-        labels=(("name", "园区"), ("rank", "风险排名"), ("equipment", "设备"))),
+        labels=(("name", "园区"), ("rank", "风险排名"), ("equipment", "设备")),
+        meanings=(("equipment", "园区内使用单位的设备台数（全部状态）"),
+                  ("five_have_score", "园区内使用单位“五有”得分的平均值（0–5，不计未知）"),
+                  ("risk_index", "风险指数 0–100：园区风险总分 / 最高园区风险总分 × 100"),
+                  ("rank", "园区按风险总分的排名（1 为最高）"))),
     LayerSpec(
         "venues", "人员密集场所", "multipolygon", ("venue_id",), (
             ("venue_id", "text"), ("name", "text"), ("kind", "text"),
@@ -216,7 +255,9 @@ _LAYERS = (
             ("equipment_level", "text"), *LOCATION),
         "未销号隐患；重大隐患挂牌督办，逾期未整改者标出",
         "seed 002 二(一) 隐患排查、登记、治理、销号闭环；二(二) 重大隐患挂牌督办",
-        builder="layers.builders:hazards", labels=(("level", "隐患等级"), ("status", "隐患状态"))),
+        builder="layers.builders:hazards", labels=(("level", "隐患等级"), ("status", "隐患状态")),
+        meanings=(("level", "隐患等级（重大、一般）"), ("status", "隐患状态（已登记、整改中）")),
+        not_coded=("level",)),
     LayerSpec(
         "overdue", "逾期未检设备", "point", ("registration_code",), (
             ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
@@ -240,7 +281,9 @@ _LAYERS = (
             ("meets_target", "bool")),
         "各行政区电梯责任保险覆盖率与当年目标", "seed 000 二(五) 40%/55%/70%",
         builder="layers.builders:insurance",
-        labels=(*REGION_LABELS, ("insured", "已投保电梯"), ("gap", "距目标差距"))),
+        labels=(*REGION_LABELS, ("insured", "已投保电梯"), ("gap", "距目标差距")),
+        meanings=(("insured", "已投保责任保险的在用电梯台数"),
+                  ("gap", "当年目标减覆盖率（大于 0 为未达标，0 为达标）"))),
     LayerSpec(
         "warnings", "风险提示·警示·预警", "multipolygon", ("admin_level", "adcode"), (
             *REGION, ("grade", "text"), ("grade_zh", "text"), ("grade_rank", "int"),
@@ -257,14 +300,15 @@ _TABLES = (
     LayerSpec(
         "check-schedule", "监督检查计划", None, ("credit_code",), FREQUENCY_FIELDS,
         "每个使用单位的监督检查周期、加密理由与下次应检日期（网格员工作清单用）",
-        builder="layers.builders:check_schedule", labels=FREQUENCY_LABELS),
+        builder="layers.builders:check_schedule", labels=FREQUENCY_LABELS,
+        meanings=FREQUENCY_MEANINGS),
     LayerSpec(
         "demonstration-coverage", "示范企业遴选覆盖", None, ("city_adcode", "top_category"), (
             ("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),
             *_ints("candidates", "qualified", "chosen"), ("gap", "bool"),
             ("failed_counts", "text")),
         "每个地市×设备种类的候选、合格、入选数；无人符合条件即为缺口",
-        builder="layers.builders:demonstration_coverage"),
+        builder="layers.builders:demonstration_coverage", not_coded=("top_category",)),
     LayerSpec(
         "hotspot-units", "热点内使用单位", None, ("credit_code",), (
             ("credit_code", "text"), ("h3", "text"), ("gi_star", "float"),
@@ -275,7 +319,8 @@ _TABLES = (
             ("county_adcode", "text"), ("top_category", "text"), ("units", "int"),
             ("units_with_serious", "int"), ("share", "float"), ("widespread", "bool")),
         "各区县各类设备中存在严重隐患的单位占比",
-        builder="layers.builders:widespread", labels=(("units", "单位数"),)),
+        builder="layers.builders:widespread", labels=(("units", "单位数"),),
+        meanings=(("units", "该区县有该种类设备的使用单位数"),)),
     LayerSpec(
         "blacklist-candidates", "建议列入黑名单", None, ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from geo.boundaries import load_boundaries
+from geo.regions import UnknownRegion, resolve_region
 from service.caches import VerifiedTokens
 from service.deps import CachesDep, SettingsDep, StoreDep
 from service.store.base import Session, Store, User
@@ -96,27 +96,26 @@ def check_scope(role: Role, scope: str | None, provinces: list[str]) -> str | No
         return None
     if not scope:
         raise ValueError(f"{ROLE_ZH[role]}须指定范围 --scope")
-    if role in ADCODE_ROLES:
-        known = set()
-        for level in ("province", "city", "county"):
-            known |= set(load_boundaries(provinces, level)["adcode"].astype(str))
-        if scope not in known:
-            raise ValueError(f"范围 {scope} 不是已加载省份的行政区划代码")
-        return scope
+    if role in ADCODE_ROLES:  # 410100 or 4101: the same city, stored as 410100
+        try:
+            return resolve_region(scope, provinces).adcode
+        except UnknownRegion as exc:
+            raise ValueError(f"范围：{exc}") from None
     if not _CODE.match(scope):
         raise ValueError(f"范围 {scope!r} 不是有效的编号")
     return scope.upper()
 
 
 def create_user(store: Store, *, name: str, role: Role, scope: str | None, pepper: str,
-                provinces: list[str]) -> tuple[User, str]:
-    """A new user and their token (returned once, stored only hashed)."""
+                provinces: list[str], actor: str = "cli") -> tuple[User, str]:
+    """A new user and their token (returned once, stored only hashed); the audit trail
+    records ``actor`` adding them (``cli``, ``cli:<login>`` or an administrator's id)."""
     scope = check_scope(role, scope, provinces)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(user_id=f"u-{uuid.uuid4().hex[:12]}", name=name.strip() or role.value,
                 role=role.value, scope=scope, token_hash=hash_token(token, pepper),
                 created_at=datetime.now(UTC))
-    store.add_user(user)
+    store.add_user(user, actor=actor)
     return user, token
 
 
@@ -215,3 +214,24 @@ def require(*roles: Role) -> Any:  # a FastAPI dependency
         return caller
 
     return Depends(check)
+
+
+CLI_ROLE_ZH = "服务器命令行（系统管理员）"
+
+
+def audit_actor(actor: str | None, users: dict[str, User]) -> dict:
+    """Who an audit entry's ``actor`` is, for a person to read: ``{id, name, role,
+    role_zh}``. A user id (or ``user:<id>``) is looked up in ``users`` (by id); ``cli`` and
+    ``cli:<login>`` are the server's command line, run by an administrator."""
+    actor = actor or ""
+    if actor == "cli" or actor.startswith("cli:"):
+        login = actor.partition(":")[2]
+        return {"id": actor, "name": login or "命令行", "role": "cli", "role_zh": CLI_ROLE_ZH}
+    user = users.get(actor.removeprefix("user:"))
+    if user is None:
+        return {"id": actor, "name": None, "role": None, "role_zh": "未知用户"}
+    try:
+        role_zh = ROLE_ZH[Role(user.role)]
+    except ValueError:
+        role_zh = user.role
+    return {"id": actor, "name": user.name, "role": user.role, "role_zh": role_zh}

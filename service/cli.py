@@ -1,11 +1,21 @@
-"""``riskmap``: the one entry point (demo data, ingest, build, serve)."""
+"""``riskmap``: the one entry point (demo data, ingest, build, serve).
+
+Only ``ingest`` and ``demo`` create a store; every other command opens the one named by
+``--store`` (or ``RISKMAP_STORE``, default ``./var/riskmap``) and, when it is missing or
+holds no data, says which store it looked at and what to run first. Exit codes (docs/cli.md):
+0 success, 1 some rows rejected (the rest loaded), 2 refused.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,9 +24,68 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from data.schema import Kind
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from service.store import Store
+
+# exit codes every command uses (click uses 2 for usage errors too)
+EXIT_OK = 0        # success; ingest: every row loaded
+EXIT_REJECTS = 1   # ingest: some rows rejected, the rest loaded
+EXIT_REFUSED = 2   # bad arguments, a file refused, nothing loaded, store missing or empty,
+#                    --strict with rejects: nothing was written
+
+EPILOG = ("退出码 exit codes: 0 成功 success, all loaded · 1 部分行被拒收 some rows "
+          "rejected, the rest loaded · 2 拒绝 refused: bad arguments, a file refused, "
+          "nothing loaded, store missing or empty, --strict with rejects. "
+          "详见 see docs/cli.md")
+
+
+def _measure_wrapped_lines_in_cells() -> None:
+    """rich's ``Text.rstrip_end`` measures a line in characters, not terminal cells, so a
+    wrapped line holding Chinese that fills its column keeps the space after it and is
+    then cut with "…" (option help lost words at some widths). Measure in cells, as the
+    rest of rich does (the same for ASCII)."""
+    from rich import text as rich_text
+    from rich.cells import cell_len
+
+    pattern = getattr(rich_text, "_re_whitespace", None)
+    if pattern is None or not hasattr(rich_text.Text, "rstrip_end"):
+        return  # a rich without the flaw's code: nothing to mend
+
+    def rstrip_end(self: rich_text.Text, size: int) -> None:
+        excess = cell_len(self.plain) - size
+        if excess > 0:
+            match = pattern.search(self.plain)
+            if match is not None:
+                self.right_crop(min(len(match.group(0)), excess))
+
+    rich_text.Text.rstrip_end = rstrip_end  # type: ignore[method-assign]
+
+
+_measure_wrapped_lines_in_cells()
 app = typer.Typer(help="riskmap：特种设备双重预防区域风险地图 (special-equipment risk map)",
-                  no_args_is_help=True, add_completion=False)
+                  epilog=EPILOG, no_args_is_help=True, add_completion=False)
 console = Console(soft_wrap=True)  # long report lines wrap in the terminal, not in logs
+errors = Console(soft_wrap=True, stderr=True)
+
+STORE_HELP = ("存储 store: 目录 a directory, or postgresql+psycopg://URL "
+              "(默认 default: RISKMAP_STORE, ./var/riskmap)")
+FORMATS = ("geojson", "gpkg", "csv")
+CRSES = ("EPSG:4326", "EPSG:4490", "GCJ02")
+ROLES = ("regulator", "grid_officer", "park_admin", "planner", "admin")
+
+
+def _choice(choices: tuple[str, ...], zh: str, en: str) -> Callable[[str], str]:
+    """A parser of one of ``choices`` (any case), whose error names the value and lists the
+    choices: ``未知角色 planer；可选：regulator、grid_officer、… (unknown role)``."""
+    by_folded = {c.casefold(): c for c in choices}
+
+    def parse(value: str) -> str:
+        found = by_folded.get(str(value).strip().casefold())
+        if found is None:
+            raise typer.BadParameter(f"{zh} {value}；可选：{'、'.join(choices)} ({en})")
+        return found
+
+    return parse
 
 
 def _settings(store: str | None, **extra: object) -> Settings:
@@ -24,15 +93,62 @@ def _settings(store: str | None, **extra: object) -> Settings:
     return Settings(**overrides)
 
 
+def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    """Say why on stderr and exit with ``code`` (2: refused)."""
+    errors.print(message, highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def _where(settings: Settings) -> str:
+    """The store as messages name it (absolute directory, URL without password)."""
+    from service.store import shown_address
+
+    return shown_address(settings.store_location)
+
+
+def _run_hint(command: str, settings: Settings) -> str:
+    return f"riskmap {command} --store {shlex.quote(_where(settings))}"
+
+
+@contextmanager
+def _opened(settings: Settings, *, create: bool = False, need_data: bool = False
+            ) -> Iterator[Store]:
+    """The store ``settings`` name. Exit 2 with the store named and what to run when it is
+    missing (unless ``create``: only ingest and demo create one), when ``need_data`` and it
+    holds no ingested row, or on any store error meanwhile."""
+    from service.store import open_store
+    from service.store.errors import StoreError
+
+    try:
+        store = open_store(settings.store, create=create, h3_resolution=settings.h3_resolution)
+    except StoreError as exc:
+        _fail(str(exc))
+    with store:
+        if need_data and not store.has_data():
+            _fail(f"存储是空的 the store holds no data: {_where(settings)}\n"
+                  f"  先导入台账 first load registry files:\n"
+                  f"    {_run_hint('ingest FILES', settings)}")
+        try:
+            yield store
+        except StoreError as exc:
+            _fail(f"{exc}\n  存储 store: {_where(settings)}")
+
+
+# demo --------------------------------------------------------------------------------------
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="输出目录 output directory")] = Path("var/demo"),
-    province: Annotated[str, typer.Option(help="省份名称或代码，如 河南省 / 610000")] = "河南省",
-    equipment: Annotated[int, typer.Option(min=100, help="设备数量")] = 50_000,
+    province: Annotated[str, typer.Option(help="省份 province: 名称 name or adcode, "
+                                               "e.g. 河南省, 610000")] = "河南省",
+    equipment: Annotated[int, typer.Option(min=100, help="设备数量 pieces of equipment")
+                         ] = 50_000,
     seed: Annotated[int, typer.Option(help="随机种子 (same seed, same files)")] = 7,
-    store: Annotated[str | None, typer.Option(help="演示用户写入的存储 store for demo users")
-                     ] = None,
-    users: Annotated[bool, typer.Option(help="为每个角色创建一个演示用户并打印令牌")] = True,
+    store: Annotated[str | None, typer.Option(
+        help="演示用户的存储 store for the demo users (默认 default: RISKMAP_STORE, "
+             "./var/riskmap); 没有则新建 created if missing")] = None,
+    users: Annotated[bool, typer.Option(help="每个角色一个演示用户 one demo user per role, "
+                                             "令牌只显示一次 tokens shown once")] = True,
 ) -> None:
     """生成演示省份的台账文件，并为每个角色创建演示用户 (demo files and one user per role)."""
     from data.demo import generate
@@ -53,7 +169,6 @@ def _demo_users(out: Path, manifest: dict, settings: Settings) -> None:
 
     from data.demo import FILES
     from service.auth import ROLE_ZH, Role, create_user
-    from service.store import open_store
 
     with open(out / FILES["officers"], encoding="utf-8") as fh:
         officer = next(csv.DictReader(fh))["网格员编号"]
@@ -62,43 +177,62 @@ def _demo_users(out: Path, manifest: dict, settings: Settings) -> None:
     province = manifest["province"]["adcode"]
     scopes = {Role.REGULATOR: province, Role.GRID_OFFICER: officer, Role.PARK_ADMIN: park,
               Role.PLANNER: province, Role.ADMIN: None}
-    console.print("演示用户 demo users (令牌只显示一次 tokens are shown once):")
-    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+    console.print(f"演示用户 demo users in {_where(settings)} (令牌只显示一次 tokens are "
+                  "shown once):", highlight=False)
+    with _opened(settings, create=True) as st:
         for role, scope in scopes.items():
             _user, token = create_user(st, name=f"演示{ROLE_ZH[role]}", role=role, scope=scope,
                                       pepper=settings.token_pepper.get_secret_value(),
-                                      provinces=settings.provinces)
+                                      provinces=settings.provinces, actor=f"cli:{_login()}")
             console.print(f"  {role.value:<12} {scope or '全部':<12} {token}", highlight=False,
                           markup=False)
 
 
-@app.command()
+# ingest ------------------------------------------------------------------------------------
+
+@app.command(epilog="退出码 exit: 0 全部载入 all loaded · 1 部分行被拒收 some rows "
+             "rejected · 2 文件被拒 a file refused, 无一载入 nothing loaded, "
+             "--strict 有拒收 with rejects (nothing written)")
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="台账文件 registry files (any order)")],
-    store: Annotated[str | None, typer.Option(help="存储 store path or postgresql+psycopg:// URL")
-                     ] = None,
-    crs: Annotated[str | None, typer.Option(help="文件默认坐标系 default datum: WGS84/CGCS2000/"
-                                                 "GCJ02/BD09")] = None,
-    kind: Annotated[Kind | None, typer.Option(help="强制文件类型 force the kind of every file")
-                    ] = None,
+    paths: Annotated[list[Path], typer.Argument(
+        help="台账文件 registry files: CSV, XLSX, GeoJSON, GeoPackage (any order)",
+        show_default=False)],
+    store: Annotated[str | None, typer.Option(help=STORE_HELP + "; 没有则新建 created if "
+                                              "missing")] = None,
+    crs: Annotated[str | None, typer.Option(
+        help="文件默认坐标系 default datum: WGS84 / CGCS2000 / GCJ02 / BD09")] = None,
+    kind: Annotated[Kind | None, typer.Option(
+        help="强制文件类型 force the kind of every file: " + ", ".join(k.value for k in Kind),
+        metavar="KIND")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="有拒收则整批不写入 any reject fails the batch: nothing "
+                         "written, exit 2")] = False,
     report: Annotated[Path | None, typer.Option(help="JSON 报告路径 write the report here")
                       ] = None,
-    max_file_mb: Annotated[int, typer.Option(help="单个文件大小上限 MB")] = 2048,
+    report_xlsx: Annotated[Path | None, typer.Option(
+        help="拒收明细工作簿 write the rejected rows to this .xlsx")] = None,
+    max_file_mb: Annotated[int, typer.Option(help="单个文件大小上限 MB size limit per file")
+                           ] = 2048,
 ) -> None:
     """导入台账文件 (validate, locate and load registry files as one batch)."""
     from geo.datum import UnknownDatumError, parse_datum
     from service.ingest.pipeline import IngestOptions
     from service.ingest.pipeline import ingest as run
-    from service.ingest.report import summary_lines
-    from service.store import open_store
+    from service.ingest.report import ingest_exit_code, summary_lines
 
     settings = _settings(store)
     if crs:
         try:
             parse_datum(crs)
         except UnknownDatumError:
-            raise typer.BadParameter(f"未知坐标系 unknown datum: {crs}", param_hint="--crs"
+            raise typer.BadParameter(f"未知坐标系 unknown datum: {crs}；可选 choose from："
+                                     "WGS84、CGCS2000、GCJ02、BD09", param_hint="--crs"
                                      ) from None
+    absent = [p for p in paths if not p.is_file()]
+    if absent:  # refused before any store is opened: a typo must not load half a delivery
+        _fail("\n".join(f"文件被拒 file refused: {p}: "
+                        f"{'不是文件 not a file' if p.exists() else '文件不存在 file not found'}"
+                        for p in absent) + "\n未导入任何数据 nothing was loaded")
     # one step per file read, one per file validated, then checks and the write
     steps = 2 * len(paths) + 2
     with Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(),
@@ -112,16 +246,34 @@ def ingest(
         options = IngestOptions(
             h3_resolution=settings.h3_resolution, provinces=settings.provinces,
             default_crs=crs, kind=kind, max_bytes=max_file_mb * 2**20, progress=advance,
-            actor=f"cli:{_login()}")
-        with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+            actor=f"cli:{_login()}", strict=strict)
+        with _opened(settings, create=True) as st:
             result = run([str(p) for p in paths], st, options)
     for line in summary_lines(result):
-        console.print(line, highlight=False)
-    console.print("图层需重新生成 layers are now stale: riskmap build", highlight=False)
+        console.print(line, highlight=False, markup=False)
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-        console.print(f"报告 report: {report}")
+        console.print(f"报告 report: {report}", highlight=False)
+    if report_xlsx:
+        from service.ingest.reject_workbook import write_reject_workbook
+
+        report_xlsx.parent.mkdir(parents=True, exist_ok=True)
+        rows = write_reject_workbook(result, report_xlsx)
+        console.print(f"拒收明细 rejected rows: {rows} → {report_xlsx}", highlight=False)
+    code = ingest_exit_code(result)
+    if _loaded_and_written(result):
+        hint = "riskmap build" if store is None else _run_hint("build", settings)
+        console.print(f"图层需重新生成 layers are now stale: {hint}", highlight=False,
+                      markup=False)
+    elif result.get("written", True):  # (not written: the summary says why)
+        errors.print("没有载入任何数据行 no rows were loaded", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def _loaded_and_written(report: dict) -> bool:
+    """Whether the batch landed with rows in it (layers built before it are stale)."""
+    return bool(report.get("written", True) and report.get("loaded", 0))
 
 
 def _login() -> str:
@@ -134,83 +286,88 @@ def _login() -> str:
         return str(os.getuid())
 
 
-users_app = typer.Typer(help="用户与令牌 users and their bearer tokens", no_args_is_help=True)
+# users -------------------------------------------------------------------------------------
+
+users_app = typer.Typer(help="用户与令牌 users and their bearer tokens", no_args_is_help=True,
+                        epilog=EPILOG)
 app.add_typer(users_app, name="users")
 
 
 @users_app.command("add")
 def users_add(
-    role: Annotated[str, typer.Option(help="regulator / grid_officer / park_admin / planner / "
-                                           "admin")],
-    scope: Annotated[str | None, typer.Option(help="行政区划代码、网格员编号或园区编号")] = None,
-    name: Annotated[str, typer.Option(help="姓名或说明")] = "",
-    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+    role: Annotated[str, typer.Option(
+        help="角色 role: " + ", ".join(ROLES), parser=_choice(ROLES, "未知角色", "unknown role"),
+        metavar="ROLE", show_default=False)],
+    scope: Annotated[str | None, typer.Option(
+        help="范围 scope: 行政区划代码 adcode (410100 或 or 4101), 网格员编号 officer id, "
+             "园区编号 park id; admin: 不设 none")] = None,
+    name: Annotated[str, typer.Option(help="姓名或说明 name or note")] = "",
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
 ) -> None:
-    """新建用户并打印其令牌（令牌只显示这一次，最后一行）."""
+    """新建用户并打印其令牌，只显示一次 (add a user; its token is the last line)."""
     from service.auth import Role, create_user
-    from service.store import open_store
 
-    try:
-        role_value = Role(role)
-    except ValueError:
-        raise typer.BadParameter(f"未知角色 {role}", param_hint="--role") from None
     settings = _settings(store)
-    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+    with _opened(settings) as st:
         try:
-            user, token = create_user(st, name=name, role=role_value, scope=scope,
+            user, token = create_user(st, name=name, role=Role(role), scope=scope,
                                       pepper=settings.token_pepper.get_secret_value(),
-                                      provinces=settings.provinces)
+                                      provinces=settings.provinces, actor=f"cli:{_login()}")
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--scope") from None
     console.print(f"用户 {user.user_id}（{user.name}，{user.role}，范围 {user.scope or '全部'}）",
-                  highlight=False)
+                  highlight=False, markup=False)
     print(token)  # alone on the last line, for scripts
 
 
 @users_app.command("list")
-def users_list(store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None
-               ) -> None:
-    """列出用户（不含令牌）."""
-    from service.store import open_store
-
+def users_list(store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None) -> None:
+    """列出用户（不含令牌）(list users, without tokens)."""
     settings = _settings(store)
-    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
-        for user in st.users():
-            console.print(f"{user.user_id}\t{user.role}\t{user.scope or '-'}\t{user.name}"
-                          f"{'（已停用）' if user.disabled else ''}", highlight=False)
+    with _opened(settings) as st:
+        found = st.users()
+    if not found:
+        console.print(f"存储 {_where(settings)} 中没有用户 no users yet; 新建 add one:\n"
+                      f"  {_run_hint('users add --role admin', settings)}", highlight=False,
+                      markup=False)
+    for user in found:  # tab-separated, for scripts
+        print(f"{user.user_id}\t{user.role}\t{user.scope or '-'}\t{user.name}"
+              f"{'（已停用）' if user.disabled else ''}")
 
 
 @users_app.command("disable")
 def users_disable(
-    user_id: Annotated[str, typer.Argument(help="用户编号 user id (riskmap users list)")],
-    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+    user_id: Annotated[str, typer.Argument(help="用户编号 user id (riskmap users list)",
+                                           show_default=False)],
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
 ) -> None:
-    """停用用户：其令牌随即失效（运行中的服务至多 10 秒后拒绝）."""
-    from service.store import open_store
+    """停用用户，其令牌随即失效 (disable a user; a running service refuses it within 10 s)."""
     from service.store.errors import StoreError
 
     settings = _settings(store)
-    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+    with _opened(settings) as st:
         try:
-            st.disable_user(user_id)
+            st.disable_user(user_id, actor=f"cli:{_login()}")
         except StoreError:
             raise typer.BadParameter(f"没有用户 {user_id}", param_hint="USER_ID") from None
-    console.print(f"已停用用户 {user_id}", highlight=False)
+    console.print(f"已停用用户 {user_id}", highlight=False, markup=False)
 
+
+# build, rules, export ----------------------------------------------------------------------
 
 @app.command()
 def build(
-    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
-    rules: Annotated[Path | None, typer.Option(help="规则文件 rules TOML (默认 data/rules.toml)")
-                     ] = None,
-    as_of: Annotated[str | None, typer.Option(help="统计日期 YYYY-MM-DD (默认今天)")] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+    rules: Annotated[Path | None, typer.Option(
+        help="规则文件 rules TOML (默认 default: data/rules.toml)")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="统计日期 as-of date YYYY-MM-DD (默认今天 default today)")] = None,
 ) -> None:
     """计算风险分级与各监管图层 (grade risk and build every map layer)."""
     from datetime import date
 
     from layers.rules import RulesError, load_rules
     from service.build import run_build
-    from service.store import open_store
 
     settings = _settings(store)
     try:
@@ -221,10 +378,9 @@ def build(
     try:
         rule_set = load_rules(rules or settings.rules)
     except RulesError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    with console.status("计算图层 building layers…") as status, \
-            open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
+        _fail(str(exc))
+    with _opened(settings, need_data=True) as st, \
+            console.status("计算图层 building layers…") as status:
         result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
                            progress=lambda stage: status.update(f"计算图层 {stage}…"))
     report = result.report
@@ -257,8 +413,7 @@ def rules(
         try:
             loaded = load_rules(check)
         except RulesError as exc:
-            console.print(f"[red]{exc}[/red]", highlight=False)
-            raise typer.Exit(2) from None
+            _fail(str(exc))
         console.print(f"规则有效 valid: {loaded.title}（版本 {loaded.version}，"
                       f"指纹 {loaded.fingerprint()}）", highlight=False)
     if write is not None:
@@ -268,47 +423,159 @@ def rules(
         console.print(to_toml(Rules()), highlight=False, markup=False)
 
 
+def _layer_ids() -> tuple[str, ...]:
+    from layers.registry import ALL
+
+    return tuple(ALL)
+
+
 @app.command()
 def export(
-    layer: Annotated[str, typer.Argument(help="图层编号，如 regions / equipment")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="输出文件")],
-    format: Annotated[str, typer.Option(help="geojson / gpkg / csv")] = "geojson",
-    crs: Annotated[str, typer.Option(help="EPSG:4326 / EPSG:4490 / GCJ02")] = "EPSG:4326",
-    adcode: Annotated[str | None, typer.Option(help="只导出该行政区划代码前缀")] = None,
-    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
+    layer: Annotated[str, typer.Argument(
+        help="图层 layer: " + ", ".join(_layer_ids()), show_default=False,
+        parser=_choice(_layer_ids(), "没有图层", "no such layer"), metavar="LAYER")],
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="输出文件 output file (默认 default: LAYER-ADCODE-CRS.FORMAT "
+                            "in the current folder)",
+        show_default=False)] = None,
+    format: Annotated[str, typer.Option(
+        help="格式 format: " + ", ".join(FORMATS), metavar="|".join(FORMATS),
+        parser=_choice(FORMATS, "未知格式", "unknown format"))] = "geojson",
+    crs: Annotated[str, typer.Option(
+        help="坐标系 datum: EPSG:4326 (WGS84), EPSG:4490 (CGCS2000), GCJ02",
+        metavar="|".join(CRSES), parser=_choice(CRSES, "未知坐标系", "unknown datum"))
+    ] = "EPSG:4326",
+    adcode: Annotated[str | None, typer.Option(
+        help="只导出一个行政区 one region: 410100 或 or 4101 (同一地区 the same)")] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
 ) -> None:
     """导出图层供政务 GIS 使用，并写出 .meta.json 元数据 (export a layer)."""
     from layers.registry import ALL
-    from service.export import export_to_file
-    from service.store import open_store
-    from service.store.query import Condition
+    from service.errors import BadParameter
+    from service.export import export_filename, export_to_file
+    from service.params import adcode_conditions
 
-    if layer not in ALL:
-        raise typer.BadParameter(f"没有图层 {layer}；可选：{', '.join(ALL)}", param_hint="LAYER")
-    if format not in ("geojson", "gpkg", "csv"):
-        raise typer.BadParameter("格式须为 geojson、gpkg 或 csv", param_hint="--format")
-    if crs not in ("EPSG:4326", "EPSG:4490", "GCJ02"):
-        raise typer.BadParameter("坐标系须为 EPSG:4326、EPSG:4490 或 GCJ02", param_hint="--crs")
-    where = ()
-    if adcode:
-        spec = ALL[layer]
-        column = next((c for c in ("adcode", "county_adcode", "city_adcode", "province_adcode")
-                       if c in spec.field_names), None)
-        if column is None or not adcode.isdigit():
-            raise typer.BadParameter("该图层不能按行政区划筛选，或代码无效", param_hint="--adcode")
-        where = (Condition(column, "prefix", (adcode,)),)
     settings = _settings(store)
-    with open_store(settings.store, h3_resolution=settings.h3_resolution) as st:
-        meta = export_to_file(st, layer, format, crs, out, where)  # type: ignore[arg-type]
-    console.print(f"已导出 {meta['rows']} 行到 {out}（{meta['datum']}），元数据 {out}.meta.json",
-                  highlight=False)
+    spec = ALL[layer]
+    where: tuple = ()
+    scope = None
+    if adcode:
+        from geo.regions import resolve_region
 
+        try:
+            where = adcode_conditions(spec, adcode, settings.provinces)
+        except BadParameter as exc:
+            _fail(f"--adcode {adcode}: {exc}")
+        scope = resolve_region(adcode, settings.provinces).adcode
+    path = out or Path(export_filename(layer, scope, crs, format))
+    with _opened(settings, need_data=True) as st:
+        build_in_force = st.layer_build()
+        if build_in_force is None:
+            _fail(f"图层尚未生成 no layers built yet in {_where(settings)}\n"
+                  f"  先生成 first run: {_run_hint('build', settings)}")
+        if build_in_force.data_version != st.data_version():
+            errors.print(f"注意：数据在图层生成后有变化 the data changed since build "
+                         f"{build_in_force.build_id}; 重新生成 rebuild: "
+                         f"{_run_hint('build', settings)}", highlight=False, markup=False)
+        meta = export_to_file(st, layer, format, crs, path, where)  # type: ignore[arg-type]
+    console.print(f"已导出 {meta['rows']} 行到 {path}（{meta['datum']}），元数据 "
+                  f"{path}.meta.json", highlight=False, markup=False)
+
+
+# info --------------------------------------------------------------------------------------
+
+def info(
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出 print JSON")] = False,
+) -> None:
+    """存储概况 (the store: size, rows, last batch and build, stale layers)."""
+    settings = _settings(store)
+    with _opened(settings) as st:
+        facts = st.info()
+    facts["location"] = _where(settings)
+    if as_json:
+        print(json.dumps(facts, ensure_ascii=False, indent=1, default=_jsonable))
+        return
+    for line in _info_lines(facts, settings):
+        console.print(line, highlight=False, markup=False)
+
+
+app.command("info")(info)
+app.command("status", help="同 info (alias of info)")(info)
+
+
+def _jsonable(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _when(value: datetime | None) -> str:
+    """A stored time (UTC, naive or not) as ``2026-11-01 08:00:00 UTC``."""
+    if value is None:
+        return "-"
+    if value.tzinfo is not None:
+        from datetime import UTC
+
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _info_lines(facts: dict, settings: Settings) -> list[str]:
+    from service.store.tables import TABLES
+
+    kind = {"embedded": "嵌入式 embedded (GeoParquet)", "postgis": "PostGIS"}[facts["kind"]]
+    tables = facts["tables"]
+    lines = [f"存储 store: {facts['location']}",
+             f"  类型 kind: {kind}，H3 分辨率 resolution {facts['h3_resolution']}，"
+             f"数据版本 data version {facts['data_version']}",
+             f"  大小 size: {_size(facts['size_bytes'])}",
+             "  各表行数 rows: " + "，".join(f"{name} {tables.get(name, 0):,}"
+                                         for name in TABLES),
+             "  其他 other: " + "，".join(f"{name} {n:,}" for name, n in tables.items()
+                                        if name not in TABLES),
+             f"  用户 users: {facts['users']['total']}（启用 enabled "
+             f"{facts['users']['enabled']}）"]
+    batch = facts["last_batch"]
+    if batch is None:
+        lines.append("最近批次 last batch: 无 none — 导入台账 load files: "
+                     + _run_hint("ingest FILES", settings))
+    else:
+        report = batch.get("report") or {}
+        lines.append(f"最近批次 last batch: {batch['batch_id']}，{_when(batch['finished_at'])}，"
+                     f"读取 read {report.get('read', 0):,}，拒收 rejected "
+                     f"{report.get('rejected', 0):,}")
+        for name in batch.get("files") or []:
+            lines.append(f"  文件 file: {name}")
+    build = facts["build"]
+    if build is None:
+        lines.append("图层 layers: 尚未生成 not built — " + _run_hint("build", settings))
+        return lines
+    lines.append(f"图层 build: {build['build_id']}，统计日期 as of {build['as_of']}，规则 rules "
+                 f"{build['rules_version']} {build['rules_hash']}，生成于 built "
+                 f"{_when(build['built_at'])}")
+    if facts["stale"]:
+        lines.append(f"图层已过期 layers are stale: {facts['stale_reason']} — "
+                     + _run_hint("build", settings))
+    else:
+        lines.append("图层为最新 layers are current")
+    return lines
+
+
+# serve -------------------------------------------------------------------------------------
 
 @app.command()
 def serve(
-    store: Annotated[str | None, typer.Option(help="存储 store path or URL")] = None,
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+    host: Annotated[str | None, typer.Option(
+        help="监听地址 address to listen on (默认 default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="端口 port (默认 default 8000)")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="进程数 server processes (each keeps its own caches)")] = None,
 ) -> None:
@@ -316,6 +583,15 @@ def serve(
     import uvicorn
 
     settings = _settings(store, host=host, port=port, workers=workers)
+    with _opened(settings) as st:  # refuse a missing store before anything listens
+        if not st.has_data():
+            errors.print(f"注意：存储是空的 the store holds no data: {_where(settings)}; "
+                         f"导入 load files: {_run_hint('ingest FILES', settings)}",
+                         highlight=False, markup=False)
+        elif st.layer_build() is None:
+            errors.print(f"注意：图层尚未生成 no layers built yet: "
+                         f"{_run_hint('build', settings)}", highlight=False, markup=False)
+    console.print(f"存储 store: {_where(settings)}", highlight=False, markup=False)
     console.print(f"地图 map: http://{settings.host}:{settings.port}/map")
     # the proxy's X-Forwarded-* headers are ours to judge (RISKMAP_TRUST_PROXY), not
     # uvicorn's, which would believe any from localhost

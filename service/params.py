@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import Path, Query, Request
 
 from data.catalogue import TOP_CATEGORIES
+from geo.regions import LEVEL_ZH, UnknownRegion, resolve_region
 from layers.frames import LEVELS
 from layers.registry import ALL, LayerSpec
 from service.errors import BadParameter, NotFound
+from service.scope import region_conditions
 from service.store.query import Condition
 
 GEOJSON = "application/geo+json"
@@ -38,7 +40,9 @@ class LayerFilters:
     level: Annotated[str | None, Query(description="风险等级 red/orange/yellow/blue")] = None
     category: Annotated[str | None, Query(description="设备种类代码，如 3000")] = None
     industry: Annotated[str | None, Query(description="行业门类 A–T")] = None
-    adcode: Annotated[str | None, Query(description="行政区划代码前缀")] = None
+    adcode: Annotated[str | None, Query(
+        description="行政区划代码：省 410000 或 41、市 410100 或 4101、区县 410105",
+        max_length=6)] = None
     park: Annotated[str | None, Query(description="园区编号")] = None
 
     def conditions(self, spec: LayerSpec, resolution: int | None = None
@@ -69,11 +73,7 @@ class LayerFilters:
                 raise BadParameter("行业须为 GB/T 4754 门类字母 A–T 或 未知")
             out.append(Condition(column("industry", what="行业"), "eq", (self.industry,)))
         if self.adcode is not None:
-            if not re.fullmatch(r"\d{2,6}", self.adcode):
-                raise BadParameter("行政区划代码前缀须为 2–6 位数字")
-            out.append(Condition(column("adcode", "county_adcode", "city_adcode",
-                                        "province_adcode", what="行政区划"), "prefix",
-                                 (self.adcode,)))
+            out.extend(adcode_conditions(spec, self.adcode))
         if self.park is not None:
             if not _CODE.match(self.park):
                 raise BadParameter("园区编号格式无效")
@@ -84,6 +84,24 @@ class LayerFilters:
 
 
 FILTER_PARAMS = frozenset(LayerFilters.__dataclass_fields__)
+
+
+def adcode_conditions(spec: LayerSpec, code: str,
+                      provinces: list[str] | tuple[str, ...] | None = None
+                      ) -> tuple[Condition, ...]:
+    """The conditions of an ``adcode`` filter on ``spec``: the region the code names (6
+    digits or a prefix, :func:`geo.regions.resolve_region`); a 400 naming the code when it
+    names no loaded region, or when the layer cannot be restricted to it."""
+    try:
+        region = resolve_region(code, provinces)
+    except UnknownRegion as exc:
+        raise BadParameter(f"adcode：{exc}") from None
+    where = region_conditions(spec, region.adcode, region.level)
+    if where is None:
+        raise BadParameter(f"图层 {spec.id}（{spec.title}）不能按{LEVEL_ZH[region.level]}"
+                           f"{region.label}筛选 / layer {spec.id} cannot be filtered by this "
+                           f"region")
+    return where
 
 
 def page_links(request: Request, offset: int, limit: int, returned: int, matched: int,

@@ -44,19 +44,31 @@ def layer_scope(caller: Principal, spec: LayerSpec) -> tuple[Condition, ...]:
 
 def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]
                   ) -> tuple[Condition, ...]:
-    code, level = caller.scope or "", caller.admin_level or "county"
+    code = caller.scope or ""
+    where = region_conditions(spec, code, caller.admin_level or "county")
+    if where is None:
+        raise Forbidden(f"图层 {spec.id}（{spec.title}）不能按行政区划限定到 {code}，"
+                        f"{ROLE_ZH[caller.role]}无权查看")
+    return where
+
+
+def region_conditions(spec: LayerSpec, adcode: str, level: str
+                      ) -> tuple[Condition, ...] | None:
+    """The conditions that keep the rows of ``spec`` inside the region ``adcode`` (a
+    6-digit code of ``level``), or None when the layer holds no admin code as fine as the
+    region (restricting it would show others' data or nothing). The one rule for a
+    caller's scope and for an ``adcode`` filter."""
     if spec.id in REGION_LAYERS:
         if level == "county":  # the county itself
-            return (Condition("adcode", "eq", (code,)), Condition("admin_level", "eq",
-                                                                  ("county",)))
-        return (Condition(f"{level}_adcode", "eq", (code,)),)
+            return (Condition("adcode", "eq", (adcode,)),
+                    Condition("admin_level", "eq", ("county",)))
+        return (Condition(f"{level}_adcode", "eq", (adcode,)),)
+    fields = set(spec.field_names)
     for column in ADMIN_COLUMNS:
         if column in fields:
             if PREFIX[FINEST[column]] < PREFIX[level]:
-                break  # the layer is coarser than the scope: it would show others' data
-            prefix = code[:PREFIX[level]]
-            if level == "city" and code == "419001":  # 济源: a city that is a county
-                return (Condition(column, "prefix", (code,)),)
-            return (Condition(column, "prefix", (prefix,)),)
-    raise Forbidden(f"图层 {spec.id}（{spec.title}）不能按行政区划限定到 {code}，"
-                    f"{ROLE_ZH[caller.role]}无权查看")
+                return None  # the layer is coarser than the region
+            if level == "city" and adcode == "419001":  # 济源: a city that is a county
+                return (Condition(column, "prefix", (adcode,)),)
+            return (Condition(column, "prefix", (adcode[:PREFIX[level]],)),)
+    return None

@@ -22,15 +22,12 @@ NONCE_STATE = "csp_nonce"
 # https://tile.openstreetmap.org/{z}/{x}/{y}.png); our own tiles and data are 'self'.
 BASEMAP_TILES = "https://tile.openstreetmap.org"
 
-# FastAPI's Swagger UI and ReDoc pages load their code and styles from cdn.jsdelivr.net
-# (fonts from Google, the favicon from fastapi.tiangolo.com) and Swagger UI starts with an
-# inline script without a nonce. They are left WITHOUT the strict policy: their HTML is
-# FastAPI's fixed template filled from the app's own config (title, schema URL), so no
-# stored data reaches it, and a policy that allowed jsDelivr (it serves any npm package)
-# would not stop an injected script anyway. They keep what cannot break them: no plugins,
-# no <base>, no framing, forms only to us.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
-DOCS_POLICY = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+# The API docs (service/app.py: Swagger UI and ReDoc, vendored) run under the strict policy:
+# Swagger UI's inline start script carries the nonce. ReDoc builds its search index in a Web
+# Worker made from a blob: URL of its own code, which script-src would refuse; /redoc alone
+# allows blob: workers. Only a script the policy already admits can make one, and a
+# service worker cannot come from a blob: URL.
+REDOC_PATH = "/redoc"
 
 
 def page_policy(nonce: str) -> str:
@@ -49,6 +46,11 @@ def page_policy(nonce: str) -> str:
         "frame-ancestors 'none'",
         "form-action 'self'",
     ))
+
+
+def redoc_policy(nonce: str) -> str:
+    """The strict policy, and ReDoc's search worker (see :data:`REDOC_PATH`)."""
+    return f"{page_policy(nonce)}; worker-src blob:"
 
 
 _FIXED = (
@@ -70,7 +72,7 @@ class SecurityHeaders:
             return
         nonce = secrets.token_urlsafe(16)
         scope.setdefault("state", {})[NONCE_STATE] = nonce
-        policy = DOCS_POLICY if scope["path"] in DOCS_PATHS else page_policy(nonce)
+        policy = (redoc_policy if scope["path"] == REDOC_PATH else page_policy)(nonce)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

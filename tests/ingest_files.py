@@ -109,10 +109,28 @@ GOOD_EQUIPMENT = {"31104101052015000001", "31104101052015000002", "4110410105201
                   "31104101052015000011", "31104103052015000013", "31106101132019000015"}
 
 
-def write_equipment_csv(path: Path, encoding: str = "utf-8", rows=None) -> Path:
-    frame = pd.DataFrame(rows if rows is not None else equipment_rows(), columns=EQUIPMENT_HEADERS)
+# The same columns as a county system exports them: schema aliases, not the Chinese names
+CLERK_HEADERS = ["设备代码", "设备品种", "使用单位统一社会信用代码", "使用单位", "地址", "东经",
+                 "北纬", "坐标系统", "投入使用日期", "检验日期", "下次检验日期", "检验结论", "状态",
+                 "投保"]
+
+
+def write_equipment_csv(path: Path, encoding: str = "utf-8", rows=None,
+                        headers: list[str] | None = None) -> Path:
+    frame = pd.DataFrame(rows if rows is not None else equipment_rows(),
+                         columns=headers or EQUIPMENT_HEADERS)
     frame.to_csv(path, index=False, encoding=encoding)
     return path
+
+
+def dms(value: float, marks: str = "°'\"", hemisphere: str = "") -> str:
+    """Decimal degrees written as degrees, minutes and seconds (``marks``: the three signs),
+    e.g. 113.625 -> 113°37'30\"."""
+    degrees = int(value)
+    minutes = int((value - degrees) * 60)
+    seconds = round((value - degrees - minutes / 60) * 3600, 2)
+    d, m, s = marks
+    return f"{hemisphere}{degrees}{d}{minutes}{m}{seconds:g}{s}"
 
 
 def write_units_csv(path: Path) -> Path:

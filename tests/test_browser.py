@@ -33,7 +33,7 @@ def _admin_token(store) -> str:
 @pytest.fixture()
 def served_map(tmp_path):
     root = tmp_path / "store"
-    with open_store(str(root)) as store:
+    with open_store(str(root), create=True) as store:
         ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
         token = _admin_token(store)
     with serving(create_app(Settings(store=str(root)))) as (url, _port):

@@ -9,6 +9,7 @@ import zipfile
 from datetime import date
 
 import pandas as pd
+import pyogrio
 import pytest
 from fastapi.testclient import TestClient
 
@@ -102,3 +103,18 @@ def test_layer_exports_neutralise_formula_text(served, tmp_path):
     written = (tmp_path / "eq.csv").read_text(encoding="utf-8-sig")
     assert "'=HYPERLINK(" in written
     assert not re.search(r'(^|,)"?=HYPERLINK', written, re.MULTILINE)
+
+
+def test_formula_text_is_kept_as_registered_where_no_spreadsheet_runs_it(served, tmp_path):
+    """A GIS field or a GeoJSON string is no spreadsheet cell: the name as registered; the
+    CSV beside it neutralises it and writes its flags as 是/否."""
+    client, _ = served
+    path = tmp_path / "units.gpkg"
+    path.write_bytes(client.get("/api/export/units", params={"format": "gpkg"}).content)
+    assert NAMES[0] in set(pyogrio.read_dataframe(path, layer="units")["name"])
+    features = client.get("/api/export/units").json()["features"]
+    assert NAMES[0] in {f["properties"]["name"] for f in features}
+    table = pd.read_csv(io.BytesIO(client.get("/api/export/units", params={"format": "csv"}
+                                              ).content), encoding="utf-8-sig", dtype=str)
+    assert "'" + NAMES[0] in set(table["name"])
+    assert set(table["blacklisted"].dropna()) <= {"是", "否"} and table["level_name"].notna().any()

@@ -185,7 +185,9 @@ def test_missing_and_out_of_scope_hazards_answer_the_same_404(served):
     outside = close(served, "shaanxi", hazard="YH-HN")
     missing = close(served, "shaanxi", hazard="YH-NOPE")
     assert outside.status_code == missing.status_code == 404
-    assert outside.json() == missing.json()
+    assert outside.json()["detail"].replace("YH-HN", "YH-NOPE") == missing.json()["detail"]
+    assert missing.json()["detail"].startswith("隐患 YH-NOPE 不存在（或不在您的管辖范围内）")
+    assert "hazard YH-NOPE not found" in missing.json()["detail"]
 
 
 def test_the_same_check_posted_twice_is_one_record(served):
@@ -223,7 +225,10 @@ def test_ingest_changes_to_hazards_and_checks_are_audited_once(served):
         "note"].iloc[0]
     assert entry["county_adcode"].iloc[0] == "410105"
     again = reingest(served, checks)
-    assert again["unchanged"] == 1 and len(table(served, "audit")) == len(audit)
+    after = table(served, "audit")
+    assert again["unchanged"] == 1 and len(after) == len(audit) + 1  # the batch, no row
+    assert list(after.loc[after["entity_id"] == again["batch_id"], "action"]) == [
+        "ingest.batch"]
 
 
 def test_a_check_recorded_through_the_api_is_not_overwritten_by_an_ingest(served):

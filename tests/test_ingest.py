@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import unicodedata
+import zipfile
+from pathlib import Path
 
 import h3
 import numpy as np
+import pandas as pd
 import pytest
 
+from data.demo import generate
+from data.reasons import FILE_CODES, Flag, Reason, advice
+from service.ingest import pipeline
 from service.ingest.pipeline import IngestOptions, ingest
+from service.ingest.reject_workbook import write_reject_workbook
+from service.ingest.report import ingest_exit_code, summary_lines
 from tests import ingest_files as f
 from tests.test_datum import metres
 
@@ -25,6 +34,15 @@ def files(tmp_path):
         "venues": f.write_venues_gpkg(tmp_path / "人员密集场所.gpkg"),
         "officers": f.write_officers_csv(tmp_path / "网格员.csv", cell),
     }
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> tuple[Path, dict]:
+    """A small seeded demo province: three equipment files, one a county export under the
+    schema's aliases and one a workbook, with planted bad rows listed in its manifest."""
+    out = tmp_path_factory.mktemp("demo") / "files"
+    generate(province="河南省", equipment=1000, seed=7, out=out)
+    return out, json.loads((out / "MANIFEST.json").read_text(encoding="utf-8"))
 
 
 def run(store, paths, **kw):
@@ -255,3 +273,323 @@ def test_broken_vector_and_excel_files_are_refused_with_a_reason(store, tmp_path
     assert ("园区.geojson", "bad_table") in codes
     assert ("设备.xlsx", "bad_table") in codes
     assert ("parks.csv", "no_geometry") in codes
+
+
+# A reject report a clerk can act on (issue 12 §4) -------------------------------------------
+
+def clerk_file(tmp_path, rows=None, name="县级导出.csv"):
+    """The equipment fixture under the headers a county system exports, plus a column of
+    its own (备注) that no kind knows."""
+    frame = pd.DataFrame(rows if rows is not None else f.equipment_rows(),
+                         columns=f.CLERK_HEADERS)
+    frame["备注"] = "县局导出"
+    path = tmp_path / name
+    frame.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+def by_row(report, name, key="rejects"):
+    return {(r["row"], r["field"]): r for r in report[key] if r["file"].endswith(name)}
+
+
+def test_rejects_name_the_clerks_headers_beside_the_canonical_names(store, tmp_path):
+    report = run(store, [clerk_file(tmp_path)])
+    got = by_row(report, "县级导出.csv")
+    assert got[(6, "unit_credit_code")]["header"] == "使用单位统一社会信用代码"
+    assert got[(8, "commissioned_on")]["header"] == "投入使用日期"
+    assert got[(5, "registration_code")]["header"] == "设备代码"
+    assert got[(16, "crs")]["header"] == "坐标系统"
+    assert all(r["advice"] for r in report["rejects"])
+    assert {r for r, _ in got} == set(f.EXPECTED_EQUIPMENT_REJECTS)
+    assert report["files"][0]["ignored_columns"] == ["备注"]
+    kept = store.read("rejects")  # the stored rejects keep the raw row under its own headers
+    assert json.loads(kept[kept["row"] == 8].iloc[0]["raw"])["投入使用日期"] == "2021-13-45"
+
+
+def test_a_column_the_file_lacks_has_no_header_and_the_console_says_so(store, tmp_path):
+    rows = [r[1:] for r in f.equipment_rows()[:2]]
+    path = tmp_path / "no_code.csv"
+    pd.DataFrame(rows, columns=f.EQUIPMENT_HEADERS[1:]).to_csv(path, index=False)
+    report = run(store, [path], kind="equipment")
+    assert {(r["row"], r["field"], r["header"]) for r in report["rejects"]} == {
+        (2, "registration_code", None), (3, "registration_code", None)}
+    lines = summary_lines(report)
+    at = next(n for n, x in enumerate(lines) if "设备注册代码 (registration_code)" in x)
+    assert "missing" in lines[at] and "2: (空); 3: (空)" in lines[at]
+    assert lines[at + 1].strip().startswith("→ 文件没有“设备注册代码”这一列；缺少必填字段")
+
+
+def test_a_vector_files_geometry_is_its_header(store, files):
+    report = run(store, [files["parks"], files["venues"]])
+    parks = by_row(report, "园区.geojson")
+    assert parks[(3, "geometry")]["header"] == "geometry"
+    assert parks[(3, "geometry")]["code"] == "bad_geometry"
+    assert by_row(report, "人员密集场所.gpkg")[(2, "kind")]["header"] == "场所类型"
+
+
+def display_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
+def test_the_console_ends_with_a_table_per_file_and_column(store, tmp_path):
+    report = run(store, [clerk_file(tmp_path)])
+    lines = summary_lines(report)
+    at = lines.index("拒收明细 rejects by file and column:")
+    table = lines[at:]
+    line = next(x for x in table if x.strip().startswith("投入使用日期 (commissioned_on)"))
+    assert "bad_date" in line and " 1 " in line and "8: 2021-13-45" in line
+    advice = table[table.index(line) + 1]
+    assert "日期无法识别" in advice and "YYYY-MM-DD" in advice
+    # two example rows at most, with their row numbers
+    dup = [r for r in f.equipment_rows()[:3]] * 2
+    report = run(store, [clerk_file(tmp_path, dup, "dup.csv")])
+    line = next(x for x in summary_lines(report) if x.strip().startswith("设备代码 (registration"))
+    assert "duplicate" in line and " 3 " in line and "5: " in line and "6: " in line
+    assert "7: " not in line
+    assert all(display_width(x) <= 100 for x in lines[at:]), [x for x in lines[at:]
+                                                              if display_width(x) > 100]
+
+
+def test_an_ignored_column_is_printed_on_the_console(store, tmp_path):
+    report = run(store, [clerk_file(tmp_path)])
+    lines = summary_lines(report)
+    at = next(n for n, x in enumerate(lines) if x.startswith("未导入的列"))
+    assert lines[at + 1].strip() == "县级导出.csv: 备注"
+
+
+def test_an_enum_reject_lists_the_allowed_values(store, tmp_path):
+    rows = f.equipment_rows()[:2]
+    rows[1][11] = "良好"   # 检验结论
+    rows[1][12] = "闲置"   # 设备状态
+    report = run(store, [f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)])
+    got = by_row(report, "eq.csv")
+    conclusion = got[(3, "inspection_conclusion")]
+    assert conclusion["code"] == "bad_choice" and conclusion["value"] == "良好"
+    assert "合格、基本合格、复检合格、不合格" in conclusion["reason"]
+    assert conclusion["advice"] == "允许的取值：合格、基本合格、复检合格、不合格"
+    assert got[(3, "status")]["advice"] == "允许的取值：在用、停用、报废"
+    assert report["inserted"] == 1
+
+
+def test_unknown_kind_names_the_missing_columns_and_the_closest_headers(store, tmp_path):
+    near = tmp_path / "near.csv"
+    near.write_text("设备编码,设备类别代码,使用单位信用代码,经度,纬度\n"
+                    "31104101052015000001,3110,x,113.686,34.786\n", encoding="utf-8")
+    far = tmp_path / "far.csv"
+    far.write_text("a,b\n1,2\n", encoding="utf-8")
+    report = run(store, [near, far])
+    reasons = {Path(r["file"]).name: r for r in report["rejects"]}
+    assert reasons["near.csv"]["code"] == "unknown_kind"
+    text = reasons["near.csv"]["reason"]
+    assert "设备注册代码（最接近的表头：设备编码）" in text
+    assert "统一社会信用代码（最接近的表头：使用单位信用代码）" in text
+    assert "按设备台账缺少必填列" in text
+    assert "没有一列是已知的表头" in reasons["far.csv"]["reason"]
+    assert reasons["far.csv"]["header"] is None and reasons["far.csv"]["advice"]
+    assert ingest_exit_code(report) == 2
+
+
+def test_coordinates_in_degrees_minutes_seconds_are_read(store, tmp_path):
+    x, y = f.ZHENGZHOU_JINSHUI
+    rows = [f.equipment_rows()[0] for _ in range(5)]
+    forms = [(f.dms(x), f.dms(y)),
+             (f.dms(x, "°′″"), f.dms(y, "°′″")),
+             (f.dms(x, "度分秒"), f.dms(y, "度分秒")),
+             (f.dms(x, hemisphere="E"), f.dms(y) + "N"),
+             (f"{int(x)}°{(x - int(x)) * 60:.4f}'", f"北纬{int(y)}°{(y - int(y)) * 60:.4f}′")]
+    for n, (row, (lon, lat)) in enumerate(zip(rows, forms, strict=True)):
+        row[0] = f"3110410105201500010{n}"
+        row[5], row[6] = lon, lat
+    bad = list(f.equipment_rows()[0])
+    bad[0], bad[5] = "31104101052015000199", "113°61'10\""   # row 7: a minute of 61
+    path = f.write_equipment_csv(tmp_path / "dms.csv", rows=[*rows, bad])
+    report = run(store, [path])
+    assert report["inserted"] == 5, report["rejects"]
+    eq = store.read("equipment")
+    assert all(metres(lon, lat, x, y) < 1.0 for lon, lat in zip(eq["lon"], eq["lat"],
+                                                                 strict=True))
+    assert {r["row"] for r in report["rejects"]} == {7}
+    [reject] = [r for r in report["rejects"] if r["code"] == "bad_number"]
+    assert (reject["row"], reject["field"], reject["header"], reject["value"]) == (
+        7, "lon", "经度", "113°61'10\"")
+    assert "分或秒不小于 60" in reject["reason"] and "十进制度" in reject["advice"]
+
+
+def test_a_half_coordinate_falls_back_to_the_address_or_is_rejected(store, tmp_path):
+    x, y = f.LUOYANG_JIANXI
+    rows = [f.equipment_rows()[0] for _ in range(3)]
+    for n, row in enumerate(rows):
+        row[0] = f"3110410305201500020{n}"
+        row[5], row[6], row[7] = "", "", ""
+    rows[0][4], rows[0][5] = "河南省洛阳市涧西区建设路10号", x      # row 2: lon only, address
+    rows[1][4], rows[1][6] = "河南省洛阳市涧西区建设路12号", y      # row 3: lat only, address
+    rows[2][4], rows[2][5] = "", x                                # row 4: lon only, no address
+    report = run(store, [f.write_equipment_csv(tmp_path / "half.csv", rows=rows)])
+    eq = store.read("equipment").set_index("registration_code")
+    assert set(eq.index) == {"31104103052015000200", "31104103052015000201"}
+    assert (eq["county_adcode"] == "410305").all() and (eq["geocode_precision"] == "county").all()
+    assert (eq["flags"] == "half_coordinate_geocoded").all()
+    flagged = by_row(report, "half.csv", "flags")
+    assert set(flagged) == {(2, "lon"), (3, "lat")}
+    assert flagged[(2, "lon")]["code"] == "half_coordinate_geocoded"
+    assert "只有一个坐标，已按地址定位到区县" in flagged[(2, "lon")]["reason"]
+    assert flagged[(3, "lat")]["header"] == "纬度"
+    assert {(r["row"], r["field"], r["code"]) for r in report["rejects"]} == {
+        (4, "lat", "half_coordinate")}
+
+
+def test_a_rejected_row_carries_no_flag(store, tmp_path):
+    rows = f.equipment_rows()
+    rows[9][8] = "去年"          # row 11: swapped coordinates (a flag), now a bad date too
+    rows[11][2] = f.bad_credit(f.UNIT_B)   # row 13: geocoded by address, now a bad code
+    report = run(store, [f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)])
+    rejected = {r["row"] for r in report["rejects"]}
+    assert {11, 13} <= rejected
+    assert not {fl["row"] for fl in report["flags"]} & rejected
+    assert report["flagged"] == 0 and report["by_flag"] == {}
+
+
+def test_strict_writes_nothing_when_anything_is_rejected(store, files, tmp_path):
+    before = store.data_version()
+    report = run(store, [files["equipment"]], strict=True)
+    assert report["strict"] and not report["written"] and report["loaded"] == 0
+    assert report["inserted"] == 0 and report["rejected"] == len(f.EXPECTED_EQUIPMENT_REJECTS)
+    assert "nothing was written" in report["note"]
+    assert store.data_version() == before
+    assert len(store.read("equipment")) == 0 and len(store.read("rejects")) == 0
+    assert any(line.startswith("严格模式") for line in summary_lines(report))
+    assert ingest_exit_code(report) == 2
+    # a file refused is a reject too
+    good = f.write_equipment_csv(tmp_path / "good.csv", rows=f.equipment_rows()[:3])
+    refused = tmp_path / "refused.xlsx"
+    refused.write_bytes(b"PK\x03\x04 not really a workbook")
+    report = run(store, [good, refused], strict=True)
+    assert not report["written"] and store.data_version() == before
+    report = run(store, [good], strict=True)   # nothing rejected: written as usual
+    assert report["written"] and report["loaded"] == 3 and report["inserted"] == 3
+    assert ingest_exit_code(report) == 0
+
+
+def test_exit_codes(store, files, tmp_path):
+    good = f.write_equipment_csv(tmp_path / "good.csv", rows=f.equipment_rows()[:3])
+    assert ingest_exit_code(run(store, [good])) == 0           # every row loaded
+    report = run(store, [files["equipment"]])
+    assert report["loaded"] == len(f.GOOD_EQUIPMENT)
+    assert ingest_exit_code(report) == 1                       # some rows rejected
+    bad_rows = [r for n, r in enumerate(f.equipment_rows(), start=2)
+                if n in f.EXPECTED_EQUIPMENT_REJECTS and n != 12]
+    all_bad = f.write_equipment_csv(tmp_path / "bad.csv", rows=bad_rows)
+    report = run(store, [all_bad])
+    assert report["loaded"] == 0 and ingest_exit_code(report) == 2   # nothing loaded
+    empty = f.write_equipment_csv(tmp_path / "empty.csv", rows=[])
+    assert ingest_exit_code(run(store, [empty])) == 2                # no rows
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("a,b\n1,2\n", encoding="utf-8")
+    assert ingest_exit_code(run(store, [good, unknown])) == 2       # a file refused
+
+
+def test_every_reason_and_flag_has_advice():
+    for code in (*Reason, *Flag, *FILE_CODES):
+        assert advice(code), code
+    assert advice("bad_choice", "venues", "kind").startswith("允许的取值：商场、车站")
+    assert advice("out_of_range", "units", "five_have_score") == "请填写 0–5 之间的整数"
+    assert advice("missing", "hazards", "found_on") == "请填写「发现日期」"
+    assert "十进制度" in advice("bad_number", "units", "lat")
+
+
+# the reject workbook --------------------------------------------------------------------------
+
+def read_workbook(path) -> dict[str, pd.DataFrame]:
+    return pd.read_excel(path, sheet_name=None, engine="calamine", dtype=object)
+
+
+def test_the_reject_workbook_round_trips(store, tmp_path):
+    x, y = f.ZHENGZHOU_JINSHUI
+    source = clerk_file(tmp_path)
+    report = run(store, [source])
+    book = tmp_path / "rejects.xlsx"
+    assert write_reject_workbook(report, book) == len(f.EXPECTED_EQUIPMENT_REJECTS)
+    [(name, sheet)] = read_workbook(book).items()
+    assert name == "县级导出"
+    assert list(sheet.columns) == ["拒收原因", "行号", *f.CLERK_HEADERS, "备注"]
+    assert sheet["行号"].astype(int).tolist() == sorted(f.EXPECTED_EQUIPMENT_REJECTS)
+    row8 = sheet[sheet["行号"] == 8].iloc[0]
+    assert row8["投入使用日期"] == "2021-13-45" and row8["备注"] == "县局导出"
+    assert "投入使用日期：日期无法识别" in row8["拒收原因"]
+    assert "YYYY-MM-DD" in row8["拒收原因"]
+    # the clerk fixes every rejected row in the workbook and ingests it again
+    fixed = sheet.set_index("行号", drop=False)
+    fixed.loc[5, "设备代码"] = "31104101052015000005"
+    fixed.loc[6, "使用单位统一社会信用代码"] = f.UNIT_A
+    fixed.loc[7, "设备品种"] = "3110"
+    fixed.loc[8, "投入使用日期"] = "2021-03-05"
+    fixed.loc[[9, 10], "东经"] = str(x)
+    fixed.loc[10, "北纬"] = str(y)
+    fixed.loc[12, "设备代码"] = "31104101052015000012"
+    fixed.loc[14, "地址"] = "河南省洛阳市涧西区某某路88号"
+    fixed.loc[16, "坐标系统"] = "WGS84"
+    again = tmp_path / "fixed.xlsx"
+    fixed.to_excel(again, index=False)
+    report = run(store, [again])
+    assert report["rejected"] == 0, report["rejects"]
+    assert report["inserted"] == len(f.EXPECTED_EQUIPMENT_REJECTS)
+    assert report["files"][0]["ignored_columns"] == ["拒收原因", "行号", "备注"]
+    assert len(store.read("equipment")) == len(f.GOOD_EQUIPMENT) + len(
+        f.EXPECTED_EQUIPMENT_REJECTS)
+
+
+def test_formula_looking_values_stay_text_in_the_workbook(store, tmp_path):
+    rows = f.equipment_rows()[:2]
+    rows[1][3] = '=HYPERLINK("http://evil.example/","点我")'
+    rows[1][8] = "@SUM(1+1)"       # and a bad date, so the row is rejected
+    rows[1][5] = "-113.686"        # text that looks like a negative number stays as written
+    report = run(store, [f.write_equipment_csv(tmp_path / "eq.csv", rows=rows)])
+    book = tmp_path / "rejects.xlsx"
+    write_reject_workbook(report, book)
+    with zipfile.ZipFile(book) as zf:
+        sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
+        xml = "".join(zf.read(n).decode() for n in sheets)
+        strings = zf.read("xl/sharedStrings.xml").decode()
+    assert "<f>" not in xml and "<f " not in xml
+    assert "=HYPERLINK(" in strings and "@SUM(1+1)" in strings
+    sheet = read_workbook(book)["eq"]
+    assert sheet.loc[0, "使用单位名称"] == '=HYPERLINK("http://evil.example/","点我")'
+    assert sheet.loc[0, "经度"] == "-113.686"
+
+
+def test_a_refused_file_is_a_note_in_the_workbook_and_the_cap_is_told(store, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr(pipeline, "REJECTED_ROWS_LIMIT", 4)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("a,b\n1,2\n", encoding="utf-8")
+    eq = f.write_equipment_csv(tmp_path / "设备台账.csv")
+    report = run(store, [eq, unknown])
+    assert report["rejected_rows_capped"]
+    assert any("拒收行超过 4 行" in line for line in summary_lines(report))
+    book = tmp_path / "rejects.xlsx"
+    assert write_reject_workbook(report, book) == 4
+    sheets = read_workbook(book)
+    assert list(sheets) == ["设备台账", "unknown"]
+    listed = sheets["设备台账"]
+    assert listed["行号"].dropna().astype(int).tolist() == [5, 6, 7, 8]
+    assert "另有 5 行拒收未列出" in listed["拒收原因"].iloc[-1]
+    [note] = sheets["unknown"]["拒收原因"].tolist()
+    assert note.startswith("整个文件被拒") and "没有一列是已知的表头" in note
+
+
+def test_the_demo_county_export_is_reported_under_its_own_headers(store, demo_files):
+    out, manifest = demo_files
+    names = ["设备台账.csv", "设备台账_县级导出.csv", "设备台账_补录.xlsx"]
+    report = run(store, [out / n for n in names])
+    [(file, [row])] = manifest["bad_rows"]["duplicate_across_files"]["rows"].items()
+    dup = by_row(report, file)[(row, "registration_code")]
+    assert dup["header"] == "设备代码" and dup["code"] == "duplicate"
+    lines = summary_lines(report)
+    assert any(x.strip().startswith("设备代码 (registration_code)") for x in lines)
+    assert any("设备名称" in x for x in lines[lines.index(next(
+        x for x in lines if x.startswith("未导入的列"))):])
+    book = out.parent / "demo_rejects.xlsx"
+    assert write_reject_workbook(report, book) == report["rejected"]
+    sheets = read_workbook(book)
+    county = sheets["设备台账_县级导出"]
+    assert county.columns[2] == "设备代码" and county["行号"].astype(int).tolist() == [row]

@@ -27,7 +27,7 @@ from service.app import create_app
 from service.auth import Role, create_user
 from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
-from service.security_headers import DOCS_POLICY, page_policy
+from service.security_headers import page_policy, redoc_policy
 from service.settings import Settings
 from service.store import open_store
 from service.store.tables import LAYER_TABLES
@@ -176,24 +176,22 @@ def test_login_page_escapes_its_inputs():
     assert "<script" not in page
 
 
-def _assert_headers(headers, docs: bool = False) -> str | None:
-    """The security headers every response has; returns the nonce of a page policy."""
+def _assert_headers(headers, policy=page_policy) -> str:
+    """The security headers every response has; returns the nonce of its policy (``policy``:
+    the page policy, or ReDoc's)."""
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
     assert headers["referrer-policy"] == "same-origin"
-    policy = headers["content-security-policy"]
-    if docs:
-        assert policy == DOCS_POLICY
-        return None
-    nonce = re.search(r"'nonce-([A-Za-z0-9_-]+)'", policy).group(1)
-    assert len(nonce) >= 22 and policy == page_policy(nonce)
-    assert "unsafe-eval" not in policy and "script-src 'self' 'nonce-" in policy
+    sent = headers["content-security-policy"]
+    nonce = re.search(r"'nonce-([A-Za-z0-9_-]+)'", sent).group(1)
+    assert len(nonce) >= 22 and sent == policy(nonce)
+    assert "unsafe-eval" not in sent and "script-src 'self' 'nonce-" in sent
     return nonce
 
 
 def test_every_response_gets_the_headers_and_pages_their_own_nonce(tmp_path):
     root = tmp_path / "store"
-    with open_store(str(root)) as store:
+    with open_store(str(root), create=True) as store:  # ingest creates it
         ingest([str(f.write_equipment_csv(tmp_path / "eq.csv"))], store, IngestOptions())
         _user, token = create_user(store, name=ADMIN_NAME, role=Role.ADMIN, scope=None,
                                    pepper=Settings().token_pepper.get_secret_value(),
@@ -207,8 +205,8 @@ def test_every_response_gets_the_headers_and_pages_their_own_nonce(tmp_path):
                   _assert_headers(client.get("/static/vendor/leaflet-1.9.4/leaflet.js").headers),
                   _assert_headers(client.get("/no-such-page").headers)}
         assert len(nonces) == 7  # fresh per response
-        _assert_headers(client.get("/docs").headers, docs=True)
-        _assert_headers(client.get("/redoc").headers, docs=True)
+        _assert_headers(client.get("/docs").headers)  # the API docs: tests/test_docs_pages.py
+        _assert_headers(client.get("/redoc").headers, redoc_policy)
         _assert_headers(client.get("/openapi.json").headers)
         # the count map (before any build): its scripts carry its own response's nonce
         page = client.get("/map", headers={"Authorization": f"Bearer {token}"})
@@ -273,7 +271,7 @@ def planted_map(tmp_path_factory) -> Iterator[Served]:
     _plant_demo(out)
     root = tmp_path_factory.mktemp("planted_store") / "store"
     pepper = Settings().token_pepper.get_secret_value()
-    with open_store(str(root)) as store:
+    with open_store(str(root), create=True) as store:  # ingest creates it
         ingest(sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json"), store,
                IngestOptions())
         run_build(store, PROVINCES, as_of=AS_OF)

@@ -61,8 +61,12 @@ def test_bad_resolution_is_a_problem_not_a_crash(client):
     assert r.status_code == 400
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["title"] == "参数错误"
-    assert client.get("/api/cells", params={"resolution": "x"}).status_code == 422
-    assert client.get("/api/boundaries", params={"level": "town"}).status_code == 422
+    r = client.get("/api/cells", params={"resolution": "x"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "H3 分辨率（resolution）须为整数 / resolution must be an integer"
+    r = client.get("/api/boundaries", params={"level": "town"})
+    assert r.status_code == 422 and r.json()["detail"].startswith(
+        "级别（level）须为 province、city 或 county 之一 / ")
 
 
 def test_boundaries(client):

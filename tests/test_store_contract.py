@@ -393,7 +393,7 @@ def test_open_store_by_url(store_factory, tmp_path):
     from service.store import open_store
 
     if store_factory.kind == "embedded":
-        store = open_store(f"file:{tmp_path / 'by-url'}")
+        store = open_store(f"file:{tmp_path / 'by-url'}", create=True)
         assert type(store).__name__ == "EmbeddedStore"
     else:
         url = store_factory().url

@@ -86,3 +86,29 @@ def test_bad_uploads_are_reported_not_crashed(served):
     assert junk.json()["inserted"] == 0 and junk.json()["files"][0]["error"]
     assert junk.json()["files"][0]["path"] == "junk.xlsx"  # no server paths leak
     assert post(served, "admin", []).status_code == 422
+
+
+def test_a_strict_upload_with_a_reject_writes_nothing(served, tmp_path):
+    client, tokens, url = served
+    auth = {"Authorization": f"Bearer {tokens['admin']}"}
+    path = f.write_equipment_csv(tmp_path / "设备台账.csv")
+    upload = [("files", (path.name, path.read_bytes(), "text/csv"))]
+    before = version(url)
+    r = client.post("/api/ingest", params={"strict": "true"}, files=upload, headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["strict"] and not body["written"] and body["loaded"] == 0
+    assert body["rejected"] > 0 and body["inserted"] == 0
+    assert version(url) == before
+    # the report names the clerk's headers and says what to do, under the uploaded name
+    reject = next(x for x in body["rejects"] if x["field"] == "commissioned_on")
+    assert reject["header"] == "投用日期" and "YYYY-MM-DD" in reject["advice"]
+    assert reject["file"] == "设备台账.csv"
+    assert "rejected_rows" not in body  # the rows as they came are the CLI workbook's
+    r = client.post("/api/ingest", params={"strict": "maybe"}, files=upload, headers=auth)
+    assert r.status_code == 422 and version(url) == before
+    good = f.write_equipment_csv(tmp_path / "good.csv", rows=f.equipment_rows()[:2])
+    r = client.post("/api/ingest", params={"strict": "true"}, headers=auth,
+                    files=[("files", (good.name, good.read_bytes(), "text/csv"))])
+    assert r.status_code == 200 and r.json()["written"] and r.json()["loaded"] == 2
+    assert version(url) != before

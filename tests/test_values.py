@@ -17,6 +17,7 @@ from service.ingest.values import (
     normalise_text,
     parse_bools,
     parse_choices,
+    parse_coordinates,
     parse_dates,
     parse_floats,
     parse_ints,
@@ -303,6 +304,51 @@ def test_ints_typed_column() -> None:
     out, bad = parse_ints(pd.Series([1.0, np.nan, 2.5]))
     assert out.iloc[0] == 1 and out.iloc[1:].isna().all()
     assert bad.tolist() == [False, False, True]
+
+
+# ---------------------------------------------------------------------------- coordinates
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("113°37'30\"", 113.625), ("113°37′30″", 113.625), ("113度37分30秒", 113.625),
+    ("E113°37'30\"", 113.625), ("113°37'30\"E", 113.625), ("东经113°37'30\"", 113.625),
+    ("W113°37'30\"", -113.625), ("113°37'30\" W", -113.625), ("34°45'N", 34.75),
+    ("34°45'S", -34.75), ("北纬34°45′", 34.75), ("南纬34°45′", -34.75),
+    ("113°37.5'", 113.625), ("113°37'30", 113.625), ("113°37'30''", 113.625),
+    ("113°37’30”", 113.625), ("１１３°３７′３０″", 113.625), ("34.75N", 34.75),
+    ("-113°37'30\"", -113.625), ("113°37'30.36\"", 113.6251), ("113.625", 113.625),
+    ("113.65°", 113.65), (113.625, 113.625), ("113°", 113.0),
+])
+def test_coordinates_decimal_and_dms(value: object, expected: float) -> None:
+    out, bad, sixty = parse_coordinates(obj(value))
+    assert out.iloc[0] == pytest.approx(expected)
+    assert not bad.any() and not sixty.any()
+
+
+def test_coordinates_bad_and_empty() -> None:
+    values = ("113°60'", "113°37'60\"", "113°61'10\"",            # minutes or seconds >= 60
+              "113.5°30'", "113°37.5'30\"", "N34°45'S", "-113°37'W", "113°37", "113 37",
+              "°", "abc", "E", "34.75NN")
+    out, bad, sixty = parse_coordinates(obj(*values, *EMPTY))
+    assert out.isna().all()
+    assert bad.tolist() == [True] * len(values) + [False] * len(EMPTY)
+    assert sixty.tolist() == [True] * 3 + [False] * (len(values) - 3 + len(EMPTY))
+
+
+def test_coordinates_keep_the_index_and_typed_columns() -> None:
+    out, bad, _ = parse_coordinates(pd.Series(["113°37'30\"", None, "x"], index=[7, 8, 9]))
+    assert out.index.tolist() == [7, 8, 9] and out.iloc[0] == 113.625
+    assert bad.tolist() == [False, False, True]
+    out, bad, _ = parse_coordinates(pd.Series([113.625, np.nan]))
+    assert out.iloc[0] == 113.625 and not bad.any()
+
+
+def test_coordinates_many_rows() -> None:
+    n = 200_000
+    s = pd.Series(np.where(np.arange(n) % 2 == 0, "113°37'30\"", "34.75"), dtype=object)
+    out, bad, _ = parse_coordinates(s)
+    assert not bad.any()
+    assert out.iloc[0] == 113.625 and out.iloc[1] == 34.75
 
 
 # ---------------------------------------------------------------------------- choices

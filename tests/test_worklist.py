@@ -72,6 +72,7 @@ def test_the_hazard_loop_moves_one_step_at_a_time_and_is_audited(api):
     assert r.status_code == 200 and r.json()["status"] == "整改中", r.text
     again = call(api, "officer", "POST", path, json=step)  # stale: it moved on
     assert again.status_code == 409 and "整改中" in again.json()["detail"]
+    assert "您提交的 from 为“已登记”" in again.json()["detail"]  # stale, not "someone else"
     back = call(api, "officer", "POST", path, json={"from": "整改中", "to": "已登记",
                                                     "evidence": "撤回"})
     assert back.status_code == 422
@@ -89,7 +90,8 @@ def test_the_hazard_loop_moves_one_step_at_a_time_and_is_audited(api):
     assert registered["action"] == "hazard.ingest" and registered["before"] is None
     assert first["before"]["status"] == "已登记" and first["after"]["status"] == "整改中"
     assert latest["after"]["status"] == "已销号" and "王检验" in latest["note"]
-    assert latest["actor"] and latest["at"]
+    assert latest["actor"]["name"] == "officer" and latest["actor"]["role_zh"] == "网格员"
+    assert latest["at"].endswith("+08:00")
     items = call(api, "officer", "GET", "/api/worklist", params={"today": TODAY}).json()
     assert hazard["hazard_id"] not in {i["hazard_id"] for i in items["items"]}
 

@@ -6,15 +6,22 @@ and after, and a note naming the batch, file and row; a status change of a hazar
 ``hazard.transition`` with its evidence and verifier. A row whose content equals the stored
 one is not a change: it keeps the stored fingerprint, so the store counts it unchanged
 (rows written through the service are fingerprinted another way).
+
+Each batch also gets one ``ingest.batch`` entry (:func:`batch_entry`): who loaded it, its
+files with their kinds and row counts. It is placed in the smallest region holding every
+row of the batch, so a regulator sees the batches that lie within their region only.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from service.ingest.prepared import Batches
 from service.ingest.stored import StoredRows
 from service.store.query import text_isin
 from service.store.tables import AUDIT, LINKS, META, TABLES, Table
@@ -74,6 +81,48 @@ def audit_entries(table: str, frame: pd.DataFrame, stored: StoredRows, where: pd
         "county_adcode": where["county_adcode"].to_numpy(dtype=object)[changed],
         "h3": where["h3"].to_numpy(dtype=object)[changed],
     }).reset_index(drop=True)[AUDIT.column_names]
+
+
+def batch_entry(prepared: Batches, frames: dict[str, pd.DataFrame],
+                entries: list[pd.DataFrame], actor: str, batch_id: str, at: datetime
+                ) -> pd.DataFrame:
+    """The one ``ingest.batch`` audit entry of a batch: ``actor``, the files (name, kind,
+    rows read and rejected) and the rows by kind, placed by the counties of ``frames`` and
+    of the row ``entries``."""
+    files, counts = [], {}
+    for kind, items in prepared.items():
+        for item in items:
+            read, rejected = len(item.parsed), int(np.asarray(item.rejected).sum())
+            files.append({"file": Path(item.raw.path).name, "kind": str(kind), "rows": read,
+                          "rejected": rejected})
+            total = counts.setdefault(str(kind), {"read": 0, "rejected": 0, "accepted": 0})
+            total["read"] += read
+            total["rejected"] += rejected
+            total["accepted"] += read - rejected
+    counties = [f["county_adcode"] for f in [*frames.values(), *entries]
+                if "county_adcode" in f.columns and len(f)]
+    read = sum(c["read"] for c in counts.values())
+    rejected = sum(c["rejected"] for c in counts.values())
+    note = (f"导入批次 {batch_id}：{len(files)} 个文件，读取 {read} 行，"
+            f"接收 {read - rejected} 行，拒收 {rejected} 行")
+    return pd.DataFrame([{
+        "audit_id": f"a-{batch_id}:batch", "at": pd.Timestamp(at), "actor": actor,
+        "action": "ingest.batch", "entity": "batches", "entity_id": batch_id, "before": None,
+        "after": json.dumps({"files": files, "counts": counts}, ensure_ascii=False),
+        "note": note, "county_adcode": _region(counties), "h3": None}])[AUDIT.column_names]
+
+
+def _region(counties: list[pd.Series]) -> str | None:
+    """The smallest region (county, city or province code) holding every one of
+    ``counties``; None when they span provinces or none is known."""
+    codes = pd.concat(counties, ignore_index=True).dropna().astype(str).unique() if (
+        counties) else []
+    if not len(codes):
+        return None
+    for digits, pad in ((6, ""), (4, "00"), (2, "0000")):
+        if len({c[:digits] for c in codes}) == 1:
+            return codes[0][:digits] + pad
+    return None
 
 
 def _json_lines(spec: Table, frame: pd.DataFrame) -> list[str]:

@@ -44,8 +44,15 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
     lon = parsed["lon"].to_numpy(dtype=float, na_value=np.nan).copy()
     lat = parsed["lat"].to_numpy(dtype=float, na_value=np.nan).copy()
     has_lon, has_lat = np.isfinite(lon), np.isfinite(lat)
-    log.add(raw.path, raw.kind, raw.rows, has_lon & ~has_lat, "lat", Reason.HALF_COORDINATE)
-    log.add(raw.path, raw.kind, raw.rows, has_lat & ~has_lon, "lon", Reason.HALF_COORDINATE)
+    address = parsed["address"]
+    has_address = address.notna().to_numpy()
+    # one coordinate alone: placed by the address like a row without coordinates (and
+    # flagged), rejected when there is no address
+    half = has_lon ^ has_lat
+    log.add(raw.path, raw.kind, raw.rows, has_lon & ~has_lat & ~has_address, "lat",
+            Reason.HALF_COORDINATE)
+    log.add(raw.path, raw.kind, raw.rows, has_lat & ~has_lon & ~has_address, "lon",
+            Reason.HALF_COORDINATE)
     has_xy = has_lon & has_lat
 
     # which datum each row is in: its own column, else the command line, else the file
@@ -70,10 +77,8 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
     precision = np.where(ok_xy, "exact", None).astype(object)
     flags = np.where(swapped, str(Flag.LONLAT_SWAPPED), "").astype(object)
 
-    # rows with an address and no coordinates: offline geocoding to a county
-    address = parsed["address"]
-    need = ~has_lon & ~has_lat
-    has_address = address.notna().to_numpy()
+    # rows with an address and no coordinates (or one): offline geocoding to a county
+    need = (~has_lon & ~has_lat) | (half & has_address)
     to_geocode = need & has_address
     if to_geocode.any():
         with options.timer("geocode"):
@@ -83,7 +88,8 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
         wlon[idx[placed]] = found["lon"].to_numpy()[placed]
         wlat[idx[placed]] = found["lat"].to_numpy()[placed]
         precision[idx[placed]] = found["precision"].to_numpy(dtype=object)[placed]
-        flags[idx[placed]] = str(Flag.GEOCODED_COUNTY)
+        flags[idx[placed]] = np.where(half[idx[placed]], str(Flag.HALF_COORDINATE_GEOCODED),
+                                      str(Flag.GEOCODED_COUNTY))
         datum[idx] = str(Datum.WGS84)
         miss = np.zeros(n, dtype=bool)
         miss[idx[~placed]] = True
@@ -91,10 +97,19 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
         detail[idx[~placed]] = found["reason"].astype("string").to_numpy()[~placed]
         log.add(raw.path, raw.kind, raw.rows, miss, "address", Reason.UNGEOCODABLE, address,
                 detail)
+        # the lone coordinate of a row its address could not place is a reason too
+        log.add(raw.path, raw.kind, raw.rows, miss & has_lon & ~has_lat, "lat",
+                Reason.HALF_COORDINATE)
+        log.add(raw.path, raw.kind, raw.rows, miss & has_lat & ~has_lon, "lon",
+                Reason.HALF_COORDINATE)
     if raw.kind == Kind.EQUIPMENT:
         log.add(raw.path, raw.kind, raw.rows, need & ~has_address, "lon", Reason.NO_LOCATION)
     log.flag(raw.path, raw.kind, raw.rows, flags == str(Flag.GEOCODED_COUNTY), "address",
              Flag.GEOCODED_COUNTY, address)
+    half_placed = flags == str(Flag.HALF_COORDINATE_GEOCODED)
+    for name, alone in (("lon", has_lon), ("lat", has_lat)):
+        log.flag(raw.path, raw.kind, raw.rows, half_placed & alone, name,
+                 Flag.HALF_COORDINATE_GEOCODED, parsed[name].astype("string"))
 
     located = np.isfinite(wlon) & np.isfinite(wlat)
     with options.timer("join"):

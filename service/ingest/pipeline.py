@@ -27,18 +27,18 @@ from data.schema import KEYS, POINT_KINDS, POLYGON_KINDS, Kind
 from geo.datum import parse_datum
 from geo.geocode import CountyGeocoder, Geocoder
 from service.ingest import hazard_loop, polygons
-from service.ingest.audit import audit_entries
+from service.ingest.audit import audit_entries, batch_entry
 from service.ingest.locate import LocateOptions, locate_points
 from service.ingest.officers import expand_officer_cells
 from service.ingest.prepared import Batches, Prepared
 from service.ingest.read import FileRejected, RawTable, read_file
 from service.ingest.rejects import RejectLog
-from service.ingest.report import build_report
+from service.ingest.report import REJECTED_ROWS_LIMIT, build_report, rejected_source_rows
 from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
 from service.ingest.write_scope import WriteScope, check_write_scope, positions
-from service.store.base import Batch, Store
+from service.store.base import Batch, Store, UpsertCounts
 from service.store.conform import pandas_dtype
 from service.store.errors import ConflictError
 from service.store.query import arrow_text, text_isin
@@ -68,10 +68,13 @@ class IngestOptions:
     actor: str = "cli"
     scope: WriteScope | None = None
     today: date | None = None  # dates later than this are rejected (default: today)
+    strict: bool = False  # any reject (a row or a whole file) and nothing is written
 
 
 def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) -> dict:
-    """Ingest files into ``store`` as one batch and return the report (see report.py)."""
+    """Ingest files into ``store`` as one batch and return the report (see report.py).
+    With ``options.strict`` a batch with any reject is checked and reported but not
+    written (``report["written"]`` is False)."""
     started = datetime.now(UTC).replace(tzinfo=None)
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     step = options.progress or (lambda _msg: None)
@@ -81,6 +84,8 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
     paths = list(dict.fromkeys(str(p) for p in paths))  # the same file twice is read once
     raws = _read_all(paths, options, log, files, timer, step)
     prepared = _prepare(raws, options, log, timer, step)
+    written = True
+    counts: dict[str, UpsertCounts] = {}
     for attempt in range(1, ATTEMPTS + 1):
         mark = log.mark()
         # the hazard checks fill empty lifecycle fields from the store: start again from
@@ -89,6 +94,9 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
         step("查重与关联校验")
         batch, per_kind = _checked_batch(prepared, store, options, log, batch_id, started,
                                          paths, files, raws, timer)
+        if options.strict and log.has_rejects():
+            written = False  # all or nothing: the store is not touched
+            break
         step("写入数据库")
         try:
             with timer("write"):
@@ -101,9 +109,19 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
             for item in prepared[Kind.HAZARDS]:
                 item.parsed = originals[id(item)]
     rejects = log.rejects()
-    report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts)
+    report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts,
+                          headers=_headers(raws), written=written, strict=options.strict)
+    with timer("report"):
+        report["rejected_rows"], report["rejected_rows_capped"] = rejected_source_rows(
+            rejects, raws, REJECTED_ROWS_LIMIT, paths)
+    report["rejected_rows_limit"] = REJECTED_ROWS_LIMIT
     report["timings"] = timer.as_dict()
     return report
+
+
+def _headers(raws: list[RawTable]) -> dict[str, dict[str, str]]:
+    """Per file, its own header of each canonical field (for the report)."""
+    return {raw.path: raw.headers for raw in raws}
 
 
 def _read_all(paths: list[str], options: IngestOptions, log: RejectLog, files: list[dict],
@@ -183,7 +201,8 @@ def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log:
     batch = Batch(batch_id, started, [str(p) for p in paths], frames, officer_cells,
                   _store_rejects(rejects, raws, batch_id), audit=audit, expect=expect)
     per_kind = prepared_counts(prepared)
-    batch.report = build_report(batch_id, files, per_kind, rejects, log.flags(), None)
+    batch.report = build_report(batch_id, files, per_kind, rejects, log.flags(), None,
+                                headers=_headers(raws), strict=options.strict)
     return batch, per_kind
 
 
@@ -199,6 +218,7 @@ def _audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRow
         where = positions(prepared, stored, target, frame[column])
         parts.append(audit_entries(str(kind), frame, stored, where, actor, batch_id,
                                    started))
+    parts.append(batch_entry(prepared, frames, parts, actor, batch_id, started))
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else None
 

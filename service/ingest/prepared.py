@@ -10,7 +10,7 @@ import pandas as pd
 from data.schema import KEYS, Kind
 from service.ingest.officers import OfficerCells
 from service.ingest.read import RawTable
-from service.ingest.rejects import RejectLog
+from service.ingest.rejects import Detail, RejectLog
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Prepared:
         return self.parsed[KEYS[self.kind]].astype("string")
 
     def reject(self, log: RejectLog, mask: np.ndarray, field: str, reason: str,
-               values: pd.Series | None = None, detail: pd.Series | str | None = None) -> None:
+               values: pd.Series | None = None, detail: Detail = None) -> None:
         """Reject the rows of ``mask`` not rejected yet (one line per row and cause)."""
         mask = np.asarray(mask, dtype=bool) & ~self.rejected
         log.add(self.raw.path, self.kind, self.raw.rows, mask, field, reason, values, detail)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyogrio
 
-from data.schema import POLYGON_KINDS, Kind, detect_kind, match_headers
+from data.schema import KIND_TITLES, POLYGON_KINDS, Kind, detect_kind, guess_kind, match_headers
 
 log = logging.getLogger("riskmap")
 
@@ -131,6 +131,7 @@ class RawTable:
     ignored_columns: list[str] = field(default_factory=list)
     raw: pd.DataFrame | None = None          # the source columns, for reporting rejects
     malformed: list[tuple[int | None, str]] = field(default_factory=list)  # (row, text)
+    headers: dict[str, str] = field(default_factory=dict)  # canonical name -> source header
 
 
 def _header(path: Path) -> tuple[list[str], str, str]:
@@ -387,23 +388,53 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
     source.columns = headers
     found = kind or detect_kind(headers)
     if found is None:
-        raise FileRejected(str(path), "unknown_kind", "无法从表头识别文件类型，请用 --kind 指定",
-                           "cannot recognise the kind of file from its headers; use --kind")
+        raise _unknown_kind(path, headers)
     mapping = match_headers(found, headers)
     frame = source[list(mapping)].rename(columns=mapping).reset_index(drop=True)
     if found in POLYGON_KINDS and geometry is None:
         raise FileRejected(str(path), "no_geometry", "园区/场所须为带多边形的 GeoJSON 或 GPKG",
                            "parks and venues need polygons (GeoJSON or GeoPackage)")
+    # the file's own header of each canonical field, for the report
+    own = {canonical: header for header, canonical in mapping.items()}
     if geometry is not None:
         geometry = geometry.reset_index(drop=True)
+        own["geometry"] = "geometry"
         if found not in POLYGON_KINDS and not {"lon", "lat"} <= set(frame.columns):
             pts = geometry.where(geometry.geom_type == "Point")
             frame["lon"] = pts.x.astype("float64")
             frame["lat"] = pts.y.astype("float64")
+            own["lon"] = own["lat"] = "geometry"
     rows = _row_numbers(len(frame), first_row, [n for n, _ in malformed])
     return RawTable(str(path), found, frame, rows, encoding, geometry, file_crs,
                     [h for h in headers if h not in mapping], source.reset_index(drop=True),
-                    malformed)
+                    malformed, own)
+
+
+def _unknown_kind(path: Path, headers: list[str]) -> FileRejected:
+    """The refusal of a file whose kind its headers do not tell: for the likeliest kinds,
+    the required columns missing and the file's headers closest to them."""
+    guesses = guess_kind(headers)
+    shown = "、".join(h for h in headers[:12] if h.strip()) + ("…" if len(headers) > 12 else "")
+    if not guesses:
+        return FileRejected(str(path), "unknown_kind",
+                            "无法从表头识别文件类型：没有一列是已知的表头"
+                            f"（表头：{shown or '无'}）",
+                            "cannot recognise the kind of file: none of its headers is known"
+                            f" (headers: {shown or 'none'}); use the template's headers or"
+                            " --kind")
+    zh, en = [], []
+    for g in guesses:
+        zh_parts, en_parts = [], []
+        for f in g.missing:
+            near = g.closest.get(f.name)
+            zh_parts.append(f.zh + (f"（最接近的表头：{near}）" if near else ""))
+            en_parts.append(f"{f.zh} {f.name}" + (f" (closest header: {near})" if near else ""))
+        zh.append(f"按{KIND_TITLES[g.kind]}缺少必填列 " + "、".join(zh_parts))
+        en.append(f"as {g.kind} it lacks the required columns " + ", ".join(en_parts))
+    return FileRejected(str(path), "unknown_kind",
+                        "无法从表头识别文件类型：" + "；或".join(zh),
+                        "cannot recognise the kind of file from its headers: " + "; or ".join(en)
+                        + ". Fix the headers or use --kind")
 
 
 def _row_numbers(n: int, first_row: int, skipped: list[int | None]) -> np.ndarray:

@@ -11,6 +11,18 @@ import pandas as pd
 from data.reasons import reason_text
 
 COLUMNS = ["file", "row", "kind", "field", "code", "reason_zh", "reason_en", "value", "index"]
+Text = pd.Series | str | None
+Detail = Text | tuple[Text, Text]
+
+
+def _with_detail(reason: str, sep: str, detail: Text, idx: np.ndarray) -> np.ndarray | str:
+    """The reason, with the detail after it where there is one."""
+    if detail is None:
+        return reason
+    if isinstance(detail, str):
+        return reason + sep + detail
+    det = pd.Series(detail.to_numpy(dtype=object)[idx]).astype("string")
+    return (reason + sep + det).fillna(reason).to_numpy(dtype=object)
 
 
 class RejectLog:
@@ -22,28 +34,25 @@ class RejectLog:
 
     @staticmethod
     def _frame(path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str, code: str,
-               values: pd.Series | None, detail: pd.Series | str | None) -> pd.DataFrame:
+               values: pd.Series | None, detail: Detail) -> pd.DataFrame:
         idx = np.flatnonzero(mask)
         zh, en = reason_text(code)
         if values is None:
             vals = pd.Series(pd.NA, index=range(len(idx)), dtype="string")
         else:
             vals = pd.Series(values.to_numpy(dtype=object)[idx]).astype("string")
-        if detail is not None:
-            det = (pd.Series(detail.to_numpy(dtype=object)[idx]).astype("string")
-                   if isinstance(detail, pd.Series) else detail)
-            zh_col = zh + "：" + det
-            en_col = en + ": " + det
-        else:
-            zh_col, en_col = zh, en
+        det_zh, det_en = detail if isinstance(detail, tuple) else (detail, detail)
         return pd.DataFrame({
             "file": path, "row": rows[idx], "kind": kind, "field": field, "code": str(code),
-            "reason_zh": zh_col, "reason_en": en_col, "value": vals.to_numpy(), "index": idx,
+            "reason_zh": _with_detail(zh, "：", det_zh, idx),
+            "reason_en": _with_detail(en, ": ", det_en, idx),
+            "value": vals.to_numpy(), "index": idx,
         })
 
     def add(self, path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str,
-            code: str, values: pd.Series | None = None,
-            detail: pd.Series | str | None = None) -> None:
+            code: str, values: pd.Series | None = None, detail: Detail = None) -> None:
+        """Reject the rows of ``mask``. ``detail`` is appended to the reason: one text, a
+        text per row (<NA>: none for that row), or a (Chinese, English) pair of either."""
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             self._parts.append(self._frame(path, kind, rows, mask, field, code, values, detail))
@@ -76,6 +85,10 @@ class RejectLog:
     def rollback(self, mark: tuple[int, int]) -> None:
         del self._parts[mark[0]:]
         del self._flags[mark[1]:]
+
+    def has_rejects(self) -> bool:
+        """Whether anything (a row or a whole file) is rejected so far."""
+        return bool(self._parts)
 
     def rejected_mask(self, path: str, n: int) -> np.ndarray:
         """Rows of ``path`` that have at least one reject so far."""

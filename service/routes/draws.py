@@ -16,7 +16,7 @@ from layers.registry import ALL
 from service.auth import ADCODE_ROLES, Caller, Forbidden, Principal, Role, require
 from service.deps import SettingsDep, StoreDep
 from service.draws import METHOD, assign_inspectors, draw_units
-from service.errors import NotFound, invalid
+from service.errors import NotFound, bilingual, invalid
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
 from service.scope import PREFIX, layer_scope
@@ -49,7 +49,10 @@ def create_draw(caller: Caller, store: StoreDep, settings: SettingsDep, body: Dr
                 ) -> dict:
     region = _prefix(body.region)
     if caller.role == Role.REGULATOR and not region.startswith(_prefix(caller.scope or "")):
-        raise Forbidden("抽取范围超出您的管辖区域")
+        raise Forbidden(bilingual(
+            f"抽取范围 {body.region} 超出您的管辖区域：请填写 {caller.scope} 或其下级行政区划代码",
+            f"region {body.region} is outside your region: give {caller.scope} or a code "
+            "within it"))
     scope = layer_scope(caller, ALL["units"])
     units, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
         "county_adcode", "prefix", (region,))), None, None, 0))
@@ -107,7 +110,10 @@ def _inspectors(store: Store, caller: Principal, named: list[str], provinces: li
             refused.append(who)
     if refused:
         raise invalid("inspectors",
-                      f"不是您辖区内的网格员或监管人员：{'、'.join(refused[:20])}")
+                      f"不是您辖区内的网格员或监管人员：{'、'.join(refused[:20])}；"
+                      "请填写辖区内网格员编号或监管人员的用户编号",
+                      f"not a grid officer or regulator of your region: "
+                      f"{', '.join(refused[:20])}; give officer ids or regulators' user ids")
     return pool
 
 
@@ -116,7 +122,8 @@ def publish(store: StoreDep, draw_id: Annotated[str, Path(pattern=r"^SJ\d{8}[0-9
             ) -> dict:
     row = store.row("draws", draw_id)
     if row is None:
-        raise NotFound("没有该次抽取")
+        raise NotFound(bilingual(f"抽取 {draw_id} 不存在：请核对抽取编号",
+                                 f"random draw {draw_id} not found: check the draw id"))
 
     def parsed(value: object) -> object:
         return orjson.loads(value) if isinstance(value, str) else value

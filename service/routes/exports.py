@@ -9,9 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
-from service.auth import Caller, Role, require
+from service.auth import ADCODE_ROLES, Caller, Role, require
 from service.deps import StoreDep
-from service.export import MEDIA, ExportFormat, csv_chunks, geojson_chunks, metadata, write_gpkg
+from service.export import (
+    MEDIA,
+    ExportFormat,
+    csv_chunks,
+    export_filename,
+    export_scope,
+    geojson_chunks,
+    metadata,
+    write_gpkg,
+)
 from service.geojson import CRS_URI, OutputCrs
 from service.params import LAYER_ID, LayerFilters, spec_of
 from service.scope import layer_scope
@@ -28,10 +37,13 @@ def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: Backgro
            ) -> StreamingResponse | FileResponse:
     spec = spec_of(layer)
     where = (*layer_scope(caller, spec), *filters.conditions(spec))
-    name = f"{spec.id}-{crs.replace(':', '')}.{format}"
+    own = caller.scope if caller.role in ADCODE_ROLES else None
+    name = export_filename(spec.id, export_scope(own, filters.adcode, filters.park), crs,
+                           format)
     headers = {"Content-Disposition": f'attachment; filename="{name}"',
                "Content-Crs": f"<{CRS_URI[crs]}>",
-               "Link": f'</api/export/{spec.id}/metadata?crs={crs}>; rel="describedby"'}
+               "Link": f'</api/export/{spec.id}/metadata?crs={crs}&format={format}>; '
+                       'rel="describedby"'}
     if format == "gpkg":  # SQLite needs a file: written page by page, removed after sending
         folder = Path(tempfile.mkdtemp(prefix="riskmap-export-"))
         path = folder / name
@@ -45,6 +57,9 @@ def export(caller: Caller, store: StoreDep, layer: LAYER_ID, background: Backgro
 
 @router.get("/{layer}/metadata", summary="导出元数据", dependencies=[require(*EXPORTERS)])
 def export_metadata(caller: Caller, store: StoreDep, layer: LAYER_ID,
-                    crs: Annotated[OutputCrs, Query()] = "EPSG:4326") -> dict:
+                    crs: Annotated[OutputCrs, Query()] = "EPSG:4326",
+                    format: ExportFormat = "geojson") -> dict:
+    """What an export of the layer holds: its datum and build, and each field's Chinese
+    title, unit and meaning (and, for coded fields, their codes' names)."""
     spec = spec_of(layer)
-    return metadata(store, spec, crs, layer_scope(caller, spec))
+    return metadata(store, spec, crs, layer_scope(caller, spec), fmt=format)

@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Path, Query, Response
 
 from data.catalogue import TOP_CATEGORIES
+from geo.regions import Region, UnknownRegion, resolve_region
 from layers.registry import ALL
 from service.auth import Caller, Forbidden, Principal
 from service.deps import StoreDep
@@ -49,9 +50,11 @@ def park_profile(caller: Caller, store: StoreDep,
 
 @router.get("/regions/{adcode}/summary", summary="行政区风险汇总")
 def region_summary(caller: Caller, store: StoreDep,
-                   adcode: Annotated[str, Path(pattern=r"^\d{6}$")],
+                   adcode: Annotated[str, Path(pattern=r"^\d{2}(\d{2}){0,2}$",
+                                               description="行政区划代码，如 410100 或 4101")],
                    level: Annotated[str | None, Query(pattern="^(province|city|county)$")] = None
                    ) -> Response:
+    adcode = _region(adcode).adcode
     where = [Condition("adcode", "eq", (adcode,))]
     if level:
         where.append(Condition("admin_level", "eq", (level,)))
@@ -70,12 +73,18 @@ def region_summary(caller: Caller, store: StoreDep,
 
 @router.get("/demonstration", summary="示范试点企业与遴选缺口")
 def demonstration(caller: Caller, store: StoreDep,
-                  city: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+                  city: Annotated[str | None, Query(pattern=r"^\d{4}(\d{2})?$",
+                                                    description="地市代码，如 410100 或 4101")
+                                  ] = None,
                   category: Annotated[str | None, Query()] = None) -> Response:
     if category is not None and category not in TOP_CATEGORIES:
         raise BadParameter(f"设备种类代码须为 {', '.join(TOP_CATEGORIES)} 之一")
     where = []
     if city:
+        found = _region(city)
+        if found.level != "city":
+            raise BadParameter(f"city：{found.label} 不是地市 / not a city")
+        city = found.adcode
         where.append(Condition("city_adcode", "eq", (city,)))
     if category:
         where.append(Condition("top_category", "eq", (category,)))
@@ -89,3 +98,10 @@ def demonstration(caller: Caller, store: StoreDep,
                   "coverage": _records(coverage, "demonstration-coverage"),
                   "gaps": len(gaps)})
 
+
+
+def _region(code: str) -> Region:
+    try:
+        return resolve_region(code)
+    except UnknownRegion as exc:
+        raise BadParameter(str(exc)) from None

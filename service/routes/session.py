@@ -78,10 +78,13 @@ def login(request: Request, store: StoreDep, settings: SettingsDep,
     target = safe_next(next)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not nonce or not hmac.compare_digest(csrf, csrf_token(nonce, _pepper(settings))):
-        return _login_form(request, settings, target, "页面已过期，请重新登录", 403)
+        return _login_form(request, settings, target,
+                           "页面已过期，请重新登录 / the page expired: sign in again", 403)
     user = store.user_by_token_hash(hash_token(token.strip(), _pepper(settings)))
     if user is None:
-        return _login_form(request, settings, target, "令牌无效或已停用", 401)
+        return _login_form(request, settings, target,
+                           "令牌无效或已停用：请核对令牌或联系管理员 / "
+                           "the token is wrong or disabled", 401)
     session_id = start_session(store, user, _pepper(settings))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict",

@@ -13,9 +13,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -73,10 +74,12 @@ def _text_field(value: object, field: str) -> str | None:
 @router.post("/ingest", summary="上传台账文件并导入（与命令行相同的报告）",
              dependencies=[require(Role.ADMIN, Role.REGULATOR)],
              openapi_extra={"requestBody": UPLOAD_BODY})
-async def upload(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep
-                 ) -> dict:
+async def upload(request: Request, caller: Caller, store: StoreDep, settings: SettingsDep,
+                 strict: Annotated[bool, Query(description="严格模式：有任何拒收（行或整个文件）"
+                                                           "则整批不写入")] = False) -> dict:
     """Admins load anything within the configured provinces; a province regulator loads
-    rows of their province only (others are rejected as ``out_of_scope`` and reported)."""
+    rows of their province only (others are rejected as ``out_of_scope`` and reported).
+    With ``strict=true`` any reject leaves the store as it was (``written`` false)."""
     if caller.role == Role.REGULATOR and caller.admin_level != "province":
         raise Forbidden("仅省级监管人员和系统管理员可导入台账")
     limit = settings.max_upload_mb * 2**20
@@ -102,7 +105,8 @@ async def upload(request: Request, caller: Caller, store: StoreDep, settings: Se
         scope = None if caller.role == Role.ADMIN else WriteScope(caller.scope or "")
         options = IngestOptions(h3_resolution=settings.h3_resolution,
                                 provinces=settings.provinces, default_crs=crs, kind=kind,
-                                max_bytes=limit, actor=caller.user_id, scope=scope)
+                                max_bytes=limit, actor=caller.user_id, scope=scope,
+                                strict=strict)
         report = await run_in_threadpool(ingest, paths, store, options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -128,7 +132,10 @@ async def _save(files: list[UploadFile], folder: Path, limit: int
 
 
 def _as_uploaded(report: dict, names: dict[str, str]) -> dict:
-    """The report with the uploaded file names in place of the server's temporary paths."""
+    """The report with the uploaded file names in place of the server's temporary paths,
+    without the rejected rows as they came (up to 100,000 of them, for the CLI's
+    workbook; ``rejects`` lists each with its row, field and reason)."""
+    report = {k: v for k, v in report.items() if not k.startswith("rejected_rows")}
     text = orjson.dumps(report, default=str).decode()
     for path, name in names.items():
         text = text.replace(orjson.dumps(path).decode()[1:-1], orjson.dumps(name).decode()[1:-1])

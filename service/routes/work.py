@@ -3,28 +3,41 @@ trail that records every change."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from datetime import date
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 import h3
 import orjson
 import pandas as pd
 import pyarrow as pa
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from layers.registry import ALL
 from service import tabular
-from service.auth import Caller, Forbidden, Principal, Role, require
+from service.auth import Caller, Forbidden, Principal, Role, audit_actor, require
 from service.deps import CachesDep, SettingsDep, StoreDep
-from service.errors import BadParameter, NotFound, invalid
+from service.errors import BadParameter, NotFound, bilingual, invalid, known_query
+from service.ingest.values import parse_dates
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
 from service.scope import layer_scope
 from service.store.base import Change, Store
+from service.store.changes import ACTIONS, ENTITIES
 from service.store.errors import ConflictError
 from service.store.query import Condition, LayerQuery
+from service.store.tables import ALL_TABLES, META
 from service.worklist import worklist
 
 router = APIRouter(prefix="/api", tags=["worklist"])
@@ -34,8 +47,6 @@ CLOSERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER)
 # reopen a hazard closed by mistake (已销号 → 整改中, with the reason)
 TRANSITIONS = {("已登记", "整改中"), ("整改中", "已销号")}
 REOPEN = ("已销号", "整改中")
-# the same text whether a hazard is missing or outside the caller's scope
-HAZARD_NOT_FOUND = "未找到该隐患或不在您的管辖范围内"
 Format = Literal["json", "csv", "xlsx"]
 # dates a worklist is asked for, or a check or closing is recorded on: a register's era
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
@@ -47,8 +58,35 @@ def _day(today: date | None) -> date:
     """The worklist's day (default today), within EARLIEST–LATEST, else 400."""
     day = date.today() if today is None else today
     if not EARLIEST <= day <= LATEST:
-        raise BadParameter(f"today 须在 {EARLIEST} 至 {LATEST} 之间")
+        raise BadParameter(bilingual(f"日期 today 须在 {EARLIEST} 至 {LATEST} 之间（YYYY-MM-DD）",
+                                     f"today must be between {EARLIEST} and {LATEST} "
+                                     "(YYYY-MM-DD)"))
     return day
+
+
+def _hazard_missing(hazard_id: str) -> NotFound:
+    """The same 404 whether a hazard is missing or outside the caller's scope."""
+    return NotFound(bilingual(f"隐患 {hazard_id} 不存在（或不在您的管辖范围内）：请核对隐患编号",
+                              f"hazard {hazard_id} not found (or outside your region): "
+                              "check the hazard id"))
+
+
+def _written_date(value: object) -> object:
+    """A date in a request body as ingest reads it in a file (2024-03-01, 2024/3/1,
+    2024年3月1日, 20240301, …: :func:`service.ingest.values.parse_dates`); anything else is
+    a ``date_parsing`` error, which says to use YYYY-MM-DD."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str) and value.strip():
+        parsed, bad = parse_dates(pd.Series([value], dtype=object))
+        if not bad[0] and pd.notna(parsed.iloc[0]):
+            return parsed.iloc[0].date()
+        with contextlib.suppress(ValueError):  # a real day outside ingest's years: the
+            return date.fromisoformat(value.strip())  # field's own check names its era
+    raise PydanticCustomError("date_parsing", "Input should be a date as YYYY-MM-DD")
+
+
+WrittenDate = Annotated[date, BeforeValidator(_written_date)]
 
 
 class Conflict(ConflictError):
@@ -107,9 +145,12 @@ def cell_worklist(caller: Caller, store: StoreDep, caches: CachesDep,
                   format: Format = "json",
                   today: Day = None) -> Response:
     if not h3.is_valid_cell(cell) or h3.get_resolution(cell) != store.h3_resolution:
-        raise BadParameter(f"网格须为分辨率 {store.h3_resolution} 的 H3 单元")
+        raise BadParameter(bilingual(
+            f"网格 {cell} 须为分辨率 {store.h3_resolution} 的 H3 单元（15 位十六进制）",
+            f"cell must be an H3 cell at resolution {store.h3_resolution} (15 hex digits)"))
     if caller.role == Role.GRID_OFFICER and cell not in caller.cells:
-        raise Forbidden("该网格不属于当前网格员")
+        raise Forbidden(bilingual(f"网格 {cell} 不是您负责的网格：请选择您的网格",
+                                  f"cell {cell} is not one of your cells"))
     day = _day(today)
     items = worklist(store, caller, day, caches.worklists, (Condition("h3", "eq", (cell,)),))
     return _respond(items, format, day, f"worklist-{cell}")
@@ -123,40 +164,52 @@ class Transition(BaseModel):
     to: Literal["整改中", "已销号"]
     evidence: str = Field(min_length=2, max_length=2000,
                           description="整改情况或证据说明；重新打开时为原因")
-    closed_on: date | None = Field(None, description="销号日期（销号时必填）")
+    closed_on: WrittenDate | None = Field(
+        None, description="销号日期（销号时必填），YYYY-MM-DD（也接受 2024/3/1、2024年3月1日）")
     verified_by: str | None = Field(None, min_length=1, max_length=100,
                                     description="验收人（销号时必填）")
 
     @model_validator(mode="after")
     def _closing_needs_date_and_verifier(self) -> Transition:
         if (self.from_status, self.to) not in {*TRANSITIONS, REOPEN}:
-            raise ValueError(f"不允许的状态变更：{self.from_status} → {self.to}")
+            raise ValueError(bilingual(
+                f"不允许的状态变更：{self.from_status} → {self.to}；允许的变更为 已登记 → 整改中、"
+                "整改中 → 已销号，以及监管人员重新打开 已销号 → 整改中",
+                f"transition {self.from_status} → {self.to} not allowed; allowed: 已登记 → "
+                "整改中, 整改中 → 已销号, and 已销号 → 整改中 (reopening, regulators only)"))
         if self.to == "已销号" and (self.closed_on is None or not self.verified_by):
-            raise ValueError("销号须填写销号日期 closed_on 和验收人 verified_by")
+            raise ValueError(bilingual(
+                "销号须填写销号日期 closed_on（YYYY-MM-DD）和验收人 verified_by",
+                "closing needs closed_on (YYYY-MM-DD) and verified_by"))
         return self
 
     @field_validator("closed_on")
     @classmethod
     def _closed_within_the_register(cls, day: date | None) -> date | None:
-        return None if day is None else _past_day(day, "销号日期")
+        return None if day is None else _past_day(day, "销号日期", "closed_on")
 
 
-def _past_day(day: date, label: str) -> date:
+def _past_day(day: date, label: str, field: str) -> date:
     """A day of the register's era, not later than today (the 422 names the field)."""
-    if day > date.today():
-        raise ValueError(f"{label}不能晚于今天")
+    today = date.today()
+    if day > today:
+        raise ValueError(bilingual(f"{label}不能晚于今天（{today}）",
+                                   f"{field} cannot be later than today ({today})"))
     if day < EARLIEST:
-        raise ValueError(f"{label}不能早于 {EARLIEST}")
+        raise ValueError(bilingual(f"{label}不能早于 {EARLIEST}",
+                                   f"{field} cannot be earlier than {EARLIEST}"))
     return day
 
 
-def _equipment_in_scope(store: Store, caller: Principal, registration_code: str) -> dict:
-    """The caller's equipment row by code, or NotFound (out of scope looks like absent)."""
+def _equipment_in_scope(store: Store, caller: Principal, registration_code: str,
+                        hazard_id: str) -> dict:
+    """The caller's equipment row by code, or the hazard's 404 (out of scope looks like
+    absent)."""
     scope = layer_scope(caller, ALL["equipment"])
     found, _ = store.query_layer(LayerQuery("equipment", (*scope, Condition(
         "registration_code", "eq", (registration_code,))), None, 1, 0))
     if found.empty:
-        raise NotFound(HAZARD_NOT_FOUND)
+        raise _hazard_missing(hazard_id)
     return found.iloc[0].to_dict()
 
 
@@ -166,16 +219,27 @@ def transition(caller: Caller, store: StoreDep, body: Transition,
                hazard_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> dict:
     """已登记 → 整改中 → 已销号 (closing needs its date, verifier and evidence); 已销号 →
     整改中 reopens a hazard closed by mistake, for regulators of its region only."""
-    hazard = store.row("hazards", hazard_id.upper())
+    wanted = hazard_id.upper()
+    hazard = store.row("hazards", wanted)
     if hazard is None:
-        raise NotFound(HAZARD_NOT_FOUND)
-    piece = _equipment_in_scope(store, caller, hazard["registration_code"])
+        raise _hazard_missing(wanted)
+    piece = _equipment_in_scope(store, caller, hazard["registration_code"], wanted)
     reopen = (body.from_status, body.to) == REOPEN
     if reopen and caller.role != Role.REGULATOR:
-        raise Forbidden("只有辖区监管人员可以重新打开已销号的隐患")
+        raise Forbidden(bilingual("只有隐患所在辖区的监管人员可以重新打开已销号的隐患",
+                                  "only a regulator of the hazard's region may reopen a "
+                                  "closed hazard"))
+    if hazard.get("status") != body.from_status:  # the caller's view is stale
+        raise Conflict(bilingual(
+            f"隐患 {wanted} 当前状态为“{hazard.get('status')}”，而您提交的 from 为"
+            f"“{body.from_status}”：您看到的状态已过时，请刷新后按当前状态重试",
+            f"hazard {wanted} is now {hazard.get('status')}, you sent "
+            f"from={body.from_status}: reload and try again"))
     found_on = hazard.get("found_on")
     if body.closed_on and found_on and body.closed_on < _as_date(found_on):
-        raise invalid("closed_on", f"销号日期不能早于发现日期 {_as_date(found_on)}")
+        raise invalid("closed_on", f"销号日期不能早于发现日期 {_as_date(found_on)}",
+                      f"closed_on cannot be earlier than the day the hazard was found, "
+                      f"{_as_date(found_on)}")
     values: dict = {"status": body.to}
     if body.to == "已销号":
         values |= {"closed_on": body.closed_on, "verified_by": body.verified_by,
@@ -189,9 +253,12 @@ def transition(caller: Caller, store: StoreDep, body: Transition,
             "hazards", hazard["hazard_id"], {"status": body.from_status}, values,
             actor=caller.user_id, action="hazard.reopen" if reopen else "hazard.transition",
             note=note, county_adcode=piece.get("county_adcode"), h3=piece.get("h3")))
-    except ConflictError:
+    except ConflictError:  # it was as the caller saw it, and changed while we wrote
         current = (store.row("hazards", hazard["hazard_id"]) or {}).get("status")
-        raise Conflict(f"隐患状态已被他人改为“{current}”，请刷新后重试") from None
+        raise Conflict(bilingual(
+            f"隐患 {wanted} 在您提交的同时已被他人改为“{current}”，您的变更未保存：请刷新后重试",
+            f"hazard {wanted} was changed by someone else meanwhile (now {current}); "
+            "yours was not saved: reload and try again")) from None
     return {"hazard_id": after["hazard_id"], "before": before["status"] if before else None,
             "status": after["status"], "closed_on": _iso(after.get("closed_on")),
             "evidence": body.evidence, "verified_by": body.verified_by}
@@ -205,14 +272,15 @@ class CheckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     credit_code: str = Field(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$", description="被检查单位")
-    checked_on: date
+    checked_on: WrittenDate = Field(
+        description="检查日期，YYYY-MM-DD（也接受 2024/3/1、2024年3月1日）")
     result: str = Field(min_length=1, max_length=500, description="检查结果，如 符合 / 责令整改")
     officer_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
     @field_validator("checked_on")
     @classmethod
     def _within_the_register(cls, day: date) -> date:
-        return _past_day(day, "检查日期")
+        return _past_day(day, "检查日期", "checked_on")
 
 
 @router.post("/checks", summary="登记一次监督检查", status_code=201,
@@ -226,7 +294,10 @@ def record_check(caller: Caller, store: StoreDep, settings: SettingsDep, body: C
     unit, _ = store.query_layer(LayerQuery("units", (*scope, Condition(
         "credit_code", "eq", (body.credit_code,))), None, 1, 0))
     if unit.empty:
-        raise NotFound("未找到该单位或不在您的管辖范围内")
+        raise NotFound(bilingual(
+            f"单位 {body.credit_code} 不存在（或不在您的管辖范围内）：请核对统一社会信用代码",
+            f"unit {body.credit_code} not found (or outside your region): check the "
+            "credit code"))
     officer = _checking_officer(caller, store, settings.provinces, body.officer_id)
     check_id = _check_id(body, officer)
     row = unit.iloc[0]
@@ -255,16 +326,21 @@ def _checking_officer(caller: Principal, store: Store, provinces: list[str],
                       named: str | None) -> str | None:
     if caller.role == Role.GRID_OFFICER:
         if named and named.upper() != (caller.scope or "").upper():
-            raise Forbidden("网格员只能以本人名义登记检查")
+            raise Forbidden(bilingual(
+                f"网格员只能以本人名义登记检查：officer_id 留空或填写 {caller.scope}",
+                f"a grid officer records their own checks: leave officer_id empty or give "
+                f"{caller.scope}"))
         return caller.scope
     if not named:
         return None
     named = named.upper()
     if known_officers(store, [named]).empty:
-        raise invalid("officer_id", f"没有网格员 {named}")
+        raise invalid("officer_id", f"没有网格员 {named}：请填写已登记的网格员编号",
+                      f"no grid officer {named}: give a registered officer's id")
     if caller.role == Role.REGULATOR and named not in officers_in_region(
             store, [named], WriteScope(caller.scope or ""), provinces):
-        raise invalid("officer_id", f"网格员 {named} 不在您的管辖范围内")
+        raise invalid("officer_id", f"网格员 {named} 不在您的管辖范围内：请填写您辖区内的网格员",
+                      f"grid officer {named} does not work in your region")
     return named
 
 
@@ -275,12 +351,70 @@ def _check_id(body: CheckIn, officer: str | None) -> str:
     return f"JC{body.checked_on:%Y}{hashlib.sha256(what.encode()).hexdigest()[:12].upper()}"
 
 
-@router.get("/audit", summary="审计记录（只增不改）", dependencies=[require(Role.ADMIN,
-                                                                        Role.REGULATOR)])
+# the audit trail ------------------------------------------------------------------------------
+
+# times in the trail are shown in Beijing time (China keeps one zone and no summer time);
+# they are stored as naive UTC
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+AUDIT_ZONE = "Asia/Shanghai (+08:00)"
+# what ``action`` takes: an action, or a family of them (``hazard``: every hazard.*)
+AUDIT_ACTIONS = (*ACTIONS, *dict.fromkeys(a.split(".")[0] for a in ACTIONS))
+AuditAction = Literal[AUDIT_ACTIONS]  # type: ignore[valid-type]
+# what an entry's rows keep to themselves: fingerprints, batch and source bookkeeping
+INTERNAL = frozenset(c for c, _ in META)
+_MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00$")
+
+
+def _moment(value: object, end: bool) -> object:
+    """A ``since`` (``end`` False) or ``until`` bound as an aware datetime: a date (YYYY-MM-DD,
+    or as ingest reads dates) is that day in Beijing time, its start for ``since`` and the
+    next day's start for ``until`` (the whole day included); a time without a zone is
+    Beijing time; ``until`` includes the instant it names."""
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    text = re.sub(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$", r"\1+\2", text)
+    moment: datetime | None = None
+    day = not any(c in text for c in ":T")  # a date, no time of day
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        parsed, bad = parse_dates(pd.Series([text], dtype=object))
+        if text and day and not bad[0] and pd.notna(parsed.iloc[0]):
+            moment = parsed.iloc[0].to_pydatetime()
+    if moment is None:
+        raise PydanticCustomError("datetime_parsing", "Input should be a date or a time")
+    if not EARLIEST.year <= moment.year <= LATEST.year:
+        raise ValueError(bilingual(f"须在 {EARLIEST} 至 {LATEST} 之间",
+                                   f"must be between {EARLIEST} and {LATEST}"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=BEIJING)
+    if end:
+        moment += timedelta(days=1) if day else timedelta(microseconds=1)
+    return moment
+
+
+Since = Annotated[datetime | None, BeforeValidator(lambda v: _moment(v, False)), Query(
+    description="起始时间（含）：YYYY-MM-DD 或 YYYY-MM-DDTHH:MM:SS，可带时区，不带时区按北京时间")]
+Until = Annotated[datetime | None, BeforeValidator(lambda v: _moment(v, True)), Query(
+    description="截止时间（含）：YYYY-MM-DD（含当天全天）或 YYYY-MM-DDTHH:MM:SS，可带时区")]
+
+
+@router.get("/audit", summary="审计记录（只增不改）", response_class=Response,
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+            dependencies=[require(Role.ADMIN, Role.REGULATOR), Depends(known_query)])
 def audit(caller: Caller, store: StoreDep,
-          entity_id: Annotated[str | None, Query(max_length=64)] = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
+          entity_id: Annotated[str | None, Query(max_length=64, description="对象编号")] = None,
+          action: Annotated[AuditAction | None, Query(
+              description="操作类型，如 hazard.transition；或一类操作，如 hazard")] = None,
+          since: Since = None, until: Until = None,
+          format: Annotated[Literal["json", "csv"], Query(description="json 或 csv")] = "json",
+          limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 1–1000")] = 100,
+          offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="起始位置")] = 0
+          ) -> Response:
+    """Newest first. Each entry names its actor (id, name, role), its time in Beijing time
+    (+08:00) and the row before and after, without the store's bookkeeping. A regulator
+    reads the entries of their region only (placed by the changed row's county)."""
     where: list[Condition] = []
     if caller.role == Role.REGULATOR:  # their region's entries, selected in the query
         prefix = (caller.scope or "")[:{"province": 2, "city": 4}.get(
@@ -288,15 +422,92 @@ def audit(caller: Caller, store: StoreDep,
         where.append(Condition("county_adcode", "prefix", (prefix,)))
     if entity_id:
         where.append(Condition("entity_id", "eq", (entity_id,)))
-    page, matched = store.query_table("audit", tuple(where), "at", descending=True,
-                                      limit=limit, offset=offset)
-    records = []
-    for row in page.astype(object).where(page.notna(), None).to_dict("records"):
-        row["at"] = _iso(row["at"])
-        for key in ("before", "after"):
-            row[key] = orjson.loads(row[key]) if row[key] else None
-        records.append(row)
-    return {"count": matched, "entries": records}
+    if action:
+        where.append(Condition("action", "eq", (action,)) if action in ACTIONS
+                     else Condition("action", "prefix", (action + ".",)))
+    if since is not None and until is not None and since >= until:
+        raise BadParameter(bilingual("起始时间 since 须早于截止时间 until",
+                                     "since must be earlier than until"))
+    page, matched = store.query_audit(tuple(where), since=_stored_time(since),
+                                      until=_stored_time(until), limit=limit, offset=offset)
+    users = {u.user_id: u for u in store.users()}
+    entries = [_entry(row, users) for row in
+               page.astype(object).where(page.notna(), None).to_dict("records")]
+    if format == "csv":
+        return _audit_csv(entries, matched)
+    return Response(orjson.dumps({"count": matched, "limit": limit, "offset": offset,
+                                  "timezone": AUDIT_ZONE, "entries": entries}),
+                    media_type="application/json")
+
+
+def _stored_time(moment: datetime | None) -> datetime | None:
+    """A bound as the trail stores times: naive UTC."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _beijing(value: object) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 in Beijing time, to the second."""
+    if value is None or value is pd.NaT:
+        return None
+    moment = pd.Timestamp(value).to_pydatetime()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(BEIJING).isoformat(timespec="seconds")
+
+
+def _entry(row: dict, users: dict) -> dict:
+    entity = row.get("entity")
+    return {"audit_id": row["audit_id"], "at": _beijing(row["at"]),
+            "actor": audit_actor(row.get("actor"), users),
+            "action": row.get("action"), "action_zh": ACTIONS.get(row.get("action") or ""),
+            "entity": entity, "entity_zh": ENTITIES.get(entity or ""),
+            "entity_id": row.get("entity_id"), "note": row.get("note"),
+            "county_adcode": row.get("county_adcode"), "h3": row.get("h3"),
+            "before": _shown_row(entity, row.get("before")),
+            "after": _shown_row(entity, row.get("after"))}
+
+
+def _shown_row(entity: str | None, stored: object) -> dict | None:
+    """A row as an entry shows it: no bookkeeping columns, dates as YYYY-MM-DD and times
+    in Beijing time."""
+    if stored is None:
+        return None
+    values = orjson.loads(stored) if isinstance(stored, str | bytes) else dict(stored)
+    spec = ALL_TABLES.get(entity or "")
+    kinds = dict(spec.columns) if spec is not None else {}
+    shown = {}
+    for key, value in values.items():
+        if key in INTERNAL:
+            continue
+        if isinstance(value, str) and kinds.get(key) == "timestamp":
+            with contextlib.suppress(ValueError):
+                value = _beijing(datetime.fromisoformat(value))
+        elif isinstance(value, str):
+            midnight = _MIDNIGHT.match(value)
+            value = midnight.group(1) if midnight else value
+        shown[key] = value
+    return shown
+
+
+AUDIT_CSV = {"at": "时间（北京时间）", "actor_name": "操作人", "actor_role": "角色",
+             "actor_id": "操作人编号", "action_zh": "操作", "action": "操作代码",
+             "entity_zh": "对象", "entity_id": "对象编号", "note": "说明",
+             "county_adcode": "区县代码", "h3": "网格", "before": "变更前", "after": "变更后"}
+
+
+def _audit_csv(entries: list[dict], matched: int) -> Response:
+    """The page as CSV (UTF-8 with BOM, formula-safe), the rows as JSON text."""
+    rows = [{"at": e["at"], "actor_name": e["actor"]["name"],
+             "actor_role": e["actor"]["role_zh"], "actor_id": e["actor"]["id"],
+             "action_zh": e["action_zh"], "action": e["action"], "entity_zh": e["entity_zh"],
+             "entity_id": e["entity_id"], "note": e["note"],
+             "county_adcode": e["county_adcode"], "h3": e["h3"],
+             **{k: None if e[k] is None else orjson.dumps(e[k]).decode()
+                for k in ("before", "after")}} for e in entries]
+    table = pd.DataFrame(rows, columns=list(AUDIT_CSV)).rename(columns=AUDIT_CSV)
+    return Response(tabular.to_csv(table).encode("utf-8-sig"), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit.csv"',
+                             "X-Total-Count": str(matched)})
 
 
 def _iso(value: object) -> str | None:

@@ -20,10 +20,10 @@ import shapely
 
 from geo.cells import from_strings, parents, points_to_cells
 from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
-from service.store.conform import checked_columns, empty_table
-from service.store.location import StoreKind
+from service.store.conform import check_layers_current, checked_columns, empty_table
+from service.store.location import StoreKind, StoreLocation
 from service.store.query import Condition, LayerQuery, condition_mask, isin, query_frame
-from service.store.tables import ALL_TABLES, LAYER_SPECS, OFFICER_CELLS, Table
+from service.store.tables import ALL_TABLES, BATCHES, LAYER_SPECS, OFFICER_CELLS, TABLES, Table
 
 
 @dataclass
@@ -124,6 +124,15 @@ class UpsertCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         return self
+
+
+def _json_value(value: object, empty: object) -> object:
+    """A stored JSON column's value (text in frames, already parsed from SQL)."""
+    import json
+
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return empty
+    return json.loads(value) if isinstance(value, str) else value
 
 
 class Store(ABC):
@@ -291,8 +300,10 @@ class Store(ABC):
     # users -------------------------------------------------------------------------------
 
     @abstractmethod
-    def add_user(self, user: User) -> None:
-        """Store a new user (StoreError if the id or the token hash is taken)."""
+    def add_user(self, user: User, actor: str = "cli") -> None:
+        """Store a new user (StoreError if the id or the token hash is taken) and its
+        ``user.add`` audit entry by ``actor``. A user change is no data change: the data
+        version stays."""
 
     @abstractmethod
     def user_by_token_hash(self, token_hash: str) -> User | None:
@@ -303,9 +314,36 @@ class Store(ABC):
         """Every user, by id."""
 
     @abstractmethod
-    def disable_user(self, user_id: str) -> None:
-        """Refuse the user's token from now on (kept for the audit trail, never deleted);
-        StoreError if there is no such user."""
+    def disable_user(self, user_id: str, actor: str = "cli") -> None:
+        """Refuse the user's token from now on (kept for the audit trail, never deleted),
+        with a ``user.disable`` audit entry by ``actor``; StoreError if there is no such
+        user. The data version stays."""
+
+    # the audit trail ---------------------------------------------------------------------
+
+    def query_audit(self, where: tuple[Condition, ...], *, since: datetime | None = None,
+                    until: datetime | None = None, limit: int | None = None, offset: int = 0
+                    ) -> tuple[pd.DataFrame, int]:
+        """A page of the audit trail, newest first: the entries matching ``where`` with
+        ``since <= at < until`` (naive UTC, as stored; None leaves that end open), user
+        changes included, and how many match in all. This default filters in memory;
+        PostGIS runs it as SQL."""
+        frame = self._audit_frame()
+        mask = np.ones(len(frame), dtype=bool)
+        for condition in where:
+            mask &= condition_mask(frame, condition)
+        at = pd.to_datetime(frame["at"])
+        if since is not None:
+            mask &= (at >= pd.Timestamp(since)).fillna(False).to_numpy(dtype=bool)
+        if until is not None:
+            mask &= (at < pd.Timestamp(until)).fillna(False).to_numpy(dtype=bool)
+        hits = frame.loc[mask].sort_values(["at", "audit_id"], ascending=False, kind="stable")
+        end = None if limit is None else offset + limit
+        return hits.iloc[offset:end].reset_index(drop=True), len(hits)
+
+    def _audit_frame(self) -> pd.DataFrame:
+        """The whole trail (the embedded store adds the user changes kept beside it)."""
+        return self.read("audit")
 
     # browser sessions --------------------------------------------------------------------
 
@@ -325,6 +363,71 @@ class Store(ABC):
     @abstractmethod
     def end_session(self, session_hash: str) -> None:
         """End the session (logout); a no-op for an unknown hash."""
+
+    # existence and what the store holds (``riskmap info``) -----------------------------
+
+    @staticmethod
+    def why_missing(location: StoreLocation) -> str | None:
+        """Why no store of this kind is at ``location`` (Chinese, then English), or None
+        when there is one; asked without creating anything (see ``open_store``)."""
+        return None
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """Space the store takes: bytes on disk, or the database's size."""
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows of every stored table (not the layers), by table name."""
+        return {name: len(self.read(name, [spec.key])) for name, spec in ALL_TABLES.items()}
+
+    def has_data(self) -> bool:
+        """Whether any ingested table holds a row (False for an empty store)."""
+        counts = self.row_counts()
+        return any(counts[name] for name in TABLES)
+
+    def last_batch(self) -> dict | None:
+        """The batch written last (``batch_id``, ``started_at``, ``finished_at``, ``files``,
+        ``report``), or None before the first."""
+        frame = self.read(BATCHES.name)
+        if frame.empty:
+            return None
+        row = frame.sort_values(["finished_at", "batch_id"], kind="stable").iloc[-1]
+        return {"batch_id": str(row["batch_id"]),
+                "started_at": pd.Timestamp(row["started_at"]).to_pydatetime(),
+                "finished_at": pd.Timestamp(row["finished_at"]).to_pydatetime(),
+                "files": _json_value(row["files"], []),
+                "report": _json_value(row["report"], {})}
+
+    def info(self) -> dict:
+        """What ``riskmap info`` shows: the store, its size, rows per table, users, the last
+        batch, the build in force and whether its layers are stale (the data changed
+        since, or another version of the layer registry made them)."""
+        from service.store.errors import StaleLayers
+
+        version = self.data_version()
+        build = self.layer_build()
+        stale, why = None, None
+        if build is not None:
+            try:
+                check_layers_current(build)
+            except StaleLayers as exc:
+                stale, why = True, str(exc)
+            else:
+                stale = build.data_version != version
+                why = "数据在生成后有变化 the data changed since the build" if stale else None
+        users = self.users()
+        return {
+            "kind": self.kind, "url": self.url, "size_bytes": self.size_bytes(),
+            "h3_resolution": self.h3_resolution, "data_version": version,
+            "tables": self.row_counts(),
+            "users": {"total": len(users), "enabled": sum(not u.disabled for u in users)},
+            "last_batch": self.last_batch(),
+            "build": None if build is None else {
+                "build_id": build.build_id, "built_at": build.built_at, "as_of": build.as_of,
+                "rules_version": build.rules_version, "rules_hash": build.rules_hash,
+                "data_version": build.data_version},
+            "stale": stale, "stale_reason": why,
+        }
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or locks."""

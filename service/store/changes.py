@@ -16,7 +16,20 @@ from service.store.errors import ConflictError, MissingRow
 from service.store.tables import Table
 
 if TYPE_CHECKING:  # the records live with the interface
-    from service.store.base import Change
+    from service.store.base import Change, User
+
+# Every action the audit trail records, with its Chinese name (``GET /api/audit?action=``
+# takes these, or a family: the part before the dot)
+ACTIONS: dict[str, str] = {
+    "hazard.transition": "隐患状态变更", "hazard.reopen": "隐患重新打开",
+    "hazard.ingest": "导入隐患", "check.record": "登记监督检查", "check.ingest": "导入监督检查",
+    "draw.create": "双随机抽取", "ingest.batch": "导入批次", "user.add": "新建用户",
+    "user.disable": "停用用户",
+}
+ENTITIES: dict[str, str] = {"hazards": "隐患", "checks": "监督检查", "draws": "双随机抽取",
+                            "batches": "导入批次", "users": "用户"}
+# what a user change records of the user (never the token's hash)
+USER_FIELDS = ("user_id", "name", "role", "scope", "disabled")
 
 def unmet_expectations(stored: pd.DataFrame, key: str, expect: pd.DataFrame) -> int:
     """How many of ``expect`` (``key``, ``row_hash``; a null hash: the key is absent) no
@@ -66,6 +79,21 @@ def audit_row(change: Change, before: dict | None, after: dict) -> dict:
                                                                default=str),
             "after": json.dumps(after, ensure_ascii=False, default=str), "note": change.note,
             "county_adcode": change.county_adcode, "h3": change.h3}
+
+
+def user_audit_row(action: str, user: User, actor: str) -> dict:
+    """The audit entry of a user added (``user.add``) or disabled (``user.disable``) by
+    ``actor``. It places the entry nowhere (no county): only administrators read it."""
+    now = {f: getattr(user, f) for f in USER_FIELDS}
+    before = None if action == "user.add" else now | {"disabled": False}
+    after = now | {"disabled": action == "user.disable"}
+    verb = ACTIONS[action]
+    return {"audit_id": f"a-{uuid.uuid4().hex}", "at": datetime.now(UTC).replace(tzinfo=None),
+            "actor": actor, "action": action, "entity": "users", "entity_id": user.user_id,
+            "before": None if before is None else json.dumps(before, ensure_ascii=False),
+            "after": json.dumps(after, ensure_ascii=False),
+            "note": f"{verb} {user.name}（{user.role}，范围 {user.scope or '全部'}）",
+            "county_adcode": None, "h3": None}
 
 
 def plain(value: object) -> object:

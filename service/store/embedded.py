@@ -36,7 +36,13 @@ import shapely
 
 from service.store.arrow import ARROW_TYPES, frame_from_arrow, frame_to_arrow
 from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
-from service.store.changes import audit_row, changed_row, plain, unmet_expectations
+from service.store.changes import (
+    audit_row,
+    changed_row,
+    plain,
+    unmet_expectations,
+    user_audit_row,
+)
 from service.store.conform import (
     check_layers_current,
     conform_frame,
@@ -61,6 +67,7 @@ from service.store.tables import (
 
 FORMAT = 1
 POINT_TABLES = ("equipment", "units")
+USER_AUDIT = "user-audit.json"  # the audit entries of user changes
 
 
 # The store ---------------------------------------------------------------------------------
@@ -441,22 +448,49 @@ class EmbeddedStore(Store):
 
     # users -------------------------------------------------------------------------------
 
-    def add_user(self, user: User) -> None:
+    def add_user(self, user: User, actor: str = "cli") -> None:
         with self._locked():
             users = self.users()
             if any(u.user_id == user.user_id or u.token_hash == user.token_hash for u in users):
                 raise StoreError(f"user {user.user_id} or its token exists already")
+            self._append_user_audit(user_audit_row("user.add", user, actor))
             _atomic_write(self.root / "users.json", json.dumps(
                 [_user_record(u) for u in [*users, user]], ensure_ascii=False, indent=1) + "\n")
 
-    def disable_user(self, user_id: str) -> None:
+    def disable_user(self, user_id: str, actor: str = "cli") -> None:
         with self._locked():
             users = self.users()
-            if not any(u.user_id == user_id for u in users):
+            found = [u for u in users if u.user_id == user_id]
+            if not found:
                 raise StoreError(f"no user {user_id}")
+            self._append_user_audit(user_audit_row("user.disable", found[0], actor))
             users = [replace(u, disabled=True) if u.user_id == user_id else u for u in users]
             _atomic_write(self.root / "users.json", json.dumps(
                 [_user_record(u) for u in users], ensure_ascii=False, indent=1) + "\n")
+
+    # user changes are no data changes: their audit entries live beside the snapshots, in
+    # ``user-audit.json`` (written before the change, under the writer's lock), so the data
+    # version, and with it the layers' freshness, stays
+
+    def _user_audit(self) -> list[dict]:
+        try:
+            return json.loads((self.root / USER_AUDIT).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+
+    def _append_user_audit(self, entry: dict) -> None:
+        entries = [*self._user_audit(), {**entry, "at": entry["at"].isoformat()}]
+        _atomic_write(self.root / USER_AUDIT, json.dumps(entries, ensure_ascii=False,
+                                                         indent=0) + "\n")
+
+    def _audit_frame(self) -> pd.DataFrame:
+        trail = self.read(AUDIT.name)
+        users = self._user_audit()
+        if not users:
+            return trail
+        kept = conform_frame(AUDIT.name, pd.DataFrame(users).assign(
+            at=lambda f: pd.to_datetime(f["at"])))
+        return pd.concat([trail, kept], ignore_index=True) if len(trail) else kept
 
     def user_by_token_hash(self, token_hash: str) -> User | None:
         for user in self.users():
@@ -516,6 +550,48 @@ class EmbeddedStore(Store):
                                      ("created_at", "last_seen", "expires_at")}}
                    for s in sessions]
         _atomic_write(self.root / "sessions.json", json.dumps(records, indent=0) + "\n")
+
+    # existence and size ----------------------------------------------------------------
+
+    @staticmethod
+    def why_missing(location: StoreLocation) -> str | None:
+        """No directory, or one without the store's ``meta.json``."""
+        root = location.path
+        if not root.exists():
+            return "目录不存在 the directory does not exist"
+        if not root.is_dir():
+            return "不是目录 not a directory"
+        if not (root / "meta.json").is_file():
+            return "目录中没有 riskmap 存储 no riskmap store in it (no meta.json)"
+        return None
+
+    def size_bytes(self) -> int:
+        """Bytes of every file under the directory, a hard-linked file once."""
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for path in self.root.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # pruned while walked
+                stat = path.lstat()
+                if path.is_file() and (stat.st_dev, stat.st_ino) not in seen:
+                    seen.add((stat.st_dev, stat.st_ino))
+                    total += stat.st_size
+        return total
+
+    def row_counts(self) -> dict[str, int]:
+        """From the Parquet footers of the snapshot in force (no table is read)."""
+        for _attempt in range(3):
+            snapshot = self._current()
+            directory = self._snapshot_dir(snapshot)
+            try:
+                counts = {name: pq.read_metadata(directory / f"{name}.parquet").num_rows
+                          if snapshot and (directory / f"{name}.parquet").exists() else 0
+                          for name in ALL_TABLES}
+            except FileNotFoundError:
+                continue
+            if not snapshot or directory.exists():
+                return counts
+            # a writer pruned the snapshot while it was counted: count the new one
+        return super().row_counts()
 
     # files -----------------------------------------------------------------------------
 

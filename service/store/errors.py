@@ -7,6 +7,11 @@ class StoreError(RuntimeError):
     """A store could not be opened or written (bad URL, schema mismatch, lock)."""
 
 
+class StoreMissing(StoreError):
+    """No store where the address points (nothing created there): the message names the
+    store and the command that creates it."""
+
+
 class StaleLayers(StoreError):
     """The layers in force were built by another version of the registry."""
 

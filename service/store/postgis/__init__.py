@@ -27,13 +27,23 @@ import pyarrow as pa
 from alembic import command
 from alembic.config import Config
 from psycopg import Cursor
-from sqlalchemy import Connection, Engine, and_, create_engine, func, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    func,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from service.mvt import BUFFER, EXTENT, BBox, Tile
 from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
-from service.store.changes import audit_row, changed_row, plain
+from service.store.changes import audit_row, changed_row, plain, user_audit_row
 from service.store.conform import (
     check_layers_current,
     conform_frame,
@@ -77,6 +87,8 @@ from service.store.tables import (
     LINKS,
     OFFICER_CELLS,
     REJECTS,
+    TABLES,
+    Table,
 )
 
 __all__ = ["PostGISStore", "migrate", "relink_sql"]
@@ -216,9 +228,15 @@ class PostGISStore(Store):
         sql = Base.metadata.tables[spec.name]  # the audit and draw tables have no model class
         condition = and_(true(), *(sql_condition(sql, c) for c in where))
         order = sql.c[order_by].desc() if descending else sql.c[order_by].asc()
+        return self._page(spec, condition, (order, sql.c[spec.key]), limit, offset)
+
+    def _page(self, spec: Table, condition: ColumnElement, order: tuple, limit: int | None,
+              offset: int) -> tuple[pd.DataFrame, int]:
+        """One page of ``spec``'s rows and the count of all that match, read together."""
+        sql = Base.metadata.tables[spec.name]
         names = list(spec.column_names)
         statement = select(*selected_columns(sql, spec, names, False)).where(
-            condition).order_by(order, sql.c[spec.key]).offset(offset)
+            condition).order_by(*order).offset(offset)
         if limit is not None:
             statement = statement.limit(limit)
         with self.engine.connect().execution_options(
@@ -391,11 +409,7 @@ class PostGISStore(Store):
                 f"INSERT INTO {ident(change.table)} ({column_list(names)}) VALUES "
                 f"({placeholders}) ON CONFLICT ({ident(spec.key)}) "
                 f"DO UPDATE SET {updates}"), after)
-            entry = audit_row(change, before, after)
-            values = ", ".join(f"CAST(:{c} AS jsonb)" if t == "json" else f":{c}"
-                               for c, t in AUDIT.columns)
-            conn.execute(text(f"INSERT INTO {ident(AUDIT.name)} "
-                              f"({column_list(AUDIT.column_names)}) VALUES ({values})"), entry)
+            _insert_audit(conn, audit_row(change, before, after))
             _bump_version(conn, after["batch_id"])
         return before, after
 
@@ -403,24 +417,39 @@ class PostGISStore(Store):
 
     _USER_COLUMNS = "user_id, name, role, scope, token_hash, created_at, disabled"
 
-    def add_user(self, user: User) -> None:
+    def add_user(self, user: User, actor: str = "cli") -> None:
+        """The user and its audit entry in one transaction (no new data version)."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(text(
                     f"INSERT INTO users ({self._USER_COLUMNS}) VALUES (:user_id, :name, :role, "
                     ":scope, :token_hash, :created_at, :disabled)"),
                     {**user.__dict__, "created_at": _naive_utc(user.created_at)})
+                _insert_audit(conn, user_audit_row("user.add", user, actor))
         except IntegrityError:
             raise StoreError(f"user {user.user_id} or its token exists already") from None
 
-    def disable_user(self, user_id: str) -> None:
+    def disable_user(self, user_id: str, actor: str = "cli") -> None:
         with self.engine.begin() as conn:
-            found = conn.execute(text("UPDATE users SET disabled = true WHERE user_id = :u"),
-                                 {"u": user_id}).rowcount
+            row = conn.execute(text(
+                f"UPDATE users SET disabled = true WHERE user_id = :u "
+                f"RETURNING {self._USER_COLUMNS}"), {"u": user_id}).mappings().first()
+            if row is None:
+                raise StoreError(f"no user {user_id}")
             conn.execute(text("UPDATE sessions SET ended = true WHERE user_id = :u"),
                          {"u": user_id})
-        if not found:
-            raise StoreError(f"no user {user_id}")
+            _insert_audit(conn, user_audit_row("user.disable", _user(row), actor))
+
+    def query_audit(self, where: tuple[Condition, ...], *, since: datetime | None = None,
+                    until: datetime | None = None, limit: int | None = None, offset: int = 0
+                    ) -> tuple[pd.DataFrame, int]:
+        """Conditions, times, order and page in the SQL (``at`` is indexed)."""
+        sql = Base.metadata.tables[AUDIT.name]
+        condition = and_(true(), *(sql_condition(sql, c) for c in where),
+                         *([sql.c.at >= since] if since is not None else []),
+                         *([sql.c.at < until] if until is not None else []))
+        return self._page(AUDIT, condition, (sql.c.at.desc(), sql.c.audit_id.desc()), limit,
+                          offset)
 
     def user_by_token_hash(self, token_hash: str) -> User | None:
         with self.engine.connect() as conn:
@@ -474,6 +503,60 @@ class PostGISStore(Store):
         with self.engine.begin() as conn:
             conn.execute(text("UPDATE sessions SET ended = true WHERE session_hash = :h"),
                          {"h": session_hash})
+
+    # existence and size ----------------------------------------------------------------
+
+    @staticmethod
+    def why_missing(location: StoreLocation) -> str | None:
+        """The database cannot be reached, or holds no riskmap tables (never migrated).
+        A store migrated by an older version is there: opening it migrates it."""
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(location.target, poolclass=NullPool,
+                               connect_args={"connect_timeout": 10})
+        try:
+            with engine.connect() as conn:
+                present = conn.execute(text(
+                    "SELECT to_regclass('alembic_version') IS NOT NULL "
+                    "AND to_regclass('meta') IS NOT NULL")).scalar_one()
+        except OperationalError as exc:
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            return (f"无法连接数据库 cannot connect: {detail}；请检查数据库服务、数据库名与 URL "
+                    "check the server, the database name and the URL")
+        finally:
+            engine.dispose()
+        if not present:
+            return "数据库中没有 riskmap 的表 no riskmap tables in the database (not migrated)"
+        return None
+
+    def size_bytes(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_database_size(current_database())")
+                                    ).scalar_one())
+
+    def row_counts(self) -> dict[str, int]:
+        """Exact counts, one statement."""
+        names = list(ALL_TABLES)
+        sql = " UNION ALL ".join(f"SELECT {i} AS n, count(*) AS c FROM {ident(name)}"
+                                 for i, name in enumerate(names))
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(sql)).all()
+        return {names[n]: int(c) for n, c in rows}
+
+    def has_data(self) -> bool:
+        sql = " OR ".join(f"EXISTS (SELECT FROM {ident(name)})" for name in TABLES)
+        with self.engine.connect() as conn:
+            return bool(conn.execute(text(f"SELECT {sql}")).scalar_one())
+
+    def last_batch(self) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                f"SELECT batch_id, started_at, finished_at, files, report FROM "
+                f"{ident(BATCHES.name)} ORDER BY finished_at DESC, batch_id DESC LIMIT 1")
+            ).mappings().first()
+        if row is None:
+            return None
+        return {**row, "files": row["files"] or [], "report": row["report"] or {}}
 
     # writing ---------------------------------------------------------------------------
 
@@ -641,6 +724,14 @@ def _timed(step: str, table: str = "") -> Iterator[None]:
     start = time.perf_counter()
     yield
     log.debug("%s %s: %.2f s", step, table, time.perf_counter() - start)
+
+
+def _insert_audit(conn: Connection, entry: dict) -> None:
+    """Append one entry to the audit trail (in the caller's transaction)."""
+    values = ", ".join(f"CAST(:{c} AS jsonb)" if t == "json" else f":{c}"
+                       for c, t in AUDIT.columns)
+    conn.execute(text(f"INSERT INTO {ident(AUDIT.name)} "
+                      f"({column_list(AUDIT.column_names)}) VALUES ({values})"), entry)
 
 
 def _user(row: object) -> User:
