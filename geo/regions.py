@@ -21,11 +21,21 @@ LEVEL_ZH = {"province": "省", "city": "市", "county": "区县"}
 PREFIX_DIGITS = {"province": 2, "city": 4, "county": 6}
 _FORM = re.compile(r"\d{2}|\d{4}|\d{6}")
 FORMS = "2、4 或 6 位数字（如 41、4101、410100、410105）"
+FORMS_EN = "2, 4 or 6 digits (e.g. 41, 4101, 410100, 410105)"
 
 
 class UnknownRegion(ValueError):
-    """A region code that is malformed or names no loaded region (the message is Chinese,
-    with the English after it, and names the code)."""
+    """A region code that is malformed or names no loaded region. The message is Chinese,
+    then " / " and English, and names the code and the accepted form; :meth:`named` says
+    it of a parameter."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        self.code, self.zh, self.en = code, zh, en  # what is wrong with the code
+        super().__init__(f"行政区划代码 {code} {zh} / region code {code} {en}")
+
+    def named(self, zh_name: str, api_name: str) -> str:
+        """The message said of a parameter: 抽取范围（region）4199 不是… / region 4199 …"""
+        return f"{zh_name}（{api_name}）{self.code} {self.zh} / {api_name} {self.code} {self.en}"
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,7 @@ def resolve_region(code: str, provinces: list[str] | tuple[str, ...] | None = No
     loaded region."""
     text = str(code).strip()
     if not _FORM.fullmatch(text):
-        raise UnknownRegion(f"行政区划代码 {code!r} 格式无效，应为{FORMS} / a region code is "
-                            f"2, 4 or 6 digits")
+        raise UnknownRegion(repr(code), f"格式无效，应为{FORMS}", f"is malformed: use {FORMS_EN}")
     loaded = province_codes(list(provinces) if provinces is not None else None)
     regions = _regions(loaded)
     found = regions.get(text.ljust(6, "0"))
@@ -81,7 +90,9 @@ def resolve_region(code: str, provinces: list[str] | tuple[str, ...] | None = No
         cities = [r for c, r in regions.items() if r.level == "city" and c.startswith(text)]
         found = cities[0] if len(cities) == 1 else None
     if found is None:
-        names = "、".join(f"{regions[c].name} {c}" for c in loaded if c in regions)
-        raise UnknownRegion(f"行政区划代码 {text} 不是已加载的行政区（已加载：{names}）/ "
-                            f"region code {text} names no loaded region")
+        shown = [c for c in loaded if c in regions]
+        names = "、".join(f"{regions[c].name} {c}" for c in shown)
+        raise UnknownRegion(text, f"不是已加载的行政区：应为 {names} 内的行政区划代码，{FORMS}",
+                            f"names no loaded region: give {FORMS_EN} within the loaded "
+                            f"provinces ({', '.join(shown)})")
     return found

@@ -11,7 +11,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from service import errors
+from service import errors, messages
 from service.body_limit import BodyLimit
 from service.caches import Caches
 from service.routes import (
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="riskmap 特种设备双重预防区域风险地图", version="0.1.0",
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.register(app)
+    messages.register(app)  # request validation errors
     # bodies bounded while they stream; uploads up to their own limit (and a form's framing)
     app.add_middleware(BodyLimit, limits={
         "/api/ingest": settings.max_upload_mb * 2**20 + uploads.CHUNK})

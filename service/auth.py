@@ -27,6 +27,7 @@ from fastapi import Depends, Request
 from geo.regions import UnknownRegion, resolve_region
 from service.caches import VerifiedTokens
 from service.deps import CachesDep, SettingsDep, StoreDep
+from service.errors import Forbidden, Unauthorized, bilingual
 from service.store.base import Session, Store, User
 
 COOKIE = "riskmap_session"
@@ -49,15 +50,12 @@ class Role(StrEnum):
 ROLE_ZH = {Role.REGULATOR: "监管人员", Role.GRID_OFFICER: "网格员", Role.PARK_ADMIN: "园区管理员",
            Role.PLANNER: "规划人员", Role.ADMIN: "系统管理员"}
 ADCODE_ROLES = frozenset({Role.REGULATOR, Role.PLANNER})
+# what each role's scope is, as the CLI's --scope takes it
+_REGION_FORM = ("行政区划代码，如 410100 或 4101", "a region code, e.g. 410100 or 4101")
+SCOPE_FORM = {Role.REGULATOR: _REGION_FORM, Role.PLANNER: _REGION_FORM,
+              Role.GRID_OFFICER: ("网格员编号", "an officer id"),
+              Role.PARK_ADMIN: ("园区编号", "a park id")}
 _CODE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-
-
-class Unauthorized(PermissionError):
-    """No token, or one that no enabled user holds (401)."""
-
-
-class Forbidden(PermissionError):
-    """A valid caller asking for something their role or scope does not cover (403)."""
 
 
 @dataclass(frozen=True)
@@ -92,17 +90,22 @@ def check_scope(role: Role, scope: str | None, provinces: list[str]) -> str | No
     scope = scope.strip() if scope else None
     if role == Role.ADMIN:
         if scope:
-            raise ValueError("系统管理员不设范围（--scope 留空）")
+            raise ValueError(bilingual("系统管理员不设范围（--scope 留空）",
+                                       "an administrator has no scope: leave --scope out"))
         return None
+    zh, en = SCOPE_FORM[role]
     if not scope:
-        raise ValueError(f"{ROLE_ZH[role]}须指定范围 --scope")
+        raise ValueError(bilingual(f"{ROLE_ZH[role]}须指定范围 --scope：{zh}",
+                                   f"a {role.value} needs a scope: give --scope, {en}"))
     if role in ADCODE_ROLES:  # 410100 or 4101: the same city, stored as 410100
         try:
             return resolve_region(scope, provinces).adcode
         except UnknownRegion as exc:
-            raise ValueError(f"范围：{exc}") from None
+            raise ValueError(exc.named("范围的行政区划代码", "--scope")) from None
     if not _CODE.match(scope):
-        raise ValueError(f"范围 {scope!r} 不是有效的编号")
+        raise ValueError(bilingual(
+            f"范围（--scope）{scope!r} 不是有效的编号：{zh}须为 1–64 位字母、数字、下划线或连字符",
+            f"--scope {scope!r} is not a valid id: 1–64 letters, digits, _ or -"))
     return scope.upper()
 
 
@@ -136,11 +139,16 @@ def current_caller(request: Request, store: StoreDep, settings: SettingsDep,
     else:
         session_id = request.cookies.get(COOKIE)
         if not session_id:
-            raise Unauthorized("需要登录：请提供 Bearer 令牌")
+            raise Unauthorized(bilingual(
+                "需要登录：请在请求头 Authorization 中提供 Bearer 令牌，或先在 /login 登录",
+                "sign in first: send the header Authorization: Bearer <token>, or log in at "
+                "/login"))
         caller = _session_caller(store, caches.tokens, hash_token(session_id, pepper))
         if request.method not in SAFE_METHODS and not hmac.compare_digest(
                 request.headers.get(CSRF_HEADER, ""), csrf_token(session_id, pepper)):
-            raise Forbidden("缺少或错误的 CSRF 令牌（X-CSRF-Token），请刷新页面后重试")
+            raise Forbidden(bilingual(
+                "缺少或错误的 CSRF 令牌（请求头 X-CSRF-Token），请刷新页面后重试",
+                "missing or wrong CSRF token (header X-CSRF-Token): reload the page and retry"))
     if caller.role == Role.GRID_OFFICER:
         return replace(caller, cells=caches.officer_cells.of(store, caller.scope or ""))
     return caller
@@ -152,7 +160,10 @@ def _token_caller(store: Store, known: VerifiedTokens, token_hash: str) -> Princ
         return caller
     user = store.user_by_token_hash(token_hash)
     if user is None:
-        raise Unauthorized("令牌无效或已停用")
+        raise Unauthorized(bilingual(
+            "Bearer 令牌（Authorization）无效或已停用：请核对令牌，或请管理员新建用户",
+            "the bearer token (Authorization) is invalid or disabled: check it, or ask an "
+            "administrator for a new user"))
     caller = Principal(user.user_id, user.name, Role(user.role), user.scope)
     known.put(token_hash, caller)
     return caller
@@ -167,7 +178,9 @@ def _session_caller(store: Store, known: VerifiedTokens, session_hash: str) -> P
     found = store.session_user(session_hash)
     now = datetime.now(UTC).replace(tzinfo=None)
     if found is None or not _alive(found[0], now):
-        raise Unauthorized("登录已过期，请重新登录")
+        raise Unauthorized(bilingual(f"登录已过期（会话 Cookie {COOKIE}），请在 /login 重新登录",
+                                     f"the session ({COOKIE} cookie) has expired: log in "
+                                     "again at /login"))
     session, user = found
     if now - session.last_seen >= TOUCH_EVERY:
         store.touch_session(session_hash, now)
@@ -210,7 +223,11 @@ def require(*roles: Role) -> Any:  # a FastAPI dependency
 
     def check(caller: Caller) -> Principal:
         if caller.role not in roles:
-            raise Forbidden(f"{ROLE_ZH[caller.role]}无权访问此资源")
+            allowed = "、".join(f"{ROLE_ZH[r]}（{r.value}）" for r in roles)
+            raise Forbidden(bilingual(
+                f"{ROLE_ZH[caller.role]}（{caller.role.value}）无权访问此资源：仅{allowed}可访问",
+                f"a {caller.role.value} may not use this: only "
+                f"{', '.join(r.value for r in roles)}"))
         return caller
 
     return Depends(check)

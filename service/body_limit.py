@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.exceptions import HTTPException
 
+from service.errors import bilingual
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -34,8 +36,13 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large_text(limit: int) -> str:
-    return (f"请求体超过上限 {limit / 2**20:g} MB / request body larger than "
-            f"{limit / 2**20:g} MB")
+    return bilingual(f"请求体超过上限 {limit / 2**20:g} MB", f"request body larger than "
+                     f"{limit / 2**20:g} MB")
+
+
+BAD_LENGTH = bilingual("请求头 Content-Length 无效：须为不小于 0 的整数（字节数）",
+                       "invalid Content-Length header: it must be a whole number of bytes, "
+                       "0 or more")
 
 
 class BodyLimit:
@@ -53,7 +60,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and (declared < 0 or declared > limit):
             await _problem(send, 413 if declared > limit else 400,
-                           too_large_text(limit) if declared > limit else "Content-Length 无效")
+                           too_large_text(limit) if declared > limit else BAD_LENGTH)
             return
         seen = 0
 

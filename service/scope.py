@@ -15,7 +15,8 @@ Anything else is 403.
 from __future__ import annotations
 
 from layers.registry import LayerSpec
-from service.auth import ADCODE_ROLES, ROLE_ZH, Forbidden, Principal, Role
+from service.auth import ADCODE_ROLES, ROLE_ZH, Principal, Role
+from service.errors import Forbidden, bilingual
 from service.store.query import Condition
 
 REGION_LAYERS = frozenset({"regions", "industries", "insurance", "warnings"})
@@ -39,7 +40,11 @@ def layer_scope(caller: Principal, spec: LayerSpec) -> tuple[Condition, ...]:
             return (Condition("h3", "in", caller.cells),)
     if caller.role == Role.PARK_ADMIN and "park_id" in fields:
         return (Condition("park_id", "eq", (caller.scope or "",)),)
-    raise Forbidden(f"{ROLE_ZH[caller.role]}无权查看图层 {spec.id}（{spec.title}）")
+    raise Forbidden(bilingual(
+        f"{ROLE_ZH[caller.role]}（{caller.role.value}）无权查看图层 {spec.id}（{spec.title}）："
+        "您可查看的图层见 /api/layers",
+        f"a {caller.role.value} may not view layer {spec.id}: see /api/layers for the layers "
+        "you may view"))
 
 
 def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]
@@ -47,8 +52,11 @@ def _adcode_scope(caller: Principal, spec: LayerSpec, fields: set[str]
     code = caller.scope or ""
     where = region_conditions(spec, code, caller.admin_level or "county")
     if where is None:
-        raise Forbidden(f"图层 {spec.id}（{spec.title}）不能按行政区划限定到 {code}，"
-                        f"{ROLE_ZH[caller.role]}无权查看")
+        raise Forbidden(bilingual(
+            f"图层 {spec.id}（{spec.title}）不能按行政区划限定到 {code}，"
+            f"{ROLE_ZH[caller.role]}（{caller.role.value}）无权查看：您可查看的图层见 /api/layers",
+            f"layer {spec.id} cannot be restricted to region {code}, so a "
+            f"{caller.role.value} may not view it: see /api/layers for the layers you may view"))
     return where
 
 

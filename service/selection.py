@@ -17,7 +17,8 @@ import pandas as pd
 
 from layers import aggregate
 from layers.registry import ALL, LayerSpec
-from service.auth import Forbidden, Principal, Role
+from service.auth import Principal, Role
+from service.errors import Forbidden
 from service.geojson import OutputCrs, feature_collection
 from service.mvt import BBox
 from service.scope import layer_scope

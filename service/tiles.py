@@ -40,6 +40,7 @@ from layers.frames import LEVELS, MAJOR_HAZARD
 from layers.registry import LayerSpec
 from service.auth import Principal
 from service.caches import TileCache
+from service.errors import bilingual
 from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
 from service.selection import RISK_CELLS, reaggregated, scope_of, scoped_risk_cells
 from service.store.base import Store
@@ -78,7 +79,7 @@ def tile_fields(spec: LayerSpec, requested: str | None = None) -> tuple[str, ...
     """The row tiles' properties besides ``fid`` (which every row carries): ``requested``
     (comma-separated field names, or ``*`` for all), else the layer's :data:`TILE_FIELDS`,
     else every field.
-    ValueError (Chinese) naming an unknown field."""
+    ValueError ("中文 / English") naming an unknown field and the layer's fields."""
     if requested is None or not requested.strip():
         return TILE_FIELDS.get(spec.id, spec.field_names)
     if requested.strip() == ALL_FIELDS:
@@ -87,8 +88,11 @@ def tile_fields(spec: LayerSpec, requested: str | None = None) -> tuple[str, ...
                                 if n.strip() and n.strip() != "fid"))  # fid always comes
     unknown = [n for n in names if n not in spec.field_names]
     if unknown:
-        raise ValueError(f"图层 {spec.id} 没有字段 {'、'.join(unknown)}；可选："
-                         f"{'、'.join(spec.field_names)}，或 {ALL_FIELDS} 表示全部")
+        raise ValueError(bilingual(
+            f"属性列表（properties）：图层 {spec.id} 没有字段 {'、'.join(unknown)}；可选："
+            f"{'、'.join(spec.field_names)}，以逗号分隔，或 {ALL_FIELDS} 表示全部",
+            f"properties: layer {spec.id} has no field(s) {', '.join(unknown)}; give a "
+            f"comma-separated list of {', '.join(spec.field_names)}, or {ALL_FIELDS} for all"))
     return names
 
 

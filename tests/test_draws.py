@@ -79,7 +79,24 @@ def test_a_draw_is_published_for_anyone_and_reproducible(api):
 def test_draws_are_refused_outside_the_scope_and_for_other_roles(api):
     assert post(api, "county", {"region": "410000", "size": 5}).status_code == 403
     assert post(api, "officer", {"region": api["county"], "size": 5}).status_code == 403
-    assert post(api, "admin", {"region": "41", "size": 5}).status_code == 422
+    assert post(api, "admin", {"region": "4", "size": 5}).status_code == 422
     assert post(api, "admin", {"region": api["county"], "size": 0}).status_code == 422
     assert api["client"].get("/api/random-draws/SJ20260101ABCDEF12").status_code == 404
     assert api["client"].get("/api/random-draws/x").status_code == 422
+
+
+@pytest.mark.slow
+def test_a_region_is_taken_in_either_form_and_an_unknown_one_is_named(api):
+    city = api["city"]  # 410100 and 4101: the same city, the same candidates and draw
+    six = post(api, "city", {"region": city, "size": 8, "seed": 11})
+    four = post(api, "city", {"region": city[:4], "size": 8, "seed": 11})
+    assert six.status_code == four.status_code == 201, four.text
+    assert four.json()["region"] == city  # stored as the 6-digit code
+    assert four.json()["params"]["candidates"] == six.json()["params"]["candidates"] > 0
+    assert [u["credit_code"] for u in four.json()["units"]] == [
+        u["credit_code"] for u in six.json()["units"]]
+    r = post(api, "admin", {"region": "4199", "size": 5})
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("抽取范围（region）4199 不是已加载的行政区") and " / region 4199" in (
+        detail)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.errors import translate
+from service.messages import translate
 from service.settings import Settings
 from service.store.base import Change
 from tests import ingest_files as f
@@ -196,3 +196,84 @@ def test_refusals_say_what_to_do_instead(served):
 ])
 def test_pydantic_errors_are_translated_by_type(error, msg):
     assert translate(error)["msg"] == msg
+
+
+UPLOAD = [("files", ("台账.csv", "编号\n1\n".encode(), "text/csv"))]
+# (where the message is written, caller, method, path, request keywords, status, the name
+# the detail must give: the parameter's API name, the layer or the role)
+RAISED = [
+    ("params: level", "admin", "GET", "/api/layers/equipment", {"params": {"level": "紫"}},
+     400, "level"),
+    ("params: category", "admin", "GET", "/api/layers/equipment",
+     {"params": {"category": "3100"}}, 400, "category"),
+    ("params: industry", "admin", "GET", "/api/layers/units", {"params": {"industry": "Z"}},
+     400, "industry"),
+    ("params: park", "admin", "GET", "/api/layers/equipment", {"params": {"park": "a b"}},
+     400, "park"),
+    ("params: a filter the layer lacks", "admin", "GET", "/api/layers/equipment",
+     {"params": {"industry": "C"}}, 400, "industry"),
+    ("params + geo.regions: adcode", "admin", "GET", "/api/layers/equipment",
+     {"params": {"adcode": "4199"}}, 400, "adcode"),
+    ("params: spec_of", "admin", "GET", "/api/layers/no-layer", {}, 404, "layer"),
+    ("params: known_query", "admin", "GET", "/api/audit", {"params": {"actoin": "x"}}, 400,
+     "actoin"),
+    ("messages: pydantic", "admin", "GET", "/api/layers/equipment", {"params": {"limit": 0}},
+     422, "limit"),
+    ("ogc: crs", "admin", "GET", "/ogc/collections/equipment/items",
+     {"params": {"crs": "EPSG:3857"}}, 400, "crs"),
+    ("ogc: bbox (routes/layers)", "admin", "GET", "/api/layers/equipment",
+     {"params": {"bbox": "1,2"}}, 400, "bbox"),
+    ("ogc: limit", "admin", "GET", "/ogc/collections/equipment/items",
+     {"params": {"limit": "ten"}}, 400, "limit"),
+    ("ogc: datetime", "admin", "GET", "/ogc/collections/equipment/items",
+     {"params": {"datetime": "yesterday"}}, 400, "datetime"),
+    ("ogc: f", "admin", "GET", "/ogc", {"params": {"f": "html"}}, 400, "f"),
+    ("routes/ogc: collection", "admin", "GET", "/ogc/collections/nothing", {}, 404,
+     "collection_id"),
+    ("routes/ogc: feature", "admin", "GET", "/ogc/collections/equipment/items/NOPE", {}, 404,
+     "feature_id"),
+    ("routes/pages: resolution", "admin", "GET", "/map", {"params": {"resolution": 8}}, 400,
+     "resolution"),
+    ("routes/cells: resolution", "admin", "GET", "/api/cells", {"params": {"resolution": 9}},
+     400, "resolution"),
+    ("routes/tiles: a table", "admin", "GET", "/tiles/check-schedule/1/0/0.mvt", {}, 404,
+     "layer"),
+    ("routes/tiles: x and y", "admin", "GET", "/tiles/equipment/1/5/0.mvt", {}, 400, "x"),
+    ("tiles: properties", "admin", "GET", "/tiles/equipment/12/0/0.mvt",
+     {"params": {"properties": "colour"}}, 400, "properties"),
+    ("routes/exports: layer", "admin", "GET", "/api/export/no-layer", {}, 404, "layer"),
+    ("routes/uploads: crs", "admin", "POST", "/api/ingest",
+     {"files": UPLOAD, "data": {"crs": "Beijing54"}}, 400, "crs"),
+    ("routes/uploads: kind", "admin", "POST", "/api/ingest",
+     {"files": UPLOAD, "data": {"kind": "tables"}}, 422, "kind"),
+    ("routes/uploads: the form's limits", "admin", "POST", "/api/ingest",
+     {"files": [("files", (f"{i}.csv", b"a\n1\n", "text/csv")) for i in range(51)]}, 400,
+     "files"),
+    ("routes/profiles: park", "admin", "GET", "/api/parks/NOPE/profile", {}, 404, "park_id"),
+    ("routes/profiles: city", "admin", "GET", "/api/demonstration",
+     {"params": {"city": "410105"}}, 400, "city"),
+    ("routes/profiles: adcode", "admin", "GET", "/api/regions/4199/summary", {}, 400,
+     "adcode"),
+    ("routes/draws: region", "henan", "POST", "/api/random-draws",
+     {"json": {"region": "4199", "size": 1}}, 400, "region"),
+    ("scope: a layer the role may not see", "officer", "GET", "/api/layers/regions", {}, 403,
+     "regions"),
+    ("auth: no token", None, "GET", "/api/audit", {}, 401, "Authorization"),
+    ("auth: a token no one holds", None, "GET", "/api/audit",
+     {"headers": {"Authorization": "Bearer rmk_nobody"}}, 401, "Authorization"),
+    ("auth: require", "officer", "GET", "/api/audit", {}, 403, "grid_officer"),
+    ("body_limit: Content-Length", "admin", "POST", "/api/checks",
+     {"content": b"{}", "headers": {"Content-Length": "abc",
+                                    "Content-Type": "application/json"}}, 400,
+     "Content-Length"),
+]
+
+
+@pytest.mark.parametrize(("where", "who", "method", "path", "kw", "status", "name"), RAISED,
+                         ids=[r[0] for r in RAISED])
+def test_every_refusal_reads_chinese_then_english_and_names_the_parameter(
+        served, where, who, method, path, kw, status, name):
+    r = call(served, who, method, path, **kw)
+    assert r.status_code == status, (where, r.text)
+    detail = chinese_first(r)
+    assert name in detail.partition(" / ")[0] and name in detail.partition(" / ")[2], detail

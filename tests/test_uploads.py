@@ -3,6 +3,8 @@ with a clear 413 over the size limit and nothing written when a request is refus
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -112,3 +114,30 @@ def test_a_strict_upload_with_a_reject_writes_nothing(served, tmp_path):
                     files=[("files", (good.name, good.read_bytes(), "text/csv"))])
     assert r.status_code == 200 and r.json()["written"] and r.json()["loaded"] == 2
     assert version(url) != before
+
+
+def test_the_stored_batch_names_each_file_as_uploaded(served, tmp_path):
+    """The server saves a part as 000.csv; the rows, the batch, the rejects table and the
+    audit trail name "设备台账.csv", the file a supervisor knows."""
+    _client, _tokens, url = served
+    path = f.write_equipment_csv(tmp_path / "设备台账.csv")
+    r = post(served, "admin", [("files", (path.name, path.read_bytes(), "text/csv"))])
+    assert r.status_code == 200, r.text
+    batch_id = r.json()["batch_id"]
+    with open_store(url) as store:
+        rows = store.read("equipment", ["source_file", "batch_id"])
+        batches = store.read("batches")
+        rejects = store.read("rejects")
+        audit = store.read("audit")
+    assert set(rows.loc[rows["batch_id"] == batch_id, "source_file"]) == {"设备台账.csv"}
+    batch = batches[batches["batch_id"] == batch_id].iloc[0]
+    files = batch["files"]
+    assert (json.loads(files) if isinstance(files, str) else list(files)) == ["设备台账.csv"]
+    assert "设备台账.csv" in str(batch["report"]) and "000.csv" not in str(batch["report"])
+    ours = rejects[rejects["batch_id"] == batch_id]
+    assert len(ours) and set(ours["file"]) == {"设备台账.csv"}
+    entry = audit[(audit["action"] == "ingest.batch") & (audit["entity_id"] == batch_id)]
+    after = entry["after"].iloc[0]
+    after = json.loads(after) if isinstance(after, str) else after
+    assert [x["file"] for x in after["files"]] == ["设备台账.csv"]
+    assert "000.csv" not in r.text  # nor in the report

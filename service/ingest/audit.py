@@ -15,6 +15,7 @@ row of the batch, so a regulator sees the batches that lie within their region o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -84,16 +85,16 @@ def audit_entries(table: str, frame: pd.DataFrame, stored: StoredRows, where: pd
 
 
 def batch_entry(prepared: Batches, frames: dict[str, pd.DataFrame],
-                entries: list[pd.DataFrame], actor: str, batch_id: str, at: datetime
-                ) -> pd.DataFrame:
-    """The one ``ingest.batch`` audit entry of a batch: ``actor``, the files (name, kind,
-    rows read and rejected) and the rows by kind, placed by the counties of ``frames`` and
-    of the row ``entries``."""
+                entries: list[pd.DataFrame], actor: str, batch_id: str, at: datetime,
+                shown: Callable[[str], str] = lambda path: Path(path).name) -> pd.DataFrame:
+    """The one ``ingest.batch`` audit entry of a batch: ``actor``, the files (the name
+    ``shown`` gives a path, kind, rows read and rejected) and the rows by kind, placed by
+    the counties of ``frames`` and of the row ``entries``."""
     files, counts = [], {}
     for kind, items in prepared.items():
         for item in items:
             read, rejected = len(item.parsed), int(np.asarray(item.rejected).sum())
-            files.append({"file": Path(item.raw.path).name, "kind": str(kind), "rows": read,
+            files.append({"file": shown(item.raw.path), "kind": str(kind), "rows": read,
                           "rejected": rejected})
             total = counts.setdefault(str(kind), {"read": 0, "rejected": 0, "accepted": 0})
             total["read"] += read

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -69,6 +70,17 @@ class IngestOptions:
     scope: WriteScope | None = None
     today: date | None = None  # dates later than this are rejected (default: today)
     strict: bool = False  # any reject (a row or a whole file) and nothing is written
+    # path -> the file's name as its sender knows it (an upload saved under a name of the
+    # server's): what the stored rows, batch, rejects and audit trail call the file
+    shown_names: dict[str, str] | None = None
+
+    def shown_name(self, path: str | Path) -> str:
+        """The name a person knows the file by: as sent, else the file's own name."""
+        return (self.shown_names or {}).get(str(path)) or Path(path).name
+
+    def shown_path(self, path: str | Path) -> str:
+        """The file as the batch records it: its name as sent, else the path as given."""
+        return (self.shown_names or {}).get(str(path)) or str(path)
 
 
 def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) -> dict:
@@ -116,7 +128,18 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
             rejects, raws, REJECTED_ROWS_LIMIT, paths)
     report["rejected_rows_limit"] = REJECTED_ROWS_LIMIT
     report["timings"] = timer.as_dict()
-    return report
+    return shown_report(report, options.shown_names)
+
+
+def shown_report(report: dict, names: dict[str, str] | None) -> dict:
+    """``report`` with each path of ``names`` replaced by the name its sender knows (the
+    report is keyed by path while it is built: two files sent under one name stay apart)."""
+    if not names:
+        return report
+    text = orjson.dumps(report, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    for path, name in names.items():
+        text = text.replace(orjson.dumps(path).decode()[1:-1], orjson.dumps(name).decode()[1:-1])
+    return orjson.loads(text)
 
 
 def _headers(raws: list[RawTable]) -> dict[str, dict[str, str]]:
@@ -128,7 +151,7 @@ def _read_all(paths: list[str], options: IngestOptions, log: RejectLog, files: l
               timer: StageTimer, step: Callable[[str], None]) -> list[RawTable]:
     raws: list[RawTable] = []
     for path in paths:
-        step(f"读取 {Path(path).name}")
+        step(f"读取 {options.shown_name(path)}")
         try:
             with timer("read"):
                 raw = read_file(path, options.kind, max_bytes=options.max_bytes)
@@ -153,7 +176,7 @@ def _prepare(raws: list[RawTable], options: IngestOptions, log: RejectLog, timer
     today = options.today or date.today()
     prepared: Batches = {k: [] for k in Kind}
     for raw in sorted(raws, key=lambda r: ORDER.index(r.kind)):
-        step(f"校验 {Path(raw.path).name}")
+        step(f"校验 {options.shown_name(raw.path)}")
         with timer("validate"):
             parsed = parse_table(raw, log)
         item = Prepared(raw, parsed)
@@ -183,7 +206,7 @@ def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log:
     stored = StoredRows(store)
     expect: dict[str, pd.DataFrame] = {}
     with timer("references"):
-        _check_batch(prepared, store, log)
+        _check_batch(prepared, store, log, options.shown_name)
     with timer("scope"):
         if options.scope is not None:
             check_write_scope(prepared, stored, log, options.scope, expect, options.provinces)
@@ -192,23 +215,27 @@ def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log:
         for item in prepared[Kind.CHECKS]:
             hazard_loop.check_check_rows(item, stored, log, expect)
     with timer("fingerprint"):
-        frames = {str(k): _table_frame(k, items, batch_id, started)
+        frames = {str(k): _table_frame(k, items, batch_id, started, options.shown_name)
                   for k, items in prepared.items() if items}
     with timer("audit"):
-        audit = _audit(prepared, frames, stored, options.actor, batch_id, started)
+        audit = _audit(prepared, frames, stored, options, batch_id, started)
     officer_cells = _officer_cells(prepared[Kind.OFFICERS])
     rejects = log.rejects()
-    batch = Batch(batch_id, started, [str(p) for p in paths], frames, officer_cells,
-                  _store_rejects(rejects, raws, batch_id), audit=audit, expect=expect)
+    stored_rejects = _store_rejects(rejects, raws, batch_id)
+    stored_rejects["file"] = stored_rejects["file"].map(options.shown_path)
+    batch = Batch(batch_id, started, [options.shown_path(p) for p in paths], frames,
+                  officer_cells, stored_rejects, audit=audit, expect=expect)
     per_kind = prepared_counts(prepared)
-    batch.report = build_report(batch_id, files, per_kind, rejects, log.flags(), None,
-                                headers=_headers(raws), strict=options.strict)
+    batch.report = shown_report(build_report(batch_id, files, per_kind, rejects, log.flags(),
+                                             None, headers=_headers(raws),
+                                             strict=options.strict), options.shown_names)
     return batch, per_kind
 
 
 def _audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRows,
-           actor: str, batch_id: str, started: datetime) -> pd.DataFrame | None:
-    """Audit entries of what the batch changes in hazards and checks."""
+           options: IngestOptions, batch_id: str, started: datetime) -> pd.DataFrame | None:
+    """Audit entries of what the batch changes in hazards and checks, and of the batch."""
+    actor = options.actor
     parts = []
     for kind, target, column in ((Kind.HAZARDS, Kind.EQUIPMENT, "registration_code"),
                                  (Kind.CHECKS, Kind.UNITS, "credit_code")):
@@ -218,18 +245,20 @@ def _audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRow
         where = positions(prepared, stored, target, frame[column])
         parts.append(audit_entries(str(kind), frame, stored, where, actor, batch_id,
                                    started))
-    parts.append(batch_entry(prepared, frames, parts, actor, batch_id, started))
+    parts.append(batch_entry(prepared, frames, parts, actor, batch_id, started,
+                             options.shown_name))
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _check_batch(prepared: Batches, store: Store, log: RejectLog) -> None:
-    """Batch-wide checks: duplicate keys across all files, then references to equipment
-    and units (in this batch or already stored)."""
+def _check_batch(prepared: Batches, store: Store, log: RejectLog,
+                 shown: Callable[[str], str]) -> None:
+    """Batch-wide checks: duplicate keys across all files (named by ``shown``), then
+    references to equipment and units (in this batch or already stored)."""
     for item in (i for items in prepared.values() for i in items):
         item.rejected = log.rejected_mask(item.raw.path, len(item.parsed))
     for kind, items in prepared.items():
-        _reject_duplicates(kind, items, log)
+        _reject_duplicates(kind, items, log, shown)
     for item in (i for items in prepared.values() for i in items):
         item.rejected = log.rejected_mask(item.raw.path, len(item.parsed))
     for kind, key, target, reason in REFERENCES:
@@ -250,8 +279,10 @@ def prepared_counts(prepared: dict[Kind, list[Prepared]]) -> dict[str, dict[str,
             for k, items in prepared.items() if items}
 
 
-def _reject_duplicates(kind: Kind, items: list[Prepared], log: RejectLog) -> None:
-    """Within the input, the first row with a key wins; later rows with it are rejected."""
+def _reject_duplicates(kind: Kind, items: list[Prepared], log: RejectLog,
+                       shown: Callable[[str], str]) -> None:
+    """Within the input, the first row with a key wins; later rows with it are rejected
+    (the reason names the first row's file by ``shown``)."""
     if not items:
         return
     key = KEYS[kind]
@@ -264,7 +295,7 @@ def _reject_duplicates(kind: Kind, items: list[Prepared], log: RejectLog) -> Non
         return
     first = allrows.drop_duplicates("key").set_index("key")
     later = allrows[dup]
-    detail = ("与 " + first.loc[later["key"], "file"].map(lambda p: Path(p).name).to_numpy()
+    detail = ("与 " + first.loc[later["key"], "file"].map(shown).to_numpy()
               + " 第 " + first.loc[later["key"], "row"].astype(str).to_numpy() + " 行重复")
     for n, item in enumerate(items):
         sel = later[later["item"] == n]
@@ -284,15 +315,16 @@ def _valid_keys(items: list[Prepared], key: str) -> pd.Series:
     return pd.concat(keys).dropna() if keys else pd.Series([], dtype="string")
 
 
-def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: datetime
-                 ) -> pd.DataFrame:
-    """Valid rows of one kind in the stored table's columns, typed and fingerprinted."""
+def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: datetime,
+                 shown: Callable[[str], str]) -> pd.DataFrame:
+    """Valid rows of one kind in the stored table's columns, typed and fingerprinted; each
+    names its file by ``shown``."""
     spec = TABLES[str(kind)]
     parts = []
     for item in items:
         keep = ~item.rejected
         part = item.parsed.loc[keep].copy()
-        part["source_file"] = Path(item.raw.path).name
+        part["source_file"] = shown(item.raw.path)
         part["source_row"] = item.raw.rows[keep]
         if kind == Kind.OFFICERS and item.officer_cells is not None:
             counts = item.officer_cells.cells.groupby("officer_id").size()

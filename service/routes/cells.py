@@ -10,7 +10,7 @@ from geo.boundaries import load_boundaries
 from layers.cells import count_cells
 from service.auth import Caller, Role, require
 from service.deps import SettingsDep, StoreDep
-from service.errors import BadParameter
+from service.params import one_of
 
 router = APIRouter(prefix="/api", tags=["cells"])
 GEOJSON = "application/geo+json"
@@ -23,7 +23,7 @@ def cells(store: StoreDep,
           ) -> Response:
     allowed = {5, 6, 7, store.h3_resolution}
     if resolution not in allowed:
-        raise BadParameter(f"H3 分辨率须为 {sorted(allowed)} 之一")
+        raise one_of("H3 分辨率", "resolution", sorted(allowed))
     layer = count_cells(store.cell_counts(resolution))
     return Response(layer.to_json(drop_id=True, ensure_ascii=False), media_type=GEOJSON)
 

@@ -12,14 +12,15 @@ import orjson
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo.regions import UnknownRegion, resolve_region
 from layers.registry import ALL
-from service.auth import ADCODE_ROLES, Caller, Forbidden, Principal, Role, require
+from service.auth import ADCODE_ROLES, Caller, Principal, Role, require
 from service.deps import SettingsDep, StoreDep
 from service.draws import METHOD, assign_inspectors, draw_units
-from service.errors import NotFound, bilingual, invalid
+from service.errors import BadParameter, Forbidden, NotFound, bilingual, invalid
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
-from service.scope import PREFIX, layer_scope
+from service.scope import layer_scope
 from service.store.base import Change, Store
 from service.store.query import Condition, LayerQuery
 
@@ -29,7 +30,8 @@ router = APIRouter(prefix="/api/random-draws", tags=["random draws"])
 class DrawRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    region: str = Field(pattern=r"^\d{6}$", description="抽取范围（行政区划代码）")
+    region: str = Field(pattern=r"^\d{2}(\d{2}){0,2}$",
+                        description="抽取范围：行政区划代码，如 410100 或 4101（同一地区）")
     size: int = Field(ge=1, le=5000, description="抽取单位数")
     seed: int | None = Field(None, ge=0, lt=2**63, description="随机种子；不填则随机生成并公开")
     inspectors: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]] | None = Field(
@@ -37,18 +39,17 @@ class DrawRequest(BaseModel):
                                           "者辖区内（默认该区域的网格员）")
 
 
-def _prefix(adcode: str) -> str:
-    if adcode.endswith("0000"):
-        return adcode[:PREFIX["province"]]
-    return adcode[:PREFIX["city"]] if adcode.endswith("00") else adcode
-
-
 @router.post("", summary="随机抽取检查对象并随机派员（双随机）", status_code=201,
              dependencies=[require(Role.ADMIN, Role.REGULATOR)])
 def create_draw(caller: Caller, store: StoreDep, settings: SettingsDep, body: DrawRequest
                 ) -> dict:
-    region = _prefix(body.region)
-    if caller.role == Role.REGULATOR and not region.startswith(_prefix(caller.scope or "")):
+    try:
+        found = resolve_region(body.region, settings.provinces)
+    except UnknownRegion as exc:
+        raise BadParameter(exc.named("抽取范围", "region")) from None
+    region = found.prefix
+    if caller.role == Role.REGULATOR and not region.startswith(
+            WriteScope(caller.scope or "").prefix):
         raise Forbidden(bilingual(
             f"抽取范围 {body.region} 超出您的管辖区域：请填写 {caller.scope} 或其下级行政区划代码",
             f"region {body.region} is outside your region: give {caller.scope} or a code "
@@ -74,17 +75,17 @@ def create_draw(caller: Caller, store: StoreDep, settings: SettingsDep, body: Dr
                "conflict": bool(who and r["h3"] in own.get(who, set()))}
               for r, who in zip(drawn.to_dict("records"), inspectors, strict=True)]
     draw_id = f"SJ{datetime.now(UTC):%Y%m%d}{uuid.uuid4().hex[:8].upper()}"
-    params = {"region": body.region, "size": body.size, "inspectors": pool,
+    params = {"region": found.adcode, "size": body.size, "inspectors": pool,
               "candidates": len(units), "strata": int(drawn["stratum"].nunique()) if len(
                   drawn) else 0}
     store.apply_change(Change(
         "draws", draw_id, None, {
             "draw_id": draw_id, "created_at": datetime.now(UTC).replace(tzinfo=None),
-            "actor": caller.user_id, "region": body.region, "seed": str(seed),
+            "actor": caller.user_id, "region": found.adcode, "seed": str(seed),
             "method": METHOD, "params": orjson.dumps(params).decode(),
             "build_id": build.build_id if build else None,
             "result": orjson.dumps(result).decode()},
-        actor=caller.user_id, action="draw.create", county_adcode=body.region))
+        actor=caller.user_id, action="draw.create", county_adcode=found.adcode))
     return publish(store, draw_id)
 
 

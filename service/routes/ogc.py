@@ -18,7 +18,7 @@ from geo.cells import cell_resolution_or_none
 from layers.registry import LAYERS, LayerSpec
 from service.auth import Caller, Principal
 from service.deps import SettingsDep, StoreDep
-from service.errors import NotFound
+from service.errors import NotFound, bilingual
 from service.geojson import features
 from service.ogc import (
     CONFORMANCE,
@@ -100,7 +100,11 @@ def _visible(caller: Principal, collection_id: str) -> LayerSpec:
     """The map layer, if the caller may see any of it; else 404 as for an unknown id."""
     spec = LAYERS.get(collection_id)
     if spec is None or not can_see(caller, spec):
-        raise NotFound("没有此要素集合，或不在您的权限范围内")
+        raise NotFound(bilingual(
+            f"没有要素集合 {collection_id[:64]}（或不在您的权限范围内）：要素集合编号"
+            "（collection_id）见 /ogc/collections",
+            f"no collection {collection_id[:64]} (or it is outside your scope): see "
+            "/ogc/collections for the collection ids (collection_id)"))
     return spec
 
 
@@ -186,7 +190,12 @@ def item(request: Request, caller: Caller, store: StoreDep, collection_id: str,
     spec = _visible(caller, collection_id)
     check_query(request, ITEM_PARAMS, f)
     out = parse_crs(crs)
-    missing = NotFound("没有此要素，或不在您的权限范围内")
+    items = f"/ogc/collections/{spec.id}/items"
+    missing = NotFound(bilingual(  # the same words whichever id: none tells "not yours"
+        f"图层 {spec.id} 中没有此要素（或不在您的权限范围内）：要素编号（feature_id）见 {items} "
+        "返回的 id",
+        f"no such feature in {spec.id} (or it is outside your scope): feature_id is an id "
+        f"{items} returns"))
     if not FEATURE_ID.match(feature_id):
         raise missing
     where: tuple[Condition, ...] = (Condition("fid", "eq", (feature_id,)),)

@@ -12,9 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from geo.boundaries import load_boundaries
 from layers.cells import count_cells, provinces_with_data
 from layers.registry import ALL
-from service.auth import Principal, Role, Unauthorized, current_caller
+from service.auth import Principal, Role, current_caller
 from service.deps import CachesDep, SettingsDep, StoreDep
-from service.errors import BadParameter
+from service.errors import BadParameter, Unauthorized, bilingual
+from service.params import one_of
 from service.security_headers import csp_nonce
 from service.selection import Selection, select_visible
 from service.settings import Settings
@@ -45,9 +46,12 @@ def risk_map(request: Request, store: StoreDep, settings: SettingsDep, caches: C
         return HTMLResponse(_risk_map(store, settings, caller, res, build,
                                       csp_nonce(request)))
     if caller.role != Role.ADMIN:
-        raise BadParameter("风险图层尚未生成（riskmap build）；生成前仅系统管理员可查看设备分布")
+        raise BadParameter(bilingual(
+            "风险图层尚未生成（riskmap build）；生成前仅系统管理员可查看设备分布",
+            "the risk layers are not built yet (riskmap build); until then only "
+            "administrators may view the equipment map"))
     if res not in {5, 6, 7, store.h3_resolution}:
-        raise BadParameter(f"H3 分辨率须为 5、6、7 或 {store.h3_resolution}")
+        raise one_of("H3 分辨率", "resolution", sorted({5, 6, 7, store.h3_resolution}))
     cells = count_cells(store.cell_counts(res))
     shown = provinces_with_data(cells, settings.provinces) or settings.provinces
     counties = load_boundaries(shown, level="county")
@@ -67,7 +71,7 @@ def _visible(store: Store, caller: Principal, layer: str,
 def _risk_map(store: Store, settings: Settings, caller: Principal, res: int,
               build: LayerBuild, nonce: str) -> str:
     if res not in MAP_RESOLUTIONS:
-        raise BadParameter(f"H3 分辨率须为 {'、'.join(map(str, MAP_RESOLUTIONS))} 之一")
+        raise one_of("H3 分辨率", "resolution", MAP_RESOLUTIONS)
     cells = _visible(store, caller, "risk-cells", (Condition("resolution", "eq", (res,)),))
     cells = cells[cells["equipment"] > 0]
     warnings = _visible(store, caller, "warnings", (Condition("admin_level", "eq",

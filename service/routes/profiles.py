@@ -11,10 +11,11 @@ from fastapi import APIRouter, Path, Query, Response
 from data.catalogue import TOP_CATEGORIES
 from geo.regions import Region, UnknownRegion, resolve_region
 from layers.registry import ALL
-from service.auth import Caller, Forbidden, Principal
+from service.auth import Caller, Principal
 from service.deps import StoreDep
-from service.errors import BadParameter, NotFound
+from service.errors import BadParameter, Forbidden, NotFound, bilingual
 from service.geojson import features
+from service.params import one_of
 from service.selection import Selection, select
 from service.store.base import Store
 from service.store.query import Condition
@@ -41,7 +42,9 @@ def park_profile(caller: Caller, store: StoreDep,
                  park_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> Response:
     park = _rows(store, caller, "parks", Condition("park_id", "eq", (park_id.upper(),)))
     if park.empty:
-        raise NotFound("未找到该园区或不在您的管辖范围内")
+        raise NotFound(bilingual(
+            f"园区 {park_id} 不存在（或不在您的管辖范围内）：请核对园区编号（park_id）",
+            f"park {park_id} not found (or outside your region): check park_id"))
     units = _rows(store, caller, "units", Condition("park_id", "eq", (park_id.upper(),)))
     units = units.sort_values(["level_rank", "D_max"], ascending=False)
     profile = _records(park, "parks")[0]
@@ -54,13 +57,17 @@ def region_summary(caller: Caller, store: StoreDep,
                                                description="行政区划代码，如 410100 或 4101")],
                    level: Annotated[str | None, Query(pattern="^(province|city|county)$")] = None
                    ) -> Response:
-    adcode = _region(adcode).adcode
+    adcode = _region(adcode, "行政区划代码", "adcode").adcode
     where = [Condition("adcode", "eq", (adcode,))]
     if level:
         where.append(Condition("admin_level", "eq", (level,)))
     region = _rows(store, caller, "regions", *where)
     if region.empty:
-        raise NotFound("未找到该行政区或不在您的管辖范围内")
+        raise NotFound(bilingual(
+            f"行政区 {adcode} 的汇总不存在（或不在您的管辖范围内）：请核对行政区划代码（adcode）"
+            "和级别（level：province、city 或 county）",
+            f"no summary of region {adcode} (or it is outside your region): check adcode and "
+            "level (province, city or county)"))
     region = region.sort_values("admin_level").iloc[[0]]  # 济源: city before county
     keys = (Condition("adcode", "eq", (adcode,)),
             Condition("admin_level", "eq", (region["admin_level"].iloc[0],)))
@@ -78,12 +85,15 @@ def demonstration(caller: Caller, store: StoreDep,
                                   ] = None,
                   category: Annotated[str | None, Query()] = None) -> Response:
     if category is not None and category not in TOP_CATEGORIES:
-        raise BadParameter(f"设备种类代码须为 {', '.join(TOP_CATEGORIES)} 之一")
+        raise one_of("设备种类代码", "category", TOP_CATEGORIES,
+                     (f"{c}（{n}）" for c, n in TOP_CATEGORIES.items()))
     where = []
     if city:
-        found = _region(city)
+        found = _region(city, "地市代码", "city")
         if found.level != "city":
-            raise BadParameter(f"city：{found.label} 不是地市 / not a city")
+            raise BadParameter(bilingual(
+                f"地市代码（city）：{found.label}不是地市，请填写地市代码，如 410100 或 4101",
+                f"city: {found.adcode} is not a city; give a city code such as 410100 or 4101"))
         city = found.adcode
         where.append(Condition("city_adcode", "eq", (city,)))
     if category:
@@ -92,16 +102,18 @@ def demonstration(caller: Caller, store: StoreDep,
         chosen = _rows(store, caller, "demonstration", *where)
         coverage = _rows(store, caller, "demonstration-coverage", *where)
     except Forbidden:
-        raise Forbidden("示范企业按地市遴选，仅地市及以上监管人员可查看") from None
+        raise Forbidden(bilingual("示范企业按地市遴选，仅地市及以上监管人员可查看",
+                                  "demonstration enterprises are chosen per city: only city "
+                                  "and province regulators may view them")) from None
     gaps = coverage[coverage["gap"].fillna(False).astype(bool)]
     return _json({"chosen": _records(chosen, "demonstration"),
                   "coverage": _records(coverage, "demonstration-coverage"),
                   "gaps": len(gaps)})
 
 
-
-def _region(code: str) -> Region:
+def _region(code: str, zh_name: str, name: str) -> Region:
+    """The region parameter ``name`` names, or a 400 naming it."""
     try:
         return resolve_region(code)
     except UnknownRegion as exc:
-        raise BadParameter(str(exc)) from None
+        raise BadParameter(exc.named(zh_name, name)) from None

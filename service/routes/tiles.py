@@ -12,10 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from layers.registry import ALL
 from service import mvt, tiles
 from service.auth import Caller
 from service.deps import CachesDep, StoreDep
-from service.errors import BadParameter, NotFound
+from service.errors import BadParameter, NotFound, bilingual
 from service.params import LAYER_ID, spec_of
 
 router = APIRouter(tags=["tiles"])
@@ -37,11 +38,19 @@ def tile(
 ) -> Response:
     spec = spec_of(layer)
     if spec.geometry is None:
-        raise NotFound(f"{spec.id}（{spec.title}）是数据表，没有矢量瓦片")
+        drawn = [s.id for s in ALL.values() if s.geometry is not None]
+        raise NotFound(bilingual(
+            f"{spec.id}（{spec.title}）是数据表，没有矢量瓦片：图层编号（layer）须为有几何图形的"
+            f"图层 {'、'.join(drawn)} 之一",
+            f"{spec.id} is a table without geometry, so it has no vector tiles: layer must be "
+            f"one of {', '.join(drawn)}"))
     try:
         address = mvt.Tile.checked(z, x, y)
-    except ValueError as exc:
-        raise BadParameter(str(exc)) from None
+    except ValueError:
+        last = (1 << z) - 1
+        raise BadParameter(bilingual(
+            f"瓦片坐标超出范围：缩放级别 z={z} 时瓦片列号（x）和行号（y）须在 0–{last} 之间",
+            f"tile x and y must be within 0–{last} at zoom z={z}")) from None
     try:
         fields = tiles.tile_fields(spec, properties)
     except ValueError as exc:

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -23,11 +22,12 @@ from starlette.exceptions import HTTPException
 
 from data.schema import Kind
 from geo.datum import UnknownDatumError, parse_datum
-from service.auth import Caller, Forbidden, Role, require
+from service.auth import Caller, Role, require
 from service.deps import SettingsDep, StoreDep
-from service.errors import BadParameter, invalid
+from service.errors import BadParameter, Forbidden, bilingual, invalid
 from service.ingest.pipeline import IngestOptions, ingest
 from service.ingest.write_scope import WriteScope
+from service.messages import label
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 CHUNK = 1 << 20
@@ -35,6 +35,8 @@ MAX_FILES = 50  # a bureau's export is a handful of files; each is a batch of it
 FORM_FIELD_BYTES = 1 << 10  # ``kind`` and ``crs`` are a few characters
 NAME_CHARS = 255  # what a file system takes for a name; the report shows no longer one
 SUFFIX = re.compile(r"^\.[a-z0-9]{1,10}$")
+FORMATS = ("CSV、XLSX、GeoJSON 或 GeoPackage 台账文件", "CSV, XLSX, GeoJSON or GeoPackage")
+DATUMS = ("WGS84 (EPSG:4326)", "CGCS2000 (EPSG:4490)", "GCJ02", "BD09")
 
 UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["files"], "properties": {
@@ -67,7 +69,8 @@ def _text_field(value: object, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise invalid(field, "须为文本字段")
+        raise invalid(field, f"{label(field)}须为文本字段，不能是文件",
+                      f"{field} must be a text field, not a file")
     return value.strip() or None
 
 
@@ -81,36 +84,56 @@ async def upload(request: Request, caller: Caller, store: StoreDep, settings: Se
     rows of their province only (others are rejected as ``out_of_scope`` and reported).
     With ``strict=true`` any reject leaves the store as it was (``written`` false)."""
     if caller.role == Role.REGULATOR and caller.admin_level != "province":
-        raise Forbidden("仅省级监管人员和系统管理员可导入台账")
+        raise Forbidden(bilingual("仅省级监管人员和系统管理员可导入台账",
+                                  "only province regulators and administrators may upload "
+                                  "registers"))
     limit = settings.max_upload_mb * 2**20
     folder = Path(tempfile.mkdtemp(prefix="riskmap-upload-"))
     try:
-        async with request.form(max_files=MAX_FILES, max_fields=10,
-                                max_part_size=FORM_FIELD_BYTES) as form:
-            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-            if not files:
-                raise invalid("files", "至少上传一个文件")
-            kind_text = _text_field(form.get("kind"), "kind")
-            crs = _text_field(form.get("crs"), "crs")
-            paths, names = await _save(files, folder, limit)
+        try:
+            async with request.form(max_files=MAX_FILES, max_fields=10,
+                                    max_part_size=FORM_FIELD_BYTES) as form:
+                files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+                if not files:
+                    raise invalid("files", f"{label('files')}须至少有一个：{FORMATS[0]}",
+                                  f"files: upload at least one file ({FORMATS[1]})")
+                kind_text = _text_field(form.get("kind"), "kind")
+                crs = _text_field(form.get("crs"), "crs")
+                paths, names = await _save(files, folder, limit)
+        except HTTPException as exc:  # the form's own limits (starlette's English)
+            if exc.status_code != 400:
+                raise
+            raise BadParameter(bilingual(
+                f"上传表单无法读取：须为 multipart/form-data，上传文件（files）最多 "
+                f"{MAX_FILES} 个，kind 和 crs 各不超过 {FORM_FIELD_BYTES} 字节",
+                f"the upload form could not be read ({exc.detail}): send multipart/form-data "
+                f"with at most {MAX_FILES} files, kind and crs of at most {FORM_FIELD_BYTES} "
+                "bytes each")) from None
         try:
             kind = Kind(kind_text) if kind_text else None
         except ValueError:
-            raise invalid("kind", f"须为 {'、'.join(k.value for k in Kind)} 之一") from None
+            kinds = [k.value for k in Kind]
+            raise invalid("kind", f"{label('kind')}须为 {'、'.join(kinds)} 之一",
+                          f"kind must be one of {', '.join(kinds)}") from None
         if crs:
             try:
                 parse_datum(crs)
             except UnknownDatumError:
-                raise BadParameter(f"未知坐标系：{crs}") from None
+                raise BadParameter(bilingual(
+                    f"未知坐标系（crs）：{crs[:32]}；可用：{'、'.join(DATUMS)}",
+                    f"unknown datum (crs) {crs[:32]}; use one of {', '.join(DATUMS)}")) from None
         scope = None if caller.role == Role.ADMIN else WriteScope(caller.scope or "")
         options = IngestOptions(h3_resolution=settings.h3_resolution,
                                 provinces=settings.provinces, default_crs=crs, kind=kind,
                                 max_bytes=limit, actor=caller.user_id, scope=scope,
-                                strict=strict)
+                                strict=strict,
+                                shown_names=dict(zip(paths, names, strict=True)))
         report = await run_in_threadpool(ingest, paths, store, options)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return _as_uploaded(report, dict(zip(paths, names, strict=True)))
+    # the report names the files as uploaded (``shown_names``); the rejected rows as they
+    # came (up to 100,000 of them) are for the CLI's workbook: ``rejects`` lists each
+    return {k: v for k, v in report.items() if not k.startswith("rejected_rows")}
 
 
 async def _save(files: list[UploadFile], folder: Path, limit: int
@@ -124,19 +147,11 @@ async def _save(files: list[UploadFile], folder: Path, limit: int
             while chunk := await item.read(CHUNK):
                 total += len(chunk)
                 if total > limit:  # the stream was capped already; this is belt and braces
-                    raise HTTPException(413, f"上传文件合计超过 {limit // 2**20} MB 上限")
+                    raise HTTPException(413, bilingual(
+                        f"上传文件（files）合计超过 {limit // 2**20} MB 上限：请分批上传",
+                        f"the files together exceed the {limit // 2**20} MB limit: upload "
+                        "them in several batches"))
                 out.write(chunk)
         paths.append(str(target))
         names.append(name)
     return paths, names
-
-
-def _as_uploaded(report: dict, names: dict[str, str]) -> dict:
-    """The report with the uploaded file names in place of the server's temporary paths,
-    without the rejected rows as they came (up to 100,000 of them, for the CLI's
-    workbook; ``rejects`` lists each with its row, field and reason)."""
-    report = {k: v for k, v in report.items() if not k.startswith("rejected_rows")}
-    text = orjson.dumps(report, default=str).decode()
-    for path, name in names.items():
-        text = text.replace(orjson.dumps(path).decode()[1:-1], orjson.dumps(name).decode()[1:-1])
-    return orjson.loads(text)

@@ -28,10 +28,11 @@ from layers.registry import ALL
 from service import tabular
 from service.auth import Caller, Forbidden, Principal, Role, audit_actor, require
 from service.deps import CachesDep, SettingsDep, StoreDep
-from service.errors import BadParameter, NotFound, bilingual, invalid, known_query
+from service.errors import BadParameter, NotFound, bilingual, invalid
 from service.ingest.values import parse_dates
 from service.ingest.write_scope import WriteScope
 from service.officers import known_officers, officers_in_region
+from service.params import known_query
 from service.scope import layer_scope
 from service.store.base import Change, Store
 from service.store.changes import ACTIONS, ENTITIES
