@@ -64,11 +64,11 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
                & ~(_between(lon, *CHINA_LON) & _between(lat, *CHINA_LAT)))
     lon[swapped], lat[swapped] = lat[swapped], lon[swapped].copy()
     log.flag(raw.path, raw.kind, raw.rows, swapped, "lon", Flag.LONLAT_SWAPPED,
-             pd.Series(parsed["lon"].astype("string")))
+             parsed["lon"])
 
     in_range = _between(lon, -180, 180) & _between(lat, -90, 90)
     log.add(raw.path, raw.kind, raw.rows, has_xy & ~in_range, "lon", Reason.COORD_RANGE,
-            parsed["lon"].astype("string") + "," + parsed["lat"].astype("string"))
+            _pairs(parsed, has_xy & ~in_range))
     ok_xy = has_xy & in_range
     wlon, wlat = np.full(n, np.nan), np.full(n, np.nan)
     with options.timer("datum"):
@@ -109,14 +109,14 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
     half_placed = flags == str(Flag.HALF_COORDINATE_GEOCODED)
     for name, alone in (("lon", has_lon), ("lat", has_lat)):
         log.flag(raw.path, raw.kind, raw.rows, half_placed & alone, name,
-                 Flag.HALF_COORDINATE_GEOCODED, parsed[name].astype("string"))
+                 Flag.HALF_COORDINATE_GEOCODED, parsed[name])
 
     located = np.isfinite(wlon) & np.isfinite(wlat)
     with options.timer("join"):
         where = boundaries.locate(wlon, wlat, options.provinces)
     outside = located & where["county_adcode"].isna().to_numpy()
     log.add(raw.path, raw.kind, raw.rows, outside, "lon", Reason.OUTSIDE_REGION,
-            parsed["lon"].astype("string") + "," + parsed["lat"].astype("string"))
+            _pairs(parsed, outside))
 
     out = pd.DataFrame({
         "lon": wlon, "lat": wlat,
@@ -130,3 +130,14 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
     with options.timer("h3"):
         h3_columns = cells.enrich_cells(wlon, wlat, options.h3_resolution)
     return pd.concat([out, h3_columns], axis=1)
+
+
+def _pairs(parsed: pd.DataFrame, mask: np.ndarray) -> pd.Series | None:
+    """"lon,lat" as given, for the rows of ``mask`` only (the reported value of a rejected
+    point); formatting every row's floats would cost seconds on a million rows."""
+    if not mask.any():
+        return None
+    out = pd.Series(pd.NA, index=parsed.index, dtype="string")
+    rows = parsed[["lon", "lat"]].iloc[np.flatnonzero(mask)].astype("string")
+    out.iloc[np.flatnonzero(mask)] = (rows["lon"] + "," + rows["lat"]).to_numpy()
+    return out
