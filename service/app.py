@@ -15,6 +15,7 @@ from service import errors, messages
 from service.body_limit import BodyLimit
 from service.caches import Caches
 from service.routes import (
+    audit,
     cells,
     draws,
     exports,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session.router)
     app.include_router(pages.router)
     app.include_router(work.router)
+    app.include_router(audit.router)
     app.include_router(exports.router)
     app.include_router(uploads.router)
     app.include_router(profiles.router)
