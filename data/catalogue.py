@@ -92,6 +92,16 @@ def resolve_categories(values: pd.Series) -> pd.DataFrame:
     ).astype("string")
 
 
+def top_codes(codes: pd.Series) -> pd.Series:
+    """The top-level 种类 of each catalogue code, as the catalogue says (7310 安全阀 is in
+    F000 安全附件, not in 7000), index-aligned; a code not in the catalogue gives <NA>.
+    Work is done once per distinct code."""
+    index, uniques = pd.factorize(codes, use_na_sentinel=True)
+    _, top = _lookup()
+    per_unique = pd.Series(np.asarray(uniques, dtype=object), dtype=object).map(top)
+    return pd.Series(_take(per_unique, index), index=codes.index, dtype="string")
+
+
 def _take(per_unique: pd.Series, codes: np.ndarray) -> np.ndarray:
     """Spread per-distinct results back over the rows; the NA sentinel (-1) gives <NA>."""
     arr = np.append(per_unique.to_numpy(dtype=object, na_value=pd.NA), pd.NA)

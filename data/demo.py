@@ -49,7 +49,7 @@ import pyogrio
 import shapely
 import xlsxwriter
 
-from data.catalogue import load_catalogue
+from data.catalogue import load_catalogue, top_codes
 from data.credit_code import ALPHABET, with_check_character
 from data.reasons import Flag, Reason
 from data.schema import SCHEMAS, Kind
@@ -1064,7 +1064,8 @@ def equipment_table(eq: pd.DataFrame, dates: pd.DataFrame, units: pd.DataFrame,
     top_names = catalogue[catalogue["level"] == "种类"].set_index("code")["name"]
     uniq, inv = np.unique(code.astype(str), return_inverse=True)
     var_col = names.reindex(uniq).to_numpy(dtype=object)[inv]
-    top_col = top_names.reindex([c[0] + "000" for c in uniq]).to_numpy(dtype=object)[inv]
+    tops = top_codes(pd.Series(uniq, dtype="string")).to_numpy(dtype=object, na_value=None)
+    top_col = top_names.reindex(tops).to_numpy(dtype=object)[inv]
     by_name = rng.random(n)
     category = np.where(by_name < 0.02, top_col, np.where(by_name < 0.03, var_col, code))
     unit = eq["unit"].to_numpy()
@@ -1703,8 +1704,9 @@ def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: p
                 "duplicate": [EQUIPMENT_FILES[file_of[d]], int(pos[d] + 2)]}
                for k, d in zip(kept.tolist(), dup.tolist(), strict=True)]
         for name, (kept, dup) in planted.dup_pairs.items()}
-    top = np.strings.add(np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1), "000")
-    groups = pd.Series(top[good].astype(object)).value_counts().sort_index()
+    top = top_codes(pd.Series(eq["code"].to_numpy().astype(str), dtype="string")).to_numpy(
+        dtype=object)
+    groups = pd.Series(top[good]).value_counts().sort_index()
     labels = pd.Series(table["crs"][good]).replace("", "none").value_counts().sort_index()
     return {
         "seed": seed, "as_of": as_of.isoformat(),

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from data.catalogue import top_codes
+
 # The four colour levels of 安全风险分级管控, most serious first.
 LEVELS: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 LEVEL_RANK: dict[str, int] = {"red": 4, "orange": 3, "yellow": 2, "blue": 1}
@@ -49,6 +51,6 @@ def level_from_rank(rank: pd.Series) -> pd.Series:
 
 
 def top_category(codes: pd.Series) -> pd.Series:
-    """Catalogue code -> its top-level category (``3110`` -> ``3000``, ``F210`` -> ``F000``)."""
-    s = codes.astype("string")
-    return (s.str.slice(0, 1) + "000").where(s.notna()).astype("string")
+    """Catalogue code -> its top-level category as the catalogue has it (``3110`` -> ``3000``,
+    ``7310`` 安全阀 -> ``F000``, not ``7000``); <NA> for a code not in the catalogue."""
+    return top_codes(codes.astype("string"))

@@ -12,6 +12,7 @@ from data.catalogue import (
     category_name,
     load_catalogue,
     resolve_categories,
+    top_codes,
 )
 
 # 种类 as published with 质检总局公告2014年第114号.
@@ -235,3 +236,15 @@ def test_many_rows_resolve_as_their_distinct_values() -> None:
     out = resolve_categories(values)
     expected = per_value["category_code"].to_numpy()[picks]
     assert out["category_code"].equals(pd.Series(expected, dtype="string"))
+
+
+def test_the_top_category_is_the_catalogues_not_the_first_character():
+    """7310 安全阀 belongs to F000 安全附件 in the catalogue, whatever its first digit says;
+    a code the catalogue lacks has no top category."""
+    codes = pd.Series(["3110", "7310", "7320", "F220", "4D00", None, "7999"], dtype="string")
+    top = top_codes(codes)
+    assert top[:5].tolist() == ["3000", "F000", "7000", "F000", "4000"]
+    assert top[5:].isna().all()
+    catalogue = load_catalogue()
+    every = top_codes(catalogue["code"])
+    assert every.tolist() == catalogue["top_code"].tolist()

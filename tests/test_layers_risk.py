@@ -181,3 +181,8 @@ def test_empty_input_grades_to_an_empty_frame():
 def test_invalid_risk_rules_are_refused(change: dict, message: str):
     with pytest.raises(ValueError, match=message):
         RiskRules.model_validate(change)
+
+
+def test_a_safety_valve_is_graded_as_a_safety_accessory_not_as_pressure_piping():
+    g = grade(equipment(category_code=["7310", "7320"]))
+    assert g["top_category"].tolist() == ["F000", "7000"]
