@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from data.schema import SCHEMAS, FieldType, Kind
+from data.schema import SCHEMAS, Field, FieldType, Kind
 
 
 class Reason(StrEnum):
     MISSING = "missing"
+    MISSING_COLUMN = "missing_column"  # told once per file and field, rows counted
     BAD_CREDIT_CODE = "bad_credit_code"
     UNKNOWN_CATEGORY = "unknown_category"
     BAD_DATE = "bad_date"
@@ -48,6 +49,7 @@ class Flag(StrEnum):
 
 REASONS: dict[str, tuple[str, str]] = {
     Reason.MISSING: ("缺少必填字段", "missing required field"),
+    Reason.MISSING_COLUMN: ("文件缺少必需的列", "the file lacks a needed column"),
     Reason.BAD_CREDIT_CODE: ("统一社会信用代码格式或校验码错误",
                              "unified social credit code malformed or check character wrong"),
     Reason.UNKNOWN_CATEGORY: ("设备类别不在特种设备目录中",
@@ -105,6 +107,8 @@ DECIMAL_DEGREES = "请使用十进制度，如 113.625；度分秒的分、秒�
 # the field: the allowed values of a choice, the range of a number, the column to fill in.
 ADVICE: dict[str, str] = {
     Reason.MISSING: "请填写该必填列",
+    Reason.MISSING_COLUMN: ("请把文件中对应的列改名为模板的表头（中文名、登记表名称或别名均可），"
+                            "或补上该列"),
     Reason.BAD_CREDIT_CODE: "请核对 18 位统一社会信用代码（营业执照上的代码），注意最后一位校验码",
     Reason.UNKNOWN_CATEGORY: ("请填写《特种设备目录》中的类别代码或名称，"
                               "如 3110 或 曳引驱动乘客电梯"),
@@ -159,11 +163,14 @@ def _number(x: float) -> str:
 
 
 def advice(code: str, kind: str | None = None, field: str | None = None,
-           header: str | None = None) -> str:
+           header: str | None = None, closest: str | None = None) -> str:
     """What to do about ``code`` (Chinese), specific to the kind's field where it helps
-    (``header``: the field's column as the file names it)."""
+    (``header``: the field's column as the file names it; ``closest``: for a column the file
+    lacks, the file's header closest to it)."""
     schema = SCHEMAS[Kind(kind)] if kind in KINDS else ()
     f = next((f for f in schema if f.name == field), None)
+    if f is not None and code == Reason.MISSING_COLUMN:
+        return _missing_column_advice(f, closest)
     if f is not None:
         if code == Reason.BAD_CHOICE and f.choices:
             return "允许的取值：" + "、".join(f.choices)
@@ -177,3 +184,16 @@ def advice(code: str, kind: str | None = None, field: str | None = None,
         if code == Reason.MISSING:
             return f"请填写「{header or f.zh}」"
     return ADVICE.get(code, "")
+
+
+def _missing_column_advice(f: Field, closest: str | None) -> str:
+    """Rename the file's closest header to the field's name (the national form's name where
+    it has one), or add the column."""
+    name = f.form or f.zh
+    told = (f"请将列「{closest}」改名为「{name}」" if closest
+            else f"请在文件中加上「{name}」一列（或把对应的列改名为「{name}」）")
+    if f.name == "address":
+        told += "，或加上经度、纬度两列"
+    elif f.name == "cells":
+        told += "，或加上「负责区县代码」一列"
+    return told

@@ -1,13 +1,23 @@
 """Canonical input schema of registry exports: kinds, fields, Chinese and English headers.
 
 One table per kind. Each field has a canonical English name (the column name in the
-store and the API), the Chinese header that bureau systems export, a few common
-aliases, a type and whether it is required. ``docs/data.md`` documents the same table.
+store and the API), the Chinese header that bureau systems export, the header of the
+national registration form where it differs (``form``: 特种设备使用登记表, TSG 08-2017
+《特种设备使用管理规则》, and the exports of the national special-equipment information
+system), common aliases, a type and whether it is required. ``docs/data.md`` documents
+the same table.
+
+Headers are compared after :func:`header_keys`: NFKC (full-width → half-width), no white
+space, no required-field markers (``*``, ``★``), ASCII case ignored, and, failing that,
+without a trailing unit or format in brackets (``经度(°)``, ``纬度（度）``,
+``下次检验日期(年月日)``, ``高度[m]``, ``【必填】``).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -46,15 +56,38 @@ class Field:
     choices: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    form: str = ""  # the national registration form's header, where it differs from zh
+    # a file with several columns for the field: a row that leaves the preferred one empty
+    # takes the next it fills (the catalogue's 品种, else 类别, else 种类)
+    filled: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every header the field is known by, most preferred first: when a file has two
+        columns for one field, the one earlier here is read and the other ignored."""
+        return (self.name, self.zh, *((self.form,) if self.form else ()), *self.aliases)
 
 
-def _loc() -> list[Field]:
-    return [
-        Field("address", "使用地址", aliases=("地址", "单位地址", "详细地址")),
-        Field("lon", "经度", FieldType.FLOAT, aliases=("lng", "longitude", "x", "东经")),
-        Field("lat", "纬度", FieldType.FLOAT, aliases=("latitude", "y", "北纬")),
-        Field("crs", "坐标系", FieldType.DATUM, aliases=("datum", "坐标系统")),
-    ]
+# Where a piece of equipment stands. 使用单位地址 is the using unit's address, often in
+# another county than its equipment (a property company, a group's head office), so it
+# comes last: a file's 使用单位地址 column is read only when the file has no column for
+# the equipment's own place, and a row whose 设备使用地点 is empty is never placed there.
+EQUIPMENT_ADDRESS = ("设备使用地点", "使用地点", "设备地点", "设备地址", "设备所在地",
+                     "设备所在地址", "安装地点", "安装地址", "安装位置", "设备安装地点",
+                     "详细地址", "地址", "使用单位地址", "单位地址")
+UNIT_ADDRESS = ("使用单位地址", "单位详细地址", "详细地址", "地址", "使用地址", "办公地址",
+                "经营地址", "注册地址", "住所")
+COORDINATES = (
+    Field("lon", "经度", FieldType.FLOAT,
+          aliases=("lng", "long", "longitude", "x", "东经", "经度坐标", "坐标经度", "设备经度",
+                   "gps经度")),
+    Field("lat", "纬度", FieldType.FLOAT,
+          aliases=("latitude", "y", "北纬", "纬度坐标", "坐标纬度", "设备纬度", "gps纬度")),
+    Field("crs", "坐标系", FieldType.DATUM,
+          aliases=("datum", "坐标系统", "坐标系类型", "坐标类型", "坐标体系", "大地坐标系")),
+)
+CREDIT_CODE = ("使用单位统一社会信用代码", "单位统一社会信用代码", "使用单位信用代码",
+               "使用单位社会信用代码", "社会信用代码", "信用代码")
 
 
 CONCLUSIONS = ("合格", "基本合格", "复检合格", "不合格")
@@ -71,53 +104,70 @@ PARK_KINDS = ("经济技术开发区", "高新技术产业开发区", "化工园
 
 SCHEMAS: dict[Kind, tuple[Field, ...]] = {
     Kind.EQUIPMENT: (
-        Field("registration_code", "设备注册代码", FieldType.CODE, True,
-              aliases=("注册代码", "设备代码", "登记代码")),
-        Field("category_code", "设备类别代码", FieldType.CATEGORY, True,
-              aliases=("设备类别", "设备品种", "category")),
+        # 设备代码 (TSG 08-2017) and the older 设备注册代码 are both the 20-character code;
+        # 使用登记证编号 (梯11豫A00001(18)) is the certificate's number, not the equipment's
+        Field("registration_code", "设备注册代码", FieldType.CODE, True, form="设备代码",
+              aliases=("注册代码", "登记代码", "设备注册登记代码")),
+        # the catalogue's 种类 > 类别 > 品种: the finest a row gives is read (a boiler's
+        # 品种 is empty: 1100 承压蒸汽锅炉 is a 类别 with no 品种)
+        Field("category_code", "设备类别代码", FieldType.CATEGORY, True, filled=True,
+              aliases=("设备品种代码", "品种代码", "设备品种", "设备类别", "设备种类", "设备类型",
+                       "品种", "类别", "category")),
         Field("unit_credit_code", "统一社会信用代码", FieldType.CREDIT_CODE, True,
-              aliases=("使用单位统一社会信用代码", "使用单位代码")),
-        Field("unit_name", "使用单位名称", aliases=("使用单位",)),
-        *_loc(),
-        Field("commissioned_on", "投用日期", FieldType.DATE, aliases=("投入使用日期", "使用日期")),
-        Field("last_inspected_on", "上次检验日期", FieldType.DATE, aliases=("检验日期",)),
-        Field("next_inspection_due", "下次检验日期", FieldType.DATE),
-        Field("inspection_conclusion", "检验结论", FieldType.ENUM, choices=CONCLUSIONS),
-        Field("status", "设备状态", FieldType.ENUM, choices=EQUIPMENT_STATUS, aliases=("状态",)),
-        Field("insured", "是否投保", FieldType.BOOL, aliases=("投保", "责任保险")),
+              form="使用单位统一社会信用代码", aliases=(*CREDIT_CODE[1:], "使用单位代码")),
+        Field("unit_name", "使用单位名称", aliases=("使用单位", "单位名称", "使用单位全称")),
+        Field("address", "使用地址", form="设备使用地点", aliases=EQUIPMENT_ADDRESS[1:]),
+        *COORDINATES,
+        Field("commissioned_on", "投用日期", FieldType.DATE, form="投入使用日期",
+              aliases=("投用时间", "投入使用时间", "启用日期", "使用日期")),
+        Field("last_inspected_on", "上次检验日期", FieldType.DATE,
+              aliases=("最近检验日期", "最近一次检验日期", "上次定期检验日期", "上次检验时间",
+                       "检验日期")),
+        Field("next_inspection_due", "下次检验日期", FieldType.DATE,
+              aliases=("下次定期检验日期", "下次检验时间", "下检日期")),
+        Field("inspection_conclusion", "检验结论", FieldType.ENUM, choices=CONCLUSIONS,
+              aliases=("定期检验结论", "检验结果")),
+        Field("status", "设备状态", FieldType.ENUM, choices=EQUIPMENT_STATUS,
+              aliases=("使用状态", "设备使用状态", "状态")),
+        Field("insured", "是否投保", FieldType.BOOL,
+              aliases=("是否投保责任保险", "投保", "责任保险")),
     ),
     Kind.UNITS: (
         Field("credit_code", "统一社会信用代码", FieldType.CREDIT_CODE, True,
-              aliases=("信用代码",)),
-        Field("name", "单位名称", required=True, aliases=("使用单位名称", "企业名称")),
-        Field("industry", "行业门类", FieldType.ENUM, choices=INDUSTRIES, aliases=("行业",)),
-        Field("size", "企业规模", FieldType.ENUM, choices=UNIT_SIZES, aliases=("规模",)),
-        Field("address", "单位地址", aliases=("地址", "使用地址", "详细地址")),
-        *_loc()[1:],
+              aliases=CREDIT_CODE),
+        Field("name", "单位名称", required=True,
+              aliases=("使用单位名称", "使用单位", "企业名称", "单位全称")),
+        Field("industry", "行业门类", FieldType.ENUM, choices=INDUSTRIES,
+              aliases=("所属行业", "行业类别", "行业")),
+        Field("size", "企业规模", FieldType.ENUM, choices=UNIT_SIZES, aliases=("单位规模", "规模")),
+        Field("address", "单位地址", form="使用单位地址", aliases=UNIT_ADDRESS[1:]),
+        *COORDINATES,
         Field("five_have_score", "五有得分", FieldType.INT, min=0, max=5),
-        Field("blacklisted", "黑名单", FieldType.BOOL, aliases=("是否黑名单",)),
-        Field("accidents_3y", "近三年事故数", FieldType.INT, min=0, max=1000),
+        Field("blacklisted", "黑名单", FieldType.BOOL, aliases=("是否黑名单", "是否列入黑名单")),
+        Field("accidents_3y", "近三年事故数", FieldType.INT, min=0, max=1000,
+              aliases=("近三年事故次数",)),
     ),
     Kind.HAZARDS: (
-        Field("hazard_id", "隐患编号", FieldType.CODE, True),
-        Field("registration_code", "设备注册代码", FieldType.CODE, True,
-              aliases=("注册代码", "设备代码")),
-        Field("found_on", "发现日期", FieldType.DATE, True, aliases=("排查日期",)),
+        Field("hazard_id", "隐患编号", FieldType.CODE, True, aliases=("隐患代码",)),
+        Field("registration_code", "设备注册代码", FieldType.CODE, True, form="设备代码",
+              aliases=("注册代码",)),
+        Field("found_on", "发现日期", FieldType.DATE, True,
+              aliases=("发现时间", "排查日期", "排查时间")),
         Field("level", "隐患等级", FieldType.ENUM, True, choices=HAZARD_LEVELS,
               aliases=("隐患级别",)),
         Field("description", "隐患描述", aliases=("隐患内容",)),
         Field("status", "状态", FieldType.ENUM, True, choices=HAZARD_STATUS,
               aliases=("隐患状态", "整改状态")),
-        Field("deadline", "整改期限", FieldType.DATE, aliases=("整改期限日期",)),
-        Field("closed_on", "销号日期", FieldType.DATE),
+        Field("deadline", "整改期限", FieldType.DATE, aliases=("整改期限日期", "整改时限")),
+        Field("closed_on", "销号日期", FieldType.DATE, aliases=("销号时间",)),
         Field("verified_by", "验收人", aliases=("销号验收人", "核查人")),
         Field("evidence", "整改情况", aliases=("整改措施", "销号依据", "整改说明")),
     ),
     Kind.CHECKS: (
         Field("check_id", "检查编号", FieldType.CODE, True, aliases=("检查记录编号",)),
         Field("credit_code", "统一社会信用代码", FieldType.CREDIT_CODE, True,
-              aliases=("被检查单位统一社会信用代码",)),
-        Field("checked_on", "检查日期", FieldType.DATE, True),
+              aliases=("被检查单位统一社会信用代码", *CREDIT_CODE)),
+        Field("checked_on", "检查日期", FieldType.DATE, True, aliases=("检查时间",)),
         Field("officer_id", "检查人员编号", FieldType.CODE, aliases=("网格员编号", "执法人员编号")),
         Field("result", "检查结果", aliases=("检查结论",)),
     ),
@@ -125,7 +175,7 @@ SCHEMAS: dict[Kind, tuple[Field, ...]] = {
         Field("park_id", "园区编号", FieldType.CODE, True, aliases=("园区代码",)),
         Field("name", "园区名称", required=True),
         Field("kind", "园区类型", aliases=("类型",)),
-        Field("crs", "坐标系", FieldType.DATUM, aliases=("datum",)),
+        Field("crs", "坐标系", FieldType.DATUM, aliases=("datum", "坐标系统")),
     ),
     Kind.VENUES: (
         Field("venue_id", "场所编号", FieldType.CODE, True, aliases=("场所代码",)),
@@ -133,16 +183,21 @@ SCHEMAS: dict[Kind, tuple[Field, ...]] = {
         Field("kind", "场所类型", FieldType.ENUM, True, choices=VENUE_KINDS, aliases=("类型",)),
         Field("daily_visitors", "日均客流", FieldType.INT, min=0, max=10_000_000,
               aliases=("日均人流量", "日客流量")),
-        Field("crs", "坐标系", FieldType.DATUM, aliases=("datum",)),
+        Field("crs", "坐标系", FieldType.DATUM, aliases=("datum", "坐标系统")),
     ),
     Kind.OFFICERS: (
         Field("officer_id", "网格员编号", FieldType.CODE, True),
         Field("name", "姓名", required=True, aliases=("网格员姓名",)),
         Field("cells", "网格单元", FieldType.CELLS, aliases=("H3网格", "h3_cells")),
         Field("county_adcode", "负责区县代码", FieldType.CODE, aliases=("区县代码", "adcode")),
-        Field("phone", "联系电话", aliases=("电话",)),
+        Field("phone", "联系电话", aliases=("手机号码", "手机", "电话", "联系方式")),
     ),
 }
+
+# Headers of the national registration form and registry exports that no stored field
+# holds: recognised as such (not mistaken for another field) and listed as ignored.
+NOT_STORED = ("使用登记证编号", "设备名称", "设备型号", "产品编号", "制造单位名称", "制造日期",
+              "单位内编号", "安全管理员", "安全管理负责人", "产权单位名称")
 
 # The key of each kind: the identity used for upserts and duplicate detection.
 KEYS: dict[Kind, str] = {
@@ -174,29 +229,68 @@ class HeaderMatch:
     columns: dict[str, str] = field(default_factory=dict)  # source header -> canonical name
 
 
-def _norm_header(header: str) -> str:
-    return str(header).strip().replace(" ", "").replace("\u3000", "").replace("（", "(").replace(
-        "）", ")").lower()
+MARKERS = "*★☆※"  # required-field marks of templates, before or after a header
+# a trailing group in brackets of any kind (after NFKC: () [] {} and the CJK 【】〔〕〈〉《》)
+TRAILING_BRACKETS = re.compile(r"[(\[{【〔〈《][^()\[\]{}【】〔〕〈〉《》]*[)\]}】〕〉》]$")
 
 
-def header_map(kind: Kind) -> dict[str, str]:
-    """Normalised header (Chinese, English or alias) -> canonical field name."""
-    out: dict[str, str] = {}
+def _plain(header: object) -> str:
+    """NFKC, no white space, no markers or colon at either end, ASCII letters in lower case."""
+    text = "".join(unicodedata.normalize("NFKC", str(header)).split())
+    return text.strip(MARKERS + ":").lower()
+
+
+def header_keys(header: object) -> tuple[str, str]:
+    """The two forms a header is compared by: as written (normalised), and without any
+    trailing unit or format in brackets (``经度(°)`` → ``经度``, ``下次检验日期(年月日)`` →
+    ``下次检验日期``). A name with brackets of its own matches by the first."""
+    full = bare = _plain(header)
+    while (cut := TRAILING_BRACKETS.sub("", bare)) != bare and cut.strip(MARKERS):
+        bare = cut.strip(MARKERS)
+    return full, bare
+
+
+def header_map(kind: Kind) -> dict[str, tuple[str, int]]:
+    """Normalised header (Chinese, English, form name or alias) -> (canonical field name,
+    rank: 0 for the field's English name, then in the order of ``Field.names``)."""
+    out: dict[str, tuple[str, int]] = {}
     for f in SCHEMAS[kind]:
-        for h in (f.name, f.zh, *f.aliases):
-            out.setdefault(_norm_header(h), f.name)
+        for rank, h in enumerate(f.names):
+            out.setdefault(header_keys(h)[0], (f.name, rank))
     return out
 
 
-def match_headers(kind: Kind, headers: list[str]) -> dict[str, str]:
-    """Map the source headers of a file onto canonical names for ``kind``; unknown dropped."""
+def header_columns(kind: Kind, headers: list[str]) -> dict[str, list[str]]:
+    """Canonical name -> the file's headers for it, the preferred first: a header matches
+    as written, else without its trailing brackets, and is preferred by the place of its
+    name in ``Field.names``, then matched as written, then first in the file."""
     lookup = header_map(kind)
-    mapping: dict[str, str] = {}
-    for h in headers:
-        canonical = lookup.get(_norm_header(h))
-        if canonical and canonical not in mapping.values():
-            mapping[h] = canonical
-    return mapping
+    found: dict[str, list[tuple[int, int, int, str]]] = {}
+    for at, h in enumerate(headers):
+        for exact, key in enumerate(dict.fromkeys(header_keys(h))):
+            if key in lookup:
+                canonical, rank = lookup[key]
+                found.setdefault(canonical, []).append((rank, exact, at, h))
+                break
+    return {canonical: [c[3] for c in sorted(choices)] for canonical, choices in found.items()}
+
+
+def match_headers(kind: Kind, headers: list[str]) -> dict[str, str]:
+    """Map the source headers of a file onto canonical names for ``kind``, in the file's
+    order; unknown dropped. Of two headers for one field the preferred one
+    (:func:`header_columns`) is read and the other left unmatched, unless the field is
+    ``filled`` from them (:func:`filled_from`)."""
+    chosen = {hs[0]: canonical for canonical, hs in header_columns(kind, headers).items()}
+    return {h: chosen[h] for h in headers if h in chosen}
+
+
+def filled_from(kind: Kind, headers: list[str]) -> dict[str, list[str]]:
+    """For the fields of ``kind`` whose value a row may take from a second column when it
+    leaves the first empty (``Field.filled``): canonical name -> the file's other headers
+    for it, in order of preference, where it has more than one."""
+    filled = {f.name for f in SCHEMAS[kind] if f.filled}
+    return {canonical: hs[1:] for canonical, hs in header_columns(kind, headers).items()
+            if canonical in filled and len(hs) > 1}
 
 
 def required_fields(kind: Kind) -> tuple[Field, ...]:
@@ -233,20 +327,33 @@ class KindGuess:
 
 
 CLOSE_ENOUGH = 0.5  # difflib ratio: 设备编码 ~ 设备代码 is 0.75, unrelated words near 0
+# national-form headers that mean something else: never offered as a field's column
+_NOT_STORED = frozenset(header_keys(h)[1] for h in NOT_STORED)
 
 
-def _closest(f: Field, headers: list[str]) -> str | None:
-    """The header most like one of the field's names (difflib), if any is close enough."""
-    names = [_norm_header(h) for h in (f.zh, f.name, *f.aliases)]
+def closest_header(f: Field, headers: list[str]) -> str | None:
+    """The header most like one of the field's names (difflib, on the headers without
+    their brackets), if any is close enough."""
+    names = [header_keys(h)[1] for h in f.names]
     best, score = None, CLOSE_ENOUGH
     for h in headers:
-        norm = _norm_header(h)
-        if not norm:
+        norm = header_keys(h)[1]
+        if not norm or norm in _NOT_STORED:
             continue
         ratio = max(difflib.SequenceMatcher(None, norm, n).ratio() for n in names)
         if ratio >= score:
             best, score = h, ratio
     return best
+
+
+def needed_fields(kind: Kind) -> tuple[Field, ...]:
+    """Fields a row may be rejected without: the required ones, the location of a point
+    kind (lon and lat, or address) and an officer's cells. When the file has no column for
+    one, the rejects say so once for the file (``missing_column``)."""
+    extra = {"lon", "lat", "address"} if kind in POINT_KINDS else (
+        {"cells"} if kind == Kind.OFFICERS else set())
+    return tuple(f for f in SCHEMAS[kind]
+                 if f.name in extra or f in required_fields(kind))
 
 
 def guess_kind(headers: list[str], most: int = 2) -> list[KindGuess]:
@@ -271,7 +378,8 @@ def guess_kind(headers: list[str], most: int = 2) -> list[KindGuess]:
         if score != top:
             break
         unmatched = [h for h in headers if h not in mapping]
-        closest = {f.name: c for f in missing if (c := _closest(f, unmatched)) is not None}
+        closest = {f.name: c for f in missing
+                   if (c := closest_header(f, unmatched)) is not None}
         out.append(KindGuess(kind, mapping, missing, closest))
     return out
 

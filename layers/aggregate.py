@@ -1,7 +1,7 @@
 """Aggregations for “分区域、分级别、分行业、网格化” supervision: H3 risk cells, regions,
 industries within regions, and grid officers' cells.
 
-Seed 002 二(二): "按照“分区域、分级别、分行业、网格化”原则，推进特种设备按设备类别、使用场所、
+Henan plan 二（二）: "按照“分区域、分级别、分行业、网格化”原则，推进特种设备按设备类别、使用场所、
 应用行业等开展分类监管". Every layer carries the same indicators (:data:`INDICATOR_COLUMNS`),
 computed once by :func:`_indicators` from group sums, so a county, a hexagon and an industry
 read alike. Sums are additive: a parent hexagon, a city or a province holds exactly the sum
@@ -84,7 +84,7 @@ GRID_COLUMNS: tuple[str, ...] = (
 
 
 class AggregateRules(BaseModel):
-    """分区域、分级别、分行业、网格化汇总的可调参数（seed 002 二(二)）."""
+    """分区域、分级别、分行业、网格化汇总的可调参数（豫市监办〔2021〕55号 二（二））."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -214,11 +214,11 @@ def _indicators(totals: np.ndarray) -> pd.DataFrame:
     k = len(t)
     # equipment: graded pieces, i.e. in use (安全风险分级管控 grades only 在用 equipment).
     out: dict[str, object] = {"equipment": _ints(t[:, _EQ])}
-    # n_<level>: “分级别” (seed 002 二(二)), the four colours of 风险分级管控.
+    # n_<level>: “分级别” (Henan plan 二（二）), the four colours of 风险分级管控.
     levels = t[:, _LEV]
     for j, col in enumerate(LEVEL_COUNT_COLUMNS):
         out[col] = _ints(levels[:, j])
-    # cat_<code>: “按设备类别…开展分类监管” (seed 002 二(二)), one column per 种类.
+    # cat_<code>: “按设备类别…开展分类监管” (Henan plan 二（二）), one column per 种类.
     cats = t[:, _CAT]
     for j, col in enumerate(CATEGORY_COLUMNS):
         out[col] = _ints(cats[:, j])
@@ -237,11 +237,11 @@ def _indicators(totals: np.ndarray) -> pd.DataFrame:
     best = np.where(held.any(axis=1), best, -1)
     out["dominant_category"] = _labels(best, CATEGORY_CODES)
     out["dominant_category_name"] = _labels(best, tuple(TOP_CATEGORIES.values()))
-    # open hazards: 隐患“排查、登记、治理、销号” not yet closed (seed 002 二(一)), on any
+    # open hazards: 隐患“排查、登记、治理、销号” not yet closed (Henan plan 二（一）), on any
     # piece, in use or not; 重大 ones go under 挂牌督办 (domain.md).
     out["open_hazards"] = _ints(t[:, _OPEN])
     out["open_major_hazards"] = _ints(t[:, _MAJOR])
-    # overdue: “发现设备逾期未检…及时报告所在地市场监管部门” (seed 002 二(三)).
+    # overdue: “发现设备逾期未检…及时报告所在地市场监管部门” (Henan plan 二（三）).
     out["overdue"] = _ints(t[:, _OVERDUE])
     out["overdue_rate"] = _ratio(t[:, _OVERDUE], t[:, _EQ])
     return pd.DataFrame(out, index=pd.RangeIndex(k))
@@ -308,7 +308,7 @@ def risk_cells(equipment: pd.DataFrame,
                resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS) -> gpd.GeoDataFrame:
     """One row per (resolution, H3 cell) holding equipment, with the indicators.
 
-    “网格化” (seed 002 二(二)). The finest resolution comes from lon/lat; every coarser one
+    “网格化” (Henan plan 二（二）). The finest resolution comes from lon/lat; every coarser one
     is the parent of that cell, so a parent's sums are exactly its children's. Rows without
     coordinates are in no cell; their count is ``attrs["unlocated"]``. Ordered by
     resolution, then cell.
@@ -421,7 +421,7 @@ def regions(equipment: pd.DataFrame, units: pd.DataFrame,
             boundaries: pd.DataFrame) -> gpd.GeoDataFrame:
     """One row per province, city and county of ``boundaries`` with the indicators.
 
-    “分区域、分级别” (seed 002 二(二)), by 行政区划代码. Regions without data get zeros (an
+    “分区域、分级别” (Henan plan 二（二）), by 行政区划代码. Regions without data get zeros (an
     empty county is shown, not hidden). Equipment counts where its adcodes say; units where
     theirs say, by unit level. ``attrs["unplaced"]`` counts equipment rows whose county
     adcode is in no county of ``boundaries``.
@@ -473,7 +473,7 @@ def industries(equipment: pd.DataFrame, units: pd.DataFrame,
                boundaries: pd.DataFrame) -> gpd.GeoDataFrame:
     """One row per region × GB/T 4754 门类 of the equipment there (by the unit's industry).
 
-    “分行业”、“按…应用行业等开展分类监管” (seed 002 二(二)). Equipment is placed by its own
+    “分行业”、“按…应用行业等开展分类监管” (Henan plan 二（二）). Equipment is placed by its own
     adcodes, as in :func:`regions`, so a region's industry rows add up to its totals.
     Units without an industry (or equipment without a known unit) go under "未知".
     Ordered by level, adcode, then industry letter ("未知" last).
@@ -517,7 +517,7 @@ def _officer_column(officers: pd.DataFrame, name: str, ids: pd.Series) -> pd.Ser
 def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
                officer_cells: pd.DataFrame) -> gpd.GeoDataFrame:
     """One row per (officer, cell) of ``officer_cells`` with the indicators of the
-    equipment in that cell (“网格化”, seed 002 二(二): each 网格员 owns some cells).
+    equipment in that cell (“网格化”, Henan plan 二（二）: each 网格员 owns some cells).
 
     A cell shared by several officers appears once per officer. Cells are matched at their
     own resolution (normally 8) from the equipment's lon/lat. Unparseable cells are left

@@ -3,9 +3,10 @@
 Two region layers for the risk monitoring centre:
 
 * :func:`insurance` — elevator liability-insurance coverage per province, city and county
-  against the yearly target of seed 000 二(五) (40% / 55% / 70% of the elevator stock).
-* :func:`warnings` — the three warning grades of seed 000 二(三) ("开展风险提示、警示、预警及压力
-  测试活动"), raised per region by a regulator-editable table of indicator thresholds.
+  against the yearly target of Shaanxi plan 二（五） (40% / 55% / 70% of the elevator stock).
+* :func:`warnings` — the three warning grades of Shaanxi plan 二（三）
+  ("开展风险提示、警示、预警及压力测试活动"), raised per region by a regulator-editable table of
+  indicator thresholds.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class _Rules(BaseModel):
 # --------------------------------------------------------------------------- insurance
 
 class InsuranceRules(_Rules):
-    """电梯责任保险覆盖率目标（seed 000 二(五)）."""
+    """电梯责任保险覆盖率目标（陕西省《全省特种设备安全专项整治三年行动实施方案》二（五））."""
 
     targets: dict[int, float] = Field(
         default={2020: 0.40, 2021: 0.55, 2022: 0.70},
@@ -98,8 +99,8 @@ def insurance(equipment: pd.DataFrame, boundaries: gpd.GeoDataFrame, as_of: date
               rules: InsuranceRules | None = None) -> gpd.GeoDataFrame:
     """Elevator liability-insurance coverage per region against the year's target.
 
-    Seed 000 二(五): "2020年，重点推进电梯责任保险，电梯保险覆盖率应不低于保有量的40%…". Counts
-    in-use elevators (top category 3000); ``insured`` NA counts as not insured and is
+    Shaanxi plan 二（五）: "2020年，重点推进电梯责任保险，电梯保险覆盖率应不低于保有量的40%…".
+    Counts in-use elevators (top category 3000); ``insured`` NA counts as not insured and is
     reported in ``insured_unknown``. ``gap`` = target − coverage: > 0 means short of the
     target. Regions without elevators get NA coverage, gap and ``meets_target``.
     """
@@ -232,21 +233,21 @@ def _check_template(rule_id: str, template: str) -> None:
 
 def _default_rules() -> tuple[IndicatorRule, ...]:
     return (
-        # seed 002 三(三) "发现设备逾期未检…及时报告所在地市场监管部门"
+        # Henan plan 二（三） "发现设备逾期未检…及时报告所在地市场监管部门"
         IndicatorRule(id="overdue_rate", indicator="overdue_rate",
                       thresholds={"prompt": 0.03, "caution": 0.05, "alert": 0.10},
                       template="{name}在用设备逾期未检率{value:.1%}（{grade_zh}阈值{op}{threshold:.0%}）"),
-        # seed 002 二(二) "推动建立…重大隐患挂牌督办制度"
+        # Henan plan 二（二） "推动建立…重大隐患挂牌督办制度"
         IndicatorRule(id="open_major_hazards", indicator="open_major_hazards",
                       thresholds={"prompt": 1, "caution": 3, "alert": 5},
                       template="{name}有{value:.0f}处重大隐患未销号（{grade_zh}阈值{op}{threshold:.0f}处）"),
-        # seed 000 二(五) "电梯保险覆盖率应不低于保有量的40%…55%…70%"
+        # Shaanxi plan 二（五） "电梯保险覆盖率应不低于保有量的40%…55%…70%"
         IndicatorRule(id="insurance_shortfall", indicator="insurance_gap",
                       thresholds={"prompt": 0.0, "caution": 0.10, "alert": 0.20},
                       strict=("prompt",),
                       template="{name}电梯责任保险覆盖率{coverage:.1%}，低于年度目标{target:.0%}"
                                "（{grade_zh}阈值：缺口{op}{threshold:.0%}）"),
-        # seed 002 二(二) "对存在区域性或者普遍严重事故隐患的…使用单位，加大监督检查频次"
+        # Henan plan 二（二） "对存在区域性或者普遍严重事故隐患的…使用单位，加大监督检查频次"
         IndicatorRule(id="hot_cells", indicator="hot_cells",
                       thresholds={"prompt": 1, "alert": 3},
                       template="{name}有{value:.0f}个隐患热点网格（{grade_zh}阈值{op}{threshold:.0f}个）"),
@@ -260,7 +261,7 @@ def _default_rules() -> tuple[IndicatorRule, ...]:
 
 
 class WarningRules(_Rules):
-    """风险提示、警示、预警的指标规则表（seed 000 二(三)）."""
+    """风险提示、警示、预警的指标规则表（陕西省《全省特种设备安全专项整治三年行动实施方案》二（三））."""
 
     rules: tuple[IndicatorRule, ...] = Field(
         default_factory=_default_rules,
@@ -402,8 +403,8 @@ def warnings(regions: pd.DataFrame, insurance: pd.DataFrame | None = None,
              rules: WarningRules | None = None) -> gpd.GeoDataFrame:
     """Regions with at least one triggered indicator rule, graded 风险提示/警示/预警.
 
-    Seed 000 二(三): "开展风险提示、警示、预警及压力测试活动". Each rule gives a region the highest
-    grade whose threshold its indicator reaches; the region's grade is the highest over its
+    Shaanxi plan 二（三）: "开展风险提示、警示、预警及压力测试活动". Each rule gives a region the
+    highest grade whose threshold its indicator reaches; the region's grade is the highest over its
     rules. Hotspot and widespread indicators count a county's cells and categories for its
     city and province too.
     """

@@ -109,7 +109,7 @@ class Build:
         i = self.inputs
         return layers.frequency.inspection_frequency(
             self.units, self.equipment, i.checks, i.venues, self.hotspot_units,
-            self.widespread, self.as_of, self.rules.frequency)
+            self.widespread, self.as_of, self.rules.frequency, hazards=i.hazards)
 
     @cached_property
     def demonstration(self) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:

@@ -1,10 +1,16 @@
 """Demonstration pilot enterprises per city and equipment category (示范试点企业).
 
-Seed 002 二(四): "强化示范企业引领带动作用，每个地市按照每类特种设备分别建立 1 至 2 家
-示范试点企业，优选示范、精心培育、观摩交流，为同地区同行业提供参考"; seed 000 四(二):
+Henan plan 二（四）: "强化示范企业引领带动作用，每个地市按照每类特种设备分别建立 1 至 2 家
+示范试点企业，优选示范、精心培育、观摩交流，为同地区同行业提供参考"; Shaanxi plan 四（二）:
 "培育一批示范单位，发挥示范表率作用". A unit qualifies by explicit criteria (each can be
 switched off), qualified units are ranked transparently, and the city × category cells
 where nobody qualifies are reported as a gap, with why the candidates failed.
+
+Demonstration enterprises are enterprises: a candidate's unified social credit code
+(GB 32100) must start with a registration authority of ``registration_authorities``
+(default 9, 工商/市场监管 — enterprises); a court (11…), a school (12…) or a social
+organisation (52…) holds equipment but does not become a demonstration enterprise, and the
+coverage counts only eligible candidates.
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from layers.columns import column, numbers
 from layers.frequency import Pieces, positions, unit_frame, unit_points
 
 ELEVATORS = "3000"
+
+#: GB 32100-2015 登记管理部门代码, the first character of a unified social credit code.
+REGISTRATION_AUTHORITIES: dict[str, str] = {
+    "1": "机构编制", "2": "外交", "3": "司法行政", "4": "文化", "5": "民政", "6": "旅游",
+    "7": "宗教", "8": "工会", "9": "工商（市场监管）", "A": "中央军委改革和编制办公室",
+    "N": "农业", "Y": "其他"}
 
 
 class DemonstrationRules(BaseModel):
@@ -49,6 +61,10 @@ class DemonstrationRules(BaseModel):
     exclude_categories: tuple[str, ...] = Field(
         ("7000", "F000"),
         description="不单独选示范企业的设备种类（压力管道元件为产品，安全附件随所属设备）")
+    registration_authorities: tuple[str, ...] = Field(
+        ("9",), min_length=1,
+        description="可作候选的统一社会信用代码登记管理部门代码（代码第1位）：9 为工商（市场监管）"
+        "登记的企业；1 机构编制（机关、事业单位）、5 民政（社会组织）等不是企业，不参选")
 
     @field_validator("pass_words", "fail_words")
     @classmethod
@@ -65,13 +81,29 @@ class DemonstrationRules(BaseModel):
             raise ValueError(f"{unknown} 不是特种设备种类代码（如 3000）")
         return v
 
+    @field_validator("registration_authorities")
+    @classmethod
+    def _authorities(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in v if c not in REGISTRATION_AUTHORITIES]
+        if unknown:
+            known = "、".join(REGISTRATION_AUTHORITIES)
+            raise ValueError(f"{unknown} 不是登记管理部门代码（{known}）")
+        return v
+
+
+def eligible(credit_codes: pd.Series, rules: DemonstrationRules) -> np.ndarray:
+    """Units that may be demonstration enterprises: the first character of the credit code
+    (its 登记管理部门代码) is one of ``registration_authorities`` (default 9: enterprises)."""
+    first = pd.Series(credit_codes, dtype="string").str.strip().str.slice(0, 1).str.upper()
+    return first.isin(list(rules.registration_authorities)).fillna(False).to_numpy(dtype=bool)
+
 
 # (id, rule switch, met, failed, data missing) in the order they are reported. Sources:
-# accidents and blacklist — seed 002 二(二) "建立失信惩戒和守信激励制度，对发生特种设备事故、
-# 存在重大隐患整改不力的使用单位，列入黑名单"; hazards — seed 002 二(一) "隐患排查、登记、
-# 治理、销号的全过程记录和闭环管理"; overdue — seed 002 二(三) "发现设备逾期未检…及时报告";
-# 五有 — seed 002 二(一) "五个标准（简称“五有”标准）"; elevator insurance — seed 000 二(五)
-# "重点推进电梯责任保险".
+# accidents and blacklist — Henan plan 二（二） "建立失信惩戒和守信激励制度，对发生特种设备事故、
+# 存在重大隐患整改不力的使用单位，列入黑名单"; hazards — Henan plan 二（一） "隐患排查、登记、
+# 治理、销号的全过程记录和闭环管理"; overdue — Henan plan 二（三） "发现设备逾期未检…及时报告";
+# 五有 — Henan plan 二（一） "五个标准（简称“五有”标准）"; elevator insurance — Shaanxi
+# plan 二（五） "重点推进电梯责任保险".
 CRITERIA: tuple[tuple[str, str, str, str, str], ...] = (
     ("no_accident", "require_no_accident", "近三年无事故", "近三年发生过事故",
      "近三年事故数据缺失"),
@@ -183,7 +215,7 @@ def _candidates(pieces: Pieces, units: pd.DataFrame, rules: DemonstrationRules
 
 def _select(cand: pd.DataFrame, max_per: int) -> pd.DataFrame:
     """Qualified candidates ordered; rank 1 the best, rank 2 the best of another industry
-    (seed 002 二(四) "优选示范…为同地区同行业提供参考": the most equipment of the category,
+    (Henan plan 二（四） "优选示范…为同地区同行业提供参考": the most equipment of the category,
     the cleanest supervision record, and a second industry where one qualifies).
 
     Order: in-use equipment of the category desc, passed checks desc, credit code asc (units
@@ -229,7 +261,9 @@ def demonstration(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataF
         qualified &= met[cid][0]
     passed = passed_checks(checks, u, as_of, rules)
     pos = cand["pos"].to_numpy()
-    cand["qualified"] = qualified[pos]
+    enterprise = eligible(u["credit_code"], rules)
+    cand["eligible"] = enterprise[pos]
+    cand["qualified"] = qualified[pos] & enterprise[pos]
     cand["passed_checks_3y"] = passed[pos]
     cand["industry"] = u["industry"].to_numpy(dtype=object, na_value=None)[pos]
 
@@ -237,7 +271,7 @@ def demonstration(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataF
     elevators = np.bincount(pieces.pos[pieces.matches(ELEVATORS) & (pieces.pos >= 0)],
                             minlength=n)
     chosen = _chosen_frame(picked, u, elevators, enabled, rules)
-    coverage = _coverage(cand, picked, met, enabled)
+    coverage = _coverage(cand, picked, met, enabled, rules)
     return chosen, coverage
 
 
@@ -265,6 +299,10 @@ def _chosen_frame(picked: pd.DataFrame, u: pd.DataFrame, elevators: np.ndarray,
             met_text = met_text + sep + label
     if not enabled:
         met_text = np.full(len(picked), "未设示范条件", dtype=object)
+    first = u["credit_code"].iloc[pos].str.slice(0, 1).str.upper()
+    kind = ("企业（统一社会信用代码登记管理部门代码" + first + "："
+            + first.map(REGISTRATION_AUTHORITIES).fillna("未知") + "）；")
+    met_text = kind.to_numpy(dtype=object) + met_text
     ranked = ("；排序依据：本市该类在用设备" + _text(picked["equipment_in_category"]) + "台、近"
               + str(years) + "年监督检查通过" + _text(picked["passed_checks_3y"]) + "次，在"
               + _text(picked["of"]) + "家符合条件的企业中居第" + _text(picked["order"]) + "位")
@@ -292,19 +330,29 @@ def _chosen_frame(picked: pd.DataFrame, u: pd.DataFrame, elevators: np.ndarray,
 
 def _coverage(cand: pd.DataFrame, picked: pd.DataFrame,
               met: dict[str, tuple[np.ndarray, np.ndarray]],
-              enabled: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+              enabled: list[tuple[str, str, str, str]],
+              rules: DemonstrationRules) -> pd.DataFrame:
+    """Per city × category with in-use equipment: the eligible candidates (enterprises),
+    qualified and chosen, a gap where none qualifies, and why the candidates failed (the
+    units not eligible are named apart, never counted as candidates)."""
     groups = cand.drop_duplicates("g").set_index("g")[["city_adcode", "top_category"]]
     gi = pd.Index(groups.index).get_indexer(cand["g"])
     m = len(groups)
     pos = cand["pos"].to_numpy()
+    elig = cand["eligible"].to_numpy(dtype=bool)
     text = np.full(m, "", dtype=object)
+    others = ("不参选的非企业使用单位（统一社会信用代码首位不是"
+              + "、".join(rules.registration_authorities) + "）")
+    rows: list[tuple[str, np.ndarray]] = []
     for cid, _met, failed, missing in enabled:
         ok, na = met[cid]
-        for label, hit in ((failed, ~ok[pos] & ~na[pos]), (missing, na[pos])):
-            count = np.bincount(gi[hit], minlength=m)
-            piece = np.where(count > 0, label + " " + count.astype(str).astype(object) + "家", "")
-            sep = np.where((text != "") & (piece != ""), "；", "")
-            text = text + sep + piece
+        rows += [(failed, ~ok[pos] & ~na[pos] & elig), (missing, na[pos] & elig)]
+    rows.append((others, ~elig))
+    for label, hit in rows:
+        count = np.bincount(gi[hit], minlength=m)
+        piece = np.where(count > 0, label + " " + count.astype(str).astype(object) + "家", "")
+        sep = np.where((text != "") & (piece != ""), "；", "")
+        text = text + sep + piece
     text = np.where(text == "", "无", text)
     qualified = np.bincount(gi[cand["qualified"].to_numpy(dtype=bool)], minlength=m)
     chosen = np.bincount(pd.Index(groups.index).get_indexer(picked["g"]), minlength=m) if len(
@@ -314,7 +362,7 @@ def _coverage(cand: pd.DataFrame, picked: pd.DataFrame,
         "top_category": groups["top_category"].astype("string").to_numpy(),
         "category_name": groups["top_category"].map(TOP_CATEGORIES).fillna(
             groups["top_category"]).to_numpy(),
-        "candidates": pd.array(np.bincount(gi, minlength=m), dtype="Int64"),
+        "candidates": pd.array(np.bincount(gi[elig], minlength=m), dtype="Int64"),
         "qualified": pd.array(qualified, dtype="Int64"),
         "chosen": pd.array(chosen, dtype="Int64"),
         "gap": pd.array(qualified == 0, dtype="boolean"),

@@ -1,12 +1,21 @@
 """Supervision-check frequency per using unit (加大监督检查频次).
 
-Seed 002 二(二): "加强人员密集场所特种设备和重点特种设备的双重预防，对存在区域性或者
+Henan plan 二（二）: "加强人员密集场所特种设备和重点特种设备的双重预防，对存在区域性或者
 普遍严重事故隐患的特种设备使用单位，加大监督检查频次". Each unit starts from a base
 interval set by its risk level (安全风险分级管控: each level controlled differently);
 every triggered boost moves the interval ``steps`` rungs down a ladder of intervals
-(12 → 6 → 3 → 2 → 1 months). The boosts are the seed's crowded places, key equipment and
-regional/widespread hazards, plus the blacklist (seed 002 二(二)), overdue inspection
-(seed 002 二(三)) and the year's focus categories (seed 000 二(四)). Boosts add up.
+(12 → 6 → 3 → 2 → 1 months). The boosts are the plan's crowded places, key equipment and
+regional/widespread hazards, plus the blacklist (Henan plan 二（二）), overdue inspection
+(Henan plan 二（三）), the year's focus categories (Shaanxi plan 二（四）) and late
+rectification (Henan plan 二（一）, a general hazard past its deadline).
+
+One fact, one boost: each boost id is a fact about the unit, and boosts add up over
+distinct facts only. Where two rules name the same fact it counts once, by the larger of
+their steps, and its reason names it once: an elevator is key equipment only inside a
+crowded venue, so the venue is the fact (``crowded_venue``, its reason noting the
+elevator); a category that is both key equipment and the year's focus is one fact
+(``key_equipment``, its reason noting the focus year), and ``focus_category`` counts only
+the focus categories that are not key equipment.
 """
 
 from __future__ import annotations
@@ -27,10 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from data.catalogue import TOP_CATEGORIES, category_name, load_catalogue
 from layers.columns import arrow_text, as_flags, text, top_categories
 from layers.frames import LEVEL_RANK, LEVEL_ZH
+from layers.hotspots import late_general_hazards
 
 BOOSTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "hotspot", "blacklisted",
-                           "overdue_inspection", "focus_category")
-"""Boost ids in the order they are reported."""
+                           "overdue_inspection", "focus_category", "late_rectification")
+"""Boost ids — the facts — in the order they are reported; each counts once per unit."""
 
 COLUMNS: tuple[str, ...] = (
     "credit_code", "name", "level", "province_adcode", "city_adcode", "county_adcode",
@@ -77,21 +87,23 @@ class _Boost(_Rules):
 
 
 class CrowdedVenueBoost(_Boost):
-    """Seed 002 二(二): 加强人员密集场所特种设备的双重预防."""
+    """Henan plan 二（二）: 加强人员密集场所特种设备的双重预防."""
 
     reason: str = Field("在用设备位于人员密集场所", min_length=1,
                         description="理由；其后括注场所类型")
 
 
 class KeyEquipmentBoost(_Boost):
-    """Seed 002 二(二): 加强重点特种设备的双重预防 (ropeways, rides, venue elevators, cylinders)."""
+    """Henan plan 二（二）: 加强重点特种设备的双重预防 (ropeways, rides, venue elevators,
+    cylinders)."""
 
     reason: str = Field("持有重点特种设备", min_length=1, description="理由；其后括注设备类别")
     anywhere: tuple[str, ...] = Field(
         ("9000", "6000", "2300"),
         description="无论位于何处均为重点设备的类别代码（客运索道、大型游乐设施、气瓶充装）")
     in_venue: tuple[str, ...] = Field(
-        ("3000",), description="位于人员密集场所内才算重点设备的类别代码（电梯）")
+        ("3000",), description="位于人员密集场所内才算重点设备的类别代码（电梯）；与“人员密集场所”"
+        "是同一事实，只加频一次（取两项档数较大者），理由中注明")
 
     @field_validator("anywhere", "in_venue")
     @classmethod
@@ -100,7 +112,7 @@ class KeyEquipmentBoost(_Boost):
 
 
 class HotspotBoost(_Boost):
-    """Seed 002 二(二): 存在区域性或者普遍严重事故隐患的使用单位，加大监督检查频次."""
+    """Henan plan 二（二）: 存在区域性或者普遍严重事故隐患的使用单位，加大监督检查频次."""
 
     reason: str = Field("存在区域性或者普遍严重事故隐患", min_length=1,
                         description="理由；其后括注热点网格或普遍隐患类别")
@@ -110,15 +122,26 @@ class HotspotBoost(_Boost):
 
 
 class BlacklistBoost(_Boost):
-    """Seed 002 二(二): 完善特种设备安全不良记录“黑名单”制度."""
+    """Henan plan 二（二）: 完善特种设备安全不良记录“黑名单”制度."""
 
     reason: str = Field("列入特种设备安全不良记录黑名单", min_length=1, description="理由")
 
 
 class OverdueBoost(_Boost):
-    """Seed 002 二(三): 发现设备逾期未检…及时报告所在地市场监管部门."""
+    """Henan plan 二（三）: 发现设备逾期未检…及时报告所在地市场监管部门."""
 
     reason: str = Field("有逾期未检设备", min_length=1, description="理由；其后括注台数")
+
+
+class LateRectificationBoost(_Boost):
+    """Henan plan 二（一）: 隐患排查、登记、治理、销号的全过程记录和闭环管理 — a general hazard
+    past its deadline is an overdue rectification (its own fact; a major hazard is serious and
+    sets the unit's level instead)."""
+
+    reason: str = Field("有逾期未整改的一般隐患", min_length=1, description="理由；其后括注项数")
+    basis: str = Field(
+        "豫市监办〔2021〕55号 二（一）“实现隐患排查、登记、治理、销号的全过程记录和闭环管理”",
+        description="依据（文件条款原文）")
 
 
 FOCUS_BY_YEAR: dict[int, tuple[str, ...]] = {
@@ -129,11 +152,11 @@ FOCUS_BY_YEAR: dict[int, tuple[str, ...]] = {
 
 
 class FocusBoost(_Boost):
-    """Seed 000 二(四): 2020 压力管道、气瓶、电梯；2021 压力容器、锅炉、起重机械；
+    """Shaanxi plan 二（四）: 2020 压力管道、气瓶、电梯；2021 压力容器、锅炉、起重机械；
     2022 场（厂）车、大型游乐设施、客运索道 (重点治理…存在的突出问题)."""
 
     reason: str = Field("持有本年度重点治理领域设备", min_length=1,
-                        description="理由；其后括注年份与类别")
+                        description="理由；其后括注年份与类别（已作为重点特种设备加频的类别不再计入）")
     by_year: dict[int, tuple[str, ...]] = Field(
         FOCUS_BY_YEAR, description="各年度重点治理的设备类别代码；晚于最后一年时沿用最后一年")
 
@@ -166,6 +189,8 @@ class FrequencyRules(_Rules):
     blacklisted: BlacklistBoost = Field(BlacklistBoost(), description="黑名单单位加频")
     overdue_inspection: OverdueBoost = Field(OverdueBoost(), description="逾期未检加频")
     focus_category: FocusBoost = Field(FocusBoost(), description="年度重点治理领域加频")
+    late_rectification: LateRectificationBoost = Field(
+        LateRectificationBoost(), description="逾期未整改一般隐患（逾期整改）加频")
 
     @model_validator(mode="after")
     def _ladder(self) -> FrequencyRules:
@@ -265,8 +290,8 @@ def _summary(steps: np.ndarray, base: np.ndarray, interval: np.ndarray) -> pa.Ar
 
 
 class Pieces:
-    """In-use equipment as arrays: unit position, factorized category, venue, county, city,
-    top category; overdue and insured flags."""
+    """In-use equipment as arrays: unit position, registration code, factorized category,
+    venue, county, city, top category; overdue and insured flags."""
 
     def __init__(self, equipment: pd.DataFrame, units: pd.DataFrame) -> None:
         eq = equipment
@@ -275,6 +300,7 @@ class Pieces:
         n = len(eq)
 
         self.pos = positions(text(eq, "unit_credit_code"), units["credit_code"])
+        self.codes = text(eq, "registration_code")
         self.cat, self.cat_u = _factorize(text(eq, "category_code"))
         self.venue, self.venue_u = _factorize(text(eq, "venue_id"))
         self.top, self.top_u = _factorize(top_categories(eq))
@@ -355,10 +381,18 @@ def unit_frame(units: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- boosts
-# Each returns, per unit position, the detail text of a triggered boost ("" = no detail)
-# or None where it does not apply.
+# A fact is (detail, steps) per unit position: the detail text of a triggered fact ("" = no
+# detail) or None where it does not apply, and the steps it moves the interval (0 there).
 
-def _crowded_venue(pc: Pieces, venues: pd.DataFrame, n: int) -> np.ndarray:
+Fact = tuple[np.ndarray, np.ndarray]
+
+
+def _fact(detail: np.ndarray, steps: int) -> Fact:
+    return detail, np.where(pd.isna(detail), 0, steps).astype(np.int64)
+
+
+def _venue_kinds(pc: Pieces, venues: pd.DataFrame, n: int) -> np.ndarray:
+    """The kinds of the crowded venues each unit has in-use equipment in (None: none)."""
     kinds = np.full(len(pc.venue_u), "场所类型不明", dtype=object)
     if len(venues) and len(pc.venue_u):
         by_id = venues.drop_duplicates("venue_id").set_index(
@@ -368,12 +402,60 @@ def _crowded_venue(pc: Pieces, venues: pd.DataFrame, n: int) -> np.ndarray:
     return join_labels(pc.pos, _take(kinds, pc.venue), n)
 
 
-def _key_equipment(pc: Pieces, rule: KeyEquipmentBoost, n: int) -> np.ndarray:
-    in_venue = pc.venue >= 0
-    venue_label = pc.category_labels(rule.in_venue, prefix="人员密集场所")
-    label = np.where(in_venue & ~pd.isna(venue_label), venue_label,
-                     pc.category_labels(rule.anywhere))
-    return join_labels(pc.pos, label, n)
+def _note(detail: np.ndarray, names: np.ndarray, before: str, after: str) -> np.ndarray:
+    """``detail`` + ``before`` + names + ``after`` where a unit has names (and a detail)."""
+    out = detail.copy()
+    has = ~pd.isna(names) & ~pd.isna(detail)
+    out[has] = out[has] + before + names[has] + after
+    return out
+
+
+def _category_facts(pc: Pieces, venues: pd.DataFrame, rules: FrequencyRules, year: int,
+                    n: int) -> dict[str, Fact]:
+    """Where the unit's equipment stands and what it is: ``crowded_venue``,
+    ``key_equipment`` and ``focus_category``, each fact once.
+
+    An in-venue key category (the elevator) is key only because of the venue: it is the
+    venue fact, noted in its reason, with the larger of the two rules' steps (the key
+    equipment fact when the venue rule is off). A category both key and the year's focus
+    is one fact, the key equipment, noted, with the larger steps; the focus fact counts the
+    other focus categories only."""
+    crowd, key, focus = rules.crowded_venue, rules.key_equipment, rules.focus_category
+    none = np.full(len(pc.pos), None, dtype=object)
+    key_any = pc.category_labels(key.anywhere) if key.steps else none
+    key_venue = (np.where(pc.venue >= 0, pc.category_labels(key.in_venue), None)
+                 if key.steps else none)
+    used, codes = focus.codes_for(year)
+    focus_of = pc.category_labels(codes) if focus.steps and codes else none
+    is_key, is_focus = ~pd.isna(key_any), ~pd.isna(focus_of)
+    out: dict[str, Fact] = {}
+
+    key_label = key_any
+    if crowd.steps:
+        lifts = join_labels(pc.pos, key_venue, n)
+        detail = _note(_venue_kinds(pc, venues, n), lifts, "；其中", "为重点特种设备")
+        venue, steps = _fact(detail, crowd.steps)
+        out["crowded_venue"] = (venue, np.where(~pd.isna(lifts) & (steps > 0),
+                                                max(crowd.steps, key.steps), steps))
+    else:  # no venue fact: the in-venue categories are key equipment of their own
+        in_venue = ~pd.isna(key_venue)
+        key_label = key_any.copy()
+        key_label[in_venue] = "人员密集场所" + key_venue[in_venue]
+    if key.steps:
+        also = join_labels(pc.pos, np.where(is_key & is_focus, key_any, None), n)
+        held = join_labels(pc.pos, key_label, n)
+        whole = ~pd.isna(also) & (also == held)  # every key category is a focus one
+        detail = _note(held, np.where(whole, None, also), "；其中", f"亦为{used}年重点治理领域")
+        detail[whole] = held[whole] + f"，亦为{used}年重点治理领域"
+        detail, steps = _fact(detail, key.steps)
+        out["key_equipment"] = (detail, np.where(~pd.isna(also) & (steps > 0),
+                                               max(key.steps, focus.steps), steps))
+    if focus.steps and codes:
+        names = join_labels(pc.pos, np.where(is_focus & ~is_key, focus_of, None), n)
+        has = ~pd.isna(names)
+        names[has] = f"{used}年：" + names[has].astype(object)
+        out["focus_category"] = _fact(names, focus.steps)
+    return out
 
 
 def _hotspot(pc: Pieces, units: pd.DataFrame, hotspot_units: pd.DataFrame,
@@ -421,14 +503,19 @@ def _overdue(pc: Pieces, n: int) -> np.ndarray:
                     None).astype(object)
 
 
-def _focus(pc: Pieces, rule: FocusBoost, year: int, n: int) -> np.ndarray:
-    used, codes = rule.codes_for(year)
-    if used is None or not codes:
+def _late_rectification(pc: Pieces, hazards: pd.DataFrame | None, as_of: date, n: int
+                        ) -> np.ndarray:
+    """The overdue rectifications (general hazards past deadline, not 销号) on each unit's
+    in-use equipment, as "N项" (None: none)."""
+    if hazards is None or not len(hazards) or not len(pc.pos):
         return np.full(n, None, dtype=object)
-    names = join_labels(pc.pos, pc.category_labels(codes), n)
-    has = ~pd.isna(names)
-    names[has] = f"{used}年：" + names[has].astype(object)
-    return names
+    late = late_general_hazards(hazards, as_of)
+    per_code = late["registration_code"].astype("string").value_counts()
+    per_piece = per_code.reindex(pc.codes).fillna(0).to_numpy(dtype=np.int64)
+    ok = pc.pos >= 0
+    count = np.bincount(pc.pos[ok], weights=per_piece[ok], minlength=n).astype(np.int64)
+    return np.where(count > 0, pd.Series(count).astype(str).to_numpy(dtype=object) + "项",
+                    None).astype(object)
 
 
 # --------------------------------------------------------------------------- the layer
@@ -459,21 +546,23 @@ def last_checks(checks: pd.DataFrame | None, as_of: date) -> pd.Series:
 def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataFrame,
                          venues: pd.DataFrame, hotspot_units: pd.DataFrame,
                          widespread: pd.DataFrame, as_of: date,
-                         rules: FrequencyRules | None = None) -> gpd.GeoDataFrame:
-    """One row per graded unit: check interval, the boosts that shortened it, next due date."""
+                         rules: FrequencyRules | None = None, *,
+                         hazards: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """One row per graded unit: check interval, the boosts that shortened it (each fact
+    once, see the module), next due date. ``hazards`` (the stored hazards) give the late
+    rectifications; without them that fact is not evaluated."""
     rules = rules or FrequencyRules()
     u = unit_frame(units, ("name", "level", "province_adcode", "city_adcode", "county_adcode"))
     if u.empty:
         return _empty()
     n = len(u)
     pc = Pieces(equipment, u)
-    details = {
-        "crowded_venue": lambda: _crowded_venue(pc, venues, n),
-        "key_equipment": lambda: _key_equipment(pc, rules.key_equipment, n),
+    facts = _category_facts(pc, venues, rules, as_of.year, n)
+    others = {
         "hotspot": lambda: _hotspot(pc, u, hotspot_units, widespread, rules.hotspot, n),
         "blacklisted": lambda: _blacklisted(u),
         "overdue_inspection": lambda: _overdue(pc, n),
-        "focus_category": lambda: _focus(pc, rules.focus_category, as_of.year, n),
+        "late_rectification": lambda: _late_rectification(pc, hazards, as_of, n),
     }
 
     # base interval from the level (missing level: no in-use equipment → the unlevelled one)
@@ -489,15 +578,18 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     mask = np.zeros(n, dtype=np.int64)  # bit i set: BOOSTS[i] triggered
     for bit, boost in enumerate(BOOSTS):
         rule = getattr(rules, boost)
-        if rule.steps == 0:  # switched off
+        if boost in facts:
+            detail, fact_steps = facts[boost]
+        elif boost in others and rule.steps:  # steps 0: switched off
+            detail, fact_steps = _fact(others[boost](), rule.steps)
+        else:
             continue
-        detail = details[boost]()
-        hit = ~pd.isna(detail)
+        hit = fact_steps > 0
         if not hit.any():
             continue
-        steps += np.where(hit, rule.steps, 0)
+        steps += fact_steps
         mask |= np.where(hit, 1 << bit, 0)
-        texts.append(_reason(rule.reason, arrow_text(detail)))
+        texts.append(_reason(rule.reason, arrow_text(np.where(hit, detail, None))))
 
     ladder = np.asarray(rules.ladder, dtype=np.int64)
     base_rung = np.searchsorted(-ladder, -base)  # the ladder is strictly decreasing

@@ -1,6 +1,6 @@
-"""Hotspots of serious hazards: 区域性或者普遍严重事故隐患 (seed 002 二(二)).
+"""Hotspots of serious hazards: 区域性或者普遍严重事故隐患 (Henan plan 二（二）).
 
-Seed 002 二(二): "对存在区域性或者普遍严重事故隐患的特种设备使用单位，加大监督检查频次".
+Henan plan 二（二）: "对存在区域性或者普遍严重事故隐患的特种设备使用单位，加大监督检查频次".
 Two readings, one function each:
 
 * 区域性 (regional) — where on the map serious hazards cluster. The rate of serious hazards
@@ -16,7 +16,10 @@ Two readings, one function each:
 * 普遍 (widespread) — in a county, a large share of the units holding one category of
   equipment have a serious hazard on it.
 
-What counts as a serious hazard (严重事故隐患) is :func:`serious_hazards`, each with its why.
+What counts as a serious hazard (严重事故隐患) is :func:`serious_hazards`, each with its why:
+the major grade (重大隐患), as the law means it. A general hazard past its rectification
+deadline is an overdue rectification (逾期未整改), not a serious hazard; it is counted apart
+(:func:`late_general_hazards`, the cells' ``late_general_hazards``).
 """
 
 from __future__ import annotations
@@ -42,22 +45,26 @@ from layers.frames import MAJOR_HAZARD, OPEN_HAZARD_STATUS
 STORED_RESOLUTION = 8  # the stored ``h3`` column (tables.py)
 
 # Which hazards count as serious, in priority order (the first that applies gives ``why``).
-SERIOUS_RULES: tuple[str, ...] = ("major_recent", "major_open", "open_past_deadline")
+SERIOUS_RULES: tuple[str, ...] = ("major_recent", "major_open")
+LATE_GENERAL_RULE = "general_past_deadline"
+GENERAL_HAZARD = "一般"  # data.schema.HAZARD_LEVELS: 一般, 重大
 
 SERIOUS_EXTRA = ("rule", "why")
 CELL_COLUMNS: tuple[str, ...] = (
-    "h3", "resolution", "equipment", "serious_hazards", "rate", "neighbours", "gi_star",
-    "p_value", "q_value", "hot", "unit_count", "county_adcode", "main_category")
-LAYER_COLUMNS: tuple[str, ...] = (
-    "h3", "resolution", "equipment", "serious_hazards", "rate", "gi_star", "p_value",
-    "q_value", "cluster_id", "cluster_size", "regional", "unit_count", "county_adcode",
+    "h3", "resolution", "equipment", "serious_hazards", "late_general_hazards", "rate",
+    "neighbours", "gi_star", "p_value", "q_value", "hot", "unit_count", "county_adcode",
     "main_category")
+LAYER_COLUMNS: tuple[str, ...] = (
+    "h3", "resolution", "equipment", "serious_hazards", "late_general_hazards", "rate",
+    "gi_star", "p_value", "q_value", "cluster_id", "cluster_size", "regional", "unit_count",
+    "county_adcode", "main_category")
 UNIT_COLUMNS: tuple[str, ...] = ("credit_code", "h3", "gi_star", "regional", "cluster_id")
 WIDESPREAD_COLUMNS: tuple[str, ...] = (
     "county_adcode", "top_category", "units", "units_with_serious", "share", "widespread")
 
 _DTYPES: dict[str, str] = {
     "h3": "string", "resolution": "Int64", "equipment": "Int64", "serious_hazards": "Int64",
+    "late_general_hazards": "Int64",
     "rate": "float64", "neighbours": "Int64", "gi_star": "float64", "p_value": "float64",
     "q_value": "float64", "hot": "boolean", "unit_count": "Int64", "county_adcode": "string",
     "main_category": "string", "cluster_id": "string", "cluster_size": "Int64",
@@ -78,7 +85,8 @@ class HotspotRules(BaseModel):
     fdr: bool = Field(
         True, description="是否按 Benjamini–Hochberg 法控制错误发现率（多重检验校正）")
     lookback_days: int = Field(
-        365, ge=1, le=3650, description="回溯天数：此期间内发现的重大隐患计为严重隐患")
+        365, ge=1, le=3650, description="回溯天数：此期间内发现的重大隐患计为严重事故隐患（未销号的"
+        "重大隐患不论早晚均计入；逾期未整改的一般隐患不是严重事故隐患，另计为逾期整改）")
     min_equipment: int = Field(
         5, ge=1, description="参与检验的网格至少应有的在用设备台数（分母过小的发生率不可靠）")
     test: Literal["poisson", "normal"] = Field(
@@ -222,39 +230,28 @@ def _top_per_group(group: np.ndarray, key: pd.Series, weight: np.ndarray, n: int
 
 # --------------------------------------------------------------------------- serious hazards
 
-def serious_hazards(hazards: pd.DataFrame, as_of: date, rules: HotspotRules) -> pd.DataFrame:
-    """The hazards that count as serious on ``as_of``, with ``rule`` and ``why`` (Chinese).
-
-    In priority order (the first that applies is the one named):
-
-    * ``major_recent``: a 重大 hazard found within ``lookback_days`` before ``as_of``, whatever
-      its status now — it was a serious hazard there and then (seed 002 二(二) 重大隐患挂牌督办);
-    * ``major_open``: a 重大 hazard not yet 销号, however old (still under 挂牌督办);
-    * ``open_past_deadline``: any other hazard not yet 销号 whose rectification deadline has
-      passed (seed 002 二(一) 排查、登记、治理、销号闭环; seed 000 “只整改不落实”).
-
-    Hazards found after ``as_of`` are ignored (a build for an earlier day must not see them).
-    "Not yet 销号" is the recorded status (已登记/整改中), as in the risk grading."""
-    h = pd.DataFrame(hazards)
-    if not len(h):
-        out = h.iloc[0:0].copy()
-        for col in SERIOUS_EXTRA:
-            out[col] = pd.Series(dtype="string")
-        return out.reset_index(drop=True)
+def _hazard_flags(h: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
+    """Per hazard: found by ``as_of`` (undated counts), 重大 or 一般, not yet 销号
+    (已登记/整改中, as in the risk grading), its age in days and whether its deadline has
+    passed."""
     today = pd.Timestamp(as_of)
-    found = pd.to_datetime(h["found_on"])
-    deadline = pd.to_datetime(h["deadline"])
-    age = (today - found).dt.days
-    not_future = ~(age < 0).fillna(False).to_numpy(dtype=bool)  # undated: not in the future
-    major = (_strings(h["level"]) == MAJOR_HAZARD).fillna(False).to_numpy(dtype=bool)
-    open_ = _strings(h["status"]).isin(OPEN_HAZARD_STATUS).fillna(False).to_numpy(dtype=bool)
-    recent = (age <= rules.lookback_days).fillna(False).to_numpy(dtype=bool)
-    late = (deadline < today).fillna(False).to_numpy(dtype=bool)
-    hits = [not_future & major & recent, not_future & major & open_,
-            not_future & open_ & late]
-    whys = [f"近{rules.lookback_days}天内发现的重大隐患", "重大隐患尚未销号（挂牌督办中）",
-            "隐患超过整改期限仍未销号"]
-    rule = np.select(hits, list(SERIOUS_RULES), default="")
+    age = (today - pd.to_datetime(h["found_on"])).dt.days.to_numpy(dtype="float64",
+                                                                    na_value=np.nan)
+    return {
+        "not_future": ~(age < 0),  # undated (NaN): not in the future
+        "major": (_strings(h["level"]) == MAJOR_HAZARD).fillna(False).to_numpy(dtype=bool),
+        "general": (_strings(h["level"]) == GENERAL_HAZARD).fillna(False).to_numpy(dtype=bool),
+        "open": _strings(h["status"]).isin(OPEN_HAZARD_STATUS).fillna(False).to_numpy(
+            dtype=bool),
+        "age": age,
+        "late": (pd.to_datetime(h["deadline"]) < today).fillna(False).to_numpy(dtype=bool),
+    }
+
+
+def _with_rule(h: pd.DataFrame, hits: list[np.ndarray], rules: tuple[str, ...],
+               whys: list[str]) -> pd.DataFrame:
+    """The rows of ``h`` some hit names, with the first hit's ``rule`` and ``why``."""
+    rule = np.select(hits, list(rules), default="")
     why = np.select(hits, whys, default="")
     keep = rule != ""
     out = h.loc[keep].copy()
@@ -263,11 +260,56 @@ def serious_hazards(hazards: pd.DataFrame, as_of: date, rules: HotspotRules) -> 
     return out.sort_values("hazard_id", kind="stable").reset_index(drop=True)
 
 
-def _serious_per_piece(eq: pd.DataFrame, serious: pd.DataFrame) -> np.ndarray:
-    """Number of serious hazards on each row of ``eq`` (by registration code)."""
-    if not len(serious) or not len(eq):
+def _no_hazards(h: pd.DataFrame) -> pd.DataFrame:
+    out = h.iloc[0:0].copy()
+    for col in SERIOUS_EXTRA:
+        out[col] = pd.Series(dtype="string")
+    return out.reset_index(drop=True)
+
+
+def serious_hazards(hazards: pd.DataFrame, as_of: date, rules: HotspotRules) -> pd.DataFrame:
+    """The hazards that count as serious (严重事故隐患) on ``as_of``, with ``rule`` and ``why``.
+
+    Serious means what the law means: the major grade (重大隐患, ``level`` 重大). In priority
+    order (the first that applies is the one named):
+
+    * ``major_recent``: a 重大 hazard found within ``lookback_days`` before ``as_of``, whatever
+      its status now — it was a serious hazard there and then;
+    * ``major_open``: a 重大 hazard not yet 销号, however old (still under 挂牌督办, Henan plan
+      二（二） “重大隐患挂牌督办制度”).
+
+    A 一般 hazard past its deadline is not serious: it is an overdue rectification
+    (:func:`late_general_hazards`). Hazards found after ``as_of`` are ignored (a build for
+    an earlier day must not see them)."""
+    h = pd.DataFrame(hazards)
+    if not len(h):
+        return _no_hazards(h)
+    f = _hazard_flags(h, as_of)
+    recent = f["age"] <= rules.lookback_days  # undated (NaN): not recent
+    major = f["not_future"] & f["major"]
+    whys = [f"近{rules.lookback_days}天内发现的重大隐患", "重大隐患尚未销号（挂牌督办中）"]
+    return _with_rule(h, [major & recent, major & f["open"]], SERIOUS_RULES, whys)
+
+
+def late_general_hazards(hazards: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The 一般 hazards not yet 销号 whose rectification deadline has passed on ``as_of``: the
+    overdue rectifications (逾期未整改；Henan plan 二（一） “隐患排查、登记、治理、销号的全过程
+    记录和闭环管理”), with ``rule`` and ``why``. Counted and shown as such, never as serious
+    hazards. Hazards found after ``as_of`` are ignored."""
+    h = pd.DataFrame(hazards)
+    if not len(h):
+        return _no_hazards(h)
+    f = _hazard_flags(h, as_of)
+    hit = f["not_future"] & f["general"] & f["open"] & f["late"]
+    return _with_rule(h, [hit], (LATE_GENERAL_RULE,), ["一般隐患超过整改期限仍未销号（逾期整改）"])
+
+
+def _per_piece(eq: pd.DataFrame, listed: pd.DataFrame) -> np.ndarray:
+    """Number of ``listed`` hazards (serious, late …) on each row of ``eq`` (by
+    registration code)."""
+    if not len(listed) or not len(eq):
         return np.zeros(len(eq), dtype=np.int64)
-    counts = _strings(serious["registration_code"]).value_counts()
+    counts = _strings(listed["registration_code"]).value_counts()
     return counts.reindex(_strings(eq["registration_code"])).fillna(0).to_numpy(
         dtype=np.int64)
 
@@ -275,8 +317,8 @@ def _serious_per_piece(eq: pd.DataFrame, serious: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------- Gi* cells
 
 def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
-                  rules: HotspotRules, *, serious: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
+                  rules: HotspotRules, *, serious: pd.DataFrame | None = None,
+                  late: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every tested cell (≥ ``min_equipment`` in-use pieces) with its Gi* statistic.
 
     x_i = serious hazards on in-use equipment / in-use equipment in cell i; Gi* z over the
@@ -285,16 +327,21 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     ``test="normal"``; q the BH-adjusted p (= p without FDR). ``hot``: z > 0 (the
     neighbourhood is above the mean; Gi* undefined → not hot) and q ≤ alpha, and with
     ``own_excess`` the cell's own rate above the overall rate (all serious hazards / all
-    in-use equipment of the tested cells). Columns: :data:`CELL_COLUMNS`."""
+    in-use equipment of the tested cells). ``late_general_hazards``: the overdue
+    rectifications on the cell's in-use equipment (:func:`late_general_hazards`), shown
+    beside the serious ones and not part of the test. Columns: :data:`CELL_COLUMNS`."""
     if serious is None:
         serious = serious_hazards(hazards, as_of, rules)
+    if late is None:
+        late = late_general_hazards(hazards, as_of)
     eq = _in_use_rows(equipment)
     cell = analysis_cells(eq, rules.resolution)
     located = cell != 0
     eq, cell = eq.loc[located], cell[located]
     if not len(eq):
         return _typed(pd.DataFrame(), CELL_COLUMNS)
-    per_piece = _serious_per_piece(eq, serious)
+    per_piece = _per_piece(eq, serious)
+    late_per_piece = _per_piece(eq, late)
     cells, inv = np.unique(cell, return_inverse=True)
     n_eq = np.bincount(inv, minlength=len(cells))
     tested = n_eq >= rules.min_equipment
@@ -304,6 +351,7 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     new_id = np.cumsum(tested) - 1
     rows = tested[inv]
     inv, per_piece, eq = new_id[inv[rows]], per_piece[rows], eq.loc[rows]
+    late_per_piece = late_per_piece[rows]
     cells = cells[tested]
     m = len(cells)
     equipment_n = np.bincount(inv, minlength=m)
@@ -324,7 +372,9 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     unit_cell = np.unique(inv[has_unit] * n_unit + unit[has_unit]) // n_unit  # (cell, unit)
     out = pd.DataFrame({
         "h3": to_strings(cells), "resolution": rules.resolution, "equipment": equipment_n,
-        "serious_hazards": hazards_n, "rate": rate,
+        "serious_hazards": hazards_n,
+        "late_general_hazards": np.bincount(inv, weights=late_per_piece, minlength=m).astype(
+            np.int64), "rate": rate,
         "neighbours": np.bincount(i, minlength=m), "gi_star": z, "p_value": p, "q_value": q,
         "hot": hot, "unit_count": np.bincount(unit_cell, minlength=m),
         "county_adcode": _top_per_group(inv, eq["county_adcode"], np.ones(len(eq)), m),
@@ -430,7 +480,7 @@ def widespread(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     n_cat, n_unit = len(cats), int(unit.max()) + 1
     group = county[ok].astype(np.int64) * n_cat + cat[ok]          # county × category
     pair, inv = np.unique(group * n_unit + unit[ok], return_inverse=True)  # × unit
-    has = np.bincount(inv, weights=_serious_per_piece(eq.loc[ok], serious)) > 0
+    has = np.bincount(inv, weights=_per_piece(eq.loc[ok], serious)) > 0
     groups, ginv = np.unique(pair // n_unit, return_inverse=True)
     out = pd.DataFrame({
         "county_adcode": np.asarray(counties, dtype=object)[groups // n_cat],

@@ -130,6 +130,7 @@ FIELD_LABELS: dict[str, str] = {
     "measure_ids": "措施编号",
     # hotspots
     "serious_hazards": "严重隐患",
+    "late_general_hazards": "逾期未整改一般隐患",
     "rate": "严重隐患发生率",
     "gi_star": "Gi* 统计量",
     "p_value": "p 值",
@@ -199,7 +200,8 @@ FIELD_UNITS: dict[str, str] = {
         "candidates", "qualified", "chosen", "units_with_serious")},
     **{name: "项" for name in (
         "open_hazards", "open_major_hazards", "late_hazards", "late_major_hazards",
-        "hazards_found", "hazards_closed", "serious_hazards", "trigger_count")},
+        "hazards_found", "hazards_closed", "serious_hazards", "late_general_hazards",
+        "trigger_count")},
     **{name: "天" for name in (
         "days_overdue", "days_open", "days_past_deadline", "max_days_past_deadline",
         "due_in_days")},
@@ -339,7 +341,8 @@ FIELD_MEANINGS: dict[str, str] = {
     "measures": "按规则生成的一园一策、一企一策措施（JSON）",
     "measure_ids": "所生成措施的规则编号（JSON）",
     # hotspots
-    "serious_hazards": "严重事故隐患数（近一年重大隐患、未销号重大隐患、逾期未整改隐患）",
+    "serious_hazards": "严重事故隐患数，即重大隐患（近一年发现的或尚未销号的）",
+    "late_general_hazards": "超过整改期限仍未销号的一般隐患数（逾期整改，不计入严重事故隐患）",
     "rate": "严重隐患发生率：严重隐患数 / 在用设备台数",
     "gi_star": "Getis-Ord Gi* 统计量（z 值，越大越聚集）",
     "p_value": "邻域严重隐患数的精确泊松检验 p 值",

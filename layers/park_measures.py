@@ -5,8 +5,9 @@ unit file, its Chinese text is added to the row's measures. The condition is a s
 language, ``metric op number [and …]`` (the metric from :data:`METRICS`, the operator from
 :data:`OPERATORS`), parsed by :func:`parse_condition`, never evaluated as Python. The text
 is a template filled from the row's own numbers (:func:`template_fields` checks it against
-a whitelist). :data:`DEFAULT_MEASURES` are the defaults, each with the seed sentence it
-implements. :func:`layers.parks.apply_measures` applies them to the rows.
+a whitelist). :data:`DEFAULT_MEASURES` are the defaults, each citing the plan clause it
+implements (:func:`data.plans.cite`). :func:`layers.parks.apply_measures` applies them to
+the rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from data.plans import cite
 
 #: What a measure is written for: a park profile (一园一策) or a unit file (一企一策).
 Scope = Literal["park", "unit"]
@@ -148,66 +151,74 @@ def template_fields(text: str) -> list[tuple[str, str, str]]:
     return out
 
 
-# Sources quoted in ``basis`` (short names of the two seeds).
-_S002 = "豫市监办〔2021〕55号"
-_S000 = "特种设备安全专项整治三年行动实施方案"
+def _henan(clause: str, quote: str | None = None) -> str:
+    """A measure's basis in the Henan plan, cited short (豫市监办〔2021〕55号 二（二）)."""
+    return cite("henan", clause, quote, short=True)
+
+
+def _shaanxi(clause: str, quote: str | None = None) -> str:
+    """A measure's basis in the Shaanxi three-year plan, cited short."""
+    return cite("shaanxi", clause, quote, short=True)
+
 
 DEFAULT_MEASURES: tuple[MeasureRule, ...] = (
     MeasureRule(
         id="major_hazards", when="open_major_hazards > 0",
         text="{open_major_hazards}项重大隐患实行挂牌督办，明确整改责任、措施和时限，销号前落实管控措施",
-        basis=f"{_S002} 二（二）“推动建立特种设备安全综合治理、重大隐患挂牌督办制度”"),
+        basis=_henan("二（二）", "推动建立特种设备安全综合治理、重大隐患挂牌督办制度")),
     MeasureRule(
         id="red_units", when="red_units > 0", scope="park",
         text="{red_units}家重大风险使用单位实行“一企一策”，加大监督检查频次",
-        basis=f"{_S002} 二（四）“按照“一园一策”“一企一策”要求”；二（二）“加大监督检查频次”"),
+        basis=_henan("二（四）", "按照“一园一策”“一企一策”要求") + "；二（二）“加大监督检查频次”"),
     MeasureRule(
         id="red_unit", when="red_units > 0", scope="unit",
         text="列为重大风险使用单位，实行“一企一策”重点管控，加大监督检查频次",
-        basis=f"{_S002} 二（四）“一企一策”；二（二）“加大监督检查频次”"),
+        basis=_henan("二（四）", "一企一策") + "；二（二）“加大监督检查频次”"),
     MeasureRule(
         id="blacklist", when="blacklisted_units > 0", scope="park",
         text="{blacklisted_units}家使用单位列入黑名单，实施失信联合惩戒并及时通报",
-        basis=f"{_S002} 二（二）“列入黑名单并及时进行通报”；{_S000} 四（三）“实施联合惩戒”"),
+        basis=f"{_henan('二（二）', '列入黑名单并及时进行通报')}；"
+              f"{_shaanxi('四（三）', '实施联合惩戒')}"),
     MeasureRule(
         id="blacklist_unit", when="blacklisted_units > 0", scope="unit",
         text="已列入黑名单，实施失信联合惩戒并及时通报",
-        basis=f"{_S002} 二（二）“列入黑名单并及时进行通报”；{_S000} 四（三）“实施联合惩戒”"),
+        basis=f"{_henan('二（二）', '列入黑名单并及时进行通报')}；"
+              f"{_shaanxi('四（三）', '实施联合惩戒')}"),
     MeasureRule(
         id="late_hazards", when="late_hazards > 0",
         text="{late_hazards}项隐患超过整改期限未销号，督促按“排查、登记、治理、销号”闭环整改",
-        basis=f"{_S002} 二（一）“实现隐患排查、登记、治理、销号的全过程记录和闭环管理”"),
+        basis=_henan("二（一）", "实现隐患排查、登记、治理、销号的全过程记录和闭环管理")),
     MeasureRule(
         id="overdue", when="overdue_rate > 0.05",
         text="逾期未检率{overdue_rate:.0%}（{overdue}台），督促限期报检，检验机构及时报告属地市场监管部门",
-        basis=f"{_S002} 二（三）“发现设备逾期未检……及时报告所在地市场监管部门”"),
+        basis=_henan("二（三）", "发现设备逾期未检……及时报告所在地市场监管部门")),
     MeasureRule(
         id="accidents", when="accidents_3y > 0",
         text="近三年发生特种设备事故{accidents_3y}起，督促完善事故应急预案并组织应急演练",
-        basis=f"{_S000} 二（六）“督促特种设备使用单位完善事故应急预案并开展演练”"),
+        basis=_shaanxi("二（六）", "督促特种设备使用单位完善事故应急预案并开展演练")),
     MeasureRule(
         id="focus_category", when="in_use > 0",
         text="以{dominant_category_name}为重点，开展专项风险辨识和隐患排查，编制风险管控清单和隐患排查治理清单",
-        basis=f"{_S002} 二（二）“按设备类别、使用场所、应用行业等开展分类监管，"
-              "突出差异化监管措施”"),
+        basis=_henan("二（二）", "按设备类别、使用场所、应用行业等开展分类监管，"
+                            "突出差异化监管措施")),
     MeasureRule(
         id="insurance", when="insurance_coverage < 0.7",
         text="电梯责任保险覆盖率{insurance_coverage:.0%}，低于{threshold:.0%}的目标，推动投保并推广“保险+服务”模式",
-        basis=f"{_S000} 二（五）“2022年，电梯保险覆盖率应不低于保有量的70%”"),
+        basis=_shaanxi("二（五）", "2022年，电梯保险覆盖率应不低于保有量的70%")),
     MeasureRule(
         id="five_have", when="five_have_rate < 1", scope="park",
         text="“五有”标准达标率{five_have_rate:.0%}，指导未达标使用单位对照“五有”标准完善双重预防体系",
-        basis=f"{_S002} 二（一）“五有”标准；二（四）“2021年底……全面建成双重预防体系”"),
+        basis=_henan("二（一）") + "“五有”标准；二（四）“2021年底……全面建成双重预防体系”"),
     MeasureRule(
         id="five_have_unit", when="five_have_score < 5", scope="unit",
         text="“五有”得分{five_have_score:.0f}分，对照“五有”标准补齐双重预防体系短板",
-        basis=f"{_S002} 二（一）“五有”标准"),
+        basis=_henan("二（一）") + "“五有”标准"),
     MeasureRule(
         id="small_micro", when="small_micro_share >= 0.5", scope="park",
         text="小微企业占{small_micro_share:.0%}，推行小微企业简易模式（一企一档一码）",
-        basis=f"{_S002} 二（四）“依托安全生产“一企一档一码”……按照“简便、实用、管用”原则”"),
+        basis=_henan("二（四）", "依托安全生产“一企一档一码”……按照“简便、实用、管用”原则")),
     MeasureRule(
         id="small_micro_unit", when="small_micro_units >= 1", scope="unit",
         text="推行小微企业简易模式（一企一档一码），按“简便、实用、管用”原则抓住风险隐患关键环节",
-        basis=f"{_S002} 二（四）“依托安全生产“一企一档一码”……按照“简便、实用、管用”原则”"),
+        basis=_henan("二（四）", "依托安全生产“一企一档一码”……按照“简便、实用、管用”原则")),
 )

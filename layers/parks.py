@@ -1,6 +1,6 @@
 """Park profiles (一园一策) and unit files (一企一策).
 
-Seed 002 二（四）: "推进园区双重预防体系建设，按照“一园一策”“一企一策”要求，督促、指导特种设备
+Henan plan 二（四）: "推进园区双重预防体系建设，按照“一园一策”“一企一策”要求，督促、指导特种设备
 使用单位将特种设备双重预防体系建设标准纳入企业双重预防体系". A park profile sums what a park
 holds (its equipment, the units that sit or run equipment in it, their hazards, inspections,
 insurance and "五有" standing); a unit file does the same for one using unit. Both end in a
@@ -198,7 +198,7 @@ _SUMS = ("equipment", "in_use", *LEVEL_COUNT_COLUMNS, "overdue", "open_hazards",
 def _equipment_stats(eq: pd.DataFrame, pos: np.ndarray, n: int) -> pd.DataFrame:
     """Counts, rates and D statistics of the equipment at each of the ``n`` positions.
 
-    Elevator insurance coverage is over elevators in use (保有量, seed 000 二（五））; the
+    Elevator insurance coverage is over elevators in use (保有量, Shaanxi plan 二（五））; the
     overdue rate is over pieces in use (only those can be 逾期未检)."""
     out = {}
     for col in _SUMS:
@@ -218,7 +218,7 @@ def _categories(eq: pd.DataFrame, pos: np.ndarray, n: int, exclude: tuple[str, .
     """Pieces per top category as a JSON object per position, and the dominant category.
 
     Dominant = most pieces in use (ties: higher summed D, then the lower code), leaving out
-    ``exclude``; seed 002 二（二） "按设备类别……开展分类监管"."""
+    ``exclude``; Henan plan 二（二） "按设备类别……开展分类监管"."""
     cats = np.sort(eq["top_category"].dropna().unique().astype(object))
     m = len(cats)
     if m == 0 or n == 0:

@@ -32,7 +32,8 @@ ADCODES: tuple[str, ...] = ("province_adcode", "city_adcode", "county_adcode")
 
 
 class BlacklistRules(BaseModel):
-    """黑名单候选的判定条件（seed 002 二(二)，seed 000 四(三)）."""
+    """黑名单候选的判定条件（豫市监办〔2021〕55号 二（二），
+    陕西省《全省特种设备安全专项整治三年行动实施方案》四（三））."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -100,7 +101,7 @@ def open_hazards(hazards: pd.DataFrame, equipment: pd.DataFrame, units: pd.DataF
                  as_of: date) -> gpd.GeoDataFrame:
     """Open hazards (已登记/整改中) located at their equipment.
 
-    ``listed`` marks a 重大 hazard, under 挂牌督办 (seed 002 二(二) "推动建立…重大隐患挂牌督办
+    ``listed`` marks a 重大 hazard, under 挂牌督办 (Henan plan 二（二） "推动建立…重大隐患挂牌督办
     制度"); ``past_deadline`` is deadline < as_of (NA without a deadline). Hazards whose
     equipment is unknown or unlocated keep a null geometry. ``level`` is the hazard's level
     (一般/重大); ``equipment_level`` the equipment's risk colour.
@@ -169,8 +170,8 @@ OVERDUE_COLUMNS: tuple[str, ...] = (
 def overdue_inspections(equipment: pd.DataFrame, as_of: date) -> gpd.GeoDataFrame:
     """In-use equipment past its next inspection date (逾期未检).
 
-    Seed 002 三(三): "发现设备逾期未检或存在其它严重隐患时，及时报告所在地市场监管部门". Sorted by
-    days overdue, longest first.
+    Henan plan 二（三）: "发现设备逾期未检或存在其它严重隐患时，及时报告所在地市场监管部门".
+    Sorted by days overdue, longest first.
     """
     today = pd.Timestamp(as_of)
     due = pd.to_datetime(equipment["next_inspection_due"])
@@ -212,8 +213,9 @@ def _unit_columns(u: pd.DataFrame) -> dict[str, pd.Series]:
 def blacklist(units: pd.DataFrame) -> gpd.GeoDataFrame:
     """Units on the blacklist (黑名单).
 
-    Seed 002 二(二): "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单并及时进行通报";
-    seed 000 四(三): "对失信企业要纳入“黑名单”，实施联合惩戒".
+    Henan plan 二（二）: "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单并及时
+    进行通报";
+    Shaanxi plan 四（三）: "对失信企业要纳入“黑名单”，实施联合惩戒".
     """
     flag = flags(units, "blacklisted")
     u = units[flag]
@@ -256,8 +258,8 @@ def blacklist_candidates(units: pd.DataFrame, hazards: pd.DataFrame, as_of: date
                          equipment: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """Units meeting the blacklist criteria but not yet blacklisted — a finding, not a listing.
 
-    Seed 002 二(二): "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单": an accident
-    in the last three years (``accidents_3y`` ≥ ``min_accidents``), or a 重大 hazard still
+    Henan plan 二（二）: "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单": an
+    accident in the last three years (``accidents_3y`` ≥ ``min_accidents``), or a 重大 hazard still
     open more than ``major_overdue_days`` after its deadline. ``hazards`` needs
     ``unit_credit_code`` (the :func:`open_hazards` frame has it) or pass ``equipment``.
     """
@@ -317,7 +319,7 @@ def _venue_categories(venue: pd.Series, top: pd.Series) -> pd.Series:
 def venues_risk(venues: pd.DataFrame, equipment: pd.DataFrame) -> gpd.GeoDataFrame:
     """Each crowded venue (人员密集场所) with the in-use equipment and risk inside it.
 
-    Seed 002 二(二): "加强人员密集场所特种设备和重点特种设备的双重预防". Counts are of in-use
+    Henan plan 二（二）: "加强人员密集场所特种设备和重点特种设备的双重预防". Counts are of in-use
     pieces linked to the venue (``venue_id``); venues without any get zeros.
     """
     v = venues.reset_index(drop=True)

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from data.catalogue import TOP_CATEGORIES
+from data.plans import LEC, cite
 from layers.frames import LEVEL_COUNT_COLUMNS
 from layers.labels import CODED_FIELDS, FIELD_LABELS, FIELD_MEANINGS, FIELD_UNITS
 
@@ -31,7 +32,7 @@ class LayerSpec:
     key: tuple[str, ...]           # columns whose values identify a feature (its ``fid``)
     fields: tuple[tuple[str, str], ...]
     description: str
-    source: str = ""               # the seed sentence or practice it implements
+    source: str = ""               # the plan clause or practice it implements (data.plans)
     cells: bool = False            # an H3 cell layer with a ``resolution`` column
     #: ``"module:function"`` computing the layer from a :class:`layers.builders.Build`
     builder: str = dataclasses.field(kw_only=True)
@@ -103,6 +104,16 @@ def _ints(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((n, "int") for n in names)
 
 
+def _henan(clause: str, quote: str | None = None) -> str:
+    """A layer's source in the Henan plan (豫市监办〔2021〕55号), cited in full."""
+    return cite("henan", clause, quote)
+
+
+def _shaanxi(clause: str, quote: str | None = None) -> str:
+    """A layer's source in the Shaanxi three-year plan, cited in full."""
+    return cite("shaanxi", clause, quote)
+
+
 ADMIN = (("province_adcode", "text"), ("city_adcode", "text"), ("county_adcode", "text"))
 LOCATION = (*ADMIN, ("h3", "text"), ("park_id", "text"), ("venue_id", "text"))
 CATEGORY_COUNTS = _ints(*(f"cat_{code}" for code in TOP_CATEGORIES))
@@ -134,7 +145,7 @@ _LAYERS = (
             ("L_reason", "text"), ("L_also", "text"), ("E_reason", "text"),
             ("C_reason", "text"), ("level_reason", "text")),
         "每台设备按 LEC 法（D=L×E×C）分级，附 L、E、C 取值及其依据",
-        "domain.md 风险分级 LEC；seed 002 二(一) 风险辨识、风险评估和风险分级管控",
+        f"{LEC}；{_henan('二（一）', '风险辨识、风险评估和风险分级管控')}",
         builder="layers.builders:equipment", labels=(("in_use", "在用"),), short_title="设备",
         meanings=(("in_use", "设备状态为在用（状态未填写的按在用计）"),
                   ("overdue", "在用且已超过下次检验日期"))),
@@ -152,43 +163,44 @@ _LAYERS = (
             ("five_have_score", "int"), ("blacklisted", "bool"), ("accidents_3y", "int"),
             ("measures", "json"), ("measure_ids", "json")),
         "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施",
-        "seed 002 二(四) “一园一策”“一企一策”；小微企业“一企一档一码”",
+        _henan("二（四）") + "“一园一策”“一企一策”；小微企业“一企一档一码”",
         builder="layers.builders:units", labels=(("name", "使用单位"), ("equipment", "设备")),
         meanings=(("equipment", "该单位登记的设备台数（全部状态）"),)),
     LayerSpec(
         "risk-cells", "网格风险（H3）", "polygon", ("h3",), (
             ("h3", "text"), ("resolution", "int"), *INDICATORS),
         "H3 第 5–9 级六边形网格的风险指标，父网格合计等于子网格之和",
-        "seed 002 二(二) “分区域、分级别、分行业、网格化”", cells=True,
+        _henan("二（二）", "分区域、分级别、分行业、网格化"), cells=True,
         builder="layers.builders:risk_cells", short_title="网格风险"),
     LayerSpec(
         "regions", "行政区风险", "multipolygon", ("admin_level", "adcode"), (
             *REGION, *INDICATORS, ("units", "int"),
             *_ints("units_red", "units_orange", "units_yellow", "units_blue")),
         "省、市、县三级行政区的风险指标（按行政区划代码）",
-        "seed 002 二(二) “分区域、分级别”",
+        _henan("二（二）", "分区域、分级别"),
         builder="layers.builders:regions", labels=(*REGION_LABELS, ("units", "使用单位"))),
     LayerSpec(
         "industries", "分行业风险", "multipolygon", ("admin_level", "adcode", "industry"), (
             *REGION, ("industry", "text"), ("industry_name", "text"), *INDICATORS),
         "各行政区按使用单位国民经济行业门类（GB/T 4754）分列的风险指标",
-        "seed 002 二(二) “分行业”，按应用行业开展分类监管",
+        _henan("二（二）", "分行业") + "，按应用行业开展分类监管",
         builder="layers.builders:industries", labels=REGION_LABELS),
     LayerSpec(
         "grid-cells", "网格员网格", "polygon", ("officer_id", "h3"), (
             ("officer_id", "text"), ("officer_name", "text"), ("county_adcode", "text"),
             ("h3", "text"), *INDICATORS),
-        "每名网格员负责的网格及其风险指标", "seed 002 二(二) “网格化”",
+        "每名网格员负责的网格及其风险指标", _henan("二（二）", "网格化"),
         builder="layers.builders:grid_cells"),
     LayerSpec(
         "hotspots", "严重隐患聚集区", "polygon", ("h3",), (
             ("h3", "text"), ("resolution", "int"), ("equipment", "int"),
-            ("serious_hazards", "int"), ("rate", "float"), ("gi_star", "float"),
+            ("serious_hazards", "int"), ("late_general_hazards", "int"), ("rate", "float"),
+            ("gi_star", "float"),
             ("p_value", "float"), ("q_value", "float"), ("cluster_id", "text"),
             ("cluster_size", "int"), ("regional", "bool"), ("unit_count", "int"),
             ("county_adcode", "text"), ("main_category", "text")),
         "严重隐患发生率的 Getis-Ord Gi* 热点网格；相邻成片者为区域性隐患",
-        "seed 002 二(二) “区域性或者普遍严重事故隐患”", cells=True,
+        _henan("二（二）", "区域性或者普遍严重事故隐患"), cells=True,
         builder="layers.builders:hotspots"),
     LayerSpec(
         "frequency", "加大监督检查频次", "point", ("credit_code",), (
@@ -199,7 +211,7 @@ _LAYERS = (
             ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN,
             ("h3", "text")),
         "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
-        "seed 002 二(二) “加大监督检查频次”；seed 000 二(四) 年度重点",
+        f"{_henan('二（二）', '加大监督检查频次')}；{_shaanxi('二（四）')}年度重点治理领域",
         builder="layers.builders:frequency", labels=FREQUENCY_LABELS,
         meanings=FREQUENCY_MEANINGS),
     LayerSpec(
@@ -208,7 +220,7 @@ _LAYERS = (
          ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("rank", "int"),
          ("equipment_in_category", "int"), ("passed_checks_3y", "int"), ("reasons", "text")),
         "每个地市每类特种设备遴选 1–2 家示范试点企业，附遴选依据",
-        "seed 002 二(四) “每个地市按照每类特种设备分别建立 1 至 2 家示范试点企业”",
+        _henan("二（四）", "每个地市按照每类特种设备分别建立1至2家示范试点企业"),
         builder="layers.builders:demonstration", not_coded=("top_category",),
         labels=(("name", "使用单位"), ("rank", "名次"), ("reasons", "遴选依据")),
         meanings=(("rank", "在该地市该种类中的入选名次（1 或 2）"),
@@ -229,7 +241,7 @@ _LAYERS = (
             ("rank", "int"), ("dominant_category", "text"), ("dominant_category_name", "text"),
             ("top_units", "json"), ("monthly", "json"), ("measures", "json"),
             ("measure_ids", "json")),
-        "园区风险画像与按规则生成的一园一策措施", "seed 002 二(四) “一园一策”",
+        "园区风险画像与按规则生成的一园一策措施", _henan("二（四）", "一园一策"),
         builder="layers.builders:parks", short_title="园区",
         labels=(("name", "园区"), ("rank", "风险排名"), ("equipment", "设备")),
         meanings=(("equipment", "园区内使用单位的设备台数（全部状态）"),
@@ -243,7 +255,7 @@ _LAYERS = (
             ("max_level", "text"), ("max_level_rank", "int"),
             *_ints("open_hazards", "open_major_hazards", "overdue"),
             ("elevators", "int"), ("elevators_insured", "int"), ("categories", "json")),
-        "人员密集场所及其内部设备风险", "seed 002 二(二) “加强人员密集场所特种设备…的双重预防”",
+        "人员密集场所及其内部设备风险", _henan("二（二）", "加强人员密集场所特种设备……的双重预防"),
         builder="layers.builders:venues", labels=(("name", "场所"),)),
     LayerSpec(
         "hazards", "未销号隐患", "point", ("hazard_id",), (
@@ -254,7 +266,7 @@ _LAYERS = (
             ("past_deadline", "bool"), ("days_open", "int"), ("days_past_deadline", "int"),
             ("equipment_level", "text"), *LOCATION),
         "未销号隐患；重大隐患挂牌督办，逾期未整改者标出",
-        "seed 002 二(一) 隐患排查、登记、治理、销号闭环；二(二) 重大隐患挂牌督办",
+        _henan("二（一）") + "隐患排查、登记、治理、销号闭环管理；二（二）重大隐患挂牌督办",
         builder="layers.builders:hazards", labels=(("level", "隐患等级"), ("status", "隐患状态")),
         meanings=(("level", "隐患等级（重大、一般）"), ("status", "隐患状态（已登记、整改中）")),
         not_coded=("level",)),
@@ -264,14 +276,16 @@ _LAYERS = (
             ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
             ("next_inspection_due", "date"), ("days_overdue", "int"), ("level", "text"),
             *LOCATION),
-        "超过下次检验日期仍在使用的设备", "seed 002 二(三) “发现设备逾期未检…及时报告”",
+        "超过下次检验日期仍在使用的设备", _henan("二（三）", "发现设备逾期未检……及时报告"),
         builder="layers.builders:overdue"),
     LayerSpec(
         "blacklist", "黑名单单位", "point", ("credit_code",), (
             ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("level", "text"),
             ("accidents_3y", "int"), ("open_major_hazards", "int"), ("equipment_count", "int"),
             *ADMIN, ("h3", "text")),
-        "列入黑名单的使用单位", "seed 002 二(二) 黑名单制度；seed 000 四(三)",
+        "列入黑名单的使用单位",
+        _henan("二（二）") + "“黑名单”制度；"
+        + _shaanxi("四（三）", "对失信企业要纳入“黑名单”，实施联合惩戒"),
         builder="layers.builders:blacklist", labels=(("name", "使用单位"),)),
     LayerSpec(
         "insurance", "电梯责任保险覆盖率", "multipolygon", ("admin_level", "adcode"), (
@@ -279,7 +293,9 @@ _LAYERS = (
             ("insured_unknown", "int"),
             ("coverage", "float"), ("target", "float"), ("gap", "float"),
             ("meets_target", "bool")),
-        "各行政区电梯责任保险覆盖率与当年目标", "seed 000 二(五) 40%/55%/70%",
+        "各行政区电梯责任保险覆盖率与当年目标",
+        _shaanxi("二（五）")
+        + "电梯保险覆盖率不低于保有量的40%（2020年）、55%（2021年）、70%（2022年）",
         builder="layers.builders:insurance",
         labels=(*REGION_LABELS, ("insured", "已投保电梯"), ("gap", "距目标差距")),
         meanings=(("insured", "已投保责任保险的在用电梯台数"),
@@ -289,7 +305,7 @@ _LAYERS = (
             *REGION, ("grade", "text"), ("grade_zh", "text"), ("grade_rank", "int"),
             ("trigger_count", "int"), ("triggers", "json"), ("message", "text")),
         "行政区指标越过规则阈值时发布的三级风险提示、警示、预警",
-        "seed 000 二(三) “开展风险提示、警示、预警”",
+        _shaanxi("二（三）", "开展风险提示、警示、预警及压力测试活动"),
         builder="layers.builders:warnings", labels=REGION_LABELS),
 )
 
@@ -300,6 +316,7 @@ _TABLES = (
     LayerSpec(
         "check-schedule", "监督检查计划", None, ("credit_code",), FREQUENCY_FIELDS,
         "每个使用单位的监督检查周期、加密理由与下次应检日期（网格员工作清单用）",
+        _henan("二（二）", "加大监督检查频次"),
         builder="layers.builders:check_schedule", labels=FREQUENCY_LABELS,
         meanings=FREQUENCY_MEANINGS),
     LayerSpec(
@@ -308,17 +325,20 @@ _TABLES = (
             *_ints("candidates", "qualified", "chosen"), ("gap", "bool"),
             ("failed_counts", "text")),
         "每个地市×设备种类的候选、合格、入选数；无人符合条件即为缺口",
+        _henan("二（四）", "每个地市按照每类特种设备分别建立1至2家示范试点企业"),
         builder="layers.builders:demonstration_coverage", not_coded=("top_category",)),
     LayerSpec(
         "hotspot-units", "热点内使用单位", None, ("credit_code",), (
             ("credit_code", "text"), ("h3", "text"), ("gi_star", "float"),
             ("regional", "bool"), ("cluster_id", "text")),
-        "位于严重隐患热点网格内的使用单位", builder="layers.builders:hotspot_units"),
+        "位于严重隐患热点网格内的使用单位", _henan("二（二）", "区域性或者普遍严重事故隐患"),
+        builder="layers.builders:hotspot_units"),
     LayerSpec(
         "widespread", "普遍性严重隐患", None, ("county_adcode", "top_category"), (
             ("county_adcode", "text"), ("top_category", "text"), ("units", "int"),
             ("units_with_serious", "int"), ("share", "float"), ("widespread", "bool")),
         "各区县各类设备中存在严重隐患的单位占比",
+        _henan("二（二）", "区域性或者普遍严重事故隐患"),
         builder="layers.builders:widespread", labels=(("units", "单位数"),),
         meanings=(("units", "该区县有该种类设备的使用单位数"),)),
     LayerSpec(
@@ -328,6 +348,7 @@ _TABLES = (
             ("late_major_hazards", "int"), ("max_days_past_deadline", "int"),
             *ADMIN, ("criteria", "json"), ("reason", "text")),
         "符合列入黑名单情形但尚未列入的单位（供监管部门研判）",
+        _henan("二（二）", "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单"),
         builder="layers.builders:blacklist_candidates", labels=(("name", "使用单位"),)),
 )
 

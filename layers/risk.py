@@ -6,7 +6,7 @@ C (consequence) from the equipment category, E (exposure) from where it stands, 
 rule of :class:`RiskRules`; the value that wins is the largest triggered one, and the
 rule that set it is kept beside it, so a popup can say why (``L_reason`` …). D is banded
 in the five customary LEC bands and each band maps onto one of the four colour levels.
-An open major hazard makes the piece red whatever D says (重大隐患挂牌督办, seed 002 二(二)).
+An open major hazard makes the piece red whatever D says (重大隐患挂牌督办, Henan plan 二（二）).
 """
 
 from __future__ import annotations
@@ -158,12 +158,14 @@ class Likelihood(_Rules):
     unit_five_have_below: int = Field(3, ge=0, le=5,
                                       description="五有得分低于此值时触发 unit_five_have")
     unit_five_have: Factor = _l(1, "使用单位五有得分偏低")
-    unit_small: Factor = _l(1, "小微企业（管理力量薄弱）")
+    # No factor for small and micro units: being small is no likelihood of an accident, and
+    # the Henan plan 二（四） asks for a 简便、实用、管用 approach for them (the unit's file and
+    # measures), not a higher grade.
 
     @model_validator(mode="after")
     def _scales(self) -> Likelihood:
         for name in ("base", "overdue", "open_hazard", "late_hazard", "open_major_hazard",
-                     "unit_blacklisted", "unit_accident", "unit_five_have", "unit_small"):
+                     "unit_blacklisted", "unit_accident", "unit_five_have"):
             _on_scale(getattr(self, name).value, _L_SCALE, f"L.{name}")
         for key, f in self.conclusion.items():
             _on_scale(f.value, _L_SCALE, f"L.conclusion.{key}")
@@ -346,7 +348,6 @@ def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
     add(pd.to_numeric(unit_col("accidents_3y")).fillna(0).to_numpy() > 0, lk.unit_accident)
     five = pd.to_numeric(unit_col("five_have_score"))
     add((five < lk.unit_five_have_below).fillna(False).to_numpy(dtype=bool), lk.unit_five_have)
-    add(unit_col("size").isin(["小型", "微型"]).fillna(False).to_numpy(dtype=bool), lk.unit_small)
     if n:
         matrix = np.column_stack(l_cols)
         lv, l_reason = _pick(matrix, l_reasons)

@@ -1,4 +1,4 @@
-"""双随机、一公开 (seed 002 三(二)): units drawn at random for supervision checks and
+"""双随机、一公开 (Henan plan 三（二）): units drawn at random for supervision checks and
 inspectors assigned at random, reproducibly, then published.
 
 Method (stated in every published draw):
@@ -19,9 +19,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data.plans import cite
+
 LEVEL_WEIGHTS = {"red": 4.0, "orange": 3.0, "yellow": 2.0, "blue": 1.0}
 METHOD = ("按区县×主要设备种类分层、按风险等级加权（重大4、较大3、一般2、低1）不放回抽取；"
-          "检查人员随机轮派，回避本人负责的网格；随机数为 NumPy PCG64，种子公开，可复现")
+          "检查人员随机轮派，回避本人负责的网格；随机数为 NumPy PCG64，种子公开，可复现。"
+          f"依据：{cite('henan', '三（二）', '双随机、一公开', short=True)}")
 
 
 def allocate(sizes: np.ndarray, total: int) -> np.ndarray:

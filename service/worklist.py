@@ -3,12 +3,13 @@
 Items come from the built layers, corrected by what has happened since the build (hazards
 closed or moved on, supervision checks recorded through the service):
 
-1. open 重大 hazards under listed supervision (挂牌督办, seed 002 二(二));
-2. hazards past their rectification deadline (闭环管理, seed 002 二(一));
-3. equipment overdue for periodic inspection (逾期未检, seed 002 二(三));
-4. supervision checks due within 30 days by the unit's frequency (加大监督检查频次, 二(二));
-5. this month's campaign task for the red and orange units (seed 000 二(一) calendar);
-6. units drawn for 双随机 checks (seed 002 三(二)) and not checked since the draw: those in
+1. open 重大 hazards under listed supervision (挂牌督办, Henan plan 二（二）);
+2. hazards past their rectification deadline (闭环管理, Henan plan 二（一）);
+3. equipment overdue for periodic inspection (逾期未检, Henan plan 二（三）);
+4. supervision checks due within 30 days by the unit's frequency (加大监督检查频次, Henan
+   plan 二（二）);
+5. this month's campaign task for the red and orange units (Shaanxi plan 二（一） calendar);
+6. units drawn for 双随机 checks (Henan plan 三（二）) and not checked since the draw: those in
    the caller's scope, and for a grid officer also those the draw assigned to them (the
    draw is public, and an inspector is drawn away from their own cells).
 
@@ -28,6 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from data.plans import cite
 from layers.registry import ALL
 from service.auth import Forbidden, Principal, Role
 from service.caches import Worklists
@@ -36,13 +38,14 @@ from service.store.base import Store
 from service.store.query import Condition, LayerQuery, isin
 
 DUE_SOON_DAYS = 30
-# seed 000 二(一): the monthly campaign calendar, by month
+# Shaanxi plan 二（一）: the monthly campaign calendar, by month
 CAMPAIGNS = {
     2: "春节后企业复工复产隐患自我排查月", 3: "春节后企业复工复产隐患自我排查月",
     4: "企业法规政策、技术规范、主体责任、设备风险自查整改月",
     5: "企业法规政策、技术规范、主体责任、设备风险自查整改月",
     6: "企业自我风险研判月", 7: "企业自我风险研判月", 8: "企业应急演练月", 9: "企业应急演练月",
 }
+CAMPAIGN_BASIS = cite("shaanxi", "二（一）", short=True)
 COLUMNS = ("priority", "kind", "kind_zh", "due", "reason", "unit_credit_code", "unit_name",
            "registration_code", "hazard_id", "level", "h3", "county_adcode", "lon", "lat")
 # the fields each layer contributes (fid, geometry and the scope's columns come along)
@@ -216,7 +219,7 @@ def _campaign_items(today: date, scoped_units: Callable[[], pd.DataFrame]) -> pd
     lon, lat = _xy(units)
     month_end = (pd.Timestamp(today) + pd.offsets.MonthEnd(0)).normalize()
     return _items(units, priority=5, kind="campaign", due=month_end,
-                  reason=f"{today.month}月为{campaign}：督促高风险单位落实",
+                  reason=f"{today.month}月为{campaign}（{CAMPAIGN_BASIS}）：督促高风险单位落实",
                   unit_credit_code=units["credit_code"], unit_name=units["name"],
                   level=units["level"], h3=units["h3"], county_adcode=units["county_adcode"],
                   lon=lon, lat=lat)

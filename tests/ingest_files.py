@@ -209,3 +209,66 @@ def write_officers_csv(path: Path, cell: str) -> Path:
     ], columns=["网格员编号", "姓名", "网格单元", "负责区县代码", "联系电话"])
     frame.to_csv(path, index=False, encoding="utf-8")
     return path
+
+
+# A registry export under the headers of the national registration form (特种设备使用登记表,
+# TSG 08-2017) and the national information system: units and formats in brackets, a
+# template's required-field mark, and columns no stored field holds.
+REGISTRY_HEADERS = ["序号", "*设备代码", "设备种类", "设备类别", "设备品种", "设备名称", "设备型号",
+                    "产品编号", "制造单位名称", "使用登记证编号", "使用单位名称", "使用单位地址",
+                    "使用单位统一社会信用代码", "设备使用地点", "单位内编号", "安全管理员",
+                    "投入使用日期", "下次检验日期(年月日)", "检验结论", "使用状态", "经度(°)",
+                    "纬度（度）", "坐标系"]
+REGISTRY_NOT_STORED = ["序号", "设备名称", "设备型号", "产品编号", "制造单位名称", "使用登记证编号",
+                       "使用单位地址", "单位内编号", "安全管理员"]
+ZHENGZHOU_UNIT_ADDRESS = "河南省郑州市金水区花园路1号"
+LUOYANG_PLACE = "河南省洛阳市涧西区建设路10号"
+
+
+def registry_rows() -> list[list[object]]:
+    """Four pieces, every one valid; the expected county and category in the comment."""
+    zx, zy = ZHENGZHOU_JINSHUI
+    gx, gy = wgs84_to_gcj02(np.array([XIAN_YANTA[0]]), np.array([XIAN_YANTA[1]]))
+    return [
+        # row 2: a passenger elevator with WGS84 coordinates: 410105, 3110
+        [1, "31104101052018000101", "电梯", "曳引与强制驱动电梯", "曳引驱动乘客电梯", "乘客电梯",
+         "TKJ1000/1.75-JXW", "2018-0101", "某电梯有限公司", "梯11豫A00101(18)", "甲公司",
+         ZHENGZHOU_UNIT_ADDRESS, UNIT_A, "河南省郑州市金水区花园路1号1号楼", "1#梯", "张三",
+         "2018-06-01", "2026年6月1日", "合格", "在用", f"{zx}°", f"{zy}", "WGS84"],
+        # row 3: no coordinates; it stands in Luoyang while its unit sits in Zhengzhou:
+        # placed by 设备使用地点 in 410305, not by 使用单位地址
+        [2, "31104103052018000102", "电梯", "曳引与强制驱动电梯", "曳引驱动载货电梯", "载货电梯",
+         "THJ2000/0.5", "2018-0102", "某电梯有限公司", "梯12豫C00102(18)", "甲公司",
+         ZHENGZHOU_UNIT_ADDRESS, UNIT_A, LUOYANG_PLACE, "2#梯", "张三", "2018/7/1", "20260701",
+         "基本合格", "在用", "", "", ""],
+        # row 4: a boiler, whose catalogue entry is a 类别 with no 品种: 1100; GCJ-02 in Xi'an
+        [3, "11006101132019000103", "锅炉", "承压蒸汽锅炉", "", "蒸汽锅炉", "DZL4-1.25-AII",
+         "G2019-03", "某锅炉有限公司", "锅陕A00103(19)", "丙公司", "陕西省西安市雁塔区", UNIT_C,
+         "陕西省西安市雁塔区小寨路5号", "1#炉", "李四", "2019.3.5", "2025年10月8日", "合格",
+         "停用", gx[0], gy[0], "GCJ02"],
+        # row 5: a crane, coordinates in degrees and minutes: 410305, 4210
+        [4, "42104103052020000104", "起重机械", "门式起重机", "通用门式起重机", "门式起重机",
+         "MH10-20A3", "Q2020-04", "某起重机有限公司", "起豫C00104(20)", "乙公司",
+         LUOYANG_PLACE, UNIT_B, "河南省洛阳市涧西区南昌路3号", "3#", "王五", "2020-09-30",
+         "2026-09-30", "合格", "在用", dms(LUOYANG_JIANXI[0]), dms(LUOYANG_JIANXI[1]), ""],
+    ]
+
+
+REGISTRY_EXPECTED = {  # code -> (county, category code, geocode precision)
+    "31104101052018000101": ("410105", "3110", "exact"),
+    "31104103052018000102": ("410305", "3120", "county"),
+    "11006101132019000103": ("610113", "1100", "exact"),
+    "42104103052020000104": ("410305", "4210", "exact"),
+}
+
+
+def write_registry(path: Path, rows=None, headers: list[str] | None = None,
+                   encoding: str = "utf-8-sig") -> Path:
+    """The registry export as CSV (``encoding``) or, by the suffix, XLSX."""
+    frame = pd.DataFrame(rows if rows is not None else registry_rows(),
+                         columns=headers or REGISTRY_HEADERS)
+    if path.suffix == ".xlsx":
+        frame.to_excel(path, index=False)
+    else:
+        frame.to_csv(path, index=False, encoding=encoding)
+    return path

@@ -311,12 +311,14 @@ def test_a_column_the_file_lacks_has_no_header_and_the_console_says_so(store, tm
     path = tmp_path / "no_code.csv"
     pd.DataFrame(rows, columns=f.EQUIPMENT_HEADERS[1:]).to_csv(path, index=False)
     report = run(store, [path], kind="equipment")
-    assert {(r["row"], r["field"], r["header"]) for r in report["rejects"]} == {
-        (2, "registration_code", None), (3, "registration_code", None)}
+    # told once for the file (tests/test_registry_headers.py), each row kept as rejected
+    assert [(r["row"], r["field"], r["header"], r["rows"]) for r in report["rejects"]] == [
+        (0, "registration_code", None, 2)]
+    assert report["rejected"] == 2
+    assert sorted(store.read("rejects")["row"]) == [2, 3]
     lines = summary_lines(report)
-    at = next(n for n, x in enumerate(lines) if "设备注册代码 (registration_code)" in x)
-    assert "missing" in lines[at] and "2: (空); 3: (空)" in lines[at]
-    assert lines[at + 1].strip().startswith("→ 文件没有“设备注册代码”这一列；缺少必填字段")
+    at = lines.index("文件缺少必需的列 missing columns:")
+    assert "「设备注册代码」（登记表：「设备代码」），每行必填" in lines[at + 1]
 
 
 def test_a_vector_files_geometry_is_its_header(store, files):
@@ -373,7 +375,7 @@ def test_an_enum_reject_lists_the_allowed_values(store, tmp_path):
 
 def test_unknown_kind_names_the_missing_columns_and_the_closest_headers(store, tmp_path):
     near = tmp_path / "near.csv"
-    near.write_text("设备编码,设备类别代码,使用单位信用代码,经度,纬度\n"
+    near.write_text("设备编码,设备类别代码,使用单位信用编号,经度,纬度\n"
                     "31104101052015000001,3110,x,113.686,34.786\n", encoding="utf-8")
     far = tmp_path / "far.csv"
     far.write_text("a,b\n1,2\n", encoding="utf-8")
@@ -382,7 +384,7 @@ def test_unknown_kind_names_the_missing_columns_and_the_closest_headers(store, t
     assert reasons["near.csv"]["code"] == "unknown_kind"
     text = reasons["near.csv"]["reason"]
     assert "设备注册代码（最接近的表头：设备编码）" in text
-    assert "统一社会信用代码（最接近的表头：使用单位信用代码）" in text
+    assert "统一社会信用代码（最接近的表头：使用单位信用编号）" in text
     assert "按设备台账缺少必填列" in text
     assert "没有一列是已知的表头" in reasons["far.csv"]["reason"]
     assert reasons["far.csv"]["header"] is None and reasons["far.csv"]["advice"]

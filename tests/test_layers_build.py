@@ -148,6 +148,22 @@ def test_layers_say_why(built):
     assert len(coverage) > 0 and (coverage["chosen"] == 0).eq(coverage["gap"]).all()
 
 
+def test_demonstration_enterprises_are_enterprises_and_each_fact_boosts_once(built):
+    store, _, _ = built
+    eq = store.read_layer("equipment")
+    holders = eq.loc[eq["in_use"].fillna(False).astype(bool), "unit_credit_code"].dropna()
+    assert (~holders.str.startswith("9")).any()  # the demo's courts and schools hold equipment
+    demo = store.read_layer("demonstration")
+    assert len(demo) > 0 and demo["credit_code"].str.startswith("9").all()
+    schedule = store.read_layer("check-schedule")
+    facts = schedule["boosts"].map(json.loads)
+    assert (facts.map(len) == facts.map(set).map(len)).all()
+    assert (schedule["boost_steps"] == facts.map(len)).all()  # default: one step per fact
+    assert facts.map(lambda f: "late_rectification" in f).any()
+    hot = store.read_layer("hotspots")
+    assert (hot["late_general_hazards"] >= 0).all()
+
+
 def test_every_registry_layer_has_a_builder():
     assert set(LAYERS) <= set(ALL)
     assert {"equipment", "units", "risk-cells", "regions", "industries", "grid-cells",

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from data.credit_code import is_valid, with_check_character
 from layers.demonstration import (
     CHOSEN_COLUMNS,
     COVERAGE_COLUMNS,
     DemonstrationRules,
     demonstration,
+    eligible,
     passed_check,
     passed_checks,
 )
@@ -98,13 +100,13 @@ def test_passed_check_definition(result, ok):
 
 
 def test_passed_checks_window_is_three_years_ending_at_as_of():
-    u = units_frame({"credit_code": "A"}, {"credit_code": "B"})
-    c = checks_frame(("A", "2021-06-30", "合格"),      # as_of itself: counts
-                     ("A", "2018-07-01", "合格"),      # inside the window
-                     ("A", "2018-06-30", "合格"),      # exactly 3 years back: out
-                     ("A", "2021-07-01", "合格"),      # after as_of: out
-                     ("A", "2020-01-01", "不合格"),    # failed: out
-                     ("B", "2020-01-01", "未发现问题"), ("GHOST", "2020-01-01", "合格"))
+    u = units_frame({"credit_code": "9A"}, {"credit_code": "9B"})
+    c = checks_frame(("9A", "2021-06-30", "合格"),      # as_of itself: counts
+                     ("9A", "2018-07-01", "合格"),      # inside the window
+                     ("9A", "2018-06-30", "合格"),      # exactly 3 years back: out
+                     ("9A", "2021-07-01", "合格"),      # after as_of: out
+                     ("9A", "2020-01-01", "不合格"),    # failed: out
+                     ("9B", "2020-01-01", "未发现问题"), ("9GHOST", "2020-01-01", "合格"))
     assert passed_checks(c, u, AS_OF, DemonstrationRules()).tolist() == [2, 1]
     assert passed_checks(c.iloc[:0], u, AS_OF, DemonstrationRules()).tolist() == [0, 0]
 
@@ -123,65 +125,65 @@ def test_passed_checks_window_is_three_years_ending_at_as_of():
     ("blacklisted", None, "黑名单状态不明"),
 ])
 def test_each_criterion_fails_and_missing_data_says_so(field, value, label):
-    u = units_frame({"credit_code": "GOOD"}, {"credit_code": "BAD", field: value})
-    eq = equipment_frame(*pieces("GOOD", 1), *pieces("BAD", 5))
+    u = units_frame({"credit_code": "9GOOD"}, {"credit_code": "9BAD", field: value})
+    eq = equipment_frame(*pieces("9GOOD", 1), *pieces("9BAD", 5))
     chosen, coverage = run(u, eq)
-    assert chosen["credit_code"].tolist() == ["GOOD"]  # BAD has more pieces but fails
+    assert chosen["credit_code"].tolist() == ["9GOOD"]  # BAD has more pieces but fails
     row = cover(coverage)
     assert (row["candidates"], row["qualified"], row["chosen"]) == (2, 1, 1)
     assert row["failed_counts"] == f"{label} 1家"
 
 
 def test_elevators_insured_criterion():
-    u = units_frame({"credit_code": "ALL"}, {"credit_code": "NONE"}, {"credit_code": "ONE_NO"},
-                    {"credit_code": "UNKNOWN"}, {"credit_code": "IDLE_NO"})
+    u = units_frame({"credit_code": "9ALL"}, {"credit_code": "9NONE"}, {"credit_code": "9ONE_NO"},
+                    {"credit_code": "9UNKNOWN"}, {"credit_code": "9IDLE_NO"})
     eq = equipment_frame(
-        *pieces("ALL", 2, "3110", insured=True),
-        *pieces("NONE", 1, "4100"),                              # no elevators: passes
-        *pieces("ONE_NO", 1, "3110", insured=True), *pieces("ONE_NO", 1, "3110", insured=False),
-        *pieces("UNKNOWN", 1, "3110", insured=True), *pieces("UNKNOWN", 1, "3110"),
-        *pieces("IDLE_NO", 1, "3110", insured=True),
-        *pieces("IDLE_NO", 1, "3110", insured=False, in_use=False))  # not in use: ignored
+        *pieces("9ALL", 2, "3110", insured=True),
+        *pieces("9NONE", 1, "4100"),                              # no elevators: passes
+        *pieces("9ONE_NO", 1, "3110", insured=True), *pieces("9ONE_NO", 1, "3110", insured=False),
+        *pieces("9UNKNOWN", 1, "3110", insured=True), *pieces("9UNKNOWN", 1, "3110"),
+        *pieces("9IDLE_NO", 1, "3110", insured=True),
+        *pieces("9IDLE_NO", 1, "3110", insured=False, in_use=False))  # not in use: ignored
     chosen, coverage = run(u, eq)
     lifts = cover(coverage, "3000")
     assert lifts["candidates"] == 4 and lifts["qualified"] == 2
     assert lifts["failed_counts"] == "在用电梯未全部投保 1家；电梯投保情况不明 1家"
-    assert set(chosen.loc[chosen["top_category"] == "3000", "credit_code"]) == {"ALL", "IDLE_NO"}
+    assert set(chosen.loc[chosen["top_category"] == "3000", "credit_code"]) == {"9ALL", "9IDLE_NO"}
     crane = chosen[chosen["top_category"] == "4000"].iloc[0]
-    assert crane["credit_code"] == "NONE"
+    assert crane["credit_code"] == "9NONE"
     assert "无在用电梯（不涉及投保）" in crane["reasons"]
 
 
 def test_switching_a_criterion_off():
-    u = units_frame({"credit_code": "A", "five_have_score": 2})
-    eq = equipment_frame(*pieces("A", 1))
+    u = units_frame({"credit_code": "9A", "five_have_score": 2})
+    eq = equipment_frame(*pieces("9A", 1))
     chosen, coverage = run(u, eq)
     assert chosen.empty and bool(cover(coverage)["gap"])
     chosen, coverage = run(u, eq, rules=DemonstrationRules(require_five_have=False))
-    assert chosen["credit_code"].tolist() == ["A"]
+    assert chosen["credit_code"].tolist() == ["9A"]
     assert "五有" not in chosen.iloc[0]["reasons"]
     assert cover(coverage)["failed_counts"] == "无"
 
 
 def test_five_have_min_configurable():
-    u = units_frame({"credit_code": "A", "five_have_score": 4})
-    eq = equipment_frame(*pieces("A", 1))
+    u = units_frame({"credit_code": "9A", "five_have_score": 4})
+    eq = equipment_frame(*pieces("9A", 1))
     chosen, _ = run(u, eq, rules=DemonstrationRules(five_have_min=4))
-    assert chosen["credit_code"].tolist() == ["A"]
+    assert chosen["credit_code"].tolist() == ["9A"]
     assert "五有标准达标（不低于4分）" in chosen.iloc[0]["reasons"]
 
 
 # --------------------------------------------------------------------------- ranking
 
 def test_rank_by_equipment_then_passed_checks_then_credit_code():
-    u = units_frame({"credit_code": "A"}, {"credit_code": "B"}, {"credit_code": "C"},
-                    {"credit_code": "D"})
-    eq = equipment_frame(*pieces("A", 2), *pieces("B", 3), *pieces("C", 3), *pieces("D", 3))
-    c = checks_frame(("C", "2021-01-01", "合格"), ("C", "2020-01-01", "合格"),
-                     ("B", "2021-01-01", "合格"), ("D", "2021-01-01", "合格"))
+    u = units_frame({"credit_code": "9A"}, {"credit_code": "9B"}, {"credit_code": "9C"},
+                    {"credit_code": "9D"})
+    eq = equipment_frame(*pieces("9A", 2), *pieces("9B", 3), *pieces("9C", 3), *pieces("9D", 3))
+    c = checks_frame(("9C", "2021-01-01", "合格"), ("9C", "2020-01-01", "合格"),
+                     ("9B", "2021-01-01", "合格"), ("9D", "2021-01-01", "合格"))
     chosen, _ = run(u, eq, c)
     # B, C, D hold 3 pieces each; C passed 2 checks; B and D 1 each → B before D by code
-    assert chosen["credit_code"].tolist() == ["C", "B"]
+    assert chosen["credit_code"].tolist() == ["9C", "9B"]
     assert chosen["rank"].tolist() == [1, 2]
     assert chosen["equipment_in_category"].tolist() == [3, 3]
     assert chosen["passed_checks_3y"].tolist() == [2, 1]
@@ -191,45 +193,45 @@ def test_rank_by_equipment_then_passed_checks_then_credit_code():
 
 
 def test_second_pick_prefers_another_industry():
-    u = units_frame({"credit_code": "A", "industry": "C"}, {"credit_code": "B", "industry": "C"},
-                    {"credit_code": "E", "industry": "E"}, {"credit_code": "N", "industry": None})
-    eq = equipment_frame(*pieces("A", 5), *pieces("B", 4), *pieces("N", 3), *pieces("E", 1))
+    u = units_frame({"credit_code": "9A", "industry": "C"}, {"credit_code": "9B", "industry": "C"},
+                    {"credit_code": "9E", "industry": "E"}, {"credit_code": "9N", "industry": None})
+    eq = equipment_frame(*pieces("9A", 5), *pieces("9B", 4), *pieces("9N", 3), *pieces("9E", 1))
     chosen, coverage = run(u, eq)
-    assert chosen["credit_code"].tolist() == ["A", "E"]
+    assert chosen["credit_code"].tolist() == ["9A", "9E"]
     assert "与第1家行业不同，优先选取" in chosen.iloc[1]["reasons"]
     assert "在4家符合条件的企业中居第4位" in chosen.iloc[1]["reasons"]
     assert cover(coverage)["chosen"] == 2
 
 
 def test_unknown_industry_is_not_a_different_industry():
-    u = units_frame({"credit_code": "A", "industry": "C"}, {"credit_code": "B", "industry": "C"},
-                    {"credit_code": "N", "industry": None})
-    eq = equipment_frame(*pieces("A", 5), *pieces("B", 1), *pieces("N", 3))
+    u = units_frame({"credit_code": "9A", "industry": "C"}, {"credit_code": "9B", "industry": "C"},
+                    {"credit_code": "9N", "industry": None})
+    eq = equipment_frame(*pieces("9A", 5), *pieces("9B", 1), *pieces("9N", 3))
     chosen, _ = run(u, eq)
-    assert chosen["credit_code"].tolist() == ["A", "N"]  # next best, not "another industry"
+    assert chosen["credit_code"].tolist() == ["9A", "9N"]  # next best, not "another industry"
     assert "按排序递补" in chosen.iloc[1]["reasons"]
 
 
 def test_max_one_per_city_category():
-    u = units_frame({"credit_code": "A"}, {"credit_code": "B", "industry": "E"})
-    eq = equipment_frame(*pieces("A", 2), *pieces("B", 1))
+    u = units_frame({"credit_code": "9A"}, {"credit_code": "9B", "industry": "E"})
+    eq = equipment_frame(*pieces("9A", 2), *pieces("9B", 1))
     chosen, coverage = run(u, eq, rules=DemonstrationRules(max_per_city_category=1))
-    assert chosen["credit_code"].tolist() == ["A"]
+    assert chosen["credit_code"].tolist() == ["9A"]
     assert cover(coverage)["chosen"] == 1
 
 
 # --------------------------------------------------------------------------- grouping
 
 def test_cities_categories_and_candidates():
-    u = units_frame({"credit_code": "A"}, {"credit_code": "B", "city_adcode": "410300"},
-                    {"credit_code": "X", "city_adcode": None})
+    u = units_frame({"credit_code": "9A"}, {"credit_code": "9B", "city_adcode": "410300"},
+                    {"credit_code": "9X", "city_adcode": None})
     eq = equipment_frame(
-        *pieces("A", 2, "4100"), *pieces("A", 1, "3110", insured=True),
-        *pieces("A", 1, "4100", city_adcode="410300"),      # A also works in another city
-        *pieces("B", 1, "4100", city_adcode=None),          # piece without city: its unit's
-        *pieces("X", 1, "4100", city_adcode=None),          # nowhere: left out
-        *pieces("A", 1, "F100"), *pieces("A", 1, "7100"),   # excluded categories
-        *pieces("B", 1, "9100", in_use=False))              # not in use: no candidate
+        *pieces("9A", 2, "4100"), *pieces("9A", 1, "3110", insured=True),
+        *pieces("9A", 1, "4100", city_adcode="410300"),      # A also works in another city
+        *pieces("9B", 1, "4100", city_adcode=None),          # piece without city: its unit's
+        *pieces("9X", 1, "4100", city_adcode=None),          # nowhere: left out
+        *pieces("9A", 1, "F100"), *pieces("9A", 1, "7100"),   # excluded categories
+        *pieces("9B", 1, "9100", in_use=False))              # not in use: no candidate
     chosen, coverage = run(u, eq)
     keys = list(zip(coverage["city_adcode"], coverage["top_category"], strict=True))
     assert keys == [(CITY, "3000"), (CITY, "4000"), ("410300", "4000")]
@@ -237,14 +239,14 @@ def test_cities_categories_and_candidates():
     assert cover(coverage, "4000")["candidates"] == 1
     assert coverage["category_name"].tolist() == ["电梯", "起重机械", "起重机械"]
     picked = chosen[chosen["city_adcode"] == "410300"]
-    assert picked["credit_code"].tolist() == ["A", "B"]  # 1 piece each; A before B by code
+    assert picked["credit_code"].tolist() == ["9A", "9B"]  # 1 piece each; A before B by code
     assert picked["equipment_in_category"].tolist() == [1, 1]
 
 
 def test_gap_is_a_finding():
-    u = units_frame({"credit_code": "A", "blacklisted": True, "open_hazards": 3},
-                    {"credit_code": "B", "open_hazards": 1, "five_have_score": None})
-    eq = equipment_frame(*pieces("A", 1, "6100"), *pieces("B", 1, "6100"))
+    u = units_frame({"credit_code": "9A", "blacklisted": True, "open_hazards": 3},
+                    {"credit_code": "9B", "open_hazards": 1, "five_have_score": None})
+    eq = equipment_frame(*pieces("9A", 1, "6100"), *pieces("9B", 1, "6100"))
     chosen, coverage = run(u, eq)
     assert chosen.empty
     row = cover(coverage, "6000")
@@ -255,8 +257,8 @@ def test_gap_is_a_finding():
 # --------------------------------------------------------------------------- shapes
 
 def test_columns_dtypes_and_geometry():
-    u = units_frame({"credit_code": "A", "lon": None, "lat": None}, {"credit_code": "B"})
-    eq = equipment_frame(*pieces("A", 2), *pieces("B", 1))
+    u = units_frame({"credit_code": "9A", "lon": None, "lat": None}, {"credit_code": "9B"})
+    eq = equipment_frame(*pieces("9A", 2), *pieces("9B", 1))
     chosen, coverage = run(u, eq)
     assert list(chosen.columns) == [c for c, _ in CHOSEN_COLUMNS] + ["geometry"]
     assert list(coverage.columns) == [c for c, _ in COVERAGE_COLUMNS]
@@ -269,9 +271,9 @@ def test_columns_dtypes_and_geometry():
 
 
 def test_empty_inputs():
-    u = units_frame({"credit_code": "A"})
+    u = units_frame({"credit_code": "9A"})
     for units, eq in ((u.iloc[:0], equipment_frame()), (u, equipment_frame()),
-                      (u.iloc[:0], equipment_frame(*pieces("A", 1)))):
+                      (u.iloc[:0], equipment_frame(*pieces("9A", 1)))):
         chosen, coverage = run(units, eq)
         assert chosen.empty and coverage.empty
         assert list(coverage.columns) == [c for c, _ in COVERAGE_COLUMNS]
@@ -279,13 +281,74 @@ def test_empty_inputs():
 
 
 def test_units_without_equipment_and_missing_columns():
-    u = units_frame({"credit_code": "A"}, {"credit_code": "IDLE"}).drop(
+    u = units_frame({"credit_code": "9A"}, {"credit_code": "9IDLE"}).drop(
         columns=["five_have_score"])
-    eq = equipment_frame(*pieces("A", 1))
+    eq = equipment_frame(*pieces("9A", 1))
     chosen, coverage = run(u, eq)
     assert chosen.empty  # no score column: every candidate misses the 五有 data
     assert cover(coverage)["candidates"] == 1
     assert cover(coverage)["failed_counts"] == "五有评分缺失 1家"
+
+
+# --------------------------------------------------------------------------- enterprises only
+
+def _code(first17: str) -> str:
+    return str(with_check_character(pd.Series([first17], dtype="string")).iloc[0])
+
+
+COURT = _code("11410100MB0123456")       # 1 机构编制, 1 机关: a court
+SCHOOL = _code("12410100MB1234567")      # 1 机构编制, 2 事业单位: a school
+SOCIETY = _code("52410100MJ2345678")     # 5 民政, 2 民办非企业单位: a private school
+FIRM = _code("91410100MA3456789")        # 9 工商（市场监管）, 1 企业
+
+
+def test_only_enterprises_become_demonstration_enterprises():
+    """Henan plan 二（四）: 示范试点企业 are enterprises. A court and schools hold boilers
+    and meet every criterion with more of them, yet only the enterprise is chosen; the
+    coverage counts only the enterprise as a candidate and names the others apart."""
+    assert is_valid(pd.Series([COURT, SCHOOL, SOCIETY, FIRM])).all()
+    u = units_frame({"credit_code": COURT, "industry": "S"},
+                    {"credit_code": SCHOOL, "industry": "P"},
+                    {"credit_code": SOCIETY, "industry": "P"}, {"credit_code": FIRM})
+    eq = equipment_frame(*pieces(COURT, 5, "1100"), *pieces(SCHOOL, 4, "1100"),
+                         *pieces(SOCIETY, 3, "1100"), *pieces(FIRM, 1, "1100"))
+    chosen, coverage = run(u, eq)
+    assert chosen["credit_code"].tolist() == [FIRM]
+    assert "在1家符合条件的企业中居第1位" in chosen.iloc[0]["reasons"]
+    assert chosen.iloc[0]["reasons"].startswith(
+        "企业（统一社会信用代码登记管理部门代码9：工商（市场监管））；符合示范条件：")
+    row = cover(coverage, "1000")
+    assert (row["candidates"], row["qualified"], row["chosen"]) == (1, 1, 1)
+    assert not row["gap"]
+    assert row["failed_counts"] == "不参选的非企业使用单位（统一社会信用代码首位不是9） 3家"
+    assert eligible(u["credit_code"], DemonstrationRules()).tolist() == [False, False, False,
+                                                                         True]
+
+
+def test_a_city_category_held_only_by_non_enterprises_is_a_gap():
+    u = units_frame({"credit_code": SCHOOL}, {"credit_code": FIRM})
+    eq = equipment_frame(*pieces(SCHOOL, 2, "1100"), *pieces(FIRM, 1, "4100"))
+    chosen, coverage = run(u, eq)
+    assert chosen["credit_code"].tolist() == [FIRM]  # cranes only
+    boilers = cover(coverage, "1000")
+    assert (boilers["candidates"], boilers["qualified"], boilers["chosen"]) == (0, 0, 0)
+    assert bool(boilers["gap"])
+    assert boilers["failed_counts"] == "不参选的非企业使用单位（统一社会信用代码首位不是9） 1家"
+    assert cover(coverage, "4000")["failed_counts"] == "无"
+
+
+def test_the_rule_file_may_widen_the_registration_authorities():
+    u = units_frame({"credit_code": SCHOOL}, {"credit_code": SOCIETY}, {"credit_code": FIRM})
+    eq = equipment_frame(*pieces(SCHOOL, 3, "1100"), *pieces(SOCIETY, 2, "1100"),
+                         *pieces(FIRM, 1, "1100"))
+    wide = DemonstrationRules(registration_authorities=("9", "5"))
+    chosen, coverage = run(u, eq, rules=wide)
+    assert chosen["credit_code"].tolist() == [SOCIETY, FIRM]
+    assert "登记管理部门代码5：民政" in chosen.iloc[0]["reasons"]
+    assert cover(coverage, "1000")["candidates"] == 2
+    # lower case and blanks around a code do not hide an enterprise
+    loose = pd.Series([" 91abc", "9", None, "", "y1"], dtype="string")
+    assert eligible(loose, DemonstrationRules()).tolist() == [True, True, False, False, False]
 
 
 # --------------------------------------------------------------------------- rules
@@ -295,12 +358,15 @@ def test_rules_defaults():
     assert r.max_per_city_category == 2 and r.five_have_min == 5
     assert r.checks_window_years == 3
     assert r.exclude_categories == ("7000", "F000")
+    assert r.registration_authorities == ("9",)
 
 
 @pytest.mark.parametrize("bad", [
     {"max_per_city_category": 0}, {"max_per_city_category": 3}, {"five_have_min": 6},
     {"checks_window_years": 0}, {"pass_words": []}, {"pass_words": [" "]},
     {"exclude_categories": ["3110"]}, {"require_everything": True},
+    {"registration_authorities": []}, {"registration_authorities": ["Z"]},
+    {"registration_authorities": ["91"]},
 ])
 def test_rules_refuse_nonsense(bad):
     with pytest.raises(ValidationError):

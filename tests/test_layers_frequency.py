@@ -80,12 +80,23 @@ NO_WIDE = pd.DataFrame({"county_adcode": pd.Series(dtype="string"),
                         "widespread": pd.Series(dtype="boolean")})
 
 
+def hazards_frame(*rows: dict) -> pd.DataFrame:
+    """Hazards: registration_code and what the test is about; open 一般, found 2021-01-01."""
+    base = {"level": "一般", "status": "整改中", "found_on": "2021-01-01", "deadline": None}
+    frame = pd.DataFrame([{**base, "hazard_id": f"H{i}", **r} for i, r in enumerate(rows)])
+    for col in ("hazard_id", "registration_code", "level", "status"):
+        frame[col] = frame[col].astype("string")
+    for col in ("found_on", "deadline"):
+        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[s]")
+    return frame
+
+
 def run(units, equipment=None, checks=None, venues=VENUES, hot=NO_HOT, wide=NO_WIDE,
-        as_of=AS_OF, rules=None):
+        as_of=AS_OF, rules=None, hazards=None):
     equipment = equipment if equipment is not None else equipment_frame()
     checks = checks if checks is not None else checks_frame()
     out = inspection_frequency(units, equipment, checks, venues, hot, wide, as_of,
-                               rules or FrequencyRules())
+                               rules or FrequencyRules(), hazards=hazards)
     return out.set_index("credit_code", drop=False)
 
 
@@ -139,9 +150,10 @@ def test_key_equipment_ropeway_anywhere_elevator_only_in_venue_cylinder():
     assert boosts_of(f, "ROPE") == ["key_equipment"]
     assert "持有重点特种设备（客运索道）" in f.loc["ROPE", "reasons"]
     assert boosts_of(f, "LIFT") == []  # an elevator outside a crowded venue
-    assert boosts_of(f, "MALL") == ["crowded_venue", "key_equipment"]
-    assert "人员密集场所电梯" in f.loc["MALL", "reasons"]
-    assert f.loc["MALL", "boost_steps"] == 2 and f.loc["MALL", "interval_months"] == 3
+    # an elevator in a crowded venue: one fact, the venue (see the tests below)
+    assert boosts_of(f, "MALL") == ["crowded_venue"]
+    assert "在用设备位于人员密集场所（商场；其中电梯为重点特种设备）" in f.loc["MALL", "reasons"]
+    assert f.loc["MALL", "boost_steps"] == 1 and f.loc["MALL", "interval_months"] == 6
     assert boosts_of(f, "GAS") == ["key_equipment"] and "气瓶" in f.loc["GAS", "reasons"]
     assert boosts_of(f, "RIDE") == ["key_equipment"]
 
@@ -219,19 +231,26 @@ def test_focus_category_by_year(as_of, hit, year):
 
 
 def test_focus_category_later_years_use_last_list():
-    u = units_frame({"credit_code": "A"})
-    eq = equipment_frame({"unit_credit_code": "A", "category_code": "9100"})
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B"})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "5110"},
+                         {"unit_credit_code": "B", "category_code": "9100"})
     f = run(u, eq, as_of=date(2025, 3, 1))
-    assert "（2022年：客运索道）" in f.loc["A", "reasons"]
+    assert "（2022年：场（厂）内专用机动车辆）" in f.loc["A", "reasons"]
+    assert "（客运索道，亦为2022年重点治理领域）" in f.loc["B", "reasons"]  # key and focus
 
 
 def test_focus_cylinders_by_class_code():
     u = units_frame({"credit_code": "A"}, {"credit_code": "B"})
     eq = equipment_frame({"unit_credit_code": "A", "category_code": "2310"},
                          {"unit_credit_code": "B", "category_code": "2110"})
-    f = run(u, eq, as_of=date(2020, 6, 1))
+    no_key = FrequencyRules.model_validate({"key_equipment": {"steps": 0}})
+    f = run(u, eq, as_of=date(2020, 6, 1), rules=no_key)
     assert "focus_category" in boosts_of(f, "A")  # 气瓶 2300 is a 2020 focus
     assert "focus_category" not in boosts_of(f, "B")  # a fixed vessel was not in 2020
+    # with key equipment on (the default) the cylinder is that fact, the focus noted
+    g = run(u, eq, as_of=date(2020, 6, 1))
+    assert boosts_of(g, "A") == ["key_equipment"]
+    assert "（气瓶，亦为2020年重点治理领域）" in g.loc["A", "reasons"]
 
 
 # --------------------------------------------------------------------------- combining
@@ -242,14 +261,136 @@ def test_boosts_add_and_stop_at_last_rung():
     eq = equipment_frame(
         {"unit_credit_code": "A", "category_code": "3110", "venue_id": "V1", "overdue": True})
     f = run(u, eq, as_of=date(2020, 6, 1))
-    # crowded, key (elevator in venue), blacklisted, overdue, focus (2020 elevators)
-    assert boosts_of(f, "A") == ["crowded_venue", "key_equipment", "blacklisted",
-                                 "overdue_inspection", "focus_category"]
-    assert f.loc["A", "boost_steps"] == 5
-    assert f.loc["A", "interval_months"] == 1  # 12 → 6 → 3 → 2 → 1 (and no further)
-    assert f.loc["A", "reasons"].endswith("共加频5档，检查间隔由12个月缩短为1个月")
+    # crowded (the elevator in it is that fact, not a second one), blacklisted, overdue,
+    # focus (2020 elevators: the category, a fact apart from where it stands)
+    assert boosts_of(f, "A") == ["crowded_venue", "blacklisted", "overdue_inspection",
+                                 "focus_category"]
+    assert f.loc["A", "boost_steps"] == 4
+    assert f.loc["A", "interval_months"] == 1  # 12 → 6 → 3 → 2 → 1
+    assert f.loc["A", "reasons"].endswith("共加频4档，检查间隔由12个月缩短为1个月")
+    u2 = units_frame({"credit_code": "B", "blacklisted": True})
+    eq2 = equipment_frame({"unit_credit_code": "B", "category_code": "3110", "venue_id": "V1",
+                           "overdue": True},
+                          {"unit_credit_code": "B", "category_code": "9100"})
+    g = run(u2, eq2, as_of=date(2020, 6, 1))
+    assert g.loc["B", "boost_steps"] == 5 and g.loc["B", "interval_months"] == 1  # no further
+    assert g.loc["B", "reasons"].endswith("共加频5档，检查间隔由12个月缩短为1个月")
     assert f.loc["R", "interval_months"] == 1 and bool(f.loc["R", "boosted"])
     assert f.loc["R", "reasons"].endswith("已为最短检查间隔")
+
+
+# --------------------------------------------------------------------------- one fact, one boost
+
+def test_elevator_in_a_crowded_venue_is_one_fact_boosted_once():
+    """Henan plan 二（二） names crowded venues and key equipment; an elevator is key equipment
+    only inside a crowded venue, so the venue is the one fact: one step, said once."""
+    u = units_frame({"credit_code": "MALL"}, {"credit_code": "TWO"})
+    eq = equipment_frame(
+        {"unit_credit_code": "MALL", "category_code": "3110", "venue_id": "V1"},
+        {"unit_credit_code": "MALL", "category_code": "3120", "venue_id": "V1"},
+        {"unit_credit_code": "TWO", "category_code": "3110", "venue_id": "V1"},
+        {"unit_credit_code": "TWO", "category_code": "3110", "venue_id": "V2"})
+    f = run(u, eq)  # 2021: elevators are not a focus category
+    for code in ("MALL", "TWO"):
+        assert boosts_of(f, code) == ["crowded_venue"]
+        assert f.loc[code, "boost_steps"] == 1 and f.loc[code, "interval_months"] == 6
+        reasons = f.loc[code, "reasons"]
+        assert reasons.count("人员密集场所") == 1 and reasons.count("电梯") == 1
+        assert "重点特种设备" in reasons and "持有重点特种设备" not in reasons
+    two = f.loc["TWO", "reasons"]
+    assert "在用设备位于人员密集场所（医院、商场；其中电梯为重点特种设备）" in two
+    # two rules naming the fact: it counts once, by the larger step
+    key2 = FrequencyRules(key_equipment=KeyEquipmentBoost(steps=2))
+    g = run(u, eq, rules=key2)
+    assert boosts_of(g, "MALL") == ["crowded_venue"] and g.loc["MALL", "boost_steps"] == 2
+    # the venue rule switched off: the elevator is key equipment of its own, still once
+    off = FrequencyRules.model_validate({"crowded_venue": {"steps": 0}})
+    h = run(u, eq, rules=off)
+    assert boosts_of(h, "MALL") == ["key_equipment"] and h.loc["MALL", "boost_steps"] == 1
+    assert "持有重点特种设备（人员密集场所电梯）" in h.loc["MALL", "reasons"]
+
+
+def test_a_key_category_in_the_focus_year_is_one_fact():
+    """A large amusement ride in 2022 is key equipment and the year's focus: one fact (the
+    category held), named once; the focus fact counts only the other focus categories."""
+    u = units_frame({"credit_code": "RIDE"}, {"credit_code": "BOTH"}, {"credit_code": "GAS"},
+                    {"credit_code": "CAR"})
+    eq = equipment_frame(
+        {"unit_credit_code": "RIDE", "category_code": "6100"},
+        {"unit_credit_code": "BOTH", "category_code": "6100"},
+        {"unit_credit_code": "BOTH", "category_code": "5110"},
+        {"unit_credit_code": "GAS", "category_code": "2310"},
+        {"unit_credit_code": "CAR", "category_code": "5110"})
+    f = run(u, eq, as_of=date(2022, 6, 30))
+    assert boosts_of(f, "RIDE") == ["key_equipment"] and f.loc["RIDE", "boost_steps"] == 1
+    assert "持有重点特种设备（大型游乐设施，亦为2022年重点治理领域）" in f.loc["RIDE", "reasons"]
+    assert "持有本年度重点治理领域设备" not in f.loc["RIDE", "reasons"]
+    assert f.loc["RIDE", "reasons"].count("大型游乐设施") == 1
+    # a ride and a forklift: two facts, the forklift alone under the focus
+    assert boosts_of(f, "BOTH") == ["key_equipment", "focus_category"]
+    assert f.loc["BOTH", "boost_steps"] == 2
+    assert "（2022年：场（厂）内专用机动车辆）" in f.loc["BOTH", "reasons"]
+    assert boosts_of(f, "CAR") == ["focus_category"]
+    # 2021's focus 压力容器 covers 气瓶: the cylinder is one fact
+    g = run(u, eq, as_of=date(2021, 6, 30))
+    assert boosts_of(g, "GAS") == ["key_equipment"] and g.loc["GAS", "boost_steps"] == 1
+    assert "持有重点特种设备（气瓶，亦为2021年重点治理领域）" in g.loc["GAS", "reasons"]
+    # the larger step of the two rules; key equipment off: the ride is the focus fact
+    focus2 = FrequencyRules.model_validate({"focus_category": {"steps": 2}})
+    assert run(u, eq, as_of=date(2022, 6, 30), rules=focus2).loc["RIDE", "boost_steps"] == 2
+    no_key = FrequencyRules.model_validate({"key_equipment": {"steps": 0}})
+    h = run(u, eq, as_of=date(2022, 6, 30), rules=no_key)
+    assert boosts_of(h, "RIDE") == ["focus_category"]
+    assert "（2022年：大型游乐设施）" in h.loc["RIDE", "reasons"]
+
+
+def test_where_a_piece_stands_and_what_it_is_are_two_facts():
+    """A ride in an amusement park venue: the venue (where it stands) and key equipment (what
+    it is, key anywhere) are two facts; an elevator in a mall in 2020: the venue and the
+    year's focus on elevators. Each fact once in ``boosts`` and in the reasons."""
+    u = units_frame({"credit_code": "PARK"}, {"credit_code": "MALL"})
+    eq = equipment_frame(
+        {"unit_credit_code": "PARK", "category_code": "6100", "venue_id": "V1"},
+        {"unit_credit_code": "PARK", "category_code": "6100", "venue_id": "V1"},
+        {"unit_credit_code": "MALL", "category_code": "3110", "venue_id": "V1"})
+    f = run(u, eq, as_of=date(2021, 6, 30))
+    assert boosts_of(f, "PARK") == ["crowded_venue", "key_equipment"]
+    g = run(u, eq, as_of=date(2020, 6, 30))
+    assert boosts_of(g, "MALL") == ["crowded_venue", "focus_category"]
+    assert g.loc["MALL", "boost_steps"] == 2
+    for frame in (f, g):
+        for code in frame.index:
+            facts = boosts_of(frame, code)
+            assert len(facts) == len(set(facts)) == frame.loc[code, "boost_steps"]
+
+
+def test_late_rectification_is_its_own_fact():
+    """A 一般 hazard past its deadline is an overdue rectification (Henan plan 二（一）闭环):
+    its own fact with its count, not a serious hazard; 重大 ones are not counted here."""
+    u = units_frame({"credit_code": "LATE"}, {"credit_code": "MAJOR"}, {"credit_code": "OK"})
+    eq = equipment_frame({"unit_credit_code": "LATE", "category_code": "5110"},
+                         {"unit_credit_code": "LATE", "category_code": "5110"},
+                         {"unit_credit_code": "MAJOR", "category_code": "5110"},
+                         {"unit_credit_code": "OK", "category_code": "5110"})
+    hz = hazards_frame(
+        {"registration_code": "R0", "deadline": "2021-03-01"},
+        {"registration_code": "R0", "deadline": "2021-04-01"},
+        {"registration_code": "R1", "deadline": "2021-05-01"},
+        {"registration_code": "R1", "deadline": "2021-05-01", "status": "已销号"},
+        {"registration_code": "R2", "deadline": "2021-05-01", "level": "重大"},
+        {"registration_code": "R3", "deadline": "2021-07-01"},   # not yet due
+        {"registration_code": "R9", "deadline": "2021-01-02"})   # no such piece
+    f = run(u, eq, hazards=hz, as_of=date(2019, 1, 1))
+    assert boosts_of(f, "LATE") == []  # found after as_of: ignored
+    f = run(u, eq, hazards=hz)
+    assert boosts_of(f, "LATE") == ["late_rectification"]
+    assert "有逾期未整改的一般隐患（3项）" in f.loc["LATE", "reasons"]
+    assert f.loc["LATE", "interval_months"] == 6
+    assert boosts_of(f, "MAJOR") == [] and boosts_of(f, "OK") == []
+    assert boosts_of(run(u, eq), "LATE") == []  # no hazards given: not evaluated
+    off = FrequencyRules.model_validate({"late_rectification": {"steps": 0}})
+    assert boosts_of(run(u, eq, hazards=hz, rules=off), "LATE") == []
+    assert FrequencyRules().late_rectification.basis.startswith("豫市监办〔2021〕55号 二（一）")
 
 
 def test_steps_are_configurable_and_zero_switches_off():

@@ -25,6 +25,7 @@ from layers.hotspots import (
     hotspot_cells,
     hotspot_units,
     k_ring_pairs,
+    late_general_hazards,
     poisson_excess,
     serious_hazards,
     widespread,
@@ -110,8 +111,8 @@ def test_rules_frozen() -> None:
 
 # --------------------------------------------------------------------------- serious hazards
 
-def test_serious_hazards_which_count() -> None:
-    h = hazards([
+def _which_count() -> pd.DataFrame:
+    return hazards([
         major("A", status="已销号", found_on="2026-06-01"),               # 0 recent major
         major("B", status="已销号", found_on="2025-06-01"),               # 1 old, closed: no
         major("C", status="整改中", found_on="2024-01-01"),               # 2 old but open
@@ -124,15 +125,38 @@ def test_serious_hazards_which_count() -> None:
         {"registration_code": "J", "status": "已登记", "deadline": None},  # 9 no deadline
         major("K", status="整改中", found_on=None),                        # 10 undated, open
         major("L", status="整改中", found_on="2026-10-01", deadline="2026-10-15"),  # 11
+        {"registration_code": "M", "status": "整改中", "found_on": "2026-11-02",
+         "deadline": "2026-10-31"},                                        # 12 future: no
+        major("N", status="已销号", found_on="2024-01-01", deadline="2024-02-01"),  # 13
     ])
+
+
+def test_serious_hazards_are_the_major_grade() -> None:
+    """严重事故隐患 are 重大 hazards, as the law means them: recent or still open (挂牌督办). A
+    一般 hazard past its deadline (3) is an overdue rectification, not serious."""
+    h = _which_count()
     s = serious_hazards(h, AS_OF, RULES)
-    assert s["hazard_id"].tolist() == ["H000", "H002", "H003", "H007", "H010", "H011"]
-    assert s["rule"].tolist() == ["major_recent", "major_open", "open_past_deadline",
-                                  "major_recent", "major_open", "major_recent"]
+    assert s["hazard_id"].tolist() == ["H000", "H002", "H007", "H010", "H011"]
+    assert s["rule"].tolist() == ["major_recent", "major_open", "major_recent", "major_open",
+                                  "major_recent"]
+    assert (s["level"] == "重大").all()
     assert s["why"].iloc[0] == "近365天内发现的重大隐患"
-    assert s["why"].iloc[2] == "隐患超过整改期限仍未销号"
+    assert s["why"].iloc[1] == "重大隐患尚未销号（挂牌督办中）"
     assert s["why"].dtype == "string"
     assert set(h.columns) < set(s.columns)
+
+
+def test_late_general_hazards_are_overdue_rectifications() -> None:
+    h = _which_count()
+    late = late_general_hazards(h, AS_OF)
+    # D: 一般, open, deadline passed. Not E (due today), F (closed), J (no deadline), M
+    # (found after as_of), nor the 重大 ones past their deadline (L, N): those are serious
+    assert late["hazard_id"].tolist() == ["H003"]
+    assert late["rule"].tolist() == ["general_past_deadline"]
+    assert late["why"].tolist() == ["一般隐患超过整改期限仍未销号（逾期整改）"]
+    assert not set(late["hazard_id"]) & set(serious_hazards(h, AS_OF, RULES)["hazard_id"])
+    empty = late_general_hazards(NO_HAZARDS, AS_OF)
+    assert len(empty) == 0 and {"hazard_id", "rule", "why"} <= set(empty.columns)
 
 
 def test_serious_hazards_lookback_is_a_knob() -> None:
@@ -567,6 +591,37 @@ def test_widespread() -> None:
 def test_widespread_counts_a_unit_once() -> None:
     parts = [pieces(C0, 3, prefix=f"U{i}", unit=f"U{i}") for i in range(3)]
     hz = hazards([major("U0-0"), major("U0-1"), major("U0-2"),
-                  {"registration_code": "U1-0", "status": "已登记", "deadline": "2026-01-01"}])
+                  major("U1-0", status="已登记", found_on="2024-01-01")])
     w = widespread(equipment(*parts), hz, AS_OF, RULES)
     assert w[["units", "units_with_serious"]].iloc[0].tolist() == [3, 2]
+
+
+def test_late_general_hazards_are_not_serious_anywhere() -> None:
+    """A 一般 hazard past its deadline is an overdue rectification: counted per cell as
+    ``late_general_hazards``, never as a serious hazard (not in the rate, the test, the
+    hot cells or the widespread share)."""
+    late = {"status": "整改中", "deadline": "2026-01-01"}
+    eq, hz, hot, lone = _patch()
+    # a general late hazard on every piece of a far cell, and on one piece of the centre
+    far = sorted(h3.grid_ring(C0, 3))[0]
+    extra = hazards([{"registration_code": f"{far}-{p}", **late} for p in range(10)]
+                    + [{"registration_code": f"{C0}-9", **late}])
+    extra["hazard_id"] = "L" + extra["hazard_id"]
+    both = pd.concat([hz, extra], ignore_index=True)
+    tested = gi_star_cells(eq, both, AS_OF, RULES).set_index("h3")
+    assert tested.loc[far, "serious_hazards"] == 0 and tested.loc[far, "rate"] == 0
+    assert tested.loc[far, "late_general_hazards"] == 10 and not tested.loc[far, "hot"]
+    assert tested.loc[C0, "late_general_hazards"] == 1
+    assert tested["late_general_hazards"].sum() == 11
+    assert str(tested["late_general_hazards"].dtype) == "Int64"
+    without = gi_star_cells(eq, hz, AS_OF, RULES)
+    pd.testing.assert_frame_equal(tested.reset_index().drop(columns="late_general_hazards"),
+                                  without.drop(columns="late_general_hazards"))
+    layer = hotspot_cells(eq, both, AS_OF, RULES)
+    assert layer["h3"].tolist() == sorted([*hot, lone])
+    assert layer.set_index("h3").loc[C0, "late_general_hazards"] == 1
+    # only late general hazards: nothing is serious, nothing is hot, nothing widespread
+    parts, rows = _units("410102", "3000", 10, 0, "G")
+    rows = [{"registration_code": f"G{i}-0", **late} for i in range(10)]
+    w = widespread(equipment(*parts), hazards(rows), AS_OF, RULES)
+    assert w["units_with_serious"].tolist() == [0] and not w["widespread"].any()

@@ -105,9 +105,10 @@ def test_unit_factors_raise_likelihood():
                five_have_score=pd.array([5, 5, 1, 5], dtype="Int64"),
                size=["大型", "大型", "大型", "微型"])
     g = grade(equipment(unit_credit_code=["U0", "U1", "U2", "U3", "U9"]), un)
-    assert g["L"].tolist() == [3, 3, 1, 1, 0.5]  # U9 is not in the units table: base
+    # U3 is micro, which raises nothing; U9 is not in the units table: base
+    assert g["L"].tolist() == [3, 3, 1, 0.5, 0.5]
     assert "黑名单" in g["L_reason"].iloc[0] and "事故" in g["L_reason"].iloc[1]
-    assert "五有" in g["L_reason"].iloc[2] and "小微" in g["L_reason"].iloc[3]
+    assert "五有" in g["L_reason"].iloc[2] and "小微" not in g["L_reason"].iloc[3]
 
 
 def test_an_open_major_hazard_makes_it_red_whatever_d_says():
@@ -186,3 +187,11 @@ def test_invalid_risk_rules_are_refused(change: dict, message: str):
 def test_a_safety_valve_is_graded_as_a_safety_accessory_not_as_pressure_piping():
     g = grade(equipment(category_code=["7310", "7320"]))
     assert g["top_category"].tolist() == ["F000", "7000"]
+
+
+def test_being_a_small_or_micro_unit_raises_no_likelihood():
+    """Henan plan 二（四）: a simpler approach for small and micro units, not a higher risk."""
+    small = grade(equipment(), units(size=["微型"])).iloc[0]
+    large = grade(equipment(), units(size=["大型"])).iloc[0]
+    assert (small["L"], small["D"], small["level"]) == (large["L"], large["D"], large["level"])
+    assert "小微" not in str(small["L_reason"]) + str(small["L_also"])

@@ -103,7 +103,7 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
         log.add(raw.path, raw.kind, raw.rows, miss & has_lat & ~has_lon, "lon",
                 Reason.HALF_COORDINATE)
     if raw.kind == Kind.EQUIPMENT:
-        log.add(raw.path, raw.kind, raw.rows, need & ~has_address, "lon", Reason.NO_LOCATION)
+        _reject_unplaced(raw, need & ~has_address, log)
     log.flag(raw.path, raw.kind, raw.rows, flags == str(Flag.GEOCODED_COUNTY), "address",
              Flag.GEOCODED_COUNTY, address)
     half_placed = flags == str(Flag.HALF_COORDINATE_GEOCODED)
@@ -130,6 +130,21 @@ def locate_points(raw: RawTable, parsed: pd.DataFrame, log: RejectLog,
     with options.timer("h3"):
         h3_columns = cells.enrich_cells(wlon, wlat, options.h3_resolution)
     return pd.concat([out, h3_columns], axis=1)
+
+
+def _reject_unplaced(raw: RawTable, mask: np.ndarray, log: RejectLog) -> None:
+    """Equipment rows with neither coordinates nor an address. A file with no column for
+    either (no address, and no longitude or no latitude) is told once, as the address
+    column it lacks (``missing_column``); otherwise each row is ``no_location``, naming the
+    header that may be an unrecognised address column."""
+    if "address" in raw.absent and {"lon", "lat"} & set(raw.absent):
+        log.add(raw.path, raw.kind, raw.rows, mask, "address", Reason.MISSING_COLUMN)
+        return
+    closest = raw.absent.get("address")
+    hint = None if closest is None else (f"文件没有可识别的地址列（最接近的表头：{closest}）",
+                                         f"no address column recognised (closest header: "
+                                         f"{closest})")
+    log.add(raw.path, raw.kind, raw.rows, mask, "lon", Reason.NO_LOCATION, detail=hint)
 
 
 def _pairs(parsed: pd.DataFrame, mask: np.ndarray) -> pd.Series | None:

@@ -34,7 +34,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyogrio
 
-from data.schema import KIND_TITLES, POLYGON_KINDS, Kind, detect_kind, guess_kind, match_headers
+from data.schema import (
+    KIND_TITLES,
+    POLYGON_KINDS,
+    Kind,
+    closest_header,
+    detect_kind,
+    filled_from,
+    guess_kind,
+    match_headers,
+    needed_fields,
+)
 
 log = logging.getLogger("riskmap")
 
@@ -132,6 +142,9 @@ class RawTable:
     raw: pd.DataFrame | None = None          # the source columns, for reporting rejects
     malformed: list[tuple[int | None, str]] = field(default_factory=list)  # (row, text)
     headers: dict[str, str] = field(default_factory=dict)  # canonical name -> source header
+    # needed fields (``data.schema.needed_fields``) the file has no column for -> the file's
+    # unmatched header closest to it, or None
+    absent: dict[str, str | None] = field(default_factory=dict)
 
 
 def _header(path: Path) -> tuple[list[str], str, str]:
@@ -391,6 +404,9 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
         raise _unknown_kind(path, headers)
     mapping = match_headers(found, headers)
     frame = source[list(mapping)].rename(columns=mapping).reset_index(drop=True)
+    others = filled_from(found, headers)
+    for canonical, columns in others.items():
+        frame[canonical] = _first_filled(frame[canonical], source[columns].reset_index(drop=True))
     if found in POLYGON_KINDS and geometry is None:
         raise FileRejected(str(path), "no_geometry", "园区/场所须为带多边形的 GeoJSON 或 GPKG",
                            "parks and venues need polygons (GeoJSON or GeoPackage)")
@@ -405,9 +421,31 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
             frame["lat"] = pts.y.astype("float64")
             own["lon"] = own["lat"] = "geometry"
     rows = _row_numbers(len(frame), first_row, [n for n, _ in malformed])
-    return RawTable(str(path), found, frame, rows, encoding, geometry, file_crs,
-                    [h for h in headers if h not in mapping], source.reset_index(drop=True),
-                    malformed, own)
+    used = {*mapping, *(h for hs in others.values() for h in hs)}
+    ignored = [h for h in headers if h not in used]
+    absent = {f.name: closest_header(f, ignored) for f in needed_fields(found)
+              if f.name not in own}
+    return RawTable(str(path), found, frame, rows, encoding, geometry, file_crs, ignored,
+                    source.reset_index(drop=True), malformed, own, absent)
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    return (values.isna() | values.astype("string").str.strip().eq("")).to_numpy(dtype=bool)
+
+
+def _first_filled(first: pd.Series, others: pd.DataFrame) -> pd.Series:
+    """``first``, with each empty value taken from the first of ``others`` (in order) that
+    has one."""
+    out = first.astype(object).to_numpy(copy=True)
+    empty = np.flatnonzero(_blank(first))
+    for n in range(others.shape[1]):
+        if not len(empty):
+            break
+        taken = others.iloc[empty, n]
+        filled = ~_blank(taken)
+        out[empty[filled]] = taken.to_numpy(dtype=object)[filled]
+        empty = empty[~filled]
+    return pd.Series(out, index=first.index, dtype=object)
 
 
 def _unknown_kind(path: Path, headers: list[str]) -> FileRejected:

@@ -1,18 +1,48 @@
 """Collect rejected rows: file, row number, field, reason (Chinese and English), value.
 
 Rejects are accumulated as small frames built from boolean masks (vectorised) and turned
-into the report and the store's ``rejects`` table at the end of a batch."""
+into the report and the store's ``rejects`` table at the end of a batch.
+
+A row that misses a value for a column its file does not have at all is rejected for the
+file, not for the row: once a file's absent columns are known (:meth:`RejectLog.lacks`),
+a ``missing`` or ``half_coordinate`` of such a field is kept as ``missing_column``, whose
+value is the file's header closest to the column. The report tells it once per file and
+field (``service.ingest.report``); the rejects table and the workbook still list each row."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from data.reasons import reason_text
+from data.reasons import Reason, reason_text
+from data.schema import Kind, field_of
 
 COLUMNS = ["file", "row", "kind", "field", "code", "reason_zh", "reason_en", "value", "index"]
 Text = pd.Series | str | None
 Detail = Text | tuple[Text, Text]
+# per-row reasons that mean "no value here": for a column the file lacks, a file's cause
+FOR_THE_FILE = frozenset({Reason.MISSING, Reason.HALF_COORDINATE})
+# why a row needs the column, by field (else: a required field)
+NEEDS = {
+    "address": ("没有经纬度的行须按地址定位", "rows without coordinates are placed by address"),
+    "lon": ("经度和纬度须成对填写", "longitude and latitude go together"),
+    "lat": ("经度和纬度须成对填写", "longitude and latitude go together"),
+    "cells": ("没有负责区县代码的网格员须列出网格单元",
+              "an officer without a county code needs cells"),
+}
+REQUIRED = ("每行必填", "required in every row")
+
+
+def missing_column_text(kind: str, field: str, closest: str | None) -> tuple[str, str]:
+    """The detail of a ``missing_column`` (Chinese, English): the column by its names, why
+    rows need it, and the file's closest header."""
+    f = field_of(Kind(kind), field)
+    why_zh, why_en = NEEDS.get(field, REQUIRED)
+    names = f"「{f.zh}」" + (f"（登记表：「{f.form}」）" if f.form else "")
+    near_zh = f"最接近的表头：{closest}" if closest else "文件中没有相近的表头"
+    near_en = f"closest header: {closest}" if closest else "no header of the file comes close"
+    return (f"{names}，{why_zh}；{near_zh}",
+            f"{f.zh} ({field}), {why_en}; {near_en}")
 
 
 def _with_detail(reason: str, sep: str, detail: Text, idx: np.ndarray) -> np.ndarray | str:
@@ -31,6 +61,11 @@ class RejectLog:
     def __init__(self) -> None:
         self._parts: list[pd.DataFrame] = []
         self._flags: list[pd.DataFrame] = []
+        self._absent: dict[str, dict[str, str | None]] = {}  # file -> field -> closest header
+
+    def lacks(self, path: str, absent: dict[str, str | None]) -> None:
+        """The needed fields ``path`` has no column for, each with its closest header."""
+        self._absent[path] = dict(absent)
 
     @staticmethod
     def _frame(path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str, code: str,
@@ -52,10 +87,18 @@ class RejectLog:
     def add(self, path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str,
             code: str, values: pd.Series | None = None, detail: Detail = None) -> None:
         """Reject the rows of ``mask``. ``detail`` is appended to the reason: one text, a
-        text per row (<NA>: none for that row), or a (Chinese, English) pair of either."""
+        text per row (<NA>: none for that row), or a (Chinese, English) pair of either. A
+        ``missing`` or ``half_coordinate`` of a field the file has no column for, or a
+        ``missing_column``, is recorded as ``missing_column`` with its own detail."""
         mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            self._parts.append(self._frame(path, kind, rows, mask, field, code, values, detail))
+        if not mask.any():
+            return
+        absent = self._absent.get(path, {})
+        if field in absent and (code in FOR_THE_FILE or code == Reason.MISSING_COLUMN):
+            closest = absent[field]
+            code, detail = Reason.MISSING_COLUMN, missing_column_text(kind, field, closest)
+            values = pd.Series(closest, index=range(len(mask)), dtype="string")
+        self._parts.append(self._frame(path, kind, rows, mask, field, code, values, detail))
 
     def flag(self, path: str, kind: str, rows: np.ndarray, mask: np.ndarray, field: str,
              code: str, values: pd.Series | None = None) -> None:

@@ -4,7 +4,9 @@ rejected source rows for the reject workbook, and the exit code of ``riskmap ing
 
 A reject or flag names its field twice: ``field`` is the canonical name, ``header`` the
 column as the clerk's file wrote it (null for a whole file, a whole row, or a column the
-file does not have)."""
+file does not have). Rows rejected because their file lacks a needed column
+(``missing_column``) are one record per file and field, with row 0 and ``rows``, the number
+of rows it rejects; the rejected rows for the workbook still list each of them."""
 
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ def build_report(batch_id: str, files: list[dict], per_kind: dict[str, dict[str,
         "by_reason": {str(k): int(v) for k, v in rejects["code"].value_counts().sort_index()
                       .items()},
         "by_flag": {str(k): int(v) for k, v in flags["code"].value_counts().sort_index().items()},
-        "rejects": _records(annotate(rejects, headers)),
+        "rejects": _records(_once_per_file(annotate(rejects, headers))),
         "flags": _records(annotate(flags, headers)),
     }
 
@@ -92,6 +94,21 @@ def _without_rejected(flags: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFra
     return flags[~mine.isin(keys)].reset_index(drop=True)
 
 
+def _once_per_file(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the rows rejected for a column their file lacks as one line per file
+    and field: row 0 and ``rows``, how many rows it rejects."""
+    lacking = (frame["code"].astype(str) == Reason.MISSING_COLUMN).to_numpy()
+    if not lacking.any():
+        return frame
+    keys = ["file", "field"]
+    per_row = frame[lacking]
+    once = per_row.drop_duplicates(keys).assign(row=0)
+    counts = per_row.groupby(keys, sort=False)["row"].nunique()
+    once["rows"] = counts.reindex(pd.MultiIndex.from_frame(once[keys])).to_numpy()
+    out = pd.concat([frame[~lacking], once], ignore_index=True)
+    return out.sort_values(["file", "row", "field"], kind="stable").reset_index(drop=True)
+
+
 def annotate(frame: pd.DataFrame, headers: Headers | None) -> pd.DataFrame:
     """``frame`` (rejects or flags) with ``header`` (the file's own column name, <NA> where
     none) and ``advice`` (what to do, per kind, field and code) columns."""
@@ -108,12 +125,15 @@ def annotate(frame: pd.DataFrame, headers: Headers | None) -> pd.DataFrame:
     at = pd.MultiIndex.from_arrays([out["file"].astype(str), out["field"].astype(str)])
     out["header"] = (lookup.reindex(at).to_numpy() if len(lookup)
                      else pd.array([pd.NA] * len(out), dtype="string"))
+    # a column the file lacks: its value is the file's closest header, which advice names
+    closest = out["value"].astype("string").where(
+        out["code"].astype(str) == Reason.MISSING_COLUMN).fillna("")
     keys = pd.MultiIndex.from_arrays([out["kind"].astype(str), out["field"].astype(str),
                                       out["code"].astype(str),
-                                      out["header"].astype("string").fillna("")])
+                                      out["header"].astype("string").fillna(""), closest])
     distinct = keys.unique()
-    told = pd.Series([advice(c, k or None, f, h or None) for k, f, c, h in distinct],
-                     index=distinct, dtype="string")
+    told = pd.Series([advice(c, k or None, f, h or None, n or None)
+                      for k, f, c, h, n in distinct], index=distinct, dtype="string")
     out["advice"] = told.reindex(keys).to_numpy()
     return out
 
@@ -134,7 +154,12 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     # plain lists (None for <NA>: JSON has no pd.NA), zipped: ~5x pandas' to_dict
     lists = [c.astype(object).where(c.notna(), None).tolist() for c in columns.values()]
     names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
+    records = [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
+    if "rows" in frame.columns:  # the lines of a column a file lacks
+        for at, rows in enumerate(frame["rows"].tolist()):
+            if pd.notna(rows):
+                records[at]["rows"] = int(rows)
+    return records
 
 
 # rejected source rows -------------------------------------------------------------------------
@@ -151,10 +176,12 @@ def rejected_source_rows(rejects: pd.DataFrame, raws: Sequence[RawTable],
         return [], False
     by_path = {r.path: r for r in raws}
     notes = annotate(rejects, {r.path: r.headers for r in raws})
-    notes["label"] = _labels(notes)
+    # a column the file lacks is named by its reason already
+    notes["label"] = (_labels(notes) + "：").where(
+        notes["code"].astype(str) != Reason.MISSING_COLUMN, "")
     # a choice's reason lists the allowed values already
     told = notes["advice"].where(notes["code"].astype(str) != Reason.BAD_CHOICE)
-    notes["text"] = (notes["label"] + "：" + notes["reason_zh"].astype(str)
+    notes["text"] = (notes["label"] + notes["reason_zh"].astype(str)
                      + ("（" + told + "）").fillna(""))
     order = {str(p): n for n, p in enumerate(paths)}
     notes["order"] = notes["file"].astype(str).map(order).fillna(len(order))
@@ -346,6 +373,7 @@ def summary_lines(report: dict) -> list[str]:
     for f in report["files"]:
         if f.get("error"):
             lines.append(f"  文件被拒 file refused: {_short(f['path'])}: {f['error']}")
+    lines += _missing_columns(report)
     ignored = [(f["path"], f["ignored_columns"]) for f in report["files"]
                if f.get("ignored_columns")]
     if ignored:
@@ -354,13 +382,34 @@ def summary_lines(report: dict) -> list[str]:
             text = f"{_short(path)}: " + "、".join(map(str, columns))
             lines.extend(("  " if n == 0 else "    ") + part
                          for n, part in enumerate(_wrap(text, WIDTH - 4)))
-    lines += _table(_frame(report["rejects"], report["files"]),
+    rejects = [r for r in report["rejects"] if r["code"] != Reason.MISSING_COLUMN]
+    lines += _table(_frame(rejects, report["files"]),
                     "拒收明细 rejects by file and column:", report["files"])
     lines += _table(_frame(report["flags"], report["files"]),
                     "标记明细 flags by file and column (已导入 loaded):", report["files"])
     if report.get("rejected_rows_capped"):
         lines.append(f"拒收行超过 {report.get('rejected_rows_limit', REJECTED_ROWS_LIMIT):,} 行，"
                      "拒收工作簿只列出前面的行 the reject workbook lists the first rows only")
+    return lines
+
+
+def _missing_columns(report: dict) -> list[str]:
+    """One line per file and column it lacks: the column, why rows need it, the file's
+    closest header, how many rows it rejects, and what to do."""
+    lacking = [r for r in report["rejects"] if r["code"] == Reason.MISSING_COLUMN]
+    if not lacking:
+        return []
+    kinds = {f["path"]: f.get("kind") for f in report["files"]}
+    lines = ["文件缺少必需的列 missing columns:"]
+    for r in lacking:
+        kind = kinds.get(r["file"])
+        text = (f"{_short(r['file'])}" + (f"（{kind}）" if kind else "") + "："
+                + r["reason"].split(" / ", 1)[0] + f"。{r.get('rows', 0)} 行因此拒收")
+        lines.extend(("  " if n == 0 else "    ") + part
+                     for n, part in enumerate(_wrap(text, WIDTH - 4)))
+        if r.get("advice"):
+            lines.extend(("    → 处理：" if n == 0 else " " * 8) + part
+                         for n, part in enumerate(_wrap(r["advice"], WIDTH - 12)))
     return lines
 
 

@@ -26,7 +26,10 @@ def _column(raw: RawTable, name: str) -> pd.Series:
 
 
 def parse_table(raw: RawTable, log: RejectLog) -> pd.DataFrame:
-    """Typed canonical columns for every field of the kind (missing columns are NA)."""
+    """Typed canonical columns for every field of the kind (missing columns are NA). The
+    needed columns the file lacks are told to ``log``, which rejects their rows for the
+    file (``missing_column``) rather than each row as ``missing``."""
+    log.lacks(raw.path, raw.absent)
     out: dict[str, pd.Series] = {}
     n = len(raw.frame)
     for f in SCHEMAS[raw.kind]:
