@@ -72,9 +72,13 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
 REGION_COLUMNS: tuple[str, ...] = ("adcode", "name", "admin_level", "parent_adcode")
 UNIT_COUNT_COLUMNS: tuple[str, ...] = ("units", *(f"units_{lv}" for lv in LEVELS))
 
-CELL_COLUMNS: tuple[str, ...] = ("h3", "resolution", *INDICATOR_COLUMNS, "geometry")
+# level / level_share: the area's grade from the share of its pieces at each level
+# (:func:`area_levels`); max_level stays the single worst piece.
+AREA_LEVEL_COLUMNS: tuple[str, ...] = ("level", "level_share")
+CELL_COLUMNS: tuple[str, ...] = (
+    "h3", "resolution", *AREA_LEVEL_COLUMNS, *INDICATOR_COLUMNS, "geometry")
 REGIONS_COLUMNS: tuple[str, ...] = (
-    *REGION_COLUMNS, "province_adcode", "city_adcode", *INDICATOR_COLUMNS,
+    *REGION_COLUMNS, "province_adcode", "city_adcode", *AREA_LEVEL_COLUMNS, *INDICATOR_COLUMNS,
     *UNIT_COUNT_COLUMNS, "geometry")
 INDUSTRIES_COLUMNS: tuple[str, ...] = (
     *REGION_COLUMNS, "province_adcode", "city_adcode", "industry", "industry_name",
@@ -103,6 +107,20 @@ class AggregateRules(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("H3 分辨率不得重复")
         return tuple(sorted(v))
+
+    # 风险四色图 practice: an area is rated by the share of its higher-risk units, not by its
+    # single worst one (one red piece among fifty blue ones is not a red cell).
+    red_share: float = Field(
+        default=0.25, gt=0, le=1,
+        description="网格、行政区定为红色（重大）所需的重大风险在用设备占比下限；区域等级按"
+                    "“达到该等级及以上的设备占比”逐级判定，而非取区域内最高一台设备的等级")
+    orange_share: float = Field(
+        default=0.25, gt=0, le=1,
+        description="定为橙色（较大）所需的较大及以上风险在用设备占比下限")
+    yellow_share: float = Field(
+        default=0.25, gt=0, le=1,
+        description="定为黄色（一般）所需的一般及以上风险在用设备占比下限；其余有在用设备的"
+                    "区域为蓝色（低）")
 
 
 # --------------------------------------------------------------------------- per-row parts
@@ -247,6 +265,27 @@ def _indicators(totals: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(k))
 
 
+def area_levels(counts: np.ndarray, rules: AggregateRules | None = None) -> pd.DataFrame:
+    """The level of each area from its in-use pieces by level (k × 4, LEVELS order).
+
+    风险四色图 practice: an area is red when at least ``red_share`` of its pieces are red,
+    else orange when at least ``orange_share`` are orange or worse, else yellow when at least
+    ``yellow_share`` are yellow or worse, else blue. ``level_share`` is the share that set
+    the level (blue: 1). An area without in-use equipment has no level and share 0.
+    """
+    rules = rules or AggregateRules()
+    counts = np.asarray(counts, dtype="float64").reshape(-1, _N_LEV)
+    total = counts.sum(axis=1)
+    share = np.divide(np.cumsum(counts, axis=1), total[:, None],
+                      out=np.zeros_like(counts), where=total[:, None] > 0)
+    floor = np.array([rules.red_share, rules.orange_share, rules.yellow_share, 0.0])
+    meets = (share >= floor - 1e-9) & (total > 0)[:, None]
+    level = np.where(meets.any(axis=1), meets.argmax(axis=1), -1)
+    rows = np.arange(len(counts))
+    return pd.DataFrame({"level": _labels(level, LEVELS),
+                         "level_share": np.where(level >= 0, share[rows, level], 0.0)})
+
+
 def indicators(equipment: pd.DataFrame, by: pd.Series) -> pd.DataFrame:
     """The indicators of ``equipment`` grouped by ``by`` (aligned; NA keys left out),
     one row per key in sorted order, the key in column ``key``."""
@@ -305,13 +344,15 @@ def _gdf(columns: dict[str, object] | pd.DataFrame, geometry: np.ndarray,
 # --------------------------------------------------------------------------- risk cells
 
 def risk_cells(equipment: pd.DataFrame,
-               resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS) -> gpd.GeoDataFrame:
+               resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
+               rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
     """One row per (resolution, H3 cell) holding equipment, with the indicators.
 
     “网格化” (Henan plan 二（二）). The finest resolution comes from lon/lat; every coarser one
     is the parent of that cell, so a parent's sums are exactly its children's. Rows without
-    coordinates are in no cell; their count is ``attrs["unlocated"]``. Ordered by
-    resolution, then cell.
+    coordinates are in no cell; their count is ``attrs["unlocated"]``. ``level`` is the
+    cell's grade by :func:`area_levels` under ``rules``, ``max_level`` its worst piece.
+    Ordered by resolution, then cell.
     """
     res = AggregateRules(cell_resolutions=tuple(resolutions)).cell_resolutions
     finest = res[-1]
@@ -333,10 +374,11 @@ def risk_cells(equipment: pd.DataFrame,
         sums.append(per)
         levels.append(np.full(len(up), r, dtype=np.int64))
     every = np.concatenate(ids)
+    sums_ = np.concatenate(sums)
     body = pd.concat([pd.DataFrame({"h3": to_strings(every),
                                     "resolution": pd.array(np.concatenate(levels),
                                                            dtype="Int64")}),
-                      _indicators(np.concatenate(sums))], axis=1)
+                      area_levels(sums_[:, _LEV], rules), _indicators(sums_)], axis=1)
     out = _gdf(body, _hexagons(every), CELL_COLUMNS)
     out.attrs["unlocated"] = int((~located).sum())
     return out
@@ -417,14 +459,15 @@ def _unit_counts(units: pd.DataFrame, regions: pd.DataFrame) -> np.ndarray:
     return counts
 
 
-def regions(equipment: pd.DataFrame, units: pd.DataFrame,
-            boundaries: pd.DataFrame) -> gpd.GeoDataFrame:
+def regions(equipment: pd.DataFrame, units: pd.DataFrame, boundaries: pd.DataFrame,
+            rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
     """One row per province, city and county of ``boundaries`` with the indicators.
 
     “分区域、分级别” (Henan plan 二（二）), by 行政区划代码. Regions without data get zeros (an
     empty county is shown, not hidden). Equipment counts where its adcodes say; units where
     theirs say, by unit level. ``attrs["unplaced"]`` counts equipment rows whose county
-    adcode is in no county of ``boundaries``.
+    adcode is in no county of ``boundaries``. ``level`` is the region's grade by
+    :func:`area_levels` under ``rules``, ``max_level`` its worst piece.
     """
     reg = _region_table(boundaries)
     parts = _parts(equipment)
@@ -433,7 +476,8 @@ def regions(equipment: pd.DataFrame, units: pd.DataFrame,
     for pos, codes in levels:
         totals[pos] = _totals(parts, codes, len(pos))
     unit_counts = _unit_counts(units, reg)
-    body = pd.concat([reg.drop(columns="geometry"), _indicators(totals),
+    body = pd.concat([reg.drop(columns="geometry"), area_levels(totals[:, _LEV], rules),
+                      _indicators(totals),
                       pd.DataFrame({c: _ints(unit_counts[:, j])
                                     for j, c in enumerate(UNIT_COUNT_COLUMNS)})], axis=1)
     out = _gdf(body, reg.geometry.to_numpy(), REGIONS_COLUMNS)

@@ -3,7 +3,8 @@
 Two region layers for the risk monitoring centre:
 
 * :func:`insurance` — elevator liability-insurance coverage per province, city and county
-  against the yearly target of Shaanxi plan 二（五） (40% / 55% / 70% of the elevator stock).
+  against the yearly target of Shaanxi plan 二（五） (40% / 55% / 70% of the elevator stock),
+  in Shaanxi for 2020–2022 only (the rule's scope, ``layers/scope.py``).
 * :func:`warnings` — the three warning grades of Shaanxi plan 二（三）
   ("开展风险提示、警示、预警及压力测试活动"), raised per region by a regulator-editable table of
   indicator thresholds.
@@ -22,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from layers.columns import text
+from layers.scope import ShaanxiScope
 
 ELEVATORS = "3000"  # 特种设备目录：电梯
 ADMIN_LEVELS: tuple[str, ...] = ("province", "city", "county")
@@ -34,8 +36,10 @@ class _Rules(BaseModel):
 
 # --------------------------------------------------------------------------- insurance
 
-class InsuranceRules(_Rules):
-    """电梯责任保险覆盖率目标（陕西省《全省特种设备安全专项整治三年行动实施方案》二（五））."""
+class InsuranceRules(_Rules, ShaanxiScope):
+    """电梯责任保险覆盖率目标（陕西省《全省特种设备安全专项整治三年行动实施方案》二（五））.
+    Shaanxi's targets for the plan's years: scoped to 610000, 2020–2022. Elsewhere and
+    later a region's coverage is still shown, without a target (and so without a warning)."""
 
     targets: dict[int, float] = Field(
         default={2020: 0.40, 2021: 0.55, 2022: 0.70},
@@ -112,7 +116,8 @@ def insurance(equipment: pd.DataFrame, boundaries: gpd.GeoDataFrame, as_of: date
     key = pd.MultiIndex.from_arrays([b["level"].astype("string"), b["adcode"].astype("string")])
     stats = counts.reindex(key).fillna(0)
     year = pd.Timestamp(as_of).year
-    target = rules.target_for(year)
+    # the year's target only where and when the target rule is in force
+    target = np.where(rules.mask(b["province_adcode"], as_of), rules.target_for(year), np.nan)
 
     elevators = stats["elevators"].to_numpy(dtype=np.int64)
     insured = stats["insured"].to_numpy(dtype=np.int64)
@@ -136,7 +141,7 @@ def insurance(equipment: pd.DataFrame, boundaries: gpd.GeoDataFrame, as_of: date
         "insured_unknown": pd.array(stats["insured_unknown"].to_numpy(dtype=np.int64),
                                     dtype="Int64"),
         "coverage": coverage.astype("float64"),
-        "target": np.full(len(b), target, dtype="float64"),
+        "target": target.astype("float64"),
         "gap": gap.astype("float64"),
         "meets_target": meets})
     return gpd.GeoDataFrame(out, geometry=_geometry_4326(b), crs=4326)

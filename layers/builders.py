@@ -101,7 +101,8 @@ class Build:
     @cached_property
     def regions(self) -> gpd.GeoDataFrame:
         """The region indicators (the warnings are raised on them)."""
-        return layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries)
+        return layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries,
+                                        self.rules.aggregate)
 
     @cached_property
     def schedule(self) -> gpd.GeoDataFrame:
@@ -208,7 +209,8 @@ def units(b: Build) -> pd.DataFrame:
 @builder("aggregate")
 def risk_cells(b: Build) -> gpd.GeoDataFrame:
     """Risk indicators per H3 cell at every configured resolution."""
-    return layers.aggregate.risk_cells(b.equipment, b.rules.aggregate.cell_resolutions)
+    return layers.aggregate.risk_cells(b.equipment, b.rules.aggregate.cell_resolutions,
+                                       b.rules.aggregate)
 
 
 @builder("aggregate")

@@ -37,6 +37,7 @@ from data.catalogue import TOP_CATEGORIES, category_name, load_catalogue
 from layers.columns import arrow_text, as_flags, text, top_categories
 from layers.frames import LEVEL_RANK, LEVEL_ZH
 from layers.hotspots import late_general_hazards
+from layers.scope import ShaanxiScope
 
 BOOSTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "hotspot", "blacklisted",
                            "overdue_inspection", "focus_category", "late_rectification")
@@ -151,9 +152,10 @@ FOCUS_BY_YEAR: dict[int, tuple[str, ...]] = {
 }
 
 
-class FocusBoost(_Boost):
+class FocusBoost(_Boost, ShaanxiScope):
     """Shaanxi plan 二（四）: 2020 压力管道、气瓶、电梯；2021 压力容器、锅炉、起重机械；
-    2022 场（厂）车、大型游乐设施、客运索道 (重点治理…存在的突出问题)."""
+    2022 场（厂）车、大型游乐设施、客运索道 (重点治理…存在的突出问题). Shaanxi's alone, for
+    the plan's years: scoped to 610000, 2020–2022."""
 
     reason: str = Field("持有本年度重点治理领域设备", min_length=1,
                         description="理由；其后括注年份与类别（已作为重点特种设备加频的类别不再计入）")
@@ -410,8 +412,8 @@ def _note(detail: np.ndarray, names: np.ndarray, before: str, after: str) -> np.
     return out
 
 
-def _category_facts(pc: Pieces, venues: pd.DataFrame, rules: FrequencyRules, year: int,
-                    n: int) -> dict[str, Fact]:
+def _category_facts(pc: Pieces, venues: pd.DataFrame, rules: FrequencyRules, as_of: date,
+                    units: pd.DataFrame) -> dict[str, Fact]:
     """Where the unit's equipment stands and what it is: ``crowded_venue``,
     ``key_equipment`` and ``focus_category``, each fact once.
 
@@ -419,14 +421,21 @@ def _category_facts(pc: Pieces, venues: pd.DataFrame, rules: FrequencyRules, yea
     venue fact, noted in its reason, with the larger of the two rules' steps (the key
     equipment fact when the venue rule is off). A category both key and the year's focus
     is one fact, the key equipment, noted, with the larger steps; the focus fact counts the
-    other focus categories only."""
+    other focus categories only. The focus categories count only for units where and when
+    the focus rule is in force (its scope against the unit's province and ``as_of``)."""
     crowd, key, focus = rules.crowded_venue, rules.key_equipment, rules.focus_category
+    n = len(units)
     none = np.full(len(pc.pos), None, dtype=object)
     key_any = pc.category_labels(key.anywhere) if key.steps else none
     key_venue = (np.where(pc.venue >= 0, pc.category_labels(key.in_venue), None)
                  if key.steps else none)
-    used, codes = focus.codes_for(year)
+    used, codes = focus.codes_for(as_of.year)
+    in_force = focus.mask(units["province_adcode"], as_of)
+    if not in_force.any():
+        codes = ()
     focus_of = pc.category_labels(codes) if focus.steps and codes else none
+    if focus.steps and codes:  # a piece counts where its unit is in the focus rule's scope
+        focus_of = np.where(_take(in_force, pc.pos, False).astype(bool), focus_of, None)
     is_key, is_focus = ~pd.isna(key_any), ~pd.isna(focus_of)
     out: dict[str, Fact] = {}
 
@@ -557,7 +566,7 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
         return _empty()
     n = len(u)
     pc = Pieces(equipment, u)
-    facts = _category_facts(pc, venues, rules, as_of.year, n)
+    facts = _category_facts(pc, venues, rules, as_of, u)
     others = {
         "hotspot": lambda: _hotspot(pc, u, hotspot_units, widespread, rules.hotspot, n),
         "blacklisted": lambda: _blacklisted(u),

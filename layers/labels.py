@@ -91,6 +91,7 @@ FIELD_LABELS: dict[str, str] = {
     "risk_index": "风险指数",
     "D_max": "最高风险值 D",
     "max_level": "最高风险",
+    "level_share": "定级占比",
     "max_level_rank": "最高风险等级序号",
     "dominant_category": "主要种类代码",
     "dominant_category_name": "主要种类",
@@ -207,6 +208,7 @@ FIELD_UNITS: dict[str, str] = {
         "due_in_days")},
     **{name: FRACTION for name in (
         "overdue_rate", "insurance_coverage", "five_have_rate", "small_micro_share", "share",
+        "level_share",
         "coverage", "target", "gap")},
     "base_interval_months": "月",
     "interval_months": "月",
@@ -304,6 +306,8 @@ FIELD_MEANINGS: dict[str, str] = {
     "D_max": "在用设备中最高的 LEC 风险值 D",
     "max_level": f"区域内在用设备的最高风险等级代码：{_LEVELS}",
     "max_level_rank": "最高风险等级序号：4 重大、3 较大、2 一般、1 低，0 为无在用设备",
+    "level_share": "定级依据：风险等级达到区域所定等级及以上的在用设备占比"
+                   "（蓝色为 1，无在用设备为 0）",
     "dominant_category": "D 值之和最大的设备种类代码",
     "dominant_category_name": "D 值之和最大的设备种类名称",
     "main_category": "网格内严重隐患最多的设备种类代码",

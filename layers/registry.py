@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from data.catalogue import TOP_CATEGORIES
 from data.plans import LEC, cite
-from layers.frames import LEVEL_COUNT_COLUMNS
+from layers.frames import LEVEL_COUNT_COLUMNS, LEVEL_ZH, LEVELS
 from layers.labels import CODED_FIELDS, FIELD_LABELS, FIELD_MEANINGS, FIELD_UNITS
 
 _BUILDER = re.compile(r"^[a-z_][a-z0-9_.]*:[a-z_][a-z0-9_]*$")
@@ -124,6 +124,12 @@ INDICATORS = (
     ("open_hazards", "int"), ("open_major_hazards", "int"), ("overdue", "int"),
     ("overdue_rate", "float"),
 )
+AREA_LEVEL = (("level", "text"), ("level_share", "float"))
+AREA_LEVEL_MEANINGS = (
+    ("level", "区域风险等级代码（" + "、".join(f"{lv} {LEVEL_ZH[lv]}" for lv in LEVELS)
+     + "）：按区域内在用设备的风险占比定级——重大占比达到规则下限为红色，否则较大及以上占比"
+       "达到下限为橙色，否则一般及以上占比达到下限为黄色，其余为蓝色；无在用设备为空。"
+       "单台最高风险见 max_level"),)
 REGION = (("adcode", "text"), ("name", "text"), ("admin_level", "text"),
           ("parent_adcode", "text"), ("province_adcode", "text"), ("city_adcode", "text"))
 REGION_LABELS = (("name", "行政区"),)
@@ -168,17 +174,19 @@ _LAYERS = (
         meanings=(("equipment", "该单位登记的设备台数（全部状态）"),)),
     LayerSpec(
         "risk-cells", "网格风险（H3）", "polygon", ("h3",), (
-            ("h3", "text"), ("resolution", "int"), *INDICATORS),
+            ("h3", "text"), ("resolution", "int"), *AREA_LEVEL, *INDICATORS),
         "H3 第 5–9 级六边形网格的风险指标，父网格合计等于子网格之和",
         _henan("二（二）", "分区域、分级别、分行业、网格化"), cells=True,
-        builder="layers.builders:risk_cells", short_title="网格风险"),
+        builder="layers.builders:risk_cells", short_title="网格风险",
+        meanings=AREA_LEVEL_MEANINGS),
     LayerSpec(
         "regions", "行政区风险", "multipolygon", ("admin_level", "adcode"), (
-            *REGION, *INDICATORS, ("units", "int"),
+            *REGION, *AREA_LEVEL, *INDICATORS, ("units", "int"),
             *_ints("units_red", "units_orange", "units_yellow", "units_blue")),
         "省、市、县三级行政区的风险指标（按行政区划代码）",
         _henan("二（二）", "分区域、分级别"),
-        builder="layers.builders:regions", labels=(*REGION_LABELS, ("units", "使用单位"))),
+        builder="layers.builders:regions", labels=(*REGION_LABELS, ("units", "使用单位")),
+        meanings=AREA_LEVEL_MEANINGS),
     LayerSpec(
         "industries", "分行业风险", "multipolygon", ("admin_level", "adcode", "industry"), (
             *REGION, ("industry", "text"), ("industry_name", "text"), *INDICATORS),

@@ -20,12 +20,16 @@ from tomlkit.items import Table
 
 from layers.aggregate import AggregateRules
 from layers.alerts import InsuranceRules, WarningRules
+from layers.campaigns import DEFAULT_CAMPAIGNS, Campaign
 from layers.demonstration import DemonstrationRules
 from layers.frequency import FrequencyRules
 from layers.hotspots import HotspotRules
 from layers.parks import ParkRules
 from layers.points import BlacklistRules
 from layers.risk import RiskRules
+from layers.scope import Scope
+
+__all__ = ["Campaign", "Rules", "RulesError", "Scope", "load_rules", "to_toml"]
 
 
 class RulesError(ValueError):
@@ -47,6 +51,9 @@ class Rules(BaseModel):
     insurance: InsuranceRules = InsuranceRules()
     warnings: WarningRules = WarningRules()
     blacklist: BlacklistRules = BlacklistRules()
+    campaigns: tuple[Campaign, ...] = Field(
+        DEFAULT_CAMPAIGNS, description="专项整治月历：每月专项任务（陕西省方案二（一）；"
+        "provinces/from_year/to_year 为适用范围，不写表示全国、长期适用）")
 
     def fingerprint(self) -> str:
         """A short hash of the rules in force (not of the file's spelling)."""

@@ -8,7 +8,9 @@ closed or moved on, supervision checks recorded through the service):
 3. equipment overdue for periodic inspection (逾期未检, Henan plan 二（三）);
 4. supervision checks due within 30 days by the unit's frequency (加大监督检查频次, Henan
    plan 二（二）);
-5. this month's campaign task for the red and orange units (Shaanxi plan 二（一） calendar);
+5. this month's campaign task for the units of the levels it names (red and orange by
+   default): the campaigns are the rule file's ``[[campaigns]]`` (Shaanxi plan 二（一）
+   calendar), each only for units in its scope (Shaanxi, 2020–2022 by default);
 6. units drawn for 双随机 checks (Henan plan 三（二）) and not checked since the draw: those in
    the caller's scope, and for a grid officer also those the draw assigned to them (the
    draw is public, and an inspector is drawn away from their own cells).
@@ -24,13 +26,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from data.plans import cite
+from layers.campaigns import BASIS as CAMPAIGN_BASIS
+from layers.campaigns import Campaign, campaigns_on
 from layers.registry import ALL
+from layers.rules import load_rules
 from service.auth import Forbidden, Principal, Role
 from service.caches import Worklists
 from service.scope import layer_scope
@@ -38,14 +43,7 @@ from service.store.base import Store
 from service.store.query import Condition, LayerQuery, isin
 
 DUE_SOON_DAYS = 30
-# Shaanxi plan 二（一）: the monthly campaign calendar, by month
-CAMPAIGNS = {
-    2: "春节后企业复工复产隐患自我排查月", 3: "春节后企业复工复产隐患自我排查月",
-    4: "企业法规政策、技术规范、主体责任、设备风险自查整改月",
-    5: "企业法规政策、技术规范、主体责任、设备风险自查整改月",
-    6: "企业自我风险研判月", 7: "企业自我风险研判月", 8: "企业应急演练月", 9: "企业应急演练月",
-}
-CAMPAIGN_BASIS = cite("shaanxi", "二（一）", short=True)
+__all__ = ["CAMPAIGN_BASIS", "worklist"]
 COLUMNS = ("priority", "kind", "kind_zh", "due", "reason", "unit_credit_code", "unit_name",
            "registration_code", "hazard_id", "level", "h3", "county_adcode", "lon", "lat")
 # the fields each layer contributes (fid, geometry and the scope's columns come along)
@@ -56,7 +54,7 @@ FIELDS = {
                 "next_inspection_due", "days_overdue", "level", "county_adcode", "h3"),
     "check-schedule": ("credit_code", "name", "level", "interval_months", "reasons",
                        "last_check_on", "next_due", "county_adcode", "h3"),
-    "units": ("credit_code", "name", "level", "county_adcode", "h3"),
+    "units": ("credit_code", "name", "level", "province_adcode", "county_adcode", "h3"),
 }
 KIND_ZH = {"listed_hazard": "挂牌督办重大隐患", "late_hazard": "逾期未整改隐患",
            "overdue_inspection": "逾期未检", "check_due": "监督检查到期",
@@ -95,26 +93,36 @@ def _items(frame: pd.DataFrame, **columns: object) -> pd.DataFrame:
     return out
 
 
+@cache
+def default_campaigns(rules: Path | None = None) -> tuple[Campaign, ...]:
+    """The campaign calendar of the rule file ``rules`` (the service's ``RISKMAP_RULES``,
+    the one its builds use; default ``data/rules.toml``), read once per process."""
+    return load_rules(rules).campaigns
+
+
 def worklist(store: Store, caller: Principal, today: date, kept: Worklists,
-             extra: tuple[Condition, ...] = ()) -> pd.DataFrame:
+             extra: tuple[Condition, ...] = (),
+             campaigns: tuple[Campaign, ...] | None = None) -> pd.DataFrame:
     """Every item in the caller's scope (and ``extra`` conditions, e.g. one cell).
 
     Kept in ``kept`` under everything the list depends on: the data version (live hazards,
     checks, officer cells), the layer build, the caller's role and scope, ``extra`` and the
     day. The versions are read before the list is made, so a kept list is never older than
-    its key."""
+    its key. ``campaigns`` default to the default rule file's."""
+    campaigns = default_campaigns() if campaigns is None else campaigns
     build = store.layer_build()
     key = (store.data_version(), build.build_id if build else None, caller.role,
-           caller.scope, extra, today)
-    return kept.get(key, lambda: _worklist(store, caller, today, extra))
+           caller.scope, extra, today, campaigns)
+    return kept.get(key, lambda: _worklist(store, caller, today, extra, campaigns))
 
 
-def _worklist(store: Store, caller: Principal, today: date,
-              extra: tuple[Condition, ...]) -> pd.DataFrame:
+def _worklist(store: Store, caller: Principal, today: date, extra: tuple[Condition, ...],
+              campaigns: tuple[Campaign, ...]) -> pd.DataFrame:
     units = cache(lambda: _scoped(store, caller, "units", extra))  # once, if at all
     parts = [_hazard_items(store, caller, today, extra),
              _overdue_items(store, caller, extra),
-             _check_items(store, caller, today, extra, units), _campaign_items(today, units),
+             _check_items(store, caller, today, extra, units),
+             _campaign_items(today, units, campaigns),
              _draw_items(store, caller, extra, units)]
     items = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=COLUMNS)
@@ -206,23 +214,41 @@ def _check_items(store: Store, caller: Principal, today: date, extra: tuple[Cond
                   lon=lon, lat=lat)
 
 
-def _campaign_items(today: date, scoped_units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    campaign = CAMPAIGNS.get(today.month)
-    if campaign is None:
+def _campaign_items(today: date, scoped_units: Callable[[], pd.DataFrame],
+                    campaigns: tuple[Campaign, ...]) -> pd.DataFrame:
+    """One item per unit and campaign of this month in force at the unit's province."""
+    month = campaigns_on(campaigns, today)
+    if not month:
         return pd.DataFrame()
-    units = scoped_units()
-    if units.empty:
-        return units
-    units = units.loc[isin(units["level"], ("red", "orange"))].reset_index(drop=True)
-    if units.empty:
-        return units
-    lon, lat = _xy(units)
+    all_units = scoped_units()
+    if all_units.empty:
+        return all_units
+    province = province_of(all_units)
     month_end = (pd.Timestamp(today) + pd.offsets.MonthEnd(0)).normalize()
-    return _items(units, priority=5, kind="campaign", due=month_end,
-                  reason=f"{today.month}月为{campaign}（{CAMPAIGN_BASIS}）：督促高风险单位落实",
-                  unit_credit_code=units["credit_code"], unit_name=units["name"],
-                  level=units["level"], h3=units["h3"], county_adcode=units["county_adcode"],
-                  lon=lon, lat=lat)
+    parts = []
+    for campaign in month:
+        keep = campaign.mask(province, today) & isin(all_units["level"], campaign.levels)
+        units = all_units.loc[keep].reset_index(drop=True)
+        if units.empty:
+            continue
+        lon, lat = _xy(units)
+        parts.append(_items(
+            units, priority=5, kind="campaign", due=month_end,
+            reason=f"{today.month}月为{campaign.text}（{campaign.basis}）：督促高风险单位落实",
+            unit_credit_code=units["credit_code"], unit_name=units["name"],
+            level=units["level"], h3=units["h3"], county_adcode=units["county_adcode"],
+            lon=lon, lat=lat))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def province_of(units: pd.DataFrame) -> pd.Series:
+    """Each unit's province: its ``province_adcode``, else its county's first two digits."""
+    county = units["county_adcode"].astype("string") if "county_adcode" in units else None
+    from_county = (county.str.slice(0, 2) + "0000") if county is not None else pd.Series(
+        pd.NA, index=units.index, dtype="string")
+    if "province_adcode" not in units:
+        return from_county
+    return units["province_adcode"].astype("string").fillna(from_county)
 
 
 def _draw_items(store: Store, caller: Principal, extra: tuple[Condition, ...],

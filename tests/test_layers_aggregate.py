@@ -18,6 +18,7 @@ from layers.aggregate import (
     INDICATOR_COLUMNS,
     INDUSTRIES,
     AggregateRules,
+    area_levels,
     grid_cells,
     indicators,
     industries,
@@ -436,3 +437,61 @@ def test_frames_hold_the_registry_fields(layer_id: str) -> None:
         assert str(out[col].dtype) in plain, (col, out[col].dtype)
     stored = conform_layer(layer_id, out)  # keys unique (济源 is a city and a county)
     assert len(stored) == len(out)
+
+
+# --------------------------------------------------------------------------- area levels
+# issue 13 §2: a cell's colour is how much risk it holds, not its single worst piece.
+
+def _pieces(counts: dict[str, int], lat: float = LAT0, lon: float = LON0) -> pd.DataFrame:
+    """In-use pieces at one point, ``counts`` of each level."""
+    levels = [lv for lv, n in counts.items() for _ in range(n)]
+    return pd.DataFrame({
+        "lon": np.full(len(levels), lon), "lat": np.full(len(levels), lat),
+        "in_use": np.ones(len(levels), dtype=bool),
+        "level": pd.array(levels, dtype="string"),
+        "top_category": pd.array(["3000"] * len(levels), dtype="string"),
+        "D": np.full(len(levels), 20.0)})
+
+
+def test_one_red_piece_among_fifty_blue_is_not_a_red_cell():
+    out = risk_cells(_pieces({"red": 1, "blue": 50}), resolutions=(7, 9))
+    assert list(out["level"]) == ["blue", "blue"]
+    assert list(out["max_level"]) == ["red", "red"]  # the worst piece is still said
+    assert out["level_share"].tolist() == [1.0, 1.0]
+
+
+def test_a_cell_mostly_orange_is_orange_and_the_share_that_set_it_is_kept():
+    out = risk_cells(_pieces({"orange": 6, "yellow": 1, "blue": 3}), resolutions=(9,))
+    assert out["level"].tolist() == ["orange"]
+    assert out["max_level"].tolist() == ["orange"]
+    assert out["level_share"].tolist() == pytest.approx([0.6])
+
+
+def test_area_levels_step_down_by_the_share_at_each_level_or_worse():
+    counts = np.array([
+        [1, 0, 0, 3],    # 25% red: red at the default quarter
+        [1, 1, 0, 8],    # 10% red, 20% orange or worse, 20% yellow or worse: blue
+        [0, 1, 1, 6],    # 12.5% orange or worse, 25% yellow or worse: yellow
+        [0, 0, 0, 0],    # nothing in use: no level
+    ])
+    out = area_levels(counts)
+    assert out["level"].fillna("-").tolist() == ["red", "blue", "yellow", "-"]
+    assert out["level_share"].tolist() == pytest.approx([0.25, 1.0, 0.25, 0.0])
+    strict = area_levels(counts, AggregateRules(red_share=0.5, yellow_share=0.1))
+    assert strict["level"].fillna("-").tolist() == ["orange", "yellow", "yellow", "-"]
+
+
+def test_area_shares_are_rules_with_bounds():
+    with pytest.raises(ValidationError):
+        AggregateRules(red_share=0)
+    with pytest.raises(ValidationError):
+        AggregateRules(orange_share=1.5)
+
+
+def test_regions_get_a_level_from_their_share_and_keep_the_worst_piece():
+    out = regions(equipment(), units(), boundaries())
+    zz = out[(out["admin_level"] == "county") & (out["adcode"] == "410102")].iloc[0]
+    # 410102 holds E1 red and E2 blue in use: half red is red
+    assert (zz["level"], zz["max_level"], zz["level_share"]) == ("red", "red", 0.5)
+    empty = out[out["equipment"] == 0]
+    assert empty["level"].isna().all() and (empty["level_share"] == 0).all()

@@ -16,9 +16,18 @@ from layers.alerts import (
     IndicatorRule,
     InsuranceRules,
     WarningRules,
-    insurance,
     warnings,
 )
+from layers.alerts import insurance as scoped_insurance
+
+NATIONAL = {"provinces": None, "from_year": None, "to_year": None}
+
+
+def insurance(equipment, boundaries, as_of, rules=None):
+    """Insurance with the targets applying everywhere (these regions are in Henan; the
+    scope itself is tested below)."""
+    rules = (rules or InsuranceRules()).model_copy(update=NATIONAL)
+    return scoped_insurance(equipment, boundaries, as_of, rules)
 
 # province 410000 > city 410100 > counties 410101, 410102; 419001 is both a city and a county
 REGIONS = [
@@ -375,3 +384,27 @@ def test_duplicate_insurance_rows_take_the_first() -> None:
     ins = ins_frame([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
     ins = pd.concat([ins, ins.iloc[[0]].assign(gap=0.0)], ignore_index=True)
     assert grades(warnings(regions(), insurance=ins)) == {("province", "410000"): "alert"}
+
+
+# --------------------------------------------------------------------------- scopes
+
+def test_insurance_targets_are_shaanxis_for_2020_to_2022() -> None:
+    henan = by_region(scoped_insurance(EQ, boundaries(), date(2022, 6, 30)))
+    assert henan["target"].isna().all() and henan["meets_target"].isna().all()
+    assert henan.loc[("province", "410000"), "coverage"] > 0  # coverage still shown
+    shaanxi = boundaries().assign(province_adcode="610000")
+    sx = scoped_insurance(EQ.assign(province_adcode="610000"), shaanxi, date(2022, 6, 30))
+    assert sx["target"].tolist() == pytest.approx([0.70] * len(sx))
+    later = scoped_insurance(EQ, shaanxi, date(2026, 6, 30))
+    assert later["target"].isna().all()
+
+
+def test_no_insurance_warning_where_no_target_is_in_force() -> None:
+    short = elevators([("3000", True, False, "410100", "410101")] * 4)
+    henan = scoped_insurance(short, boundaries(), date(2022, 6, 30))
+    assert "insurance_shortfall" not in json.dumps(
+        warnings(regions(), insurance=henan)["triggers"].tolist(), ensure_ascii=False)
+    shaanxi = scoped_insurance(short, boundaries().assign(province_adcode="610000"),
+                               date(2022, 6, 30))
+    assert "insurance_shortfall" in json.dumps(
+        warnings(regions(), insurance=shaanxi)["triggers"].tolist(), ensure_ascii=False)

@@ -178,3 +178,16 @@ def test_a_second_build_replaces_the_first(built):  # last: it changes the store
     assert store.layer_build().as_of == date(2026, 12, 1)
     # a month later more equipment is overdue, never less
     assert len(store.read_layer("overdue")) >= first.report["rows"]["overdue"]
+
+
+def test_red_or_orange_cells_are_about_as_common_as_red_or_orange_equipment(built):
+    """Issue 13 §2: at every resolution the share of red-or-orange cells (by the cell's
+    level, not its worst piece) is within a factor of two of that share of equipment."""
+    store, _, _ = built
+    levels = store.read_layer("equipment", ["level"])["level"].dropna()
+    pieces = levels.isin(["red", "orange"]).mean()
+    cells = store.read_layer("risk-cells", ["resolution", "level"])
+    for res in range(5, 10):
+        at = cells.loc[(cells["resolution"] == res).to_numpy(), "level"].dropna()
+        share = at.isin(["red", "orange"]).mean()
+        assert pieces / 2 <= share <= pieces * 2, (res, share, pieces)

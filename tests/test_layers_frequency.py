@@ -91,12 +91,21 @@ def hazards_frame(*rows: dict) -> pd.DataFrame:
     return frame
 
 
+NATIONAL = {"provinces": None, "from_year": None, "to_year": None}
+
+
 def run(units, equipment=None, checks=None, venues=VENUES, hot=NO_HOT, wide=NO_WIDE,
-        as_of=AS_OF, rules=None, hazards=None):
+        as_of=AS_OF, rules=None, hazards=None, scoped=False):
+    """The frequency frame; unless ``scoped``, the focus rule applies everywhere, always
+    (these units are in Henan; the scope itself is tested below)."""
     equipment = equipment if equipment is not None else equipment_frame()
     checks = checks if checks is not None else checks_frame()
+    rules = rules or FrequencyRules()
+    if not scoped:
+        rules = rules.model_copy(update={
+            "focus_category": rules.focus_category.model_copy(update=NATIONAL)})
     out = inspection_frequency(units, equipment, checks, venues, hot, wide, as_of,
-                               rules or FrequencyRules(), hazards=hazards)
+                               rules, hazards=hazards)
     return out.set_index("credit_code", drop=False)
 
 
@@ -529,3 +538,32 @@ def test_many_units_one_row_each():
     units and 200k pieces: ``python -m benchmarks.kernels``)."""
     f = inspection_frequency(*frequency_inputs(600, 2_000), AS_OF)
     assert len(f) == 600
+
+
+# --------------------------------------------------------------------------- scopes
+
+@pytest.mark.parametrize(("province", "as_of", "hit"), [
+    ("610000", date(2022, 6, 30), True),    # Shaanxi in the plan's years
+    ("610000", date(2026, 6, 30), False),   # Shaanxi after the plan
+    ("610000", date(2019, 6, 30), False),   # Shaanxi before it
+    ("410000", date(2022, 6, 30), False),   # Henan: never Shaanxi's focus
+    ("410000", date(2026, 6, 30), False),
+])
+def test_the_focus_categories_are_shaanxis_for_2020_to_2022(province, as_of, hit):
+    u = units_frame({"credit_code": "A", "province_adcode": province})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "5110"})  # 2022: 场车
+    f = run(u, eq, as_of=as_of, scoped=True)
+    assert ("focus_category" in boosts_of(f, "A")) is hit
+    if hit:
+        assert "2022年" in f.loc["A", "reasons"]
+
+
+def test_the_focus_scope_is_per_unit():
+    u = units_frame({"credit_code": "SX", "province_adcode": "610000"},
+                    {"credit_code": "HN", "province_adcode": "410000"})
+    eq = equipment_frame({"unit_credit_code": "SX", "category_code": "5110"},
+                         {"unit_credit_code": "HN", "category_code": "5110",
+                          "registration_code": "R2"})
+    f = run(u, eq, as_of=date(2022, 6, 30), scoped=True)
+    assert "focus_category" in boosts_of(f, "SX")
+    assert "focus_category" not in boosts_of(f, "HN")

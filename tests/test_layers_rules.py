@@ -62,3 +62,50 @@ def test_cli_checks_rules_and_build_refuses_a_bad_file(tmp_path: Path):
     assert result.exit_code == 2 and "未知的规则项" in result.output
     good = runner.invoke(app, ["rules", "--check", str(default_rules_path())])
     assert good.exit_code == 0 and "规则有效" in good.output
+
+
+# --------------------------------------------------------------------------- scopes
+
+def test_scope_applies_and_masks() -> None:
+    from datetime import date
+
+    import pandas as pd
+
+    from layers.rules import Scope
+
+    shaanxi = Scope(provinces=("610000",), from_year=2020, to_year=2022)
+    assert shaanxi.applies("610000", date(2022, 12, 31))
+    assert not shaanxi.applies("610000", date(2023, 1, 1))
+    assert not shaanxi.applies("410000", date(2021, 1, 1))
+    mask = shaanxi.mask(pd.Series(["610000", "410000", None]), date(2021, 5, 1))
+    assert mask.tolist() == [True, False, False]
+    national = Scope()
+    assert national.applies(None, date(1999, 1, 1))
+    assert national.mask(pd.Series(["410000", None]), date(2026, 1, 1)).tolist() == [True, True]
+    henan = Scope(provinces=("410000",), from_year=2021)
+    assert henan.applies("410000", date(2030, 1, 1)) and not henan.applies("410000",
+                                                                          date(2020, 1, 1))
+
+
+def test_the_shaanxi_rules_are_scoped_by_default() -> None:
+    rules = Rules()
+    for scoped in (rules.frequency.focus_category, rules.insurance, *rules.campaigns):
+        assert (scoped.provinces, scoped.from_year, scoped.to_year) == (("610000",), 2020, 2022)
+    assert {m for c in rules.campaigns for m in c.months} == set(range(2, 10))
+
+
+@pytest.mark.parametrize(("toml", "where", "what"), [
+    ('[insurance]\nprovinces = ["990000"]\n', "insurance", "990000"),
+    ('[insurance]\nfrom_year = 2022\nto_year = 2020\n', "insurance", "to_year=2020"),
+    ('[frequency.focus_category]\nprovinces = ["4100"]\n', "frequency.focus_category", "4100"),
+    ('[[campaigns]]\nmonths = [3]\ntext = "x"\nfrom_year = 2023\nto_year = 2021\n',
+     "campaigns.0", "from_year=2023"),
+])
+def test_rules_check_refuses_bad_scopes(tmp_path, toml, where, what) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(RulesError) as err:
+        load_rules(path)
+    assert f"  {where}" in str(err.value) and what in str(err.value)
+    out = CliRunner().invoke(app, ["rules", "--check", str(path)])
+    assert out.exit_code != 0 and what in out.output

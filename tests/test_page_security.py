@@ -125,7 +125,8 @@ def _planted_layers() -> dict[str, gpd.GeoDataFrame]:
                                 crs=4326).assign(h3=_planted(f"{tag}h3", 2))
     ints = {"equipment": [3, 4], "open_hazards": [1, 0], "open_major_hazards": [1, 0],
             "overdue": [0, 1]}
-    cells = gdf({"max_level": ["red", "blue"], "n_red": [1, 0], "n_orange": [0, 0],
+    cells = gdf({"level": ["red", "blue"], "level_share": [0.33, 1.0],
+                 "max_level": ["red", "blue"], "n_red": [1, 0], "n_orange": [0, 0],
                  "n_yellow": [0, 0], "n_blue": [2, 4],
                  "dominant_category_name": _planted("种类", 2), **ints}, "cell")
     hotspots = gdf({"serious_hazards": [3, 2], "equipment": [5, 6], "q_value": [0.01, 0.02],

@@ -214,7 +214,7 @@ POPUP_FIELDS = ("registration_code", "category", "unit_name", "address", "level"
 
 def _tooltip(layer_id: str, fields: list[str], **shown_as: str) -> folium.GeoJsonTooltip:
     """A tooltip of ``fields`` labelled as the registry labels the layer's fields; a column
-    the map derives (``level_zh``) takes the label of the field it shows (``max_level``)."""
+    the map derives (``level_zh``) takes the label of the field it shows (``level``)."""
     labels = LAYERS[layer_id].field_labels
     return folium.GeoJsonTooltip(
         fields=fields, aliases=[labels[shown_as.get(name, name)] for name in fields])
@@ -230,14 +230,14 @@ def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> s
     return ('<div id="riskmap-legend" style="position:fixed;bottom:64px;left:12px;z-index:1000;'
             'max-width:380px;background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
             'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
-            f"<b>网格风险等级</b>（网格内最高设备风险，H3 分辨率 {resolution}）{rows}"
+            f"<b>网格风险等级</b>（按网格内设备风险占比定级，H3 分辨率 {resolution}）{rows}"
             f'<div style="margin-top:4px">网格分辨率：{switch}</div>'
             f'<div style="margin-top:4px;color:#555">{html.escape(build_note)}'
             ' · <a href="/logout">退出</a></div></div>')
 
 
 def _level_style(feature: dict) -> dict:
-    level = feature["properties"].get("max_level")
+    level = feature["properties"].get("level")
     return {"fillColor": LEVEL_COLOURS.get(level, NO_LEVEL), "color": "#666", "weight": 0.3,
             "fillOpacity": 0.65}
 
@@ -253,17 +253,23 @@ def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
     fmap = _base_map(counties, provinces)
 
     if len(cells):
-        shown = cells.assign(level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
+        shown = cells.assign(
+            level_zh=cells["level"].map(LEVEL_ZH).fillna("—"),
+            share_pct=(cells["level_share"].astype("float64") * 100).round().astype(
+                "int64").astype("string") + "%",
+            max_level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
         folium.GeoJson(
-            _geojson(shown[["h3", "max_level", "level_zh", "equipment", "n_red", "n_orange",
+            _geojson(shown[["h3", "level", "level_zh", "share_pct", "max_level_zh",
+                            "equipment", "n_red", "n_orange",
                             "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
                             "open_major_hazards", "overdue", "geometry"]]),
             name=f"{LAYERS['risk-cells'].short_title}（H3 分辨率 {resolution}）",
             style_function=_level_style,
             tooltip=_tooltip("risk-cells", [
-                "level_zh", "equipment", "n_red", "n_orange", "n_yellow", "n_blue",
-                "dominant_category_name", "open_hazards", "open_major_hazards", "overdue",
-                "h3"], level_zh="max_level"),
+                "level_zh", "share_pct", "max_level_zh", "equipment", "n_red", "n_orange",
+                "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
+                "open_major_hazards", "overdue", "h3"],
+                level_zh="level", share_pct="level_share", max_level_zh="max_level"),
         ).add_to(fmap)
     if len(warnings):
         folium.GeoJson(

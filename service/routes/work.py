@@ -35,7 +35,7 @@ from service.scope import layer_scope
 from service.store.base import Change, Store
 from service.store.errors import ConflictError
 from service.store.query import Condition, LayerQuery
-from service.worklist import worklist
+from service.worklist import default_campaigns, worklist
 
 router = APIRouter(prefix="/api", tags=["worklist"])
 WORKERS = (Role.ADMIN, Role.REGULATOR, Role.GRID_OFFICER, Role.PARK_ADMIN)
@@ -129,15 +129,17 @@ def _plain(column: pd.Series) -> list:
 
 @router.get("/worklist", summary="我的工作清单", response_class=Response,
             dependencies=[require(*WORKERS)])
-def my_worklist(caller: Caller, store: StoreDep, caches: CachesDep, format: Format = "json",
-                today: Day = None) -> Response:
+def my_worklist(caller: Caller, store: StoreDep, caches: CachesDep, settings: SettingsDep,
+                format: Format = "json", today: Day = None) -> Response:
     day = _day(today)
-    return _respond(worklist(store, caller, day, caches.worklists), format, day, "worklist")
+    items = worklist(store, caller, day, caches.worklists,
+                     campaigns=default_campaigns(settings.rules))
+    return _respond(items, format, day, "worklist")
 
 
 @router.get("/cells/{cell}/worklist", summary="某网格的工作清单", response_class=Response,
             dependencies=[require(*WORKERS)])
-def cell_worklist(caller: Caller, store: StoreDep, caches: CachesDep,
+def cell_worklist(caller: Caller, store: StoreDep, caches: CachesDep, settings: SettingsDep,
                   cell: Annotated[str, Path(pattern=r"^[0-9a-f]{15}$")],
                   format: Format = "json",
                   today: Day = None) -> Response:
@@ -149,7 +151,8 @@ def cell_worklist(caller: Caller, store: StoreDep, caches: CachesDep,
         raise Forbidden(bilingual(f"网格 {cell} 不是您负责的网格：请选择您的网格",
                                   f"cell {cell} is not one of your cells"))
     day = _day(today)
-    items = worklist(store, caller, day, caches.worklists, (Condition("h3", "eq", (cell,)),))
+    items = worklist(store, caller, day, caches.worklists, (Condition("h3", "eq", (cell,)),),
+                     campaigns=default_campaigns(settings.rules))
     return _respond(items, format, day, f"worklist-{cell}")
 
 
