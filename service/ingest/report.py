@@ -10,11 +10,11 @@ of rows it rejects; the rejected rows for the workbook still list each of them."
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from rich.cells import cell_len, chop_cells, set_cell_size
 
 from data.reasons import REASONS, Reason, advice
 from data.schema import SCHEMAS, Kind
@@ -261,32 +261,17 @@ def _zh_names(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(lookup.reindex(keys).to_numpy(), index=frame.index, dtype="string")
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def _fit(text: str, width: int, right: bool = False) -> str:
     """``text`` cut (with …) and padded to ``width`` terminal columns (CJK count two)."""
-    if _width(text) > width:
-        out = ""
-        for c in text:
-            if _width(out + c) > width - 1:
-                break
-            out += c
-        text = out + "…"
-    pad = " " * (width - _width(text))
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1).rstrip(" ") + "…"
+    pad = " " * (width - cell_len(text))
     return pad + text if right else text + pad
 
 
 def _wrap(text: str, width: int) -> list[str]:
     """Wrap by terminal columns (CJK count two)."""
-    lines, line = [], ""
-    for c in text:
-        if _width(line + c) > width:
-            lines.append(line)
-            line = ""
-        line += c
-    return [*lines, line] if line else lines or [""]
+    return chop_cells(text, width) or [""]
 
 
 def _reason_zh(code: str, reasons: str) -> str:
@@ -327,13 +312,13 @@ def _table(frame: pd.DataFrame, title: str, files: list[dict]) -> list[str]:
         for g in group.itertuples(index=False):
             column = g.label if g.label == g.field or g.field.startswith("(") \
                 else f"{g.label} ({g.field})"
-            if _width(column) > cols[0]:  # a long header: on a line of its own
+            if cell_len(column) > cols[0]:  # a long header: on a line of its own
                 lines.append("    " + _fit(column, WIDTH - 4).rstrip())
                 column = ""
             row = ("    " + _fit(column, cols[0]) + " " + _fit(g.code, cols[1]) + " "
                    + _fit(str(g.rows), cols[2], right=True) + "  ")
             shown = "" if g.field == FILE_FIELD else str(g.examples)
-            lines.append((row + _fit(shown, max(WIDTH - _width(row), 10))).rstrip())
+            lines.append((row + _fit(shown, max(WIDTH - cell_len(row), 10))).rstrip())
             told = _reason_zh(g.code, str(g.reasons))
             if g.absent:
                 told = f"文件没有“{g.label}”这一列；" + told
