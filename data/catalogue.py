@@ -135,3 +135,12 @@ def _top_categories() -> dict[str, str]:
 
 TOP_CATEGORIES: dict[str, str] = _top_categories()
 """Top-level 种类 code → Chinese name, in catalogue order (1000 锅炉 … 9000, F000)."""
+
+
+def check_top_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """``codes`` if every one is a top-level 种类 code; else a ValueError naming the others
+    (for the rule-file validators that take category lists)."""
+    unknown = [c for c in codes if c not in TOP_CATEGORIES]
+    if unknown:
+        raise ValueError(f"不是特种设备种类代码：{unknown}；可用：{list(TOP_CATEGORIES)}")
+    return codes

@@ -1052,10 +1052,40 @@ def _to_datum(x: np.ndarray, y: np.ndarray, labels: np.ndarray
 Table = dict[str, np.ndarray]
 
 
+# 使用场所 of equipment outside a venue, by its unit's industry (GB/T 4754 门类); a venue's
+# equipment takes the venue's kind, a park's industrial equipment 厂区
+PLACE_BY_INDUSTRY = {"K": "住宅", "H": "宾馆", "Q": "医院", "P": "学校", "F": "商场", "C": "工厂",
+                     "A": "工厂", "B": "厂区", "D": "厂区", "E": "工地", "G": "仓库", "N": "景区",
+                     "R": "游乐场"}
+PLACE_BY_VENUE = {"宾馆酒店": "宾馆", "客运码头": "码头"}
+USE_PLACE_EMPTY = 0.1  # share of rows that leave 使用场所 empty
+
+
+def use_places(eq: pd.DataFrame, venue_kind: np.ndarray, rng: np.random.Generator
+               ) -> np.ndarray:
+    """The registry's 使用场所 of each piece, consistent with where it stands: a venue's kind,
+    厂区 in a park, else by its unit's industry (a 房地产 elevator mostly in a 住宅, some in
+    an 办公楼); about a tenth left empty."""
+    n = len(eq)
+    anchor, aid = eq["anchor"].to_numpy(), eq["anchor_id"].to_numpy()
+    industry = eq["industry"].to_numpy().astype(str)
+    place = pd.Series(industry).map(PLACE_BY_INDUSTRY).fillna("办公楼").to_numpy(dtype=object)
+    u = rng.random(n)
+    elevator = eq["group"].to_numpy() == "elevator"
+    place[elevator & (industry == "K") & (u < 0.15)] = "办公楼"
+    place[eq["code"].to_numpy().astype(str) == "4D00"] = "停车场"
+    place[(anchor == 1) & ~elevator] = "厂区"
+    venue = anchor == 2
+    kinds = pd.Series(np.asarray(venue_kind, dtype=object)[aid[venue]])
+    place[venue] = kinds.map(PLACE_BY_VENUE).fillna(kinds).to_numpy(dtype=object)
+    place[rng.random(n) < USE_PLACE_EMPTY] = ""
+    return place
+
+
 def equipment_table(eq: pd.DataFrame, dates: pd.DataFrame, units: pd.DataFrame,
                     reg: np.ndarray, x: np.ndarray, y: np.ndarray, file_of: np.ndarray,
-                    planted: Planted, catalogue: pd.DataFrame, rng: np.random.Generator
-                    ) -> tuple[Table, Table]:
+                    planted: Planted, catalogue: pd.DataFrame, rng: np.random.Generator,
+                    venue_kind: np.ndarray | None = None) -> tuple[Table, Table]:
     """Canonical columns with planted defects applied (dates stay datetime64), and the
     text that replaces a date where a bad date is planted (None elsewhere)."""
     n = len(eq)
@@ -1087,6 +1117,9 @@ def equipment_table(eq: pd.DataFrame, dates: pd.DataFrame, units: pd.DataFrame,
         "inspection_conclusion": dates["inspection_conclusion"].to_numpy(),
         "status": dates["status"].to_numpy(), "insured": dates["insured"].to_numpy(),
     }
+    if venue_kind is not None:  # its own stream: the other columns stay as they were
+        t["use_place"] = use_places(eq, venue_kind, np.random.default_rng(
+            rng.bit_generator.seed_seq.spawn(1)[0]))
     b = planted.bad
     t["registration_code"][b["missing_registration_code"]] = ""
     t["unit_credit_code"][b["missing_credit_code"]] = ""
@@ -1123,7 +1156,7 @@ def equipment_table(eq: pd.DataFrame, dates: pd.DataFrame, units: pd.DataFrame,
 EQ_COLUMNS = ("registration_code", "category_code", "equipment_name", "unit_credit_code",
               "unit_name", "address", "lon", "lat", "crs", "commissioned_on",
               "last_inspected_on", "next_inspection_due", "inspection_conclusion", "status",
-              "insured")
+              "insured", "use_place")
 DATE_COLUMNS = ("commissioned_on", "last_inspected_on", "next_inspection_due")
 COUNTY_HEADERS = {  # what a county system's export calls the columns (schema aliases)
     "registration_code": "设备代码", "category_code": "设备类别", "equipment_name": "设备名称",
@@ -1131,6 +1164,7 @@ COUNTY_HEADERS = {  # what a county system's export calls the columns (schema al
     "lon": "经度", "lat": "纬度", "crs": "坐标系", "commissioned_on": "投入使用日期",
     "last_inspected_on": "检验日期", "next_inspection_due": "下次检验日期",
     "inspection_conclusion": "检验结论", "status": "状态", "insured": "投保",
+    "use_place": "使用场所",
 }
 
 
@@ -1230,8 +1264,8 @@ def _write_xlsx(t: Table, text: Table, path: Path, rng: np.random.Generator, as_
 
 # ====================================================================== hazards, checks, grid
 def troubled_areas(x: np.ndarray, y: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
-                   seed: int, areas: int = 3, radius_m: float = 2500.0
-                   ) -> tuple[np.ndarray, list[dict]]:
+                   seed: int, areas: int = 3, radius_m: float = 2500.0,
+                   adcode: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """A regional problem (区域性隐患) to find: around a few equipment sites, pieces of the
     site's category share an elevated rate of serious hazards (e.g. an old estate's
     elevators). Returns a hazard-probability multiplier per piece (1 elsewhere) and the
@@ -1258,14 +1292,72 @@ def troubled_areas(x: np.ndarray, y: np.ndarray, group_top: np.ndarray, eligible
         found.append({"lon": round(float(x[centre]), 6), "lat": round(float(y[centre]), 6),
                       "top_category": f"{group_top[centre]}000", "radius_m": radius_m,
                       "pieces": int(near.sum())})
+        if adcode is not None:  # the counties the area's pieces stand in, and how many
+            codes, count = np.unique(np.asarray(adcode, dtype=str)[near], return_counts=True)
+            found[-1]["county_adcode"] = str(adcode[centre])
+            found[-1]["counties"] = {str(c): int(k) for c, k in zip(codes, count, strict=True)}
     return boost, found
+
+
+# what a planted troubled county gets: more overdue pieces, slow rectification, or both
+TROUBLE_KINDS: dict[str, str] = {
+    "overdue": "逾期未检率升高（约为全省的3倍）",
+    "late_rectification": "隐患整改迟缓（隐患约为平常的2倍，超过整改期限仍未销号的增多）",
+    "overdue+late_rectification": "逾期未检率升高且隐患整改迟缓",
+}
+TROUBLE_OVERDUE_P = 0.15  # extra chance of an eligible in-use piece being overdue there
+TROUBLE_HAZARD_BOOST = 2.0  # where rectification is slow, hazards are found twice as often
+
+
+def troubled_counties(county: np.ndarray, region: Region, dates: pd.DataFrame,
+                      as_of: np.datetime64, seed: int, exclude: np.ndarray | None = None,
+                      k: int = 5) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
+    """Troubled counties for the warnings to find (区域性问题): among the larger third of the
+    counties by in-use pieces (so that a rate there means something), ``k`` get an elevated
+    overdue rate, slow hazard rectification, or both (:data:`TROUBLE_KINDS`, in turn).
+    Returns the dates with the extra overdue pieces, a per-piece "slow rectification" flag
+    for :func:`make_hazards` and the counties (adcode, name, what was planted) for the
+    manifest. Drawn from its own generator so the rest of the demo does not shift."""
+    rng = np.random.default_rng([seed, 5])
+    n = len(county)
+    status = dates["status"].to_numpy()
+    in_use = status == "在用"
+    sizes = np.bincount(county[in_use], minlength=len(region.counties))
+    pool = np.flatnonzero(sizes >= max(1, np.quantile(sizes[sizes > 0], 2 / 3)))
+    if exclude is not None:
+        pool = pool[~np.isin(pool, exclude)]
+    chosen = np.sort(rng.choice(pool, size=min(k, len(pool)), replace=False))
+    kinds = np.asarray(list(TROUBLE_KINDS), dtype=object)[np.arange(len(chosen)) % 3]
+    over_c = chosen[np.char.find(kinds.astype(str), "overdue") >= 0]
+    slow_c = chosen[np.char.find(kinds.astype(str), "late") >= 0]
+
+    cycle = dates["cycle"].to_numpy()
+    nxt = dates["next_inspection_due"].to_numpy()
+    old = dates["commissioned_on"].to_numpy() <= as_of - (
+        (cycle * 30.44).astype(np.int64) + 400).astype("timedelta64[D]")
+    u = rng.random(n)
+    late_by = rng.integers(1, 360, n).astype("timedelta64[D]")
+    extra = np.isin(county, over_c) & in_use & old & (nxt >= as_of) & (u < TROUBLE_OVERDUE_P)
+    dates = dates.copy()
+    due = np.where(extra, as_of - late_by, nxt)
+    dates["next_inspection_due"] = due
+    dates["last_inspected_on"] = np.where(extra, _add_months(due, -cycle),
+                                          dates["last_inspected_on"].to_numpy())
+    counties = region.counties
+    found = [{"adcode": str(counties["adcode"].iat[c]), "name": str(counties["name"].iat[c]),
+              "planted": str(kind), "what": TROUBLE_KINDS[str(kind)],
+              "in_use": int(sizes[c]), "extra_overdue": int((extra & (county == c)).sum())}
+             for c, kind in zip(chosen.tolist(), kinds.tolist(), strict=True)]
+    return dates, np.isin(county, slow_c), found
 
 
 def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
                  dates: pd.DataFrame, rng: np.random.Generator, as_of: np.datetime64,
-                 boost: np.ndarray | None = None) -> pd.DataFrame:
+                 boost: np.ndarray | None = None, slow: np.ndarray | None = None
+                 ) -> pd.DataFrame:
     """Hazards on ~4% of equipment: level, closed loop status and dates consistent.
-    ``boost`` multiplies the chance of a hazard, and of it being 重大, per piece."""
+    ``boost`` multiplies the chance of a hazard, and of it being 重大, per piece; on
+    ``slow`` pieces hazards are closed far less often (整改迟缓; same draws)."""
     n = len(codes)
     boost = np.ones(n) if boost is None else boost
     overdue = ((dates["status"].to_numpy() == "在用")
@@ -1283,8 +1375,11 @@ def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
     age = (as_of - found).astype(np.int64)
     u = rng.random(m)
     old = age > 90
-    status = np.where(old, np.where(u < 0.85, "已销号", np.where(u < 0.95, "整改中", "已登记")),
-                      np.where(u < 0.40, "已销号", np.where(u < 0.80, "整改中", "已登记")))
+    lag = np.zeros(m, dtype=bool) if slow is None else np.asarray(slow, dtype=bool)[idx]
+    shut = np.where(lag, np.where(old, 0.25, 0.10), np.where(old, 0.85, 0.40))
+    status = np.where(u < shut, "已销号", np.where(
+        old & ~lag, np.where(u < 0.95, "整改中", "已登记"),
+        np.where(u < shut + (1 - shut) * 2 / 3, "整改中", "已登记")))
     span = np.where(major, rng.integers(60, 181, m), rng.integers(15, 61, m))
     deadline = found + span.astype("timedelta64[D]")
     closed_after = np.minimum(np.ceil(rng.random(m) * (span + 30)).astype(np.int64), age)
@@ -1349,12 +1444,53 @@ def make_officers(x: np.ndarray, y: np.ndarray, county: np.ndarray, region: Regi
     off.insert(1, "name", _cat(_pick(rng, SURNAMES, no), given).astype(object))
     off["phone"] = _cat(_pick(rng, ("13", "15", "18", "17", "19"), no),
                         np.strings.zfill(rng.integers(0, 10**9, no).astype(S), 9)).astype(object)
+    off = _staff_whole_counties(off, county, c["adcode"].to_numpy(), len(x))
     # which officer owns each listed cell (for the checks)
     listed_off = off[off["whole"] == 0].sort_values("seq")
     patches = patches.assign(officer_id=listed_off["officer_id"].to_numpy())
     cell_owner = listed.merge(patches[["county", "patch", "chunk", "officer_id"]],
                               on=["county", "patch", "chunk"])[["cell", "officer_id"]]
     return off.drop(columns=["county", "whole", "seq"]), cell_owner
+
+
+#: pieces of equipment one officer of a whole county looks after: about one supervision check
+#: a year per piece (the schedule's average), so 100 keep an officer well under the rule file's
+#: 200 checks a year (``[capacity] checks_per_officer_year``)
+EQUIPMENT_PER_OFFICER = 100
+
+
+def _staff_whole_counties(off: pd.DataFrame, county: np.ndarray, adcodes: np.ndarray,
+                          salt: int) -> pd.DataFrame:
+    """Officers added to each whole county whose equipment needs more than were drawn,
+    after that county's drawn ones (names and phones from a generator of their own, so the
+    rest of the demo draws what it drew before)."""
+    whole = off[off["whole"] == 1]
+    have = whole.groupby("county").size()
+    need = np.ceil(np.bincount(county, minlength=len(adcodes))[have.index.to_numpy()]
+                   / EQUIPMENT_PER_OFFICER).astype(np.int64)
+    extra = np.maximum(need - have.to_numpy(), 0)
+    if not extra.sum():
+        return off
+    rng = np.random.default_rng([salt, int(extra.sum())])
+    k = int(extra.sum())
+    where = np.repeat(have.index.to_numpy(), extra)
+    serial = np.repeat(have.to_numpy(), extra) + (
+        np.arange(k) - np.repeat(np.cumsum(extra) - extra, extra)) + 1
+    given = np.where(rng.random(k) < 0.3, _pick(rng, GIVEN, k),
+                     _cat(_pick(rng, GIVEN, k), _pick(rng, GIVEN, k)))
+    added = pd.DataFrame({
+        "officer_id": _cat("WG", adcodes[where].astype(S),
+                           np.strings.zfill(serial.astype(S), 3)).astype(object),
+        "name": _cat(_pick(rng, SURNAMES, k), given).astype(object),
+        "county": where, "whole": 1, "seq": -1, "cells": "",
+        "county_adcode": adcodes[where],
+        "phone": _cat(_pick(rng, ("13", "15", "18", "17", "19"), k),
+                      np.strings.zfill(rng.integers(0, 10**9, k).astype(S), 9)).astype(object)})
+    last = off.reset_index(drop=True).groupby("county").cumcount(ascending=False) == 0
+    at = pd.Series(np.flatnonzero(last), index=off["county"].to_numpy()[last])
+    order = np.r_[np.arange(len(off)), at.reindex(where).to_numpy() + 0.5]
+    out = pd.concat([off, added[off.columns]], ignore_index=True)
+    return out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
 def make_checks(units: pd.DataFrame, unit_cell: np.ndarray, officers: pd.DataFrame,
@@ -1462,12 +1598,15 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
     units = make_units(eq, region, parks, venues, rng)
     x, y = locate_equipment(eq, units, region, parks, venues, rng)
     dates = equipment_dates(eq, rng, today)
+    dates, slow, troubled_c = troubled_counties(eq["county"].to_numpy(), region, dates, today,
+                                                seed)
     reg = registration_codes(eq, region, dates["year"].to_numpy(), rng)
 
     file_of = split_files(eq, region, rng)
     order, pos = _file_order(eq, region, units, dates, reg, file_of)
     planted = plant(eq, file_of, pos, rng)
-    table, text = equipment_table(eq, dates, units, reg, x, y, file_of, planted, catalogue, rng)
+    table, text = equipment_table(eq, dates, units, reg, x, y, file_of, planted, catalogue, rng,
+                                  venue_kind=venues["kind"].to_numpy())
     _write_equipment(table, text, order, file_of, out, rng, as_of)
 
     bad_any = np.zeros(equipment, dtype=bool)
@@ -1493,8 +1632,10 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
     top = np.strings.slice(eq["code"].to_numpy().astype(S), 0, 1).astype(object)
     placed = eligible.copy()
     placed[planted.flags["address_only"]] = False
-    boost, areas = troubled_areas(x, y, top, placed, seed)
-    hazards = make_hazards(reg, top, eligible, dates, rng, today, boost)
+    boost, areas = troubled_areas(x, y, top, placed, seed, adcode=region.counties[
+        "adcode"].to_numpy()[eq["county"].to_numpy()])
+    boost = boost * np.where(slow, TROUBLE_HAZARD_BOOST, 1.0)
+    hazards = make_hazards(reg, top, eligible, dates, rng, today, boost, slow)
     hazards, n_bad_hazards = _with_unknown_equipment(hazards, region, rng)
     _write_csv(_text_columns(hazards, HAZARD_COLUMNS, ("found_on", "deadline", "closed_on"),
                              rng),
@@ -1521,12 +1662,35 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
         n_bad_checks=n_bad_checks, officers=officers, parks=parks, venues=venues,
         table=table, today=today)
     manifest["troubled_areas"] = areas  # regional serious hazards the hotspots should find
+    # the counties the warnings should find: the planted ones and those of the areas
+    manifest["troubled_counties"] = _troubled_list(troubled_c, areas, region)
     (out / "MANIFEST.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1)
                                        + "\n", encoding="utf-8")
     return manifest
 
 
 EQUIPMENT_FILES = (FILES["equipment"], FILES["county"], FILES["xlsx"])
+AREA_COUNTY_SHARE = 0.3  # a county holding this share of a troubled area's pieces is troubled
+
+
+def _troubled_list(planted: list[dict], areas: list[dict], region: Region) -> list[dict]:
+    """The manifest's ``troubled_counties``: the planted counties, then every county holding
+    at least :data:`AREA_COUNTY_SHARE` of a troubled area's pieces, once each by adcode."""
+    out = {t["adcode"]: dict(t) for t in planted}
+    names = dict(zip(region.counties["adcode"], region.counties["name"], strict=True))
+    for area in areas:
+        for code, pieces in area.get("counties", {}).items():
+            if pieces < AREA_COUNTY_SHARE * area["pieces"]:
+                continue
+            what = (f"区域性严重隐患聚集（{area['top_category']} 类设备，半径"
+                    f"{area['radius_m']:.0f}米内{pieces}台）")
+            if code in out:
+                out[code]["planted"] += "+troubled_area"
+                out[code]["what"] += "；" + what
+            else:
+                out[code] = {"adcode": code, "name": str(names.get(code, "")),
+                             "planted": "troubled_area", "what": what}
+    return sorted(out.values(), key=lambda t: t["adcode"])
 
 
 def _file_order(eq: pd.DataFrame, region: Region, units: pd.DataFrame, dates: pd.DataFrame,

@@ -21,6 +21,19 @@ from dataclasses import dataclass
 
 #: the LEC method, as a regulator names it
 LEC = "作业条件危险性分析法（LEC）"
+#: the LEC tables of E and C, each value with the descriptor it stands for
+LEC_E_TABLE = "作业条件危险性分析法（LEC）暴露于危险环境的频繁程度（E）取值表"
+LEC_E: dict[float, str] = {
+    10: "连续暴露", 6: "每天工作时间内暴露", 3: "每周一次或偶然暴露", 2: "每月一次暴露",
+    1: "每年几次暴露", 0.5: "非常罕见地暴露"}
+LEC_C_TABLE = "作业条件危险性分析法（LEC）发生事故可能造成的后果（C）取值表"
+LEC_C: dict[float, str] = {
+    100: "大灾难，许多人死亡", 40: "灾难，数人死亡", 15: "非常严重，一人死亡", 7: "严重，重伤",
+    3: "重大，致残", 1: "引人注目，需要救护"}
+#: the classes of fixed pressure vessels (第Ⅰ、Ⅱ、Ⅲ类) by medium, design pressure and volume,
+#: the catalogue's 2130/2150/2170 (2110 超高压容器 is listed on its own)
+TSG_21 = ("TSG 21-2016《固定式压力容器安全技术监察规程》附件A 压力容器分类"
+          "（按介质、设计压力和容积划分第Ⅰ、Ⅱ、Ⅲ类）")
 
 _NUMERAL = "一二三四五六七八九十"
 #: a clause as the plans write it: a part (二) and, mostly, an item in it (二（四）)

@@ -131,6 +131,9 @@ SCHEMAS: dict[Kind, tuple[Field, ...]] = {
               aliases=("使用状态", "设备使用状态", "状态")),
         Field("insured", "是否投保", FieldType.BOOL,
               aliases=("是否投保责任保险", "投保", "责任保险")),
+        # the registration form's 使用场所 (住宅、办公楼、商场、学校、医院、车站、宾馆、工厂…):
+        # what the exposure E of the grading reads (layers/risk.py)
+        Field("use_place", "设备使用场所", form="使用场所", aliases=("使用场所类别",)),
     ),
     Kind.UNITS: (
         Field("credit_code", "统一社会信用代码", FieldType.CREDIT_CODE, True,

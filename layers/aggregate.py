@@ -442,6 +442,14 @@ def _level_codes(regions: pd.DataFrame, frame: pd.DataFrame
              found[level]) for level in ADMIN_LEVELS]
 
 
+def region_positions(regions: pd.DataFrame, frame: pd.DataFrame
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per admin level: (positions of that level's rows of ``regions``, each ``frame`` row's
+    index among them or -1), placed as :func:`regions` places equipment and units (by the
+    row's own adcodes, a missing coarser code taken from the finer one)."""
+    return _level_codes(regions, frame)
+
+
 def _unit_counts(units: pd.DataFrame, regions: pd.DataFrame) -> np.ndarray:
     """Units located in each region (by the unit's own adcodes) and by unit level."""
     counts = np.zeros((len(regions), len(UNIT_COUNT_COLUMNS)), dtype=np.int64)

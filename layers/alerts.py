@@ -21,8 +21,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from scipy.stats import binom, poisson
 
 from layers.columns import text
+from layers.hotspots import benjamini_hochberg
 from layers.scope import ShaanxiScope
 
 ELEVATORS = "3000"  # 特种设备目录：电梯
@@ -163,7 +165,19 @@ GRADE_RANK: dict[str, int] = {"prompt": 1, "caution": 2, "alert": 3}
 GRADE_ZH: dict[str, str] = {"prompt": "风险提示", "caution": "警示", "alert": "预警"}
 GRADE_BY_RANK: dict[int, str] = {v: k for k, v in GRADE_RANK.items()}
 
-# Indicator whitelist: Chinese name and the range its values (and thresholds) live in.
+# Rate indicators: Chinese name, the count it divides by the region's in-use pieces, the
+# exact test of that count, and the unit a value is written in (1: a share; 1000: per
+# 1,000 in-use pieces).
+RATE_INDICATORS: dict[str, tuple[str, str, str, float]] = {
+    "overdue_rate": ("逾期未检率", "overdue", "binomial", 1.0),
+    "open_major_rate": ("每千台在用设备未销号重大隐患数", "open_major_hazards", "poisson",
+                        1000.0),
+    "late_hazard_rate": ("每千台在用设备逾期未整改隐患数", "late_hazards", "poisson", 1000.0),
+}
+RateIndicator = Literal["overdue_rate", "open_major_rate", "late_hazard_rate"]
+TEST_ZH: dict[str, str] = {"binomial": "单侧精确二项检验", "poisson": "单侧精确泊松检验"}
+
+# Count indicators (threshold rules): Chinese name and the range its values live in.
 INDICATORS: dict[str, tuple[str, float, float]] = {
     "overdue_rate": ("逾期未检率", 0.0, 1.0),
     "overdue": ("逾期未检设备数", 0.0, float("inf")),
@@ -180,10 +194,35 @@ Indicator = Literal["overdue_rate", "overdue", "open_major_hazards", "insurance_
 # Placeholders a template may use (each trigger fills them).
 TEMPLATE_FIELDS: tuple[str, ...] = ("name", "indicator_zh", "value", "threshold", "op",
                                     "grade_zh", "coverage", "target")
+# … a rate rule's template against the reference region, and its province template.
+RATE_TEMPLATE_FIELDS: tuple[str, ...] = (
+    "name", "indicator_zh", "value", "parent_name", "parent_value", "ratio", "threshold",
+    "p_value", "q_value", "p_text", "n", "count", "grade_zh")
+ABSOLUTE_TEMPLATE_FIELDS: tuple[str, ...] = (
+    "name", "indicator_zh", "value", "threshold", "op", "n", "count", "grade_zh")
+
+
+def _check_grades(rule_id: str, values: dict[str, float], what: str) -> None:
+    """Per-grade values must rise strictly from 提示 to 警示 to 预警."""
+    ordered = [values[g] for g in sorted(values, key=GRADE_RANK.get)]
+    if (np.diff(ordered) <= 0).any():
+        raise ValueError(f"规则 {rule_id}：{what}须按 提示→警示→预警 严格递增")
+
+
+def _check_format(rule_id: str, template: str, fields: tuple[str, ...], sample: dict) -> None:
+    names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    unknown = names - set(fields)
+    if unknown:
+        raise ValueError(f"规则 {rule_id}：模板含未知占位符 {sorted(unknown)}")
+    try:
+        template.format(**sample)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"规则 {rule_id}：模板无法格式化（{exc}）") from exc
 
 
 class IndicatorRule(_Rules):
-    """One indicator with a threshold per warning grade."""
+    """One count indicator with a threshold per warning grade (for indicators that are
+    already significance-tested upstream, such as hot cells, or that have a target)."""
 
     id: str = Field(min_length=1, description="规则编号（唯一）")
     indicator: Indicator = Field(description="指标名称（限白名单）")
@@ -225,60 +264,153 @@ class IndicatorRule(_Rules):
 
 
 def _check_template(rule_id: str, template: str) -> None:
-    names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    unknown = names - set(TEMPLATE_FIELDS)
-    if unknown:
-        raise ValueError(f"规则 {rule_id}：模板含未知占位符 {sorted(unknown)}")
-    try:
-        template.format(name="某地", indicator_zh="指标", value=0.5, threshold=0.1, op="≥",
-                        grade_zh="警示", coverage=0.5, target=0.7)
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ValueError(f"规则 {rule_id}：模板无法格式化（{exc}）") from exc
+    _check_format(rule_id, template, TEMPLATE_FIELDS, dict(
+        name="某地", indicator_zh="指标", value=0.5, threshold=0.1, op="≥", grade_zh="警示",
+        coverage=0.5, target=0.7))
+
+
+class RateRule(_Rules):
+    """One rate indicator judged against the reference region's rate (see
+    :class:`WarningRules`): warned when the rate is ``ratios`` times the reference's or more
+    AND an exact one-sided test, corrected for the number of regions of the level, finds
+    the excess unlikely by chance. A region with no reference (a province) is judged on
+    the ``absolute`` rates instead."""
+
+    id: str = Field(min_length=1, description="规则编号（唯一）")
+    indicator: RateIndicator = Field(
+        description="比率指标：overdue_rate 逾期未检率（逾期未检在用设备/在用设备）；"
+                    "open_major_rate 每千台在用设备未销号重大隐患数；late_hazard_rate "
+                    "每千台在用设备逾期未整改隐患数（超过整改期限仍未销号）")
+    ratios: dict[Grade, float] = Field(
+        description="各等级的倍数下限：本地区比率为参照地区（默认全省）比率的多少倍及以上，"
+                    "且经显著性检验，才发布该等级；须大于 1 并按 提示→警示→预警 递增")
+    min_events: int = Field(
+        default=3, ge=1,
+        description="发布提示所需的最少事件数（逾期台数或隐患处数）：一两起不成规律")
+    absolute: dict[Grade, float] = Field(
+        default={},
+        description="无上级参照的地区（省）按绝对比率判定的各等级下限（单位同指标："
+                    "逾期未检率为比例，隐患为每千台处数）；为空则省级不按此指标发布")
+    template: str = Field(
+        description="地区对比参照地区的提示语模板，可用占位符：" + "、".join(RATE_TEMPLATE_FIELDS))
+    absolute_template: str = Field(
+        description="省级按绝对比率的提示语模板，可用占位符："
+                    + "、".join(ABSOLUTE_TEMPLATE_FIELDS))
+
+    @model_validator(mode="after")
+    def _check(self) -> RateRule:
+        if not self.ratios:
+            raise ValueError(f"规则 {self.id}：至少设置一个等级的倍数")
+        if min(self.ratios.values()) <= 1:
+            raise ValueError(f"规则 {self.id}：倍数须大于 1（等于参照比率不算超出）")
+        _check_grades(self.id, self.ratios, "倍数")
+        if self.absolute:
+            if min(self.absolute.values()) <= 0:
+                raise ValueError(f"规则 {self.id}：省级绝对比率下限须大于 0")
+            if self.indicator == "overdue_rate" and max(self.absolute.values()) > 1:
+                raise ValueError(f"规则 {self.id}：逾期未检率下限须在 (0, 1] 之内")
+            _check_grades(self.id, self.absolute, "省级绝对比率下限")
+        _check_format(self.id, self.template, RATE_TEMPLATE_FIELDS, dict(
+            name="某县", indicator_zh="指标", value=0.08, parent_name="全省",
+            parent_value=0.02, ratio=4.0, threshold=3.0, p_value=1e-4, q_value=1e-3,
+            p_text="p<0.001", n=1234, count=100, grade_zh="预警"))
+        _check_format(self.id, self.absolute_template, ABSOLUTE_TEMPLATE_FIELDS, dict(
+            name="某省", indicator_zh="指标", value=0.08, threshold=0.05, op="≥", n=1234,
+            count=100, grade_zh="警示"))
+        return self
+
+
+def _default_rates() -> tuple[RateRule, ...]:
+    bands = {"prompt": 1.5, "caution": 2.0, "alert": 3.0}
+    tail = "（{grade_zh}阈值≥{threshold:g}倍，在用{n:,}台、%s，{p_text}）"
+    return (
+        # Henan plan 二（三） "发现设备逾期未检…及时报告所在地市场监管部门"
+        RateRule(id="overdue_rate", indicator="overdue_rate", ratios=bands,
+                 absolute={"prompt": 0.03, "caution": 0.05, "alert": 0.10},
+                 template="{name}逾期未检率{value:.1%}，为{parent_name}{parent_value:.1%}的"
+                          "{ratio:.1f}倍" + tail % "逾期{count:,}台",
+                 absolute_template="{name}逾期未检率{value:.1%}（{grade_zh}阈值{op}{threshold:.0%}，"
+                                   "在用{n:,}台、逾期{count:,}台）"),
+        # Henan plan 二（二） "推动建立…重大隐患挂牌督办制度"
+        RateRule(id="open_major_rate", indicator="open_major_rate", ratios=bands,
+                 absolute={"prompt": 2.0, "caution": 5.0, "alert": 10.0},
+                 template="{name}每千台在用设备未销号重大隐患{value:.1f}处，为{parent_name}"
+                          "{parent_value:.1f}处的{ratio:.1f}倍"
+                          + tail % "未销号重大隐患{count:,}处",
+                 absolute_template="{name}每千台在用设备未销号重大隐患{value:.1f}处（{grade_zh}阈值"
+                                   "{op}{threshold:g}处，在用{n:,}台、{count:,}处）"),
+        # Henan plan 二（一） "隐患排查、登记、治理、销号的全过程记录和闭环管理"
+        RateRule(id="late_hazard_rate", indicator="late_hazard_rate", ratios=bands,
+                 absolute={"prompt": 5.0, "caution": 10.0, "alert": 20.0},
+                 template="{name}每千台在用设备逾期未整改隐患{value:.1f}处，为{parent_name}"
+                          "{parent_value:.1f}处的{ratio:.1f}倍" + tail % "逾期未整改{count:,}处",
+                 absolute_template="{name}每千台在用设备逾期未整改隐患{value:.1f}处（{grade_zh}阈值"
+                                   "{op}{threshold:g}处，在用{n:,}台、{count:,}处）"),
+    )
 
 
 def _default_rules() -> tuple[IndicatorRule, ...]:
     return (
-        # Henan plan 二（三） "发现设备逾期未检…及时报告所在地市场监管部门"
-        IndicatorRule(id="overdue_rate", indicator="overdue_rate",
-                      thresholds={"prompt": 0.03, "caution": 0.05, "alert": 0.10},
-                      template="{name}在用设备逾期未检率{value:.1%}（{grade_zh}阈值{op}{threshold:.0%}）"),
-        # Henan plan 二（二） "推动建立…重大隐患挂牌督办制度"
-        IndicatorRule(id="open_major_hazards", indicator="open_major_hazards",
-                      thresholds={"prompt": 1, "caution": 3, "alert": 5},
-                      template="{name}有{value:.0f}处重大隐患未销号（{grade_zh}阈值{op}{threshold:.0f}处）"),
-        # Shaanxi plan 二（五） "电梯保险覆盖率应不低于保有量的40%…55%…70%"
+        # Shaanxi plan 二（五） "电梯保险覆盖率应不低于保有量的40%…55%…70%": a target, so a
+        # threshold on the gap (no target in force, no gap, no warning)
         IndicatorRule(id="insurance_shortfall", indicator="insurance_gap",
                       thresholds={"prompt": 0.0, "caution": 0.10, "alert": 0.20},
                       strict=("prompt",),
                       template="{name}电梯责任保险覆盖率{coverage:.1%}，低于年度目标{target:.0%}"
                                "（{grade_zh}阈值：缺口{op}{threshold:.0%}）"),
-        # Henan plan 二（二） "对存在区域性或者普遍严重事故隐患的…使用单位，加大监督检查频次"
+        # Henan plan 二（二） "对存在区域性或者普遍严重事故隐患的…使用单位，加大监督检查频次".
+        # Counts of findings that are significance-tested already (Gi* with an exact Poisson
+        # test and FDR for hot cells; a share and a minimum of units for widespread
+        # categories), so a count threshold is enough.
         IndicatorRule(id="hot_cells", indicator="hot_cells",
                       thresholds={"prompt": 1, "alert": 3},
-                      template="{name}有{value:.0f}个隐患热点网格（{grade_zh}阈值{op}{threshold:.0f}个）"),
+                      template="{name}有{value:.0f}个隐患热点网格（经Gi*与精确泊松检验，"
+                               "{grade_zh}阈值{op}{threshold:.0f}个）"),
         IndicatorRule(id="regional_clusters", indicator="regional_clusters",
                       thresholds={"caution": 1},
-                      template="{name}存在{value:.0f}处区域性隐患聚集（{grade_zh}阈值{op}{threshold:.0f}处）"),
+                      template="{name}存在{value:.0f}处区域性隐患聚集（相连的显著热点网格，"
+                               "{grade_zh}阈值{op}{threshold:.0f}处）"),
         IndicatorRule(id="widespread_categories", indicator="widespread_categories",
                       thresholds={"caution": 1},
-                      template="{name}有{value:.0f}类设备存在普遍性隐患（{grade_zh}阈值{op}{threshold:.0f}类）"),
+                      template="{name}有{value:.0f}类设备存在普遍性隐患（{grade_zh}阈值"
+                               "{op}{threshold:.0f}类）"),
     )
 
 
 class WarningRules(_Rules):
-    """风险提示、警示、预警的指标规则表（陕西省《全省特种设备安全专项整治三年行动实施方案》二（三））."""
+    """风险提示、警示、预警的指标规则表（陕西省《全省特种设备安全专项整治三年行动实施方案》二（三））.
 
+    ``rates``: rates judged against the reference region with an exact test (size-aware);
+    ``rules``: counts with thresholds, for findings already tested upstream or with a
+    target."""
+
+    rates: tuple[RateRule, ...] = Field(
+        default_factory=_default_rates,
+        description="比率规则：地区比率须达到参照地区比率的规定倍数，且经单侧精确检验"
+                    "（逾期未检率用二项检验，隐患数用泊松检验）与同级地区的错误发现率校正后"
+                    "显著，才发布；等级按倍数分档。省级（无上级）按绝对比率判定")
+    reference: Literal["province", "parent"] = Field(
+        default="province",
+        description="比率的参照地区：province 全省（市、县均与本省比较）；parent 上级"
+                    "（县与所在市比较、市与省比较）")
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="显著性水平：校正后 p 值（q 值）不超过此值才认为超出参照比率并非偶然")
+    fdr: bool = Field(
+        default=True,
+        description="是否按 Benjamini–Hochberg 法在同级地区（各县、各市）间控制错误发现率"
+                    "（多重检验校正：一百多个县同时检验，偶然显著者须剔除）")
     rules: tuple[IndicatorRule, ...] = Field(
         default_factory=_default_rules,
-        description="指标规则：每条规则按阈值给出 风险提示/警示/预警，地区取最高等级")
+        description="计数阈值规则：用于已在上游经显著性检验的发现（隐患热点网格、区域性聚集、"
+                    "普遍性隐患）和有目标值的指标（电梯责任保险覆盖率）；地区取最高等级")
 
-    @field_validator("rules")
-    @classmethod
-    def _unique(cls, v: tuple[IndicatorRule, ...]) -> tuple[IndicatorRule, ...]:
-        ids = [r.id for r in v]
+    @model_validator(mode="after")
+    def _unique(self) -> WarningRules:
+        ids = [r.id for r in self.rates] + [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
-            raise ValueError("规则编号 id 须唯一")
-        return v
+            raise ValueError("规则编号 id 须唯一（比率规则与计数规则合计）")
+        return self
 
 
 WARNING_COLUMNS: tuple[str, ...] = (
@@ -305,28 +437,50 @@ def _county_chain(regions: pd.DataFrame) -> pd.DataFrame:
     return chain[~chain.index.duplicated()]
 
 
-def _rolled_nunique(frame: pd.DataFrame | None, key: pd.Series | None,
-                    chain: pd.DataFrame, name: str) -> pd.Series:
-    """Distinct ``key`` values per (admin_level, adcode): each county row counts for its
-    county, its city and its province (so a cluster across two counties counts once above)."""
-    idx = pd.MultiIndex.from_arrays([[], []], names=["admin_level", "adcode"])
-    if frame is None or key is None or not len(frame):
-        return pd.Series([], index=idx, dtype="int64", name=name)
+def _rolled_long(frame: pd.DataFrame, chain: pd.DataFrame, **values: pd.Series
+                 ) -> pd.DataFrame:
+    """``frame``'s rows once per level (county, its city, its province: column
+    ``admin_level`` and ``adcode``) with ``values`` beside them; rows without a code at a
+    level are left out there. The frame's own parents fill what the regions frame lacks."""
     county = frame["county_adcode"].astype("string").reset_index(drop=True)
-    key = key.astype("string").reset_index(drop=True)
+    vals = {k: pd.Series(v).reset_index(drop=True) for k, v in values.items()}
     up = chain.reindex(county).reset_index(drop=True)
     codes = {"county": county}
     for level in ("city", "province"):
         col = f"{level}_adcode"
         codes[level] = up[col]
-        if col in frame:  # the frame's own parents fill what the regions frame lacks
+        if col in frame:
             codes[level] = codes[level].fillna(frame[col].astype("string").reset_index(drop=True))
-    parts = [pd.DataFrame({"admin_level": level, "adcode": c, "key": key})
+    parts = [pd.DataFrame({"admin_level": level, "adcode": c, **vals})
              for level, c in codes.items()]
-    long = pd.concat(parts, ignore_index=True).dropna()
+    return pd.concat(parts, ignore_index=True).dropna(subset=["adcode"])
+
+
+def _empty_index() -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([[], []], names=["admin_level", "adcode"])
+
+
+def _rolled_nunique(frame: pd.DataFrame | None, key: pd.Series | None,
+                    chain: pd.DataFrame, name: str) -> pd.Series:
+    """Distinct ``key`` values per (admin_level, adcode): each county row counts for its
+    county, its city and its province (so a cluster across two counties counts once above)."""
+    if frame is None or key is None or not len(frame):
+        return pd.Series([], index=_empty_index(), dtype="int64", name=name)
+    long = _rolled_long(frame, chain, key=key.astype("string")).dropna()
     if not len(long):
-        return pd.Series([], index=idx, dtype="int64", name=name)
+        return pd.Series([], index=_empty_index(), dtype="int64", name=name)
     return long.groupby(["admin_level", "adcode"])["key"].nunique().rename(name)
+
+
+def _rolled_sum(frame: pd.DataFrame | None, column: str, chain: pd.DataFrame) -> pd.Series:
+    """Sum of ``frame[column]`` per (admin_level, adcode), each county row counted for its
+    county, city and province."""
+    if frame is None or column not in frame or "county_adcode" not in frame or not len(frame):
+        return pd.Series([], index=_empty_index(), dtype="float64", name=column)
+    weight = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("float64")
+    keep = (weight > 0).to_numpy(dtype=bool)  # only rows that add something
+    long = _rolled_long(frame[keep], chain, w=weight[keep])
+    return long.groupby(["admin_level", "adcode"])["w"].sum().rename(column)
 
 
 def _hotspot_keys(hotspots: pd.DataFrame | None) -> tuple[pd.Series | None, pd.Series | None]:
@@ -344,17 +498,24 @@ def _hotspot_keys(hotspots: pd.DataFrame | None) -> tuple[pd.Series | None, pd.S
     return cells, cluster.where(regional)
 
 
+def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
+
+
 def _indicator_frame(regions: pd.DataFrame, insurance: pd.DataFrame | None,
-                     hotspots: pd.DataFrame | None, widespread: pd.DataFrame | None
-                     ) -> pd.DataFrame:
-    """One row per region (regions' order) with every whitelisted indicator (NaN = unknown)."""
+                     hotspots: pd.DataFrame | None, widespread: pd.DataFrame | None,
+                     equipment: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per region (regions' order) with every whitelisted indicator (NaN = unknown)
+    and the counts behind the rates (``equipment`` in use, ``overdue``,
+    ``open_major_hazards``, ``late_hazards``)."""
     r = regions
     key = pd.MultiIndex.from_arrays([r["admin_level"].astype("string"),
                                      r["adcode"].astype("string")])
     out = pd.DataFrame(index=range(len(r)))
-    for col in ("overdue_rate", "overdue", "open_major_hazards"):
-        out[col] = (pd.to_numeric(r[col], errors="coerce").astype("float64").to_numpy()
-                    if col in r else np.nan)
+    for col in ("equipment", "overdue_rate", "overdue", "open_major_hazards"):
+        out[col] = _numbers(r, col)
     if insurance is not None and len(insurance):
         ins = insurance.set_index([insurance["admin_level"].astype("string"),
                                    insurance["adcode"].astype("string")])
@@ -367,6 +528,13 @@ def _indicator_frame(regions: pd.DataFrame, insurance: pd.DataFrame | None,
     out["coverage"] = out["insurance_coverage"]
 
     chain = _county_chain(r)
+    if "late_hazards" in r:  # a regions frame that carries the count
+        out["late_hazards"] = _numbers(r, "late_hazards")
+    elif equipment is not None and "late_hazards" in equipment:
+        late = _rolled_sum(equipment, "late_hazards", chain)
+        out["late_hazards"] = late.reindex(key).fillna(0).to_numpy(dtype="float64")
+    else:
+        out["late_hazards"] = np.nan
     cells, clusters = _hotspot_keys(hotspots)
     wide_key = None
     if widespread is not None and len(widespread):
@@ -399,40 +567,165 @@ def _evaluate(values: np.ndarray, rule: IndicatorRule) -> tuple[np.ndarray, np.n
     return rank, threshold
 
 
-def _json_value(value: float) -> float | int:
+# --------------------------------------------------------------------------- rate tests
+
+def _reference_rows(regions: pd.DataFrame, reference: str) -> np.ndarray:
+    """Row of each region's reference region (its province, or its parent), -1 for none
+    (a province, or a parent missing from the frame)."""
+    r = regions
+    level = r["admin_level"].astype("string")
+    adcode = r["adcode"].astype("string")
+    if reference == "province" and "province_adcode" in r:
+        up_level = pd.Series("province", index=r.index, dtype="string")
+        up = r["province_adcode"].astype("string")
+    else:
+        up_level = level.map({"county": "city", "city": "province"}).astype("string")
+        up = (r["parent_adcode"].astype("string") if "parent_adcode" in r
+              else pd.Series(pd.NA, index=r.index, dtype="string"))
+        if reference == "province":  # no province column: climb the parents
+            city_parent = pd.Series(up.to_numpy(), index=pd.MultiIndex.from_arrays(
+                [level.to_numpy(), adcode.to_numpy()]))
+            city_parent = city_parent[~city_parent.index.duplicated()]
+            county = (level == "county").to_numpy(dtype=bool)
+            climbed = city_parent.reindex(pd.MultiIndex.from_arrays(
+                [np.full(len(r), "city", dtype=object), up.to_numpy()])).to_numpy()
+            up = pd.Series(np.where(county, climbed, up.to_numpy()), index=r.index,
+                           dtype="string")
+            up_level = up_level.where(~county, "province")
+    own = pd.MultiIndex.from_arrays([level.to_numpy(), adcode.to_numpy()])
+    pos = pd.Series(np.arange(len(r)), index=own)
+    pos = pos[~pos.index.duplicated()]
+    ref = pos.reindex(pd.MultiIndex.from_arrays([up_level.to_numpy(), up.to_numpy()]))
+    ref = ref.fillna(-1).to_numpy(dtype=np.int64)
+    return np.where((level == "province").to_numpy(dtype=bool), -1, ref)
+
+
+def excess_p(count: np.ndarray, n: np.ndarray, rate: np.ndarray, test: str) -> np.ndarray:
+    """One-sided p of ``count`` or more events among ``n`` in-use pieces when the true rate
+    is the reference ``rate``: binomial (each piece overdue or not) or Poisson (events
+    per piece). p = 1 without events; NaN without pieces or reference rate."""
+    count = np.asarray(count, dtype="float64")
+    n = np.asarray(n, dtype="float64")
+    rate = np.asarray(rate, dtype="float64")
+    ok = (n > 0) & np.isfinite(rate) & np.isfinite(count)
+    p = np.full(len(count), np.nan)
+    if not ok.any():
+        return p
+    k, m, r0 = count[ok], n[ok], np.clip(rate[ok], 0.0, 1.0 if test == "binomial" else None)
+    if test == "binomial":
+        k = np.minimum(k, m)
+        value = binom.sf(k - 1, m.astype(np.int64), r0)
+    else:
+        value = poisson.sf(k - 1, m * r0)
+    p[ok] = np.where(k > 0, value, 1.0)
+    return p
+
+
+def _bh_by_level(p: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg q of each p among the regions of its level (NaN not tested)."""
+    q = np.full(len(p), np.nan)
+    for lv in pd.unique(level):
+        mine = level == lv
+        q[mine] = benjamini_hochberg(p[mine])
+    return q
+
+
+def _rate_triggers(rule: RateRule, ind: pd.DataFrame, level: np.ndarray, ref: np.ndarray,
+                   rules: WarningRules) -> pd.DataFrame:
+    """The triggers of one rate rule: regions with a reference by ratio band and test,
+    regions without one (provinces) by the absolute rates."""
+    name_zh, column, test, scale = RATE_INDICATORS[rule.indicator]
+    n = ind["equipment"].to_numpy(dtype="float64")
+    count = ind[column].to_numpy(dtype="float64")
+    has_n = np.isfinite(n) & (n > 0) & np.isfinite(count)
+    rate = np.divide(count, n, out=np.full(len(n), np.nan), where=has_n)
+    has_ref = ref >= 0
+    ref_rate = np.where(has_ref, rate[np.maximum(ref, 0)], np.nan)
+    p = excess_p(count, n, np.where(has_ref, ref_rate, np.nan), test)
+    q = _bh_by_level(p, level) if rules.fdr else p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ref_rate > 0, rate / ref_rate, np.where(rate > 0, np.inf, np.nan))
+    significant = has_n & has_ref & (q <= rules.alpha) & (count >= rule.min_events)
+    rank = np.zeros(len(n), dtype=np.int64)
+    threshold = np.full(len(n), np.nan)
+    for grade in sorted(rule.ratios, key=GRADE_RANK.get):
+        hit = significant & (ratio >= rule.ratios[grade] - 1e-12)
+        rank = np.where(hit, GRADE_RANK[grade], rank)
+        threshold = np.where(hit, rule.ratios[grade], threshold)
+    absolute = np.zeros(len(n), dtype=bool)
+    alone = has_n & (level == "province") & (count >= rule.min_events)  # no reference
+    for grade in sorted(rule.absolute, key=GRADE_RANK.get):
+        t = rule.absolute[grade]
+        hit = alone & (rate * scale >= t - 1e-12)
+        rank = np.where(hit, GRADE_RANK[grade], rank)
+        threshold = np.where(hit, t, threshold)
+        absolute |= hit
+    rows = np.flatnonzero(rank > 0)
+    safe = np.maximum(ref, 0)[rows]
+    return pd.DataFrame({
+        "row": rows, "rule": rule.id, "indicator": rule.indicator, "kind": "rate",
+        "value": rate[rows] * scale, "threshold": threshold[rows], "rank": rank[rows],
+        "absolute": absolute[rows], "parent_row": np.where(has_ref[rows], safe, -1),
+        "parent_value": ref_rate[rows] * scale, "ratio": ratio[rows], "p_value": p[rows],
+        "q_value": q[rows], "n": n[rows], "count": count[rows], "test": test,
+        "indicator_zh": name_zh})
+
+
+def _json_value(value: float) -> float | int | None:
+    if not np.isfinite(value):
+        return None
     return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def _json_p(value: float) -> float | None:
+    """A p-value to four significant digits (small ones stay small)."""
+    return float(f"{value:.4g}") if np.isfinite(value) else None
 
 
 def warnings(regions: pd.DataFrame, insurance: pd.DataFrame | None = None,
              hotspots: pd.DataFrame | None = None, widespread: pd.DataFrame | None = None,
-             rules: WarningRules | None = None) -> gpd.GeoDataFrame:
-    """Regions with at least one triggered indicator rule, graded 风险提示/警示/预警.
+             rules: WarningRules | None = None, *, equipment: pd.DataFrame | None = None
+             ) -> gpd.GeoDataFrame:
+    """Regions with at least one triggered rule, graded 风险提示/警示/预警.
 
-    Shaanxi plan 二（三）: "开展风险提示、警示、预警及压力测试活动". Each rule gives a region the
-    highest grade whose threshold its indicator reaches; the region's grade is the highest over its
-    rules. Hotspot and widespread indicators count a county's cells and categories for its
-    city and province too.
+    Shaanxi plan 二（三）: "开展风险提示、警示、预警及压力测试活动". Rate rules judge a
+    region's rate against its reference region's (the province by default): warned when
+    the ratio reaches a grade's band AND the exact one-sided test of the region's count
+    (binomial for the overdue rate, Poisson for hazards per piece), Benjamini–Hochberg
+    corrected over the regions of the level, is significant at ``alpha``; a province is
+    judged on absolute rates. Count rules (hot cells, clusters, widespread categories,
+    insurance shortfall) keep thresholds; hotspot and widespread counts of a county count
+    for its city and province too. A region's grade is the highest over its rules.
+    ``equipment`` (graded, with ``late_hazards``) gives the late-rectification counts when
+    ``regions`` lacks them.
     """
     rules = rules or WarningRules()
     r = regions.reset_index(drop=True)
-    if not len(r) or not rules.rules:
+    if not len(r) or not (rules.rules or rules.rates):
         return _empty_warnings()
-    ind = _indicator_frame(r, insurance, hotspots, widespread)
+    ind = _indicator_frame(r, insurance, hotspots, widespread, equipment)
+    level = r["admin_level"].astype("string").fillna("").to_numpy(dtype=object)
+    ref = _reference_rows(r, rules.reference)
 
     parts = []
+    for rule in rules.rates:
+        trig = _rate_triggers(rule, ind, level, ref, rules)
+        if len(trig):
+            parts.append(trig.assign(order=len(parts)))
     for rule in rules.rules:
         values = ind[rule.indicator].to_numpy(dtype="float64")
         rank, threshold = _evaluate(values, rule)
         hit = np.flatnonzero(rank > 0)
         if len(hit):
             parts.append(pd.DataFrame({
-                "row": hit, "rule": rule.id, "indicator": rule.indicator,
+                "row": hit, "rule": rule.id, "indicator": rule.indicator, "kind": "count",
                 "value": values[hit], "threshold": threshold[hit], "rank": rank[hit],
-                "order": len(parts)}))
+                "indicator_zh": INDICATORS[rule.indicator][0], "order": len(parts)}))
     if not parts:
         return _empty_warnings()
     trig = pd.concat(parts, ignore_index=True).sort_values(["row", "order"], kind="stable")
-    trig["message"] = _messages(trig, r, ind, {x.id: x for x in rules.rules})
+    by_id = {x.id: x for x in (*rules.rates, *rules.rules)}
+    trig["message"] = _messages(trig, r, ind, by_id)
     trig["json"] = _trigger_json(trig)
 
     g = trig.groupby("row", sort=True)
@@ -458,36 +751,71 @@ def _strings(frame: pd.DataFrame, name: str) -> pd.arrays.StringArray:
     return pd.array(text(frame, name).to_numpy(dtype=object, na_value=None), dtype="string")
 
 
+def p_text(p: float, q: float | None = None, test: str | None = None) -> str:
+    """A p-value as a regulator reads it: "单侧精确二项检验 p<0.001、多重检验校正后q=0.004"."""
+    def fmt(name: str, v: float) -> str:
+        return f"{name}<0.001" if v < 0.001 else f"{name}={v:.3f}"
+    out = (TEST_ZH.get(test, "显著性检验") + " " if test else "") + fmt("p", p)
+    if q is not None and np.isfinite(q) and q != p:
+        out += "、多重检验校正后" + fmt("q", q)
+    return out
+
+
+def _region_word(regions: pd.DataFrame, row: int, names: np.ndarray) -> str:
+    """How a message names a reference region: "全省" for a province, else its name."""
+    return "全省" if regions["admin_level"].iat[row] == "province" else str(names[row])
+
+
 def _messages(trig: pd.DataFrame, regions: pd.DataFrame, ind: pd.DataFrame,
-              by_id: dict[str, IndicatorRule]) -> list[str]:
+              by_id: dict[str, IndicatorRule | RateRule]) -> list[str]:
     """One Chinese sentence per trigger, from its rule's template (a pass over triggers)."""
     names = regions["name"].astype("string").fillna(regions["adcode"].astype("string"))
     names = names.fillna("").to_numpy(dtype=object)
     cov = ind["coverage"].to_numpy()
     tgt = ind["target"].to_numpy()
     out = []
-    for row, rid, value, threshold, rank in zip(
-            trig["row"].to_numpy(), trig["rule"].to_numpy(), trig["value"].to_numpy(),
-            trig["threshold"].to_numpy(), trig["rank"].to_numpy(), strict=True):
-        rule = by_id[rid]
-        grade = GRADE_BY_RANK[int(rank)]
-        sentence = rule.template.format(
-            name=names[row], indicator_zh=INDICATORS[rule.indicator][0], value=value,
-            threshold=threshold, op=rule.op(grade), grade_zh=GRADE_ZH[grade],
-            coverage=cov[row], target=tgt[row])
+    for t in trig.to_dict("records"):
+        rule = by_id[t["rule"]]
+        row = int(t["row"])
+        grade = GRADE_BY_RANK[int(t["rank"])]
+        if isinstance(rule, RateRule) and t["absolute"]:
+            sentence = rule.absolute_template.format(
+                name=names[row], indicator_zh=t["indicator_zh"], value=t["value"],
+                threshold=t["threshold"], op="≥", n=int(t["n"]), count=int(t["count"]),
+                grade_zh=GRADE_ZH[grade])
+        elif isinstance(rule, RateRule):
+            sentence = rule.template.format(
+                name=names[row], indicator_zh=t["indicator_zh"], value=t["value"],
+                parent_name=_region_word(regions, int(t["parent_row"]), names),
+                parent_value=t["parent_value"], ratio=t["ratio"], threshold=t["threshold"],
+                p_value=t["p_value"], q_value=t["q_value"],
+                p_text=p_text(t["p_value"], t["q_value"], t["test"]), n=int(t["n"]),
+                count=int(t["count"]), grade_zh=GRADE_ZH[grade])
+        else:
+            sentence = rule.template.format(
+                name=names[row], indicator_zh=t["indicator_zh"], value=t["value"],
+                threshold=t["threshold"], op=rule.op(grade), grade_zh=GRADE_ZH[grade],
+                coverage=cov[row], target=tgt[row])
         out.append(sentence.rstrip("。；;. "))
     return out
 
 
 def _trigger_json(trig: pd.DataFrame) -> list[str]:
     out = []
-    for rid, ind, v, t, k in zip(trig["rule"], trig["indicator"], trig["value"],
-                                 trig["threshold"], trig["rank"], strict=True):
-        grade = GRADE_BY_RANK[int(k)]
-        out.append(json.dumps({
-            "rule": rid, "indicator": ind, "indicator_zh": INDICATORS[ind][0],
-            "value": _json_value(v), "threshold": _json_value(t), "grade": grade,
-            "grade_zh": GRADE_ZH[grade]}, ensure_ascii=False))
+    for t in trig.to_dict("records"):
+        grade = GRADE_BY_RANK[int(t["rank"])]
+        item = {"rule": t["rule"], "indicator": t["indicator"],
+                "indicator_zh": t["indicator_zh"], "value": _json_value(t["value"]),
+                "threshold": _json_value(t["threshold"]), "grade": grade,
+                "grade_zh": GRADE_ZH[grade]}
+        if t["kind"] == "rate":
+            item.update({
+                "basis": "absolute" if t["absolute"] else "ratio",
+                "parent_value": _json_value(t["parent_value"]),
+                "ratio": _json_value(t["ratio"]), "n": int(t["n"]), "count": int(t["count"]),
+                "test": t["test"], "p_value": _json_p(t["p_value"]),
+                "q_value": _json_p(t["q_value"])})
+        out.append(json.dumps(item, ensure_ascii=False))
     return out
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+import layers.workload
 from layers.builders import STAGES, Build, Builder, Inputs
 from layers.registry import ALL, LayerSpec
 from layers.registry import fingerprint as registry_fingerprint
@@ -91,6 +92,14 @@ def build_layers(inputs: Inputs, rules: Rules,
         "demonstration_gaps": int(coverage["gap"].sum()) if len(coverage) else 0,
         "warnings": {str(k): int(v) for k, v in warnings["grade"].value_counts().items()}
         if len(warnings) else {},
+        "over_capacity": _over_capacity(frames["workload"], inputs.boundaries),
         "seconds": t.seconds,
     }
     return BuildResult(frames, report)
+
+
+def _over_capacity(workload: pd.DataFrame, boundaries: pd.DataFrame) -> list[dict]:
+    """The counties whose planned checks exceed their capacity, named in full (郑州市金水区)."""
+    names = layers.workload.region_names(boundaries)
+    rows = layers.workload.over_capacity(workload)
+    return [{**row, "name": names.get(row["adcode"], row["name"])} for row in rows]

@@ -23,12 +23,15 @@ import shapely
 
 import layers.aggregate
 import layers.alerts
+import layers.build_status
 import layers.demonstration
 import layers.frequency
 import layers.hotspots
 import layers.parks
 import layers.points
 import layers.risk
+import layers.small_micro
+import layers.workload
 
 if TYPE_CHECKING:
     from layers.rules import Rules
@@ -68,7 +71,7 @@ class Build:
         """The graded equipment and units (:mod:`layers.frames` describes both)."""
         i, rules = self.inputs, self.rules.risk
         eq = layers.risk.grade_equipment(i.equipment, i.units, i.hazards, i.venues, self.as_of,
-                                         rules, layers.risk.urban_counties(i.boundaries))
+                                         rules)
         return eq, layers.risk.grade_units(i.units, eq, rules)
 
     @property
@@ -100,9 +103,23 @@ class Build:
 
     @cached_property
     def regions(self) -> gpd.GeoDataFrame:
-        """The region indicators (the warnings are raised on them)."""
-        return layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries,
-                                        self.rules.aggregate)
+        """The region indicators and 建成率 (the warnings are raised on them)."""
+        regions = layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries,
+                                           self.rules.aggregate)
+        return layers.build_status.with_build_rates(
+            regions, self.units, self.build_status, self.small_micro, self.as_of,
+            self.rules.build_status)
+
+    @cached_property
+    def build_status(self) -> pd.Series:
+        """Each graded unit's double-prevention build status (已建成 …), in unit order."""
+        return layers.build_status.unit_build_status(self.units, self.rules.build_status)
+
+    @cached_property
+    def small_micro(self) -> np.ndarray:
+        """Per graded unit, whether it is in the small/micro simplified mode."""
+        return layers.small_micro.small_micro(self.units, self.rules.parks.small_sizes,
+                                              self.rules.small_micro.max_equipment)
 
     @cached_property
     def schedule(self) -> gpd.GeoDataFrame:
@@ -110,7 +127,15 @@ class Build:
         i = self.inputs
         return layers.frequency.inspection_frequency(
             self.units, self.equipment, i.checks, i.venues, self.hotspot_units,
-            self.widespread, self.as_of, self.rules.frequency, hazards=i.hazards)
+            self.widespread, self.as_of, self.rules.frequency, hazards=i.hazards,
+            capacity=self.capacity["limit"])
+
+    @cached_property
+    def capacity(self) -> pd.DataFrame:
+        """Each county's officers and inspection capacity (the schedule is bounded by it)."""
+        i = self.inputs
+        return layers.workload.county_capacity(i.officers, i.officer_cells, i.boundaries,
+                                               self.rules.capacity)
 
     @cached_property
     def demonstration(self) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
@@ -203,7 +228,24 @@ def units(b: Build) -> pd.DataFrame:
     """Every unit's file (一企一策), located like the unit."""
     files = layers.parks.unit_files(b.equipment, b.units, b.inputs.hazards, b.as_of,
                                     b.rules.parks)
-    return _with_location(files, b.units)
+    return _with_location(_with_build_status(files, b), b.units)
+
+
+def _with_build_status(files: pd.DataFrame, b: Build) -> pd.DataFrame:
+    """Unit files with the unit's build status, small/micro mode and checklist."""
+    checklists = layers.small_micro.checklists(b.units, b.equipment, b.small_micro,
+                                               b.rules.small_micro)
+    first = ~b.units["credit_code"].astype("string").duplicated().to_numpy()
+    per_unit = pd.DataFrame({"build_status": b.build_status.to_numpy()[first],
+                             "small_micro": b.small_micro[first],
+                             "checklist": checklists[first]},
+                            index=pd.Index(b.units["credit_code"].astype("string")[first]))
+    found = per_unit.reindex(files["credit_code"].astype("string"))
+    out = files.reset_index(drop=True)
+    out["build_status"] = pd.array(found["build_status"].to_numpy(), dtype="string")
+    out["small_micro"] = pd.array(found["small_micro"].to_numpy(), dtype="boolean")
+    out["checklist"] = pd.array(found["checklist"].to_numpy(), dtype="string")
+    return out
 
 
 @builder("aggregate")
@@ -262,6 +304,20 @@ def check_schedule(b: Build) -> pd.DataFrame:
     return _with_cell(b.schedule, b.units)
 
 
+@builder("frequency")
+def workload(b: Build) -> pd.DataFrame:
+    """Planned checks against inspection capacity per province, city and county."""
+    return layers.workload.workload(b.schedule, b.capacity, b.inputs.boundaries,
+                                    b.rules.frequency.ladder)
+
+
+@builder("frequency")
+def campaign_completion(b: Build) -> pd.DataFrame:
+    """The year's campaigns: units named and checked during the campaign, per region."""
+    return layers.workload.campaign_completion(b.units, b.inputs.checks, b.inputs.boundaries,
+                                               b.rules.campaigns, b.as_of)
+
+
 @builder("demonstration")
 def demonstration(b: Build) -> gpd.GeoDataFrame:
     """The chosen demonstration enterprises."""
@@ -291,7 +347,7 @@ def insurance(b: Build) -> pd.DataFrame:
 def warnings(b: Build) -> pd.DataFrame:
     """The regions' 风险提示·警示·预警, with their region codes."""
     frame = layers.alerts.warnings(b.regions, b.insurance, b.hotspot_cells, b.widespread,
-                                   b.rules.warnings)
+                                   b.rules.warnings, equipment=b.equipment)
     return _with_region_codes(frame, b.inputs.boundaries)
 
 

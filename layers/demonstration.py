@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from data.catalogue import TOP_CATEGORIES
+from data.catalogue import TOP_CATEGORIES, check_top_codes
 from layers.columns import column, numbers
 from layers.frequency import Pieces, positions, unit_frame, unit_points
 
@@ -76,10 +76,7 @@ class DemonstrationRules(BaseModel):
     @field_validator("exclude_categories")
     @classmethod
     def _tops(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [c for c in v if c not in TOP_CATEGORIES]
-        if unknown:
-            raise ValueError(f"{unknown} 不是特种设备种类代码（如 3000）")
-        return v
+        return check_top_codes(v)
 
     @field_validator("registration_authorities")
     @classmethod

@@ -9,6 +9,16 @@ regional/widespread hazards, plus the blacklist (Henan plan 二（二）), overd
 (Henan plan 二（三）), the year's focus categories (Shaanxi plan 二（四）) and late
 rectification (Henan plan 二（一）, a general hazard past its deadline).
 
+Within a county's inspection capacity (``capacity``, :mod:`layers.workload`): the base
+intervals are planned first; the boosts then shorten intervals in priority order (riskiest
+first: level, then boost steps, then the unit's highest D) only while the county's planned
+checks stay within its capacity. A boost that does not fit keeps the base interval
+(``interval_capped``) but still ranks the unit (``priority``, 1 = first in its county).
+Units never checked are not all due on the build date: within a county and interval, in
+priority order, their first due dates are spread evenly over the interval (Shaanxi plan
+四（三）“合理安排阶段性工作”), so red units fall in the first month and the county's checks
+per month stay level.
+
 One fact, one boost: each boost id is a fact about the unit, and boosts add up over
 distinct facts only. Where two rules name the same fact it counts once, by the larger of
 their steps, and its reason names it once: an elevator is key equipment only inside a
@@ -47,7 +57,10 @@ COLUMNS: tuple[str, ...] = (
     "credit_code", "name", "level", "province_adcode", "city_adcode", "county_adcode",
     "base_interval_months", "boost_steps", "interval_months", "checks_per_year", "boosts",
     "reasons", "last_check_on", "next_due", "due_in_days", "check_overdue", "boosted",
+    "priority", "interval_capped",
 )
+CAPPED = "检查力量已满，优先安排而未缩短间隔"
+"""The closing words of a boosted unit's reasons when its county's capacity is used up."""
 
 
 class _Rules(BaseModel):
@@ -193,6 +206,10 @@ class FrequencyRules(_Rules):
     focus_category: FocusBoost = Field(FocusBoost(), description="年度重点治理领域加频")
     late_rectification: LateRectificationBoost = Field(
         LateRectificationBoost(), description="逾期未整改一般隐患（逾期整改）加频")
+    spread_first_checks: bool = Field(
+        True, description="从未检查过的单位：为真时在区县内按优先顺序（风险高者在前）把首次检查"
+        "均匀排布在其检查周期内（红色单位在首月内），各月检查量大致均衡（陕西省方案四（三）"
+        "“合理安排阶段性工作”）；为假时均于统计日期到期")
 
     @model_validator(mode="after")
     def _ladder(self) -> FrequencyRules:
@@ -279,15 +296,21 @@ def _reason(reason: str, detail: pa.Array) -> pa.Array:
     return pac.if_else(pac.equal(detail, _scalar("")), _scalar(reason), wrapped)
 
 
-def _summary(steps: np.ndarray, base: np.ndarray, interval: np.ndarray) -> pa.Array:
+def _summary(steps: np.ndarray, base: np.ndarray, interval: np.ndarray,
+             capped: np.ndarray) -> pa.Array:
     """The closing sentence of a boosted unit's reasons (null when not boosted); text is
-    built once per distinct (steps, base, interval)."""
-    inverse, combos = pd.factorize((steps * 100 + base) * 100 + interval)
-    sentences = np.asarray([
-        None if k // 10_000 == 0 else (
-            f"共加频{k // 10_000}档，检查间隔由{k // 100 % 100}个月缩短为{k % 100}个月"
-            if k % 100 < k // 100 % 100 else "已为最短检查间隔")
-        for k in combos.tolist()], dtype=object)
+    built once per distinct (capped, steps, base, interval)."""
+    inverse, combos = pd.factorize(((capped * 100 + steps) * 100 + base) * 100 + interval)
+
+    def sentence(k: int) -> str | None:
+        cap, s, b, i = k // 1_000_000, k // 10_000 % 100, k // 100 % 100, k % 100
+        if s == 0:
+            return None
+        if cap:
+            return f"共加频{s}档；{CAPPED}（仍为{b}个月）"
+        return f"共加频{s}档，检查间隔由{b}个月缩短为{i}个月" if i < b else "已为最短检查间隔"
+
+    sentences = np.asarray([sentence(k) for k in combos.tolist()], dtype=object)
     return pa.array(sentences[inverse], type=pa.large_string(), from_pandas=True)
 
 
@@ -527,6 +550,71 @@ def _late_rectification(pc: Pieces, hazards: pd.DataFrame | None, as_of: date, n
                     None).astype(object)
 
 
+
+# --------------------------------------------------------------------------- capacity
+
+def priorities(county: np.ndarray, level_rank: np.ndarray, steps: np.ndarray,
+               d_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The units in priority order (county by county, riskiest first: level, then boost
+    steps, then D; ties keep credit-code order) and each unit's rank in its county
+    (1 = first)."""
+    n = len(county)
+    order = np.lexsort((np.arange(n), -d_max, -steps, -level_rank, county))
+    sorted_county = county[order]
+    start = np.r_[True, sorted_county[1:] != sorted_county[:-1]] if n else np.zeros(0, bool)
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else start
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first + 1
+    return order, rank
+
+
+def _group_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Running sum of ``values`` within each run of equal ``groups`` (sorted by group)."""
+    total = np.cumsum(values)
+    if not len(values):
+        return total
+    start = np.r_[True, groups[1:] != groups[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(values)), 0))
+    return total - (total - values)[first]
+
+
+def fit_capacity(county: np.ndarray, order: np.ndarray, base: np.ndarray,
+                 boosted: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Which units' boosts do not fit their county's capacity (``capped``).
+
+    The county's base plan (12 / base interval per unit) comes first; each boost adds its
+    extra checks (12 / boosted − 12 / base) in priority ``order`` while the running total
+    stays within ``capacity`` (checks a year per unit's county; NaN: not limited). A county
+    whose base plan already exceeds its capacity fits no boost."""
+    base_checks = 12.0 / base
+    extra = 12.0 / boosted - base_checks
+    key = county + 1  # -1 (no county) becomes group 0
+    base_total = np.bincount(key, weights=base_checks, minlength=int(key.max(initial=0)) + 1)
+    ordered = key[order]
+    running = _group_cumsum(extra[order], ordered)
+    fits = np.empty(len(order), dtype=bool)
+    cap = capacity[order]
+    fits[order] = np.isnan(cap) | (base_total[ordered] + running <= cap + 1e-9)
+    return (extra > 0) & ~fits
+
+
+def spread_first_checks(never: np.ndarray, county: np.ndarray, interval: np.ndarray,
+                        order: np.ndarray) -> np.ndarray:
+    """Days from ``as_of`` to the first due date of each never-checked unit (0 elsewhere):
+    within its county and interval, the k-th of m units in priority ``order`` is due after
+    floor(k / m × the interval's days)."""
+    days = np.zeros(len(never), dtype=np.int64)
+    pick = order[never[order]]
+    if not len(pick):
+        return days
+    group = pd.Series((county[pick] + 1) * 100 + interval[pick])
+    pos = group.groupby(group, sort=False).cumcount().to_numpy()
+    size = group.map(group.value_counts()).to_numpy()
+    span = np.round(interval[pick] * 365.25 / 12)
+    days[pick] = np.floor(pos / size * span).astype(np.int64)
+    return days
+
+
 # --------------------------------------------------------------------------- the layer
 
 def _empty() -> gpd.GeoDataFrame:
@@ -537,7 +625,7 @@ def _empty() -> gpd.GeoDataFrame:
         ("interval_months", "Int64"), ("checks_per_year", "float64"), ("boosts", "string"),
         ("reasons", "string"), ("last_check_on", "datetime64[s]"),
         ("next_due", "datetime64[s]"), ("due_in_days", "Int64"), ("check_overdue", "boolean"),
-        ("boosted", "boolean"))})
+        ("boosted", "boolean"), ("priority", "Int64"), ("interval_capped", "boolean"))})
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
 
 
@@ -556,10 +644,13 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
                          venues: pd.DataFrame, hotspot_units: pd.DataFrame,
                          widespread: pd.DataFrame, as_of: date,
                          rules: FrequencyRules | None = None, *,
-                         hazards: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+                         hazards: pd.DataFrame | None = None,
+                         capacity: pd.Series | None = None) -> gpd.GeoDataFrame:
     """One row per graded unit: check interval, the boosts that shortened it (each fact
-    once, see the module), next due date. ``hazards`` (the stored hazards) give the late
-    rectifications; without them that fact is not evaluated."""
+    once, see the module), priority in its county, next due date. ``hazards`` (the stored
+    hazards) give the late rectifications; without them that fact is not evaluated.
+    ``capacity`` (checks a year by county adcode, NaN or absent: not limited) bounds the
+    boosts; without it no county is limited."""
     rules = rules or FrequencyRules()
     u = unit_frame(units, ("name", "level", "province_adcode", "city_adcode", "county_adcode"))
     if u.empty:
@@ -604,7 +695,22 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     base_rung = np.searchsorted(-ladder, -base)  # the ladder is strictly decreasing
     interval = ladder[np.minimum(base_rung + steps, len(ladder) - 1)]
     boosted = steps > 0
-    texts.append(_summary(steps, base, interval))
+
+    county, county_u = _factorize(u["county_adcode"])
+    d_max = (pd.to_numeric(units.set_index(units["credit_code"].astype("string"))["D_max"]
+                           .groupby(level=0).max().reindex(u["credit_code"]), errors="coerce")
+             .fillna(0).to_numpy(dtype="float64") if "D_max" in units else np.zeros(n))
+    rank_of = level.map(LEVEL_RANK).fillna(0).to_numpy(dtype=np.int64)
+    order, priority = priorities(county, rank_of, steps, d_max)
+    capped = np.zeros(n, dtype=bool)
+    if capacity is not None and n:
+        cap = pd.Series(capacity, dtype="float64")
+        cap.index = cap.index.astype(str)
+        per_county = cap.reindex(pd.Index(county_u, dtype=object).astype(str)).to_numpy()
+        capped = fit_capacity(county, order, base, interval,
+                              _take(per_county, county, np.nan).astype("float64"))
+        interval = np.where(capped, base, interval)
+    texts.append(_summary(steps, base, interval, capped.astype(np.int64)))
     # the first text (the base interval) is never null, so no row is all-null
     reasons = pac.binary_join_element_wise(*texts, _scalar("；"), null_handling="skip")
     assert len(reasons) == n
@@ -617,6 +723,9 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     last = last.astype("datetime64[s]")
     checked = last.notna().to_numpy()
     due = pd.Series(today, index=range(n)).astype("datetime64[s]")
+    if rules.spread_first_checks and not checked.all():
+        days = spread_first_checks(~checked, county, interval, order)
+        due = (due + pd.to_timedelta(days, unit="D")).astype("datetime64[s]")
     if checked.any():
         due[checked] = _add_months(last[checked], interval[checked]).to_numpy()
     due_in = (due - today).dt.days.to_numpy(dtype=np.int64)
@@ -635,6 +744,8 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
         "due_in_days": pd.array(due_in, dtype="Int64"),
         "check_overdue": pd.array(due_in < 0, dtype="boolean"),
         "boosted": pd.array(boosted, dtype="boolean"),
+        "priority": pd.array(priority, dtype="Int64"),
+        "interval_capped": pd.array(capped, dtype="boolean"),
     })
     return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(unit_points(u), crs=4326), crs=4326)
 

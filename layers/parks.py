@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from data.catalogue import TOP_CATEGORIES
+from data.catalogue import TOP_CATEGORIES, check_top_codes
 from layers.columns import arrow_text, column, flags, number_array, numbers, text, top_categories
 from layers.frames import LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS
 from layers.park_measures import (
@@ -63,10 +63,7 @@ class ParkRules(BaseModel):
     @field_validator("dominant_exclude")
     @classmethod
     def _top_codes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [c for c in v if c not in TOP_CATEGORIES]
-        if unknown:
-            raise ValueError(f"不是特种设备种类代码：{unknown}；可用：{list(TOP_CATEGORIES)}")
-        return v
+        return check_top_codes(v)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ParkRules:

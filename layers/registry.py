@@ -145,6 +145,7 @@ _LAYERS = (
             ("status", "text"), ("in_use", "bool"), ("commissioned_on", "date"),
             ("next_inspection_due", "date"),
             ("inspection_conclusion", "text"), ("insured", "bool"), ("overdue", "bool"),
+            ("use_place", "text"),
             *_ints("open_hazards", "open_major_hazards", "late_hazards"),
             ("L", "float"), ("E", "float"), ("C", "float"), ("D", "float"),
             ("lec_band", "text"), ("level", "text"), ("level_rank", "int"),
@@ -166,9 +167,11 @@ _LAYERS = (
             ("overdue_rate", "float"), ("risk_score", "float"),
             ("dominant_category", "text"), ("dominant_category_name", "text"),
             ("elevators", "int"), ("elevators_insured", "int"), ("insurance_coverage", "float"),
-            ("five_have_score", "int"), ("blacklisted", "bool"), ("accidents_3y", "int"),
-            ("measures", "json"), ("measure_ids", "json")),
-        "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施",
+            ("five_have_score", "int"), ("build_status", "text"), ("small_micro", "bool"),
+            ("blacklisted", "bool"), ("accidents_3y", "int"),
+            ("measures", "json"), ("measure_ids", "json"), ("checklist", "json")),
+        "使用单位等级取其最高风险在用设备，并按黑名单、事故、重大隐患上调；附一企一策措施、"
+        "双重预防建成情况，小微企业附简易清单",
         _henan("二（四）") + "“一园一策”“一企一策”；小微企业“一企一档一码”",
         builder="layers.builders:units", labels=(("name", "使用单位"), ("equipment", "设备")),
         meanings=(("equipment", "该单位登记的设备台数（全部状态）"),)),
@@ -182,9 +185,14 @@ _LAYERS = (
     LayerSpec(
         "regions", "行政区风险", "multipolygon", ("admin_level", "adcode"), (
             *REGION, *AREA_LEVEL, *INDICATORS, ("units", "int"),
-            *_ints("units_red", "units_orange", "units_yellow", "units_blue")),
-        "省、市、县三级行政区的风险指标（按行政区划代码）",
-        _henan("二（二）", "分区域、分级别"),
+            *_ints("units_red", "units_orange", "units_yellow", "units_blue"),
+            *_ints("units_assessed", "units_built", "units_small_micro"),
+            ("build_rate", "float"), ("build_rate_large_medium", "float"),
+            ("build_rate_small_micro", "float"), ("build_target", "float"),
+            ("build_target_date", "text")),
+        "省、市、县三级行政区的风险指标（按行政区划代码），及双重预防体系建成率与目标",
+        _henan("二（二）", "分区域、分级别")
+        + "；二（四）“2021年底，在全省特种设备领域全面建成双重预防体系”",
         builder="layers.builders:regions", labels=(*REGION_LABELS, ("units", "使用单位")),
         meanings=AREA_LEVEL_MEANINGS),
     LayerSpec(
@@ -216,9 +224,10 @@ _LAYERS = (
             ("base_interval_months", "int"), ("boost_steps", "int"),
             ("interval_months", "int"), ("checks_per_year", "float"), ("boosts", "json"),
             ("reasons", "text"), ("last_check_on", "date"), ("next_due", "date"),
-            ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"), *ADMIN,
-            ("h3", "text")),
-        "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密",
+            ("due_in_days", "int"), ("check_overdue", "bool"), ("boosted", "bool"),
+            ("priority", "int"), ("interval_capped", "bool"), *ADMIN, ("h3", "text")),
+        "按单位风险等级确定监督检查周期，并因人员密集场所、重点设备、隐患热点等加密"
+        "（在区县检查力量之内，按风险高低依次加密）",
         f"{_henan('二（二）', '加大监督检查频次')}；{_shaanxi('二（四）')}年度重点治理领域",
         builder="layers.builders:frequency", labels=FREQUENCY_LABELS,
         meanings=FREQUENCY_MEANINGS),
@@ -312,7 +321,9 @@ _LAYERS = (
         "warnings", "风险提示·警示·预警", "multipolygon", ("admin_level", "adcode"), (
             *REGION, ("grade", "text"), ("grade_zh", "text"), ("grade_rank", "int"),
             ("trigger_count", "int"), ("triggers", "json"), ("message", "text")),
-        "行政区指标越过规则阈值时发布的三级风险提示、警示、预警",
+        "行政区逾期未检率、重大隐患与逾期未整改隐患的比率为全省的规定倍数以上且经精确检验"
+        "（同级错误发现率校正）显著，或热点、普遍性隐患等计数越过阈值时，发布的三级风险提示、"
+        "警示、预警",
         _shaanxi("二（三）", "开展风险提示、警示、预警及压力测试活动"),
         builder="layers.builders:warnings", labels=REGION_LABELS),
 )
@@ -327,6 +338,32 @@ _TABLES = (
         _henan("二（二）", "加大监督检查频次"),
         builder="layers.builders:check_schedule", labels=FREQUENCY_LABELS,
         meanings=FREQUENCY_MEANINGS),
+    LayerSpec(
+        "workload", "检查力量与计划检查", None, ("admin_level", "adcode"), (
+            *REGION, *_ints("officers", "capacity"), ("capacity_source", "text"),
+            *_ints("units", "never_checked", "boosted_units", "capped_units"),
+            ("planned_base", "float"), ("planned_full", "float"), ("planned", "float"),
+            ("utilisation", "float"), ("over_capacity", "bool"), ("counties_over", "int"),
+            ("note", "text")),
+        "各省、市、区县网格员检查力量与计划监督检查次数（基础间隔、全部加频、力量之内加频），"
+        "计划超出力量的区县标出",
+        f"{_henan('二（二）', '加大监督检查频次')}；"
+        f"{_henan('三（二）', '综合部署、统筹推进')}；监管力量与监管任务相匹配",
+        builder="layers.builders:workload",
+        labels=(*REGION_LABELS, ("units", "使用单位")),
+        meanings=(("units", "本行政区的使用单位数（检查计划中的单位）"),)),
+    LayerSpec(
+        "campaign-completion", "专项任务完成情况", None,
+        ("admin_level", "adcode", "year", "campaign"), (
+            *REGION, ("year", "int"), ("campaign", "text"), ("months", "text"),
+            ("levels", "text"), ("status", "text"), *_ints("units_named", "units_checked"),
+            ("completion", "float"), ("basis", "text")),
+        "本年度适用的专项整治月历任务：各行政区应落实单位与任务月份内已监督检查的单位、完成率",
+        _shaanxi("二（一）") + "专项整治月历（按规则文件 [[campaigns]] 的适用范围）",
+        builder="layers.builders:campaign_completion",
+        labels=(*REGION_LABELS, ("status", "进度")),
+        meanings=(("year", "专项任务所属年度（统计日期所在年度）"),
+                  ("status", "专项任务进度：未开始、进行中、已结束"))),
     LayerSpec(
         "demonstration-coverage", "示范企业遴选覆盖", None, ("city_adcode", "top_category"), (
             ("city_adcode", "text"), ("top_category", "text"), ("category_name", "text"),

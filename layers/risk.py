@@ -1,8 +1,12 @@
 """Risk grading (安全风险分级管控) of equipment and using units by the LEC method.
 
 D = L × E × C (作业条件危险性分析法, domain.md "Risk grading methods used in practice"):
-C (consequence) from the equipment category, E (exposure) from where it stands, L
-(likelihood) from its age, inspection record, open hazards and its unit. Each factor is a
+C (consequence) from the equipment's category and class (固定式压力容器 by its TSG 21 class),
+E (exposure, as the LEC table means it: how often people are near the hazard) from the
+category's normal use, raised by a crowded venue, a park or the registered use place
+(使用场所), L (likelihood) from its age, inspection record, open hazards and its unit. C and
+E rules name catalogue codes and the most specific one wins; each value is on the LEC scale
+and its reason begins with the table's descriptor (非常严重，一人死亡 …). Each factor is a
 rule of :class:`RiskRules`; the value that wins is the largest triggered one, and the
 rule that set it is kept beside it, so a popup can say why (``L_reason`` …). D is banded
 in the five customary LEC bands and each band maps onto one of the four colour levels.
@@ -12,12 +16,15 @@ An open major hazard makes the piece red whatever D says (重大隐患挂牌督�
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from data.catalogue import load_catalogue
+from data.plans import LEC_C, LEC_C_TABLE, LEC_E, LEC_E_TABLE, TSG_21
 from layers.columns import in_use_status
 from layers.frames import (
     LEVEL_BY_RANK,
@@ -44,6 +51,30 @@ def _on_scale(value: float, scale: tuple[float, ...], name: str) -> float:
     return value
 
 
+@cache
+def _catalogue() -> tuple[dict[str, str | None], dict[str, str]]:
+    """(catalogue code -> parent code, code -> name) of the 特种设备目录."""
+    cat = load_catalogue()
+    parent = cat["parent_code"].astype(object).where(cat["parent_code"].notna(), None)
+    return (dict(zip(cat["code"], parent, strict=True)),
+            dict(zip(cat["code"], cat["name"], strict=True)))
+
+
+def _catalogue_code(code: str) -> str:
+    written = code.strip().upper()
+    if written not in _catalogue()[0]:
+        raise ValueError(f"{code!r} 不是特种设备目录中的代码（种类、类别或品种，如 2130、5100）")
+    return written
+
+
+def _unique_codes(rules: tuple) -> tuple:
+    codes = [r.code for r in rules]
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    if twice:
+        raise ValueError(f"目录代码 {'、'.join(twice)} 出现了不止一次")
+    return rules
+
+
 class Band(_Rules):
     name: str = Field(description="LEC 危险程度名称，如 极其危险")
     min: float = Field(ge=0, description="D 值下限（含）")
@@ -51,14 +82,40 @@ class Band(_Rules):
 
 
 class CategoryValue(_Rules):
-    prefix: str = Field(min_length=1, max_length=4, description="设备类别代码前缀，最长匹配优先")
-    value: float = Field(description="C 值")
-    reason: str = Field(description="说明")
+    """A C value for a catalogue entry and everything under it (the most specific wins)."""
+
+    code: str = Field(description="特种设备目录代码（种类、类别或品种），含其下级；最具体者优先")
+    value: float = Field(description="C 值（LEC 标度 1、3、7、15、40、100）")
+    reason: str = Field(description="说明：该值所代表的事故后果")
+    basis: str = Field("", description="分类依据（如 TSG 21-2016 压力容器分类），无则留空")
 
     @field_validator("value")
     @classmethod
     def _scale(cls, v: float) -> float:
         return _on_scale(v, _C_SCALE, "C")
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _catalogue_code(v)
+
+
+class ExposureValue(_Rules):
+    """An E value for a catalogue entry and everything under it (the most specific wins)."""
+
+    code: str = Field(description="特种设备目录代码（种类、类别或品种），含其下级；最具体者优先")
+    value: float = Field(description="E 值（LEC 标度 0.5、1、2、3、6、10）")
+    reason: str = Field(description="说明：正常使用中人员多久接近一次")
+
+    @field_validator("value")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _E_SCALE, "E")
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _catalogue_code(v)
 
 
 class VisitorBand(_Rules):
@@ -70,6 +127,27 @@ class VisitorBand(_Rules):
     @classmethod
     def _scale(cls, v: float) -> float:
         return _on_scale(v, _E_SCALE, "E")
+
+
+class UsePlaceValue(_Rules):
+    """An E value for equipment whose registered use place (使用场所) names one of the words."""
+
+    words: tuple[str, ...] = Field(min_length=1,
+                                   description="使用场所中出现其中任一词即触发（如 住宅、小区）")
+    value: float = Field(description="E 值")
+    reason: str = Field(description="说明（弹窗中显示）")
+
+    @field_validator("value")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        return _on_scale(v, _E_SCALE, "E")
+
+    @field_validator("words")
+    @classmethod
+    def _words(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not w.strip() for w in v):
+            raise ValueError("words 中不得有空词")
+        return tuple(w.strip() for w in v)
 
 
 class AgeBand(_Rules):
@@ -92,27 +170,47 @@ def _l(value: float, reason: str) -> Factor:
     return Factor(value=value, reason=reason)
 
 
+def _c(code: str, value: float, reason: str, basis: str = "") -> CategoryValue:
+    return CategoryValue(code=code, value=value, reason=reason, basis=basis)
+
+
+def _e(code: str, value: float, reason: str) -> ExposureValue:
+    return ExposureValue(code=code, value=value, reason=reason)
+
+
 class Consequence(_Rules):
-    default: float = Field(7, description="未匹配任何类别前缀时的 C 值")
+    default: float = Field(7, description="目录中未匹配任何条目时的 C 值")
     default_reason: str = Field("其他特种设备", description="未匹配时的说明")
     by_category: tuple[CategoryValue, ...] = Field(
-        description="按设备类别代码前缀取 C 值（LEC 标度 1、3、7、15、40、100）", default=(
-        CategoryValue(prefix="9", value=100, reason="客运索道：载人高空运行，事故可致群死群伤"),
-        CategoryValue(prefix="6", value=40, reason="大型游乐设施：载人，事故可致多人伤亡"),
-        CategoryValue(prefix="1", value=40, reason="锅炉：爆炸可致多人伤亡"),
-        CategoryValue(prefix="22", value=40, reason="移动式压力容器：易燃有毒介质，行驶于公共道路"),
-        CategoryValue(prefix="23", value=40, reason="气瓶：数量大、流动广，爆炸燃烧危及公众"),
-        CategoryValue(prefix="24", value=40, reason="氧舱：载人，火灾可致多人死亡"),
-        CategoryValue(prefix="21", value=15, reason="固定式压力容器：爆炸、泄漏"),
-        CategoryValue(prefix="3", value=15, reason="电梯：载人，事故可致人员伤亡"),
-        CategoryValue(prefix="4", value=15, reason="起重机械：坠落、倾覆可致人员伤亡"),
-        CategoryValue(prefix="52", value=15, reason="非公路用旅游观光车辆：载客"),
-        CategoryValue(prefix="5", value=7, reason="场（厂）内专用机动车辆：厂内作业伤害"),
-        CategoryValue(prefix="81", value=40, reason="长输管道：泄漏爆炸影响范围大"),
-        CategoryValue(prefix="82", value=40, reason="公用管道（燃气）：穿越人口密集区"),
-        CategoryValue(prefix="83", value=15, reason="工业管道：泄漏、爆炸"),
-        CategoryValue(prefix="7", value=3, reason="压力管道元件：产品，随管道受控"),
-        CategoryValue(prefix="F", value=3, reason="安全附件：随所属设备受控"),
+        description=f"按设备类别和品种取 C 值（{LEC_C_TABLE}），目录代码最具体者优先", default=(
+        _c("9000", 100, "载人高空运行，坠落、脱索可致群死群伤"),
+        _c("9300", 15, "乘客在地面被牵引，伤害多为单人"),
+        _c("6000", 40, "同时载多人，坠落、碰撞可致数人伤亡"),
+        _c("6E00", 15, "每次载一至数人"),
+        _c("6E60", 40, "同时载多人高空运行"),
+        _c("1000", 40, "爆炸释放大量能量，可致锅炉房内外数人伤亡"),
+        _c("2100", 15, "爆炸、泄漏", TSG_21),
+        _c("2110", 40, "设计压力≥100MPa，爆炸能量大", TSG_21),
+        _c("2130", 40, "高压、大容积或毒性、易爆介质，爆炸泄漏可致数人伤亡",
+           TSG_21),
+        _c("2150", 15, "中压或中等危害介质，爆炸、泄漏", TSG_21),
+        _c("2170", 7, "低压、小容积或非危害介质，失效多致局部伤害", TSG_21),
+        _c("2200", 40, "易燃有毒介质，行驶于公共道路"),
+        _c("2300", 40, "数量大、流动广，爆炸燃烧危及公众"),
+        _c("2400", 40, "载人，舱内火灾可致数人死亡"),
+        _c("3000", 15, "坠落、剪切、挤压"),
+        _c("3430", 7, "不载人，伤害多发生于装卸时"),
+        _c("4000", 15, "吊物坠落、挤压、倾覆"),
+        _c("4300", 40, "倾覆、折臂危及施工现场多人"),
+        _c("4860", 40, "吊笼载多名作业人员，坠落可致数人死亡"),
+        _c("5100", 15, "碾压、撞击、倾翻"),
+        _c("5200", 15, "载客，碰撞、倾翻"),
+        _c("7000", 3, "产品，随所在管道受控"),
+        _c("8100", 40, "泄漏爆炸影响范围大"),
+        _c("8200", 40, "燃气泄漏爆炸穿越人口密集区"),
+        _c("8220", 15, "爆裂、烫伤"),
+        _c("8300", 15, "泄漏、爆炸"),
+        _c("F000", 3, "随所属设备受控"),
     ))
 
     @field_validator("default")
@@ -120,22 +218,66 @@ class Consequence(_Rules):
     def _scale(cls, v: float) -> float:
         return _on_scale(v, _C_SCALE, "C")
 
+    @field_validator("by_category")
+    @classmethod
+    def _unique(cls, v: tuple[CategoryValue, ...]) -> tuple[CategoryValue, ...]:
+        return _unique_codes(v)
+
 
 class Exposure(_Rules):
+    default: Factor = Field(_l(3, "其他特种设备，人员偶然接近"),
+                            description="目录中未匹配任何条目时的 E 值")
+    by_category: tuple[ExposureValue, ...] = Field(
+        description=f"按设备类别取 E 值：正常使用中人员多久接近一次（{LEC_E_TABLE}），"
+        "目录代码最具体者优先", default=(
+        _e("1000", 6, "司炉人员每天在锅炉房值守操作"),
+        _e("2100", 3, "多为连续运行、无人值守，操作人员巡检时接近"),
+        _e("2200", 3, "充装、装卸和运输时有人员接近"),
+        _e("2300", 3, "充装、搬运和使用时有人员接近"),
+        _e("2400", 6, "患者和陪舱人员每天在舱内治疗"),
+        _e("3000", 6, "乘客和随行人员每天乘用"),
+        _e("3430", 3, "人员不进入轿厢，仅装卸时接近"),
+        _e("4000", 6, "工作时间内每天作业，司机、司索和周边人员暴露"),
+        _e("4D00", 6, "公众每天存取车辆"),
+        _e("5000", 6, "工作时间内每天驾驶，周边作业人员暴露"),
+        _e("5200", 6, "运营期间每天载客"),
+        _e("6000", 6, "营业期间每天载客运行"),
+        _e("7000", 2, "随所在管道，巡检时接近"),
+        _e("8000", 2, "埋地或架空敷设、无人值守，巡线时接近"),
+        _e("8200", 3, "敷设于城镇道路和居住区，沿线人员偶然暴露"),
+        _e("8300", 3, "位于生产装置区，操作人员巡检时接近"),
+        _e("9000", 6, "运营期间每天载客"),
+        _e("F000", 3, "随所属承压设备，操作人员巡检时接近"),
+    ))
     venue_visitors: tuple[VisitorBand, ...] = Field(
         description="位于人员密集场所时按日均客流取 E 值，客流下限高者优先", default=(
-        VisitorBand(min_visitors=20_000, value=10, reason="位于日均客流≥2万人的人员密集场所"),
-        VisitorBand(min_visitors=0, value=6, reason="位于人员密集场所"),
+        VisitorBand(min_visitors=20_000, value=10,
+                    reason="位于日均客流≥2万人的人员密集场所，公众持续在场"),
+        VisitorBand(min_visitors=0, value=6, reason="位于人员密集场所，公众每天在场"),
     ))
-    park: Factor = Field(_l(3, "位于园区（人员集中作业）"), description="位于园区时的 E 值")
-    urban: Factor = Field(_l(3, "位于市辖区（城区）"), description="位于市辖区（城区）时的 E 值")
-    rural: Factor = Field(_l(2, "位于县（市）域"), description="其余位置的 E 值")
+    park: Factor = Field(_l(6, "位于园区，人员每天在园区内集中作业"),
+                         description="位于园区时的 E 值")
+    by_use_place: tuple[UsePlaceValue, ...] = Field(
+        description="按登记的设备使用场所（使用场所）取 E 值：场所名含其中任一词即触发",
+        default=(
+        UsePlaceValue(words=("住宅", "小区", "公寓", "宿舍"), value=6,
+                      reason="使用场所为住宅，居民每天乘用"),
+        UsePlaceValue(words=("学校", "幼儿园", "医院", "养老"), value=6,
+                      reason="使用场所为学校、医院或养老机构，学生、患者和老人每天使用"),
+        UsePlaceValue(words=("商场", "超市", "市场", "车站", "机场", "码头", "地铁"), value=6,
+                      reason="使用场所为商场或交通场站，公众每天使用"),
+        UsePlaceValue(words=("宾馆", "酒店", "办公", "写字楼", "影剧院", "展览", "体育"),
+                      value=6, reason="使用场所为宾馆、办公楼或文体场馆，公众每天使用"),
+        UsePlaceValue(words=("公园", "景区", "游乐"), value=6,
+                      reason="使用场所为公园、景区或游乐场，游客每天在场"),
+    ))
 
-    @field_validator("park", "urban", "rural")
-    @classmethod
-    def _scale(cls, v: Factor) -> Factor:
-        _on_scale(v.value, _E_SCALE, "E")
-        return v
+    @model_validator(mode="after")
+    def _scales(self) -> Exposure:
+        _on_scale(self.default.value, _E_SCALE, "E.default")
+        _on_scale(self.park.value, _E_SCALE, "E.park")
+        _unique_codes(self.by_category)
+        return self
 
 
 class Likelihood(_Rules):
@@ -149,7 +291,10 @@ class Likelihood(_Rules):
         "基本合格": _l(1, "最近一次检验结论为基本合格"),
         "复检合格": _l(1, "最近一次检验为复检合格"),
     })
-    overdue: Factor = _l(6, "逾期未检（超过下次检验日期仍在使用）")
+    # 3 (可能，但不经常), not 6 (相当可能): an overdue piece is one whose condition nobody has
+    # confirmed, not one found defective (that is 不合格, 6); with E=6 for daily use, 6 would
+    # make every overdue elevator 重大 (6×6×15=540) and red would lose its meaning
+    overdue: Factor = _l(3, "逾期未检（超过下次检验日期仍在使用，安全状况未经检验确认）")
     open_hazard: Factor = _l(3, "存在未销号一般隐患")
     late_hazard: Factor = _l(6, "隐患超过整改期限未销号")
     open_major_hazard: Factor = _l(10, "存在未销号重大隐患（挂牌督办）")
@@ -239,23 +384,48 @@ def _hazard_counts(hazards: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return counts.groupby("registration_code", sort=False).sum()
 
 
-def _longest_prefix(codes: pd.Series, rules: Consequence) -> tuple[np.ndarray, np.ndarray]:
-    value = np.full(len(codes), rules.default, dtype=np.float64)
-    reason = np.full(len(codes), rules.default_reason, dtype=object)
-    done = np.zeros(len(codes), dtype=bool)
-    s = codes.astype("string").fillna("")
-    for rule in sorted(rules.by_category, key=lambda r: -len(r.prefix)):
-        hit = s.str.startswith(rule.prefix).to_numpy(dtype=bool) & ~done
-        value[hit] = rule.value
-        reason[hit] = f"{rule.reason}（{rule.prefix}）"
-        done |= hit
-    return value, reason
+def _by_catalogue(codes: pd.Series, rules: tuple[CategoryValue, ...] | tuple[
+        ExposureValue, ...], default: float, default_reason: str, letter: str,
+                  descriptors: dict[float, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Value and reason of each code's most specific rule: the rule for the code itself, else
+    for its 类别, else its 种类, as the catalogue nests them (7310 安全阀 is in F000, not in
+    7000). A code not in the catalogue, or under no rule, gets the default. The reason begins
+    with the factor's value and what it stands for on the LEC scale (``descriptors``):
+    C=15 非常严重，一人死亡：碾压、撞击、倾翻（5100 机动工业车辆）."""
+    parent, names = _catalogue()
+    by_code = {r.code: r for r in rules}
+    table_value: dict[str, float] = {}
+    table_reason: dict[str, str] = {}
+    for code in parent:  # the catalogue's ~160 codes, not the equipment
+        node: str | None = code
+        while node is not None and node not in by_code:
+            node = parent[node]
+        if node is not None:
+            rule = by_code[node]
+            table_value[code] = rule.value
+            table_reason[code] = (f"{letter}={rule.value:g} {descriptors[rule.value]}："
+                                  f"{rule.reason}（{node} {names[node]}）")
+    index, uniques = pd.factorize(codes.astype("string"), use_na_sentinel=True)
+    keys = pd.Series(np.asarray(uniques, dtype=object))
+    values = np.append(keys.map(table_value).fillna(default).to_numpy(dtype=np.float64), default)
+    fallback = f"{letter}={default:g} {descriptors[default]}：{default_reason}"
+    reasons = np.append(keys.map(table_reason).fillna(fallback).to_numpy(dtype=object), fallback)
+    where = np.where(index < 0, len(values) - 1, index)
+    return values[where], reasons[where]
 
 
-def urban_counties(boundaries: pd.DataFrame) -> np.ndarray:
-    """Adcodes of 市辖区 (county-level districts): the urban part of the E rule."""
-    b = boundaries[boundaries["level"] == "county"]
-    return b.loc[b["name"].astype(str).str.endswith("区"), "adcode"].astype(str).to_numpy()
+def _use_place_hits(places: pd.Series, rules: tuple[UsePlaceValue, ...]) -> list[np.ndarray]:
+    """For each use-place rule, which rows' 使用场所 names one of its words (work is done once
+    per distinct place)."""
+    index, uniques = pd.factorize(places.astype("string"), use_na_sentinel=True)
+    distinct = pd.Series(np.asarray(uniques, dtype=object), dtype="string")
+    out = []
+    for rule in rules:
+        hit = np.zeros(len(distinct), dtype=bool)
+        for word in rule.words:
+            hit |= distinct.str.contains(word, regex=False).fillna(False).to_numpy(dtype=bool)
+        out.append(np.append(hit, False)[np.where(index < 0, len(distinct), index)])
+    return out
 
 
 def band_of(d: np.ndarray, rules: RiskRules) -> tuple[np.ndarray, np.ndarray]:
@@ -271,8 +441,7 @@ def band_of(d: np.ndarray, rules: RiskRules) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- equipment
 
 def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFrame,
-                    venues: pd.DataFrame, as_of: date, rules: RiskRules,
-                    urban_adcodes: np.ndarray | None = None) -> pd.DataFrame:
+                    venues: pd.DataFrame, as_of: date, rules: RiskRules) -> pd.DataFrame:
     """Every piece of equipment with L, E, C, D, its level and the reasons (see frames.py)."""
     eq = pd.DataFrame(equipment).copy()
     n = len(eq)
@@ -286,11 +455,20 @@ def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
     for col in ("open_hazards", "open_major_hazards", "late_hazards"):
         eq[col] = counts[col].fillna(0).to_numpy(dtype=np.int64)
 
-    # C — consequence from the category
-    c, c_reason = _longest_prefix(eq["category_code"], rules.consequence)
+    # C — consequence from the category and class
+    cr = rules.consequence
+    c, c_reason = _by_catalogue(eq["category_code"], cr.by_category, cr.default,
+                                cr.default_reason, "C", LEC_C)
 
-    # E — exposure from where it stands
+    # E — exposure: how often people are near it in normal use (the category), raised by
+    # where it stands (a crowded venue by its visitors, a park) and the use place registered
     ex = rules.exposure
+    e_cols, e_reasons = [], []
+
+    def add_e(hit: np.ndarray, value: float, reason: str) -> None:
+        e_cols.append(np.where(hit, value, 0.0))
+        e_reasons.append(f"E={value:g} {LEC_E[value]}：{reason}")
+
     visitors = pd.Series(np.nan, index=range(n))
     if len(venues) and "venue_id" in eq:
         v = venues.set_index(venues["venue_id"].astype("string"))["daily_visitors"]
@@ -298,19 +476,27 @@ def grade_equipment(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
         visitors = v.reindex(eq["venue_id"].astype("string")).reset_index(drop=True)
     in_venue = eq["venue_id"].notna().to_numpy(dtype=bool) if "venue_id" in eq else np.zeros(
         n, dtype=bool)
-    e_cols, e_reasons = [], []
     for band in sorted(ex.venue_visitors, key=lambda b: -b.min_visitors):
-        hit = in_venue & (visitors.fillna(0).to_numpy() >= band.min_visitors)
-        e_cols.append(np.where(hit, band.value, 0.0))
-        e_reasons.append(band.reason)
+        add_e(in_venue & (visitors.fillna(0).to_numpy() >= band.min_visitors), band.value,
+              band.reason)
+    if "use_place" in eq:
+        for rule, hit in zip(ex.by_use_place, _use_place_hits(eq["use_place"], ex.by_use_place),
+                             strict=True):
+            add_e(hit, rule.value, rule.reason)
+    e_cat, e_cat_reason = _by_catalogue(eq["category_code"], ex.by_category, ex.default.value,
+                                        ex.default.reason, "E", LEC_E)
+    e_cols.append(e_cat)
+    e_reasons.append("")  # the category's reason is per row, below
     in_park = eq["park_id"].notna().to_numpy(dtype=bool) if "park_id" in eq else np.zeros(
         n, dtype=bool)
-    urban = eq["county_adcode"].astype("string").isin(
-        list(urban_adcodes) if urban_adcodes is not None else []).to_numpy(dtype=bool)
-    for hit, f in ((in_park, ex.park), (urban, ex.urban), (np.ones(n, dtype=bool), ex.rural)):
-        e_cols.append(np.where(hit, f.value, 0.0))
-        e_reasons.append(f.reason)
-    e, e_reason = _pick(np.column_stack(e_cols), e_reasons) if n else (np.zeros(0), np.zeros(0))
+    add_e(in_park, ex.park.value, ex.park.reason)
+    if n:
+        matrix = np.column_stack(e_cols)
+        e, e_reason = _pick(matrix, e_reasons)
+        by_category = matrix.argmax(axis=1) == len(e_cols) - 2
+        e_reason = np.where(by_category, e_cat_reason, e_reason)
+    else:
+        e, e_reason = np.zeros(0), np.zeros(0, dtype=object)
 
     # L — likelihood from the piece's record and its unit
     lk = rules.likelihood

@@ -20,14 +20,18 @@ from tomlkit.items import Table
 
 from layers.aggregate import AggregateRules
 from layers.alerts import InsuranceRules, WarningRules
+from layers.build_status import BuildStatusRules
 from layers.campaigns import DEFAULT_CAMPAIGNS, Campaign
 from layers.demonstration import DemonstrationRules
 from layers.frequency import FrequencyRules
 from layers.hotspots import HotspotRules
 from layers.parks import ParkRules
 from layers.points import BlacklistRules
+from layers.report import ReportRules
 from layers.risk import RiskRules
 from layers.scope import Scope
+from layers.small_micro import SmallMicroRules
+from layers.workload import CapacityRules
 
 __all__ = ["Campaign", "Rules", "RulesError", "Scope", "load_rules", "to_toml"]
 
@@ -46,11 +50,23 @@ class Rules(BaseModel):
     aggregate: AggregateRules = AggregateRules()
     hotspots: HotspotRules = HotspotRules()
     frequency: FrequencyRules = FrequencyRules()
+    capacity: CapacityRules = Field(
+        CapacityRules(), description="检查力量：各区县每年可完成的现场监督检查次数；"
+        "加频只在力量之内缩短检查间隔（监管力量与监管任务相匹配）")
     demonstration: DemonstrationRules = DemonstrationRules()
     parks: ParkRules = ParkRules()
     insurance: InsuranceRules = InsuranceRules()
     warnings: WarningRules = WarningRules()
     blacklist: BlacklistRules = BlacklistRules()
+    report: ReportRules = Field(
+        ReportRules(), description="年度报告（整体情况、主要措施、存在的问题、下一步工作安排；"
+        "陕西省《全省特种设备安全专项整治三年行动实施方案》四（一））：问题清单长度与下一步工作安排")
+    build_status: BuildStatusRules = Field(
+        BuildStatusRules(), description="双重预防体系建成情况与建成率（豫市监办〔2021〕55号 "
+        "二（一）“五有”标准、二（四）“2021年底……全面建成双重预防体系”）")
+    small_micro: SmallMicroRules = Field(
+        SmallMicroRules(), description="小微企业简易模式（豫市监办〔2021〕55号 二（四）"
+        "“一企一档一码”“简便、实用、管用”）")
     campaigns: tuple[Campaign, ...] = Field(
         DEFAULT_CAMPAIGNS, description="专项整治月历：每月专项任务（陕西省方案二（一）；"
         "provinces/from_year/to_year 为适用范围，不写表示全国、长期适用）")

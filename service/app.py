@@ -24,8 +24,10 @@ from service.routes import (
     ogc,
     pages,
     profiles,
+    reports,
     session,
     tiles,
+    units,
     uploads,
     work,
 )
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(uploads.router)
     app.include_router(profiles.router)
+    app.include_router(reports.router)
+    app.include_router(units.router)
     app.include_router(draws.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)

@@ -393,11 +393,31 @@ def build(
                   f"{report['regional_hotspot_cells']}），普遍性隐患 {report['widespread']} 项，"
                   f"示范企业缺口 {report['demonstration_gaps']} 个，未定位设备 "
                   f"{report['equipment_unlocated']} 台", highlight=False)
+    for line in capacity_lines(report.get("over_capacity", [])):
+        console.print(line, highlight=False)
     console.print("耗时 seconds: " + ", ".join(
         f"{k} {v:.1f}" for k, v in report["seconds"].items()), highlight=False)
 
 
 _LEVEL_ZH = {"red": "重大", "orange": "较大", "yellow": "一般", "blue": "低"}
+_CAPACITY_LINES = 20
+
+
+def capacity_lines(over: list[dict], most: int = _CAPACITY_LINES) -> list[str]:
+    """The build summary's capacity lines: one per county over capacity (the first
+    ``most``, most over first), or that every county is within it."""
+    if not over:
+        return ["各区县计划检查均在检查力量之内"]
+    lines = []
+    for row in over[:most]:
+        whose = "规则文件设定，" if row.get("by_rules") else ""
+        force = ("无网格员" if row.get("unstaffed") else
+                 f"力量 {row['capacity']:,} 次/年（{whose}网格员 {row['officers']:,} 名）")
+        lines.append(f"检查力量不足：{row['name']} 计划检查 {round(row['planned']):,} 次/年，"
+                     f"{force}")
+    if len(over) > most:
+        lines.append(f"……另有 {len(over) - most} 个区县计划检查超出检查力量（见 workload 表）")
+    return lines
 
 
 @app.command()
@@ -480,6 +500,65 @@ def export(
         meta = export_to_file(st, layer, format, crs, path, where)  # type: ignore[arg-type]
     console.print(f"已导出 {meta['rows']} 行到 {path}（{meta['datum']}），元数据 "
                   f"{path}.meta.json", highlight=False, markup=False)
+
+
+# report ------------------------------------------------------------------------------------
+
+REPORT_FORMATS = ("html", "pdf")
+
+
+@app.command()
+def report(
+    adcode: Annotated[str, typer.Option(
+        help="行政区 region: 410100 或 or 4101 (省、市、县 province, city or county)")],
+    year: Annotated[int | None, typer.Option(
+        min=2000, max=2100, help="年度 year (默认现行图层的统计年度 default: the build's)")
+    ] = None,
+    format: Annotated[str, typer.Option(
+        help="格式 format: html, pdf", metavar="html|pdf",
+        parser=_choice(REPORT_FORMATS, "未知格式", "unknown format"))] = "html",
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="输出文件 output file (默认 default: 报告_名称_年度.FORMAT)",
+        show_default=False)] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+) -> None:
+    """行政区年度报告：整体情况、主要措施、存在的问题、下一步工作安排 (a region's yearly report)."""
+    from geo.regions import UnknownRegion, resolve_region
+    from layers.rules import RulesError, load_rules
+    from service.auth import Principal, Role
+    from service.errors import NotFound
+    from service.report.data import figures
+    from service.report.render import ReportUnavailable, filename, render_html, render_pdf
+
+    settings = _settings(store)
+    try:
+        region = resolve_region(adcode, settings.provinces)
+    except UnknownRegion as exc:
+        _fail(f"--adcode: {exc}")
+    try:
+        rule_set = load_rules(settings.rules)
+    except RulesError as exc:
+        _fail(str(exc))
+    with _opened(settings, need_data=True) as st:
+        build_in_force = st.layer_build()
+        if build_in_force is None:
+            _fail(f"图层尚未生成 no layers built yet in {_where(settings)}\n"
+                  f"  先生成 first run: {_run_hint('build', settings)}")
+        chosen = year or build_in_force.as_of.year
+        admin = Principal(user_id="cli", name="cli", role=Role.ADMIN, scope=None)
+        try:
+            facts = figures(st, admin, region, chosen, rule_set)
+        except NotFound as exc:
+            _fail(str(exc))
+    html = render_html(facts)
+    try:
+        body = render_pdf(html) if format == "pdf" else html.encode()
+    except ReportUnavailable as exc:
+        _fail(str(exc))
+    path = out or Path(filename(facts, format))
+    path.write_bytes(body)
+    console.print(f"已写入 wrote {path}（{region.label}{chosen}年度报告，{len(body):,} 字节）",
+                  highlight=False, markup=False)
 
 
 # info --------------------------------------------------------------------------------------

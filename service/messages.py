@@ -104,7 +104,8 @@ def _message(kind: str, ctx: dict, name: str, field: str, raw: str) -> tuple[str
     """(Chinese, English) for one error of pydantic ``kind``."""
     simple = {
         "missing": (f"缺少必填字段 {name}", f"{field} is required"),
-        "extra_forbidden": (f"不支持的字段 {name}，请删除", f"unknown field {field}; remove it"),
+        # an unknown field is named as sent: a label of a like-named layer field would mislead
+        "extra_forbidden": (f"不支持的字段 {field}，请删除", f"unknown field {field}; remove it"),
         "string_type": (f"{name}须为文本", f"{field} must be a string"),
         "int_parsing": (f"{name}须为整数", f"{field} must be an integer"),
         "int_type": (f"{name}须为整数", f"{field} must be an integer"),

@@ -19,7 +19,8 @@ from service.auth import ADCODE_ROLES, ROLE_ZH, Principal, Role
 from service.errors import Forbidden, bilingual
 from service.store.query import Condition
 
-REGION_LAYERS = frozenset({"regions", "industries", "insurance", "warnings"})
+REGION_LAYERS = frozenset({"regions", "industries", "insurance", "warnings", "workload",
+                           "campaign-completion"})
 # admin columns from finest to coarsest, and how many leading digits a scope level keeps
 ADMIN_COLUMNS = ("county_adcode", "city_adcode", "province_adcode")
 PREFIX = {"province": 2, "city": 4, "county": 6}

@@ -44,6 +44,21 @@ class Settings(BaseSettings):
                               "proxy in front (the login cookie is then Secure behind HTTPS)")
     token_pepper: SecretStr = Field(SecretStr(DEV_PEPPER),
                                     description="Key of the token hashes (HMAC-SHA256)")
+    public_url: str | None = Field(
+        None, max_length=200,
+        description="Public base URL of the service (https://host[/prefix]) that a unit's QR "
+        "code links to (/units/<credit code>); default: the base URL of the request")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or any(c in value for c in "?# "):
+            raise ValueError("RISKMAP_PUBLIC_URL must be an http(s) base URL without query, "
+                             "e.g. https://riskmap.example.gov.cn")
+        return value
 
     @field_validator("provinces", mode="before")
     @classmethod

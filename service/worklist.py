@@ -7,7 +7,8 @@ closed or moved on, supervision checks recorded through the service):
 2. hazards past their rectification deadline (闭环管理, Henan plan 二（一）);
 3. equipment overdue for periodic inspection (逾期未检, Henan plan 二（三）);
 4. supervision checks due within 30 days by the unit's frequency (加大监督检查频次, Henan
-   plan 二（二）);
+   plan 二（二）), the riskiest first (the schedule's ``priority`` in the unit's county: a
+   boost that did not fit the county's inspection capacity still moves the unit up);
 5. this month's campaign task for the units of the levels it names (red and orange by
    default): the campaigns are the rule file's ``[[campaigns]]`` (Shaanxi plan 二（一）
    calendar), each only for units in its scope (Shaanxi, 2020–2022 by default);
@@ -53,7 +54,7 @@ FIELDS = {
     "overdue": ("registration_code", "category", "unit_credit_code", "unit_name",
                 "next_inspection_due", "days_overdue", "level", "county_adcode", "h3"),
     "check-schedule": ("credit_code", "name", "level", "interval_months", "reasons",
-                       "last_check_on", "next_due", "county_adcode", "h3"),
+                       "last_check_on", "next_due", "priority", "county_adcode", "h3"),
     "units": ("credit_code", "name", "level", "province_adcode", "county_adcode", "h3"),
 }
 KIND_ZH = {"listed_hazard": "挂牌督办重大隐患", "late_hazard": "逾期未整改隐患",
@@ -87,9 +88,11 @@ def _xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
-def _items(frame: pd.DataFrame, **columns: object) -> pd.DataFrame:
+def _items(frame: pd.DataFrame, rank: object = None, **columns: object) -> pd.DataFrame:
     out = pd.DataFrame({c: columns.get(c) for c in COLUMNS}, index=range(len(frame)))
     out["kind_zh"] = out["kind"].map(KIND_ZH)
+    out["_rank"] = pd.to_numeric(pd.Series(rank, index=out.index, dtype="object"),
+                                 errors="coerce")
     return out
 
 
@@ -127,7 +130,10 @@ def _worklist(store: Store, caller: Principal, today: date, extra: tuple[Conditi
     items = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=COLUMNS)
     items["due"] = pd.to_datetime(items["due"])
-    return items.sort_values(["priority", "due", "unit_credit_code"], kind="stable",
+    if "_rank" not in items:
+        items["_rank"] = np.nan
+    # within a kind: the schedule's priority (checks due: riskiest first), then the due date
+    return items.sort_values(["priority", "_rank", "due", "unit_credit_code"], kind="stable",
                              na_position="last").reset_index(drop=True)[list(COLUMNS)]
 
 
@@ -208,7 +214,9 @@ def _check_items(store: Store, caller: Principal, today: date, extra: tuple[Cond
             lon[ok], lat[ok] = pts[ok].x.to_numpy(), pts[ok].y.to_numpy()
     reason = ("每 " + rows["interval_months"].astype("string") + " 个月检查一次："
               + rows["reasons"].fillna("按风险等级").astype(str))
-    return _items(rows, priority=4, kind="check_due", due=due[soon], reason=reason,
+    rank = (rows["priority"].to_numpy(dtype=object) if "priority" in rows
+            else None)  # a build before the schedule had priorities: by due date
+    return _items(rows, rank=rank, priority=4, kind="check_due", due=due[soon], reason=reason,
                   unit_credit_code=rows["credit_code"], unit_name=rows["name"],
                   level=rows["level"], h3=rows["h3"], county_adcode=rows["county_adcode"],
                   lon=lon, lat=lat)

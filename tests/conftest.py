@@ -473,10 +473,14 @@ def _fill_demo(store: Store, files: Path) -> dict:
     county = eq["county_adcode"].value_counts().index[0]  # the busiest county
     city = county[:4] + "00"
     cells = store.read("officer_cells")
-    # the officer whose cells hold the most open hazards (so their worklist has work)
-    open_hazards = store.read_layer("hazards")
-    busy = cells[cells["h3"].isin(open_hazards["h3"])]
-    officer = (busy if len(busy) else cells)["officer_id"].value_counts().index[0]
+    # the officer whose cells hold open hazards of both open states, most of the scarcer one
+    # (so their worklist has work and the hazard loop has a 已登记 and a 整改中 to move)
+    open_hazards = store.read_layer("hazards")[["h3", "status"]]
+    held = cells.merge(open_hazards, on="h3")
+    states = held.groupby(["officer_id", "status"]).size().unstack(fill_value=0)
+    both = states.reindex(columns=["已登记", "整改中"], fill_value=0).min(axis=1)
+    officer = (both.sort_values(ascending=False, kind="stable").index[0] if len(both)
+               else cells["officer_id"].value_counts().index[0])
     park = eq["park_id"].dropna().value_counts().index[0]
     scopes = {"admin": (Role.ADMIN, None), "province": (Role.REGULATOR, "410000"),
               "city": (Role.REGULATOR, city), "county": (Role.REGULATOR, county),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import geopandas as gpd
 import h3
 import numpy as np
@@ -27,6 +29,7 @@ from layers.aggregate import (
     risk_cells,
     unlocated,
 )
+from layers.build_status import BuildStatusRules, unit_build_status, with_build_rates
 from layers.registry import INDICATORS, LAYERS
 from service.store.conform import conform_layer
 
@@ -424,7 +427,10 @@ def test_grid_cells_at_another_resolution() -> None:
 def test_frames_hold_the_registry_fields(layer_id: str) -> None:
     frames = {
         "risk-cells": lambda: risk_cells(equipment()),
-        "regions": lambda: regions(equipment(), units(), boundaries()),
+        "regions": lambda: with_build_rates(  # the builder adds the 建成率 to the regions
+            regions(equipment(), units(), boundaries()), units(),
+            unit_build_status(units(), BuildStatusRules()),
+            np.zeros(len(units()), dtype=bool), date(2026, 11, 1), BuildStatusRules()),
         "industries": lambda: industries(equipment(), units(), boundaries()),
         "grid-cells": lambda: grid_cells(equipment(), officers(), officer_cells()),
     }

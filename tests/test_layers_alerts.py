@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from layers.alerts import (
     IndicatorRule,
     InsuranceRules,
+    RateRule,
     WarningRules,
+    excess_p,
     warnings,
 )
 from layers.alerts import insurance as scoped_insurance
@@ -195,24 +197,133 @@ def grades(out: pd.DataFrame) -> dict[tuple[str, str], str]:
                     strict=True))
 
 
-def test_overdue_rate_thresholds() -> None:
-    r = regions(overdue_rate=[0.02, 0.03, 0.05, 0.12, float("nan"), 0.1])
-    g = grades(warnings(r))
-    assert ("province", "410000") not in g  # 2% is below the 3% prompt
-    assert g[("city", "410100")] == "prompt"
-    assert g[("county", "410101")] == "caution"
-    assert g[("county", "410102")] == "alert"
-    assert ("city", "419001") not in g  # missing rate never triggers
-    assert g[("county", "419001")] == "alert"  # exactly 10%
+def sized(**rows: tuple[float, float]) -> dict[str, list[float]]:
+    """Per REGIONS row (by key p, c1, k1, k2, c2, k3): (in-use pieces, events)."""
+    keys = ("p", "c1", "k1", "k2", "c2", "k3")
+    n = [float(rows.get(k, (0, 0))[0]) for k in keys]
+    x = [float(rows.get(k, (0, 0))[1]) for k in keys]
+    return {"equipment": n, "count": x}
 
 
-def test_open_major_hazards_thresholds() -> None:
-    r = regions(open_major_hazards=[0, 1, 3, 5, 2, 4])
+def overdue_regions(with_parents: bool = True, **rows: tuple[float, float]) -> gpd.GeoDataFrame:
+    s = sized(**rows)
+    rate = [x / n if n else 0.0 for n, x in zip(s["equipment"], s["count"], strict=True)]
+    return regions(with_parents, equipment=s["equipment"], overdue=s["count"],
+                   overdue_rate=rate)
+
+
+# province 2% overdue; 乙市 and 戊市 at the province's rate
+BASE = {"p": (10_000, 200), "c1": (5_000, 100), "c2": (5_000, 100), "k3": (5_000, 100)}
+
+
+def test_small_county_with_one_overdue_of_three_is_not_warned() -> None:
+    r = overdue_regions(**BASE, k1=(3, 1), k2=(4_997, 99))  # 丙区: 33%, 16 times the province
+    assert grades(warnings(r)) == {}
+    # not only because one is fewer than min_events: the test itself says "could be chance"
+    rule = WarningRules().rates[0].model_copy(update={"min_events": 1})
+    out = warnings(r, rules=WarningRules(rates=(rule,), rules=()))
+    assert grades(out) == {}
+    assert excess_p(np.array([1]), np.array([3]), np.array([0.02]), "binomial")[0] == \
+        pytest.approx(1 - 0.98 ** 3)
+
+
+def test_large_county_at_three_times_the_province_is_warned() -> None:
+    r = overdue_regions(**BASE, k1=(3_000, 60), k2=(2_000, 120))  # 丁县 6% = 3 × 2%
+    out = warnings(r)
+    assert grades(out) == {("county", "410102"): "alert"}
+    row = out.iloc[0]
+    assert row["message"] == (
+        "丁县逾期未检率6.0%，为全省2.0%的3.0倍（预警阈值≥3倍，在用2,000台、逾期120台，"
+        "单侧精确二项检验 p<0.001、多重检验校正后q<0.001）。")
+    (t,) = json.loads(row["triggers"])
+    assert t["rule"] == "overdue_rate" and t["basis"] == "ratio" and t["test"] == "binomial"
+    assert (t["n"], t["count"], t["threshold"]) == (2000, 120, 3)
+    assert t["value"] == pytest.approx(0.06) and t["parent_value"] == pytest.approx(0.02)
+    assert t["ratio"] == pytest.approx(3.0) and t["p_value"] < 1e-12
+    assert t["q_value"] >= t["p_value"]
+
+
+@pytest.mark.parametrize("overdue, grade", [(60, "prompt"), (90, "caution"), (150, "alert"),
+                                            (50, None)])
+def test_grades_by_ratio_band(overdue: int, grade: str | None) -> None:
+    # 丁县 2,000 pieces against 2%: 3% = 1.5×, 4.5% = 2.25×, 7.5% = 3.75×, 2.5% = 1.25×
+    g = grades(warnings(overdue_regions(**BASE, k1=(3_000, 60), k2=(2_000, overdue))))
+    assert g.get(("county", "410102")) == grade
+
+
+def test_a_rate_excess_must_be_significant() -> None:
+    # 1.5× the province on 100 pieces (3 of 100 against 2%) is within chance
+    r = overdue_regions(**BASE, k1=(3_000, 60), k2=(100, 3))
+    assert grades(warnings(r)) == {}
+    # without the correction for many regions a borderline p can pass, with it not
+    p = excess_p(np.array([5]), np.array([100]), np.array([0.02]), "binomial")[0]
+    assert 0.01 < p < 0.06
+
+
+def test_fdr_over_the_regions_of_a_level() -> None:
+    # 丁县 3% of 1,000 against 2%: 1.5×, p ≈ 0.02 alone; one of three counties tested
+    r = overdue_regions(**BASE, k1=(3_000, 60), k2=(1_000, 30))
+    (p,) = excess_p(np.array([30]), np.array([1000]), np.array([0.02]), "binomial")
+    assert 0.01 < p < 0.05 < 3 * p
+    lax = warnings(r, rules=WarningRules(alpha=0.05, fdr=False))
+    assert grades(lax) == {("county", "410102"): "prompt"}
+    (t,) = json.loads(lax.iloc[0]["triggers"])
+    assert t["q_value"] == t["p_value"] == pytest.approx(p, rel=1e-3)  # no correction
+    assert "p=0.021" in lax.iloc[0]["message"] and "q=" not in lax.iloc[0]["message"]
+    # Benjamini–Hochberg over the three counties: q = 3p > 5%, chance among many
+    assert grades(warnings(r, rules=WarningRules(alpha=0.05))) == {}
+
+
+def test_province_is_judged_on_absolute_rates() -> None:
+    # everywhere 6%: no region stands out against the province, the province is over 5%
+    r = overdue_regions(p=(10_000, 600), c1=(5_000, 300), k1=(3_000, 180), k2=(2_000, 120),
+                        c2=(5_000, 300), k3=(5_000, 300))
+    out = warnings(r)
+    assert grades(out) == {("province", "410000"): "caution"}
+    assert out.iloc[0]["message"] == "甲省逾期未检率6.0%（警示阈值≥5%，在用10,000台、逾期600台）。"
+    (t,) = json.loads(out.iloc[0]["triggers"])
+    assert t["basis"] == "absolute" and t["parent_value"] is None and t["threshold"] == 0.05
+    # a rate without an absolute table is not judged at the province
+    rule = WarningRules().rates[0].model_copy(update={"absolute": {}})
+    assert grades(warnings(r, rules=WarningRules(rates=(rule,), rules=()))) == {}
+
+
+@pytest.mark.parametrize("with_parents", [True, False])
+def test_reference_province_or_parent(with_parents: bool) -> None:
+    # 乙市 and its 丁县 at 6%, the province 2% (戊市 lower)
+    r = overdue_regions(with_parents, p=(20_000, 400), c1=(10_000, 600), k1=(8_000, 480),
+                        k2=(2_000, 120), c2=(10_000, 50), k3=(10_000, 50))
     g = grades(warnings(r))
-    assert ("province", "410000") not in g
-    assert [g[k] for k in (("city", "410100"), ("county", "410101"), ("county", "410102"),
-                           ("city", "419001"), ("county", "419001"))] == [
-        "prompt", "caution", "alert", "prompt", "caution"]
+    assert g[("county", "410102")] == "alert" and g[("city", "410100")] == "alert"
+    g = grades(warnings(r, rules=WarningRules(reference="parent")))
+    assert ("county", "410102") not in g  # as its city: nothing stands out
+    assert g[("city", "410100")] == "alert"
+
+
+def test_open_major_hazards_per_thousand() -> None:
+    s = sized(p=(10_000, 15), c1=(5_000, 13), k1=(3_000, 1), k2=(2_000, 12), c2=(5_000, 2),
+              k3=(5_000, 2))
+    out = warnings(regions(equipment=s["equipment"], open_major_hazards=s["count"]))
+    assert grades(out) == {("county", "410102"): "alert"}  # 6 per 1,000 = 4 × 1.5 per 1,000
+    msg = out.iloc[0]["message"]
+    assert msg.startswith("丁县每千台在用设备未销号重大隐患6.0处，为全省1.5处的4.0倍"
+                          "（预警阈值≥3倍，在用2,000台、未销号重大隐患12处，"
+                          "单侧精确泊松检验 p<0.001")
+    (t,) = json.loads(out.iloc[0]["triggers"])
+    assert t["test"] == "poisson" and t["value"] == pytest.approx(6.0)
+
+
+def test_late_rectifications_from_the_equipment() -> None:
+    n = [10_000.0, 5_000.0, 3_000.0, 2_000.0, 5_000.0, 5_000.0]
+    eq = pd.DataFrame({"county_adcode": ["410102"] * 20 + ["410101"] * 2 + ["419001"] * 3,
+                       "late_hazards": [1] * 25}).astype({"county_adcode": "string"})
+    out = warnings(regions(equipment=n), equipment=eq)
+    assert grades(out) == {("county", "410102"): "alert"}  # 10 per 1,000 = 4 × 2.5
+    (t,) = json.loads(out.iloc[0]["triggers"])
+    assert t["rule"] == "late_hazard_rate" and t["count"] == 20
+    assert t["parent_value"] == pytest.approx(2.5)
+    # without the equipment the count is unknown and nothing is raised on it
+    assert grades(warnings(regions(equipment=n))) == {}
 
 
 def test_insurance_shortfall_thresholds() -> None:
@@ -281,30 +392,30 @@ def test_widespread_categories_roll_up() -> None:
 
 
 def test_region_grade_is_highest_trigger_and_message() -> None:
-    r = regions(overdue_rate=[0.0, 0.0, 0.04, 0.0, 0.0, 0.0],
-                open_major_hazards=[0, 0, 6, 0, 0, 0])
-    out = warnings(r)
-    assert len(out) == 1
-    row = out.iloc[0]
-    assert (row["grade"], row["grade_zh"], row["grade_rank"]) == ("alert", "预警", 3)
-    assert row["trigger_count"] == 2
+    r = overdue_regions(**BASE, k1=(3_000, 60), k2=(2_000, 60))  # 丁县 1.5×: prompt
+    out = warnings(r, hotspots=HOT.iloc[[2]].assign(regional=False))  # and 1 hot cell: prompt
+    row = out.set_index(["admin_level", "adcode"]).loc[("county", "410102")]
+    assert (row["grade"], row["grade_zh"], row["grade_rank"]) == ("prompt", "风险提示", 1)
+    out = warnings(r, hotspots=HOT)  # 丁县 also in regional cluster k1: caution
+    row = out.set_index(["admin_level", "adcode"]).loc[("county", "410102")]
+    assert (row["grade"], row["grade_rank"], row["trigger_count"]) == ("caution", 2, 3)
     trig = json.loads(row["triggers"])
-    assert [(t["rule"], t["grade"]) for t in trig] == [("overdue_rate", "prompt"),
-                                                       ("open_major_hazards", "alert")]
-    assert trig[0]["threshold"] == pytest.approx(0.03)
-    assert set(trig[0]) >= {"rule", "indicator", "value", "threshold", "grade"}
+    assert [(t["rule"], t["grade"]) for t in trig] == [
+        ("overdue_rate", "prompt"), ("hot_cells", "prompt"), ("regional_clusters", "caution")]
+    assert set(trig[1]) >= {"rule", "indicator", "value", "threshold", "grade"}
     sentences = row["message"].rstrip("。").split("；")
-    assert len(sentences) == 2
-    assert sentences[0] == "丙区在用设备逾期未检率4.0%（风险提示阈值≥3%）"
-    assert sentences[1] == "丙区有6处重大隐患未销号（预警阈值≥5处）"
+    assert len(sentences) == 3
+    assert sentences[0].startswith("丁县逾期未检率3.0%，为全省2.0%的1.5倍（风险提示阈值≥1.5倍")
+    assert sentences[1] == "丁县有1个隐患热点网格（经Gi*与精确泊松检验，风险提示阈值≥1个）"
 
 
 def test_warnings_frame_shape_and_order() -> None:
-    r = regions(overdue_rate=[0.04, 0.2, 0.0, 0.06, 0.0, 0.0])
-    out = warnings(r)
+    r = overdue_regions(p=(10_000, 400), c1=(5_000, 700), k1=(3_000, 60), k2=(2_000, 140),
+                        c2=(5_000, 100), k3=(5_000, 100))
+    out = warnings(r)  # province 4% (prompt), 乙市 14% (3.5×: alert), 丁县 7% (1.75×: prompt)
     assert out.crs.to_epsg() == 4326
-    assert list(out["grade_rank"]) == [3, 2, 1]
-    assert list(out["adcode"]) == ["410100", "410102", "410000"]
+    assert list(out["grade_rank"]) == [3, 1, 1]
+    assert list(out["adcode"]) == ["410100", "410000", "410102"]
     for col in ("adcode", "name", "admin_level", "grade", "grade_zh", "triggers", "message"):
         assert str(out[col].dtype) == "string", col
     assert str(out["grade_rank"].dtype) == "Int64"
@@ -334,11 +445,43 @@ def test_lower_is_worse_direction() -> None:
 
 
 def test_default_rules_and_ids() -> None:
+    assert [r.id for r in WarningRules().rates] == ["overdue_rate", "open_major_rate",
+                                                    "late_hazard_rate"]
     ids = [r.id for r in WarningRules().rules]
-    assert ids == ["overdue_rate", "open_major_hazards", "insurance_shortfall", "hot_cells",
-                   "regional_clusters", "widespread_categories"]
+    assert ids == ["insurance_shortfall", "hot_cells", "regional_clusters",
+                   "widespread_categories"]
     ins = next(r for r in WarningRules().rules if r.id == "insurance_shortfall")
     assert ins.op("prompt") == ">" and ins.op("caution") == "≥"
+    assert WarningRules().reference == "province" and WarningRules().fdr
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"ratios": {"prompt": 1.0}},  # equal to the reference is no excess
+    {"ratios": {"prompt": 2.0, "caution": 1.5}},  # not increasing
+    {"ratios": {}},
+    {"absolute": {"prompt": 1.5}},  # an overdue rate above 1
+    {"absolute": {"prompt": 0.0}},
+    {"absolute": {"prompt": 0.05, "caution": 0.03}},
+    {"min_events": 0},
+    {"indicator": "hot_cells"},  # a count, not a rate
+    {"template": "{name}{nonsense}"},
+    {"absolute_template": "{name}{ratio}"},  # no reference at the province
+    {"extra": 1},
+])
+def test_rate_rule_validation(kwargs: dict) -> None:
+    base = {"id": "r", "indicator": "overdue_rate", "ratios": {"prompt": 1.5},
+            "template": "{name}{value:.1%}{ratio:.1f}{p_text}",
+            "absolute_template": "{name}{value:.1%}"}
+    RateRule(**base)
+    with pytest.raises(ValidationError):
+        RateRule(**{**base, **kwargs})
+
+
+def test_ids_unique_across_rates_and_counts() -> None:
+    rate = WarningRules().rates[0]
+    count = WarningRules().rules[1].model_copy(update={"id": rate.id})
+    with pytest.raises(ValidationError):
+        WarningRules(rates=(rate,), rules=(count,))
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -567,3 +567,76 @@ def test_the_focus_scope_is_per_unit():
     f = run(u, eq, as_of=date(2022, 6, 30), scoped=True)
     assert "focus_category" in boosts_of(f, "SX")
     assert "focus_category" not in boosts_of(f, "HN")
+
+
+# --------------------------------------------------------------------------- capacity
+
+def capped_run(units, capacity, **kw):
+    equipment = kw.pop("equipment", None)
+    equipment = equipment if equipment is not None else equipment_frame()
+    out = inspection_frequency(units, equipment, kw.pop("checks", checks_frame()), VENUES,
+                               NO_HOT, NO_WIDE, AS_OF, kw.pop("rules", FrequencyRules()),
+                               capacity=pd.Series(capacity, dtype="float64"))
+    return out.set_index("credit_code", drop=False)
+
+
+def blacklisted_units():
+    """Three blacklisted units in 410102 (one boost each: 12 → 6 months, +1 check a year):
+    red A, yellow B (6 → 3 months, +2), blue C (12 → 6, +1); and blue D unboosted."""
+    return units_frame({"credit_code": "A", "level": "red", "blacklisted": True},
+                       {"credit_code": "B", "level": "yellow", "blacklisted": True},
+                       {"credit_code": "C", "blacklisted": True}, {"credit_code": "D"})
+
+
+def test_priority_riskiest_first_within_county():
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B", "level": "red"},
+                    {"credit_code": "C", "blacklisted": True}, {"credit_code": "D"},
+                    {"credit_code": "E", "level": "red", "county_adcode": "410103"})
+    u["D_max"] = [10.0, 5.0, 1.0, 40.0, 1.0]
+    f = run(u)
+    # red first, then the boosted blue, then blue by D (D before A)
+    assert f.loc[["B", "C", "D", "A"], "priority"].tolist() == [1, 2, 3, 4]
+    assert f.loc["E", "priority"] == 1  # its own county
+    assert not f["interval_capped"].any()
+
+
+def test_boosts_shorten_only_within_capacity_in_priority_order():
+    u = blacklisted_units()
+    # base: A 12, B 2, C 1, D 1 = 16 a year; A's boost +0 (already at 1 month), B +2, C +1
+    f = capped_run(u, {"410102": 18})
+    assert f.loc["B", "interval_months"] == 3 and not f.loc["B", "interval_capped"]
+    assert f.loc["C", "interval_months"] == 12 and f.loc["C", "interval_capped"]
+    assert "检查力量已满，优先安排而未缩短间隔（仍为12个月）" in f.loc["C", "reasons"]
+    assert "列入特种设备安全不良记录黑名单" in f.loc["C", "reasons"]  # the boost is kept
+    assert f.loc["C", "boosted"] and boosts_of(f, "C") == ["blacklisted"]
+    assert f["checks_per_year"].sum() == 18
+    assert f.loc["C", "priority"] < f.loc["D", "priority"]  # still ranked ahead
+    roomy = capped_run(u, {"410102": 19})
+    assert not roomy["interval_capped"].any() and roomy["checks_per_year"].sum() == 19
+
+
+def test_a_county_over_capacity_at_base_keeps_base_intervals():
+    f = capped_run(blacklisted_units(), {"410102": 10})
+    assert f["interval_months"].tolist() == [1, 6, 12, 12]
+    assert f.loc[["B", "C"], "interval_capped"].all()
+    # no capacity known for the county (NaN or absent): not limited
+    for cap in ({"410102": np.nan}, {"410199": 0}):
+        assert not capped_run(blacklisted_units(), cap)["interval_capped"].any()
+
+
+def test_never_checked_units_spread_over_their_interval_riskiest_first():
+    rows = [{"credit_code": f"B{i:02d}", "level": "blue"} for i in range(12)]
+    rows += [{"credit_code": f"R{i}", "level": "red"} for i in range(3)]
+    u = units_frame(*rows)
+    u["D_max"] = [float(i) for i in range(12)] + [1.0, 2.0, 3.0]
+    f = run(u, checks=checks_frame(("B00", "2021-06-01")))
+    red = f.loc[["R2", "R1", "R0"], "due_in_days"].tolist()
+    assert red == [0, 10, 20]  # riskiest red first, all within the month
+    never = f[f["level"].eq("blue") & f["last_check_on"].isna()].sort_values("priority")
+    days = never["due_in_days"].tolist()
+    assert days == sorted(days) and days[0] == 0 and days[-1] < 365  # riskiest blue first
+    months = pd.Series(days) // 31
+    assert months.value_counts().max() <= 2  # about one a month, not all today
+    assert f.loc["B00", "next_due"] == pd.Timestamp("2022-06-01")  # checked: as before
+    flat = run(u, rules=FrequencyRules(spread_first_checks=False))
+    assert (flat["due_in_days"] == 0).all()

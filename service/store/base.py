@@ -229,6 +229,16 @@ class Store(ABC):
         one SQL statement."""
         return query_frame(self.read_layer(query.layer), query)
 
+    def region_history(self, adcodes: str | list[str] | tuple[str, ...],
+                       level: str | None = None) -> pd.DataFrame:
+        """The kept indicators of regions ``adcodes`` (of admin ``level`` if given) at every
+        build that wrote them, oldest build first: the columns of
+        :data:`service.store.tables.REGION_HISTORY`, ``indicators`` a dict of the regions
+        layer's numeric fields. Every build appends its rows with its layers (see
+        :mod:`service.store.history`). The embedded store filters the history kept with
+        its layers in memory; PostGIS runs one indexed SELECT."""
+        raise NotImplementedError
+
     # map tiles ---------------------------------------------------------------------------
 
     def layer_tile(self, layer: str, where: tuple[Condition, ...], tile: Tile, *,

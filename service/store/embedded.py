@@ -52,6 +52,13 @@ from service.store.conform import (
     layer_table,
 )
 from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.history import (
+    as_adcodes,
+    empty_history,
+    finish,
+    history_rows,
+    select_rows,
+)
 from service.store.location import StoreLocation, store_location
 from service.store.query import LayerQuery, query_frame
 from service.store.tables import (
@@ -61,11 +68,13 @@ from service.store.tables import (
     LAYER_TABLES,
     LINKS,
     OFFICER_CELLS,
+    REGION_HISTORY,
     REJECTS,
     Table,
 )
 
 FORMAT = 1
+HISTORY_FILE = "region_history.parquet"  # kept in each build's directory, whole
 POINT_TABLES = ("equipment", "units")
 USER_AUDIT = "user-audit.json"  # the audit entries of user changes
 
@@ -341,6 +350,12 @@ class EmbeddedStore(Store):
             staging.mkdir()
             for lid, frame in conformed.items():
                 _write_parquet(LAYER_TABLES[lid], frame, staging / f"{lid}.parquet")
+            # the kept history goes with the layers: the previous build's, plus this one's
+            kept = self._read_history(previous)
+            kept = kept[(kept["build_id"] != build.build_id).fillna(True).to_numpy(dtype=bool)]
+            added = history_rows(conformed["regions"], build, conformed["insurance"])
+            _write_parquet(REGION_HISTORY, added if kept.empty else pd.concat(
+                [kept, added], ignore_index=True), staging / HISTORY_FILE)
             _atomic_write(staging / "build.json", json.dumps(
                 _build_record(build), ensure_ascii=False, default=str) + "\n")
             _fsync_dir(staging)
@@ -389,6 +404,31 @@ class EmbeddedStore(Store):
             self._trees[query.layer] = cached
         hits = np.sort(cached[2].query(shapely.box(*query.bbox), predicate="intersects"))
         return query_frame(frame.iloc[hits], replace(query, bbox=None))
+
+    def region_history(self, adcodes: str | list[str] | tuple[str, ...],
+                       level: str | None = None) -> pd.DataFrame:
+        """From the history kept with the build in force, filtered in memory."""
+        for _attempt in range(3):
+            number = self._layers_current()
+            try:
+                frame = self._read_history(number)
+            except FileNotFoundError:
+                continue  # a newer build pruned this one while it was read
+            return finish(select_rows(frame, as_adcodes(adcodes), level))
+        raise StoreError("region history: the build kept changing while it was read")
+
+    def _read_history(self, number: int) -> pd.DataFrame:
+        """The history kept with build ``number`` (empty before the first, and for builds
+        written before the history was kept)."""
+        if number == 0:
+            return empty_history()
+        directory = self.root / "layers" / str(number)
+        path = directory / HISTORY_FILE
+        if not path.exists():
+            if not directory.exists():
+                raise FileNotFoundError(directory)
+            return empty_history()
+        return _read_parquet(REGION_HISTORY, path, REGION_HISTORY.column_names)
 
     def layer_build(self) -> LayerBuild | None:
         """The build ``CURRENT`` names; its record is parsed once per build."""

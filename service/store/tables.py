@@ -46,7 +46,7 @@ TABLES: dict[str, Table] = {
         *LOCATION,
         ("commissioned_on", "date"), ("last_inspected_on", "date"),
         ("next_inspection_due", "date"), ("inspection_conclusion", "text"), ("status", "text"),
-        ("insured", "bool"), *META,
+        ("insured", "bool"), ("use_place", "text"), *META,
     ), "point"),
     "units": Table("units", "credit_code", (
         ("credit_code", "text"), ("name", "text"), ("industry", "text"), ("size", "text"),
@@ -144,4 +144,15 @@ USERS = Table("users", "user_id", (
 SESSIONS = Table("sessions", "session_hash", (
     ("session_hash", "text"), ("user_id", "text"), ("created_at", "timestamp"),
     ("last_seen", "timestamp"), ("expires_at", "timestamp"), ("ended", "bool"),
+))
+
+# The kept history of builds (``riskmap report``): every build's region indicators, one row
+# per (build, admin level, region), written with the layers in the same write and never
+# replaced, so figures compare year on year. The numeric indicators are one JSON object:
+# the regions layer gains fields as the product grows (建成率 …), and a JSON column keeps
+# older builds readable without a migration per indicator (see service/store/history.py).
+REGION_HISTORY = Table("region_history", "build_id", (
+    ("build_id", "text"), ("built_at", "timestamp"), ("as_of", "date"),
+    ("rules_hash", "text"), ("level", "text"), ("adcode", "text"), ("name", "text"),
+    ("parent_adcode", "text"), ("indicators", "json"),
 ))

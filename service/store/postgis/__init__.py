@@ -53,6 +53,7 @@ from service.store.conform import (
     layer_table,
 )
 from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.history import as_adcodes, empty_history, finish, history_rows
 from service.store.location import StoreLocation, store_location
 from service.store.postgis import tiles as sql_tiles
 from service.store.postgis.copy import copy_frame, copy_query, read_table
@@ -86,6 +87,7 @@ from service.store.tables import (
     LAYER_TABLES,
     LINKS,
     OFFICER_CELLS,
+    REGION_HISTORY,
     REJECTS,
     TABLES,
     Table,
@@ -291,6 +293,12 @@ class PostGISStore(Store):
                 fill_next(conn, cursor, LAYER_TABLES[lid], frame)
             for lid in conformed:  # the swap: brief exclusive locks, at the very end
                 swap_in(cursor, LAYER_TABLES[lid])
+            # a build written again (same build_id) replaces its rows of the history
+            conn.execute(text(f"DELETE FROM {ident(REGION_HISTORY.name)} WHERE build_id = :b"),
+                         {"b": build.build_id})
+            copy_frame(cursor, REGION_HISTORY.name, REGION_HISTORY,
+                       history_rows(conformed["regions"], build,
+                                    conformed["insurance"]))
             conn.execute(text(
                 "INSERT INTO layer_builds (build_id, built_at, as_of, rules_version, "
                 "rules_hash, data_version, report) VALUES (:build_id, :built_at, :as_of, "
@@ -329,6 +337,19 @@ class PostGISStore(Store):
                 return query_frame(empty_layer(query.layer), query)
             self._check_build(build)
             return run_query(conn, query)
+
+    def region_history(self, adcodes: str | list[str] | tuple[str, ...],
+                       level: str | None = None) -> pd.DataFrame:
+        """One indexed SELECT (``adcode = ANY(…)``, values bound)."""
+        codes = list(as_adcodes(adcodes))
+        names = REGION_HISTORY.column_names
+        sql = (f"SELECT {column_list(names)} FROM {ident(REGION_HISTORY.name)} "
+               "WHERE adcode = ANY(:codes)" + (" AND level = :level" if level else ""))
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(sql), {"codes": codes, "level": level}).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=names) if rows else \
+            empty_history()
+        return finish(frame)
 
     # map tiles: one statement each, in SQL ------------------------------------------------
 

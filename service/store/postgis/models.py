@@ -165,6 +165,21 @@ class Draw(Base):
     __table__ = _table(specs.DRAWS)
 
 
+class RegionHistory(Base):
+    """Each build's region indicators, kept (migration 0008; service/store/history.py)."""
+
+    __table__ = Table(
+        specs.REGION_HISTORY.name, Base.metadata,
+        *(Column(name, Text(collation="C") if name in ("build_id", "level", "adcode",
+                                                      "parent_adcode")
+                 else SQL_TYPES[abstract](), nullable=name not in ("build_id", "level",
+                                                                   "adcode"))
+          for name, abstract in specs.REGION_HISTORY.columns),
+        PrimaryKeyConstraint("build_id", "level", "adcode"),
+        Index("ix_region_history_adcode", "adcode"),
+        Index("ix_region_history_parent_adcode", "parent_adcode"))
+
+
 class Meta(Base):
     """Store-wide settings (``h3_resolution``) and the data version, as key/value text."""
 
