@@ -19,11 +19,14 @@ from service.routes import (
     cells,
     draws,
     exports,
+    grid_page,
     health,
     layers,
     ogc,
     pages,
+    park_page,
     profiles,
+    region_page,
     reports,
     session,
     tiles,
@@ -64,13 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(session.router)
     app.include_router(pages.router)
+    app.include_router(grid_page.router)
     app.include_router(work.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
     app.include_router(uploads.router)
     app.include_router(profiles.router)
+    app.include_router(park_page.router)
     app.include_router(reports.router)
     app.include_router(units.router)
+    app.include_router(region_page.router)
     app.include_router(draws.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 import geopandas as gpd
 import numpy as np
@@ -91,6 +92,14 @@ _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 # names and descriptions ----------------------------------------------------------------------
+
+def content_disposition(name: str, ascii_name: str, *, inline: bool = False) -> str:
+    """``filename`` in ASCII for old clients (anything but letters, digits, ``._-`` becomes
+    ``_``, so data can never break the header) and ``filename*`` (RFC 5987) in UTF-8."""
+    kind = "inline" if inline else "attachment"
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", ascii_name)
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
 
 def export_filename(layer: str, scope: str | None, crs: str, fmt: str) -> str:
     """The file name of an export: layer, scope and CRS, e.g. ``regions-410100-EPSG4490.gpkg``

@@ -110,11 +110,6 @@ def qr_svg(url: str, scale: int = 4) -> bytes:
     return out.getvalue()
 
 
-def qr_svg_inline(url: str, scale: int = 3) -> str:
-    """The QR code of ``url`` as an ``<svg>`` element to put in a page."""
-    return qr_code(url).svg_inline(scale=scale, border=4, title="一企一档一码")
-
-
 def qr_png(url: str, scale: int = 6) -> bytes:
     out = io.BytesIO()
     qr_code(url).save(out, kind="png", scale=scale, border=4)

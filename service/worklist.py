@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from data.catalogue import category_name
 from layers.campaigns import BASIS as CAMPAIGN_BASIS
 from layers.campaigns import Campaign, campaigns_on
 from layers.registry import ALL
@@ -169,8 +170,10 @@ def _overdue_items(store: Store, caller: Principal, extra: tuple[Condition, ...]
     if od.empty:
         return od
     lon, lat = _xy(od)
+    category = od["category"].fillna("").astype(str)
+    names = category.map({c: category_name(c, c) for c in category.unique()})  # ~10 codes
     reason = ("逾期未检 " + od["days_overdue"].astype("string").fillna("?") + " 天，督促报检（"
-              + od["category"].fillna("").astype(str) + "）")
+              + names + "）")
     return _items(od, priority=3, kind="overdue_inspection", due=od["next_inspection_due"],
                   reason=reason, unit_credit_code=od["unit_credit_code"],
                   unit_name=od["unit_name"], registration_code=od["registration_code"],

@@ -147,3 +147,19 @@ def browser_page() -> Iterator[Page]:
 def close_browser() -> None:
     """Stop the session's chromium, if a test started it."""
     _CHROMIUM.close()
+
+
+@contextlib.contextmanager
+def serving_copy(store_templates: Any, request: Any, fill: Any
+                 ) -> Iterator[tuple[str, dict, str]]:
+    """A served copy of an embedded store template (``fill`` builds it once a session):
+    base URL, the template's facts and the copy's store URL; the copy is dropped after."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    copy = store_templates.copy("embedded", fill, request)
+    try:
+        with serving(create_app(Settings(store=copy.url))) as (url, _port):
+            yield url, copy.facts, copy.url
+    finally:
+        store_templates.drop(copy.url)

@@ -18,7 +18,7 @@ from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
 from service.store import open_store
 from tests import ingest_files as f
-from tests.servers import browser_page, serving
+from tests.servers import browser_page, serving, serving_copy
 
 pytestmark = pytest.mark.browser
 
@@ -52,12 +52,8 @@ def _fill_risk_map(store, out) -> dict:
 @pytest.fixture()
 def served_risk_map(store_templates, request):
     """This test's copy of the small built demo (built once a session), served."""
-    risk_map = store_templates.copy("embedded", _fill_risk_map, request)
-    try:
-        with serving(create_app(Settings(store=risk_map.url))) as (url, _port):
-            yield url, risk_map.facts["token"], risk_map.url
-    finally:
-        store_templates.drop(risk_map.url)
+    with serving_copy(store_templates, request, _fill_risk_map) as (url, facts, store):
+        yield url, facts["token"], store
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ def build_login_page(next_path: str, csrf: str, error: str | None = None) -> str
     message = f'<p style="color:#b10026">{html.escape(error)}</p>' if error else ""
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>riskmap 登录</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,"></head>
 <body style="font:15px/1.6 sans-serif;max-width:420px;margin:12vh auto;padding:0 16px">
 <h1 style="font-size:20px">特种设备区域风险地图 · 登录</h1>
 <p>请输入管理员分配的访问令牌（<code>riskmap users add</code> 生成）。</p>{message}

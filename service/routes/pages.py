@@ -22,14 +22,21 @@ from service.settings import Settings
 from service.store.base import LayerBuild, Store
 from service.store.query import Condition
 from web.map import build_map, build_risk_map
+from web.pages import landing
 
 router = APIRouter(tags=["map"])
 MAP_RESOLUTIONS = (5, 6, 7)  # finer cells go out as vector tiles, not inline GeoJSON
 
 
 @router.get("/", include_in_schema=False)
-def root() -> RedirectResponse:
-    return RedirectResponse("/map")
+def root(request: Request, store: StoreDep, settings: SettingsDep, caches: CachesDep
+         ) -> RedirectResponse:
+    """The signed-in user's own page (their role's landing page); else sign in."""
+    try:
+        caller = current_caller(request, store, settings, caches)
+    except Unauthorized:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(landing(caller.role.value, caller.scope), status_code=303)
 
 
 @router.get("/map", summary="风险地图", response_class=HTMLResponse)

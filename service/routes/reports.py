@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +13,7 @@ from layers.rules import load_rules
 from service.auth import Caller
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter, bilingual, problem
+from service.export import content_disposition
 from service.report.data import figures
 from service.report.render import (
     ReportUnavailable,
@@ -29,12 +29,6 @@ YEARS = (2000, 2100)
 # the report page runs nothing and loads nothing: its charts are inline SVG, its CSS inline
 REPORT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-
-
-def content_disposition(name: str, ascii_name: str, *, inline: bool) -> str:
-    """``filename`` in ASCII for old clients and ``filename*`` (RFC 5987) in UTF-8."""
-    kind = "inline" if inline else "attachment"
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _year(text: str | None, default: int) -> int:

@@ -29,6 +29,7 @@ from service.auth import (
 from service.deps import CachesDep, SettingsDep, StoreDep
 from service.settings import Settings
 from web.login import build_login_page
+from web.pages import landing
 
 router = APIRouter(tags=["session"])
 LOGIN_COOKIE = "riskmap_login"
@@ -67,7 +68,8 @@ def _pepper(settings: Settings) -> str:
 @router.get("/login", summary="登录页", response_class=HTMLResponse)
 def login_page(request: Request, settings: SettingsDep,
                next: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
-    return _login_form(request, settings, safe_next(next))
+    # no next: the user lands on their role's own page once signed in
+    return _login_form(request, settings, safe_next(next) if next else "")
 
 
 @router.post("/login", summary="以令牌登录（开始会话，设置 Cookie）", response_class=HTMLResponse)
@@ -75,7 +77,7 @@ def login(request: Request, store: StoreDep, settings: SettingsDep,
           token: Annotated[str, Form(min_length=8, max_length=200)],
           csrf: Annotated[str, Form(max_length=200)] = "",
           next: Annotated[str | None, Form(max_length=200)] = None) -> HTMLResponse:
-    target = safe_next(next)
+    target = safe_next(next) if next else ""
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not nonce or not hmac.compare_digest(csrf, csrf_token(nonce, _pepper(settings))):
         return _login_form(request, settings, target,
@@ -86,7 +88,8 @@ def login(request: Request, store: StoreDep, settings: SettingsDep,
                            "令牌无效或已停用：请核对令牌或联系管理员 / "
                            "the token is wrong or disabled", 401)
     session_id = start_session(store, user, _pepper(settings))
-    response = RedirectResponse(target, status_code=303)
+    response = RedirectResponse(target or landing(str(user.role), user.scope),
+                                status_code=303)
     response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict",
                         secure=is_https(request, settings), path="/")
     response.delete_cookie(LOGIN_COOKIE, path="/login")

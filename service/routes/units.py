@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from service.auth import Caller, current_caller
 from service.deps import CachesDep, SettingsDep, StoreDep
 from service.errors import BadParameter, Forbidden, NotFound, Unauthorized
+from service.page_user import page_user
+from service.security_headers import csp_nonce
 from service.settings import Settings
 from service.unit_file import (
     check_credit_code,
     public_link,
     qr_png,
     qr_svg,
-    qr_svg_inline,
     unit_file,
     visible_unit,
 )
@@ -77,12 +78,16 @@ def unit_page(request: Request, store: StoreDep, settings: SettingsDep, caches: 
         code = credit_code.strip().upper()
         target = f"/units/{code}" if code.isascii() and code.isalnum() else "/map"
         return RedirectResponse(f"/login?next={target}", status_code=303)
+    user = page_user(caller)
+    nonce = csp_nonce(request)
     try:
         check_credit_code(credit_code)
         body = unit_file(store, caller, credit_code, _base(request, settings))
     except BadParameter as exc:
-        return HTMLResponse(build_unit_problem_page(str(exc)), status_code=400)
+        return HTMLResponse(build_unit_problem_page(str(exc), user=user, nonce=nonce),
+                            status_code=400)
     except (NotFound, Forbidden) as exc:
         status = 404 if isinstance(exc, NotFound) else 403
-        return HTMLResponse(build_unit_problem_page(str(exc)), status_code=status)
-    return HTMLResponse(build_unit_page(body, qr_svg_inline(body["code"]["url"]), caller.name))
+        return HTMLResponse(build_unit_problem_page(str(exc), user=user, nonce=nonce),
+                            status_code=status)
+    return HTMLResponse(build_unit_page(body, user=user, nonce=nonce))

@@ -1,0 +1,191 @@
+"""The grid officer's page in a real browser (Debian's chromium driven by Playwright): the
+officer signs in and lands on ``/grid``, the worklist comes in priority order beside their
+cells, a hazard is moved 已登记 → 整改中 → 已销号 and the list and map change without a
+reload; on a phone (390×844) the page does not scroll sideways. Screenshots go to the test's
+tmp_path (and, when RISKMAP_SCREENSHOTS names a directory, there too)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from service.worklist import KIND_ZH
+from tests.conftest import _fill_demo
+from tests.servers import browser_page, serving_copy
+
+pytestmark = pytest.mark.browser
+BASEMAP = "tile.openstreetmap.org"
+
+
+@pytest.fixture()
+def served_demo(store_templates, request):
+    """This test's copy of the built demo (embedded), served: base URL and the facts."""
+    with serving_copy(store_templates, request, _fill_demo) as (url, facts, _store):
+        yield url, facts
+
+
+class Watch:
+    """A page's console errors, script errors and failed requests (basemap tiles aside)."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("console", lambda m: self.problems.append(f"console: {m.text} {m.location}")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"script: {e}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url}")
+                if BASEMAP not in r.url else None)
+        page.on("response", lambda r: self.problems.append(f"{r.status}: {r.url}")
+                if r.status >= 400 and BASEMAP not in r.url else None)
+
+
+def sign_in(page: Page, url: str, token: str) -> Watch:
+    """Sign in with no ``next`` (the officer lands on /grid), then watch /grid load again
+    from the start (the login page is not this page: its favicon request is its own)."""
+    page.goto(f"{url}/login", wait_until="load")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/grid", timeout=15_000)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    watch = Watch(page)
+    page.reload(wait_until="load")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    return watch
+
+
+def item_count(page: Page) -> int:
+    return int(page.locator("#item-count").inner_text().split()[0])
+
+
+def keep(shot: Path, name: str) -> None:
+    target = os.environ.get("RISKMAP_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / name)
+
+
+def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
+    url, facts = served_demo
+    with browser_page() as page:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        watch = sign_in(page, url, facts["tokens"]["officer"])  # no next: the officer's own page
+        assert page.locator("nav a[aria-current=page]").inner_text() == "我的网格"
+        # the officer's cells on the map, the list in priority order
+        cells = len(facts["officer_cells"])
+        assert page.locator("path.grid-cell").count() == cells
+        assert page.locator("path.county-outline").count() >= 1
+        priorities = [int(t) for t in page.locator("#worklist .priority").all_inner_texts()]
+        assert priorities and priorities == sorted(priorities)
+        assert len(priorities) == item_count(page)
+        kinds = page.locator("#worklist .kind").all_inner_texts()
+        assert kinds and set(kinds) <= set(KIND_ZH.values())  # kinds in Chinese
+        page.screenshot(path=str(tmp_path / "grid.png"))
+        keep(tmp_path / "grid.png", "grid.png")
+
+        # a registered hazard: 已登记 → 整改中 → 已销号, no reload
+        page.evaluate("window.__same_page = true")
+        item = page.locator("#worklist button.item[data-hazard]",
+                            has_text="（已登记）").first
+        hazard = item.get_attribute("data-hazard")
+        before = item_count(page)
+        markers = page.locator("path.grid-item").count()
+        item.click()
+        page.wait_for_selector("#transition-form", timeout=10_000)
+        assert page.locator("#hazard-status").inner_text() == "已登记"
+        page.fill("#evidence", "已责令停用并更换安全阀，责任人张三")
+        page.click("#transition-submit")
+        page.wait_for_selector("#hazard-status:text-is('整改中')", timeout=10_000)
+        assert "整改中" in page.locator("#status").inner_text()
+        assert "整改措施" not in page.locator("#detail .history").inner_text()
+        assert "已责令停用并更换安全阀" in page.locator("#detail .history").inner_text()
+        page.fill("#verified-by", "李四")
+        page.fill("#evidence", "安全阀已更换并校验合格，复查通过")
+        page.click("#transition-submit")
+        page.locator(f"#worklist button.item[data-hazard='{hazard}']").wait_for(
+            state="detached", timeout=10_000)
+        assert "已销号" in page.locator("#status").inner_text()
+        # the closed hazard's record stays open: its status and history, with the evidence
+        page.wait_for_selector("#hazard-status:text-is('已销号')", timeout=10_000)
+        history = page.locator("#detail .history").inner_text()
+        assert "安全阀已更换并校验合格" in history and "李四" in history
+        assert page.locator("#transition-form").count() == 0
+        assert item_count(page) == before - 1
+        assert page.locator("path.grid-item").count() == markers - 1
+        assert page.evaluate("window.__same_page") is True  # the list changed in place
+
+        # a supervision check on the first item's unit
+        page.locator("#worklist button.item").first.click()
+        page.wait_for_selector("#check-form")
+        page.click("#check-form button[type=submit]")
+        page.wait_for_selector("#check-out:has-text('下次检查')", timeout=10_000)
+
+        assert page.locator("#download-xlsx").get_attribute("href") == (
+            "/api/worklist?format=xlsx")
+
+        # the phone: map above the list, nothing wider than the screen
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        page.evaluate("window.scrollTo(0, 0)")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        map_box = page.locator("#grid-map").bounding_box()
+        list_box = page.locator(".grid-list").bounding_box()
+        assert map_box["y"] + map_box["height"] <= list_box["y"]
+        page.screenshot(path=str(tmp_path / "grid-phone.png"), full_page=False)
+        keep(tmp_path / "grid-phone.png", "grid-phone.png")
+        # an item's record and forms fit the phone too
+        page.locator("#worklist button.item[data-hazard]").first.click()
+        page.wait_for_selector("#hazard-status", timeout=10_000)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        page.screenshot(path=str(tmp_path / "grid-phone-item.png"), full_page=True)
+        keep(tmp_path / "grid-phone-item.png", "grid-phone-item.png")
+    assert not watch.problems, watch.problems
+
+
+def test_a_cell_filters_the_list(served_demo):
+    url, facts = served_demo
+    with browser_page() as page:
+        watch = sign_in(page, url, facts["tokens"]["officer"])
+        total = item_count(page)
+        # a click on a cell (the first one drawn)
+        page.evaluate("""() => document.querySelector('path.grid-cell').dispatchEvent(
+            new MouseEvent('click', {bubbles: true}))""")
+        page.wait_for_selector("#show-all:not([hidden])", timeout=10_000)
+        scope = page.locator("#list-scope").inner_text()
+        assert "网格 " in scope
+        shown = page.locator("#worklist button.item").count()
+        assert shown <= total
+        page.click("#show-all")
+        page.wait_for_selector("#show-all[hidden]", state="attached", timeout=10_000)
+        assert page.locator("#worklist button.item").count() == total
+    assert not watch.problems, watch.problems
+
+
+def test_a_refused_change_shows_the_problem_in_chinese(served_demo):
+    """The hazard moved on elsewhere while the page showed it: the 409's Chinese detail is
+    shown by the form, nothing else breaks."""
+    url, facts = served_demo
+    with browser_page() as page:
+        watch = sign_in(page, url, facts["tokens"]["officer"])
+        item = page.locator("#worklist button.item[data-hazard]",
+                            has_text="（已登记）").first
+        hazard = item.get_attribute("data-hazard")
+        item.click()
+        page.wait_for_selector("#transition-form", timeout=10_000)
+        moved = httpx.post(f"{url}/api/hazards/{hazard}/transitions", json={
+            "from": "已登记", "to": "整改中", "evidence": "另一终端已开始整改"},
+            headers={"Authorization": f"Bearer {facts['tokens']['officer']}"})
+        assert moved.status_code == 200, moved.text
+        page.fill("#evidence", "已责令整改")
+        page.click("#transition-submit")
+        out = page.locator("#transition-out.error")
+        out.wait_for(timeout=10_000)
+        assert "您看到的状态已过时" in out.inner_text() and " / " not in out.inner_text()
+    # the refused request itself is the only thing the browser reports
+    assert all("409" in p for p in watch.problems), watch.problems
