@@ -1445,6 +1445,7 @@ def make_officers(x: np.ndarray, y: np.ndarray, county: np.ndarray, region: Regi
     off["phone"] = _cat(_pick(rng, ("13", "15", "18", "17", "19"), no),
                         np.strings.zfill(rng.integers(0, 10**9, no).astype(S), 9)).astype(object)
     off = _staff_whole_counties(off, county, c["adcode"].to_numpy(), len(x))
+    off = _split_staffed_counties(off, frame[by_county])
     # which officer owns each listed cell (for the checks)
     listed_off = off[off["whole"] == 0].sort_values("seq")
     patches = patches.assign(officer_id=listed_off["officer_id"].to_numpy())
@@ -1482,7 +1483,7 @@ def _staff_whole_counties(off: pd.DataFrame, county: np.ndarray, adcodes: np.nda
         "officer_id": _cat("WG", adcodes[where].astype(S),
                            np.strings.zfill(serial.astype(S), 3)).astype(object),
         "name": _cat(_pick(rng, SURNAMES, k), given).astype(object),
-        "county": where, "whole": 1, "seq": -1, "cells": "",
+        "county": where, "whole": 2, "seq": -1, "cells": "",
         "county_adcode": adcodes[where],
         "phone": _cat(_pick(rng, ("13", "15", "18", "17", "19"), k),
                       np.strings.zfill(rng.integers(0, 10**9, k).astype(S), 9)).astype(object)})
@@ -1491,6 +1492,30 @@ def _staff_whole_counties(off: pd.DataFrame, county: np.ndarray, adcodes: np.nda
     order = np.r_[np.arange(len(off)), at.reindex(where).to_numpy() + 0.5]
     out = pd.concat([off, added[off.columns]], ignore_index=True)
     return out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+
+def _split_staffed_counties(off: pd.DataFrame, whole_cells: pd.DataFrame) -> pd.DataFrame:
+    """A whole county that was given extra officers (``whole`` 2) is shared out: its cells go
+    to its officers in turn, each listing their part, so that every cell has one officer
+    (as a grid is drawn) instead of each of them holding the whole county."""
+    staffed = np.unique(off.loc[off["whole"] == 2, "county"].to_numpy())
+    if not len(staffed):
+        return off
+    mine = off["county"].isin(staffed).to_numpy() & (off["whole"].to_numpy() > 0)
+    crew = off[mine]
+    rank = crew.groupby("county").cumcount().to_numpy()
+    size = crew.groupby("county")["county"].transform("size").to_numpy()
+    cell = whole_cells[whole_cells["county"].isin(staffed)].sort_values(["county", "cell"])
+    turn = cell.groupby("county").cumcount().to_numpy() % pd.Series(size, index=crew[
+        "county"].to_numpy()).groupby(level=0).first().reindex(cell["county"]).to_numpy()
+    parts = (pd.DataFrame({"county": cell["county"].to_numpy(), "turn": turn,
+                           "h3": cells.to_strings(cell["cell"].to_numpy()).to_numpy()})
+             .groupby(["county", "turn"])["h3"].agg(";".join))
+    key = pd.MultiIndex.from_arrays([crew["county"].to_numpy(), rank])
+    out = off.copy()
+    out.loc[mine, "cells"] = parts.reindex(key).fillna("").to_numpy()
+    out.loc[mine, "whole"] = 1
+    return out
 
 
 def make_checks(units: pd.DataFrame, unit_cell: np.ndarray, officers: pd.DataFrame,
