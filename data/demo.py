@@ -1514,6 +1514,7 @@ def _split_staffed_counties(off: pd.DataFrame, whole_cells: pd.DataFrame) -> pd.
     key = pd.MultiIndex.from_arrays([crew["county"].to_numpy(), rank])
     out = off.copy()
     out.loc[mine, "cells"] = parts.reindex(key).fillna("").to_numpy()
+    out.loc[mine, "county_adcode"] = ""  # a county given as well would add all its cells
     out.loc[mine, "whole"] = 1
     return out
 
