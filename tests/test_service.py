@@ -128,7 +128,7 @@ def test_map_shows_the_built_risk_layers(store_factory, tmp_path):
         assert page.status_code == 200
         assert "网格风险" in page.text and build.rules_hash in page.text
         assert c.get("/map", params={"resolution": 8}).status_code == 400
-        assert "H3 分辨率 7）" in c.get("/map", params={"resolution": 7}).text  # the legend
+        assert '"openZoom": 8' in c.get("/map", params={"resolution": 7}).text  # grid size
 
 
 def test_layers_built_by_another_version_ask_for_a_rebuild(store_factory, tmp_path):

@@ -1,15 +1,19 @@
-"""The first risk map: province outline, county boundaries and equipment counts on H3.
+"""The risk maps: the count map before the first build, and the risk map after it.
 
 No rules here: the cells arrive counted (from ``layers``), this module only draws them.
 Layer titles and field labels come from :mod:`layers.registry` (and its shared
-vocabulary :data:`layers.labels.FIELD_LABELS`); only what the map itself adds (the
-resolution shown, the listed subset of hazards, the base map's outlines) is named here.
-Leaflet is served from ``/static`` (vendored), so the page works on an intranet without a
-CDN; only the basemap tiles come from outside.
+vocabulary :data:`layers.labels.FIELD_LABELS`). Leaflet and Leaflet.VectorGrid are served
+from ``/static`` (vendored), so the page works on an intranet without a CDN; only the
+optional OpenStreetMap basemap comes from outside.
 
-Every value that comes from data is HTML-escaped (:func:`escape_text`) before folium
-serialises it: folium's tooltips put property values into ``innerHTML``. The page is then
-stamped with the response's CSP nonce (:func:`with_nonce`).
+The risk map (:func:`build_risk_map`) is a frame that folium composes (the map, its panes,
+the tiled overlays, the layer control): every layer comes from the service's scoped vector
+tiles and the boundaries from ``/map/boundaries``; web/static/js/map.js styles them, draws
+the names, keeps the legend to the visible layers and answers clicks from the layer API,
+setting every value as text. The count map (:func:`build_map`, before any build, admin
+only) still inlines its cells: every value from data is HTML-escaped (:func:`escape_text`)
+before folium serialises it, since folium's tooltips put property values into
+``innerHTML``. Either page is stamped with the response's CSP nonce (:func:`with_nonce`).
 """
 
 from __future__ import annotations
@@ -19,16 +23,13 @@ import itertools
 import json
 import re
 from pathlib import Path
-from string import Template
 
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from branca.element import MacroElement
 from folium.plugins import VectorGridProtobuf
 from geopandas.array import GeometryDtype
-from jinja2 import Template as JinjaTemplate
 
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 from layers.labels import FIELD_LABELS
@@ -38,7 +39,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
 VECTORGRID = "/static/vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js"
 POINTS_FROM_ZOOM = 12  # the equipment tiles hold single pieces from here (service/tiles.py)
-EQUIPMENT_PANE = "equipment"
 # AMap's public tiles are GCJ-02; drawing WGS84 data on them would shift everything by
 # hundreds of metres, so the default basemap is OpenStreetMap (WGS84, Web Mercator).
 BASEMAP = "OpenStreetMap"
@@ -204,198 +204,190 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
 
 
 # ------------------------------------------------------------------------- the risk map
+#
+# Folium composes the map (vendored Leaflet, the layer control, a pane per overlay); every
+# layer comes from the service's scoped vector tiles (``/tiles/{layer}/{z}/{x}/{y}.mvt``)
+# and the boundaries from ``/map/boundaries`` (the provinces the caller's map shows,
+# simplified), so the page holds no data: web/static/js/map.js styles, labels, legends
+# and answers clicks from the configuration below (constant labels and numbers only).
 
 NO_LEVEL = "#d9d9d9"
-LISTED_HAZARDS = "挂牌督办重大隐患"  # the map shows the listed (重大) ones of the hazards layer
+MAP_JS = "/static/js/map.js"
+MAP_CSS = "/static/css/map.css"
+BOUNDARIES_URL = "/map/boundaries"
+HAZARDS_NAME = "未销号隐患（深红为重大隐患）"
+SINGLE_PIECES = "放大后显示单台设备"
 # The equipment record a click on the map shows, in this order (labels from the registry).
-POPUP_FIELDS = ("registration_code", "category", "unit_name", "address", "level", "D",
-                "level_reason", "next_inspection_due")
+POPUP_FIELDS = ("registration_code", "category", "unit_name", "address", "use_place",
+                "level", "D", "L", "L_reason", "E", "E_reason", "C", "C_reason",
+                "level_reason", "next_inspection_due", "overdue", "open_hazards",
+                "open_major_hazards")
+# A risk cell's popup: its indicators (labels from the registry, units here).
+CELL_FIELDS = ("level", "level_share", "max_level", "equipment", "n_red", "n_orange",
+               "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
+               "open_major_hazards", "overdue", "overdue_rate")
+UNITS = {"equipment": "台", "n_red": "台", "n_orange": "台", "n_yellow": "台", "n_blue": "台",
+         "open_hazards": "项", "open_major_hazards": "项", "overdue": "台",
+         "serious_hazards": "项", "late_general_hazards": "项", "units": "家",
+         "unit_count": "家", "days_overdue": "天", "D": "", "L": "", "E": "", "C": ""}
+SHARES = ("level_share", "overdue_rate", "rate")  # shown as percentages
+# What the popup of each polygon layer shows (a click asks /api/layers/{id} at the point).
+POPUPS = {
+    "risk-cells": CELL_FIELDS,
+    "hotspots": ("serious_hazards", "late_general_hazards", "equipment", "q_value",
+                 "regional", "unit_count"),
+    "parks": ("name", "rank", "level", "units", "equipment", "open_major_hazards",
+              "overdue"),
+    "warnings": ("name", "grade_zh", "message"),
+    "hazards": ("unit_name", "description", "level", "status", "deadline", "listed",
+                "past_deadline"),
+    "units": ("name", "credit_code", "level", "level_reason", "equipment",
+              "open_hazards", "open_major_hazards", "overdue", "blacklisted"),
+}
+# The search box: a registration code finds a piece of equipment, an 18-character unified
+# social credit code a unit (both by their id in the OGC API, scoped like everything).
+SEARCH = ('<form id="riskmap-search" class="riskmap-search" role="search">'
+          '<input name="q" type="search" maxlength="40" required autocomplete="off" '
+          'placeholder="设备注册代码或统一社会信用代码" aria-label="查找设备或使用单位">'
+          '<button type="submit">查找</button>'
+          '<span id="riskmap-search-status" role="status" aria-live="polite"></span></form>')
 
 
-def _tooltip(layer_id: str, fields: list[str], **shown_as: str) -> folium.GeoJsonTooltip:
-    """A tooltip of ``fields`` labelled as the registry labels the layer's fields; a column
-    the map derives (``level_zh``) takes the label of the field it shows (``level``)."""
-    labels = LAYERS[layer_id].field_labels
-    return folium.GeoJsonTooltip(
-        fields=fields, aliases=[labels[shown_as.get(name, name)] for name in fields])
+def _layer_labels(layer: str, fields: tuple[str, ...]) -> list[list[str]]:
+    labels = LAYERS[layer].field_labels
+    return [[name, labels.get(name, name), UNITS.get(name, "")] for name in fields
+            if name in labels]
 
 
-def _level_legend(resolution: int, resolutions: list[int], build_note: str) -> str:
-    switch = " ".join(f"<b>{r}</b>" if r == resolution else f'<a href="?resolution={r}">{r}</a>'
-                      for r in resolutions)
-    rows = "".join(
-        f'<div><span style="display:inline-block;width:14px;height:14px;'
-        f'background:{LEVEL_COLOURS[lv]};margin-right:6px;vertical-align:middle"></span>'
-        f"{LEVEL_ZH[lv]}</div>" for lv in LEVELS)
-    return ('<div id="riskmap-legend" style="position:fixed;bottom:64px;left:12px;z-index:1000;'
-            'max-width:380px;background:rgba(255,255,255,.92);padding:8px 10px;border-radius:4px;'
-            'font:12px/1.5 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)">'
-            f"<b>网格风险等级</b>（按网格内设备风险占比定级，H3 分辨率 {resolution}）{rows}"
-            f'<div style="margin-top:4px">网格分辨率：{switch}</div>'
-            f'<div style="margin-top:4px;color:#555">{html.escape(build_note)}'
-            ' · <a href="/logout">退出</a></div></div>')
-
-
-def _level_style(feature: dict) -> dict:
-    level = feature["properties"].get("level")
-    return {"fillColor": LEVEL_COLOURS.get(level, NO_LEVEL), "color": "#666", "weight": 0.3,
-            "fillOpacity": 0.65}
-
-
-def build_risk_map(cells: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
-                   hazards: gpd.GeoDataFrame, parks: gpd.GeoDataFrame,
-                   warnings: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
-                   provinces: gpd.GeoDataFrame, *, resolution: int, resolutions: list[int],
-                   build_note: str, nonce: str) -> str:
-    """The risk map from built layers: cells by level, hotspots, listed hazards, parks,
-    county warnings. Each arrives computed; this only draws it. ``nonce`` is the
-    response's CSP nonce, stamped onto the page's script tags."""
-    fmap = _base_map(counties, provinces)
-
-    if len(cells):
-        shown = cells.assign(
-            level_zh=cells["level"].map(LEVEL_ZH).fillna("—"),
-            share_pct=(cells["level_share"].astype("float64") * 100).round().astype(
-                "int64").astype("string") + "%",
-            max_level_zh=cells["max_level"].map(LEVEL_ZH).fillna("—"))
-        folium.GeoJson(
-            _geojson(shown[["h3", "level", "level_zh", "share_pct", "max_level_zh",
-                            "equipment", "n_red", "n_orange",
-                            "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
-                            "open_major_hazards", "overdue", "geometry"]]),
-            name=f"{LAYERS['risk-cells'].short_title}（H3 分辨率 {resolution}）",
-            style_function=_level_style,
-            tooltip=_tooltip("risk-cells", [
-                "level_zh", "share_pct", "max_level_zh", "equipment", "n_red", "n_orange",
-                "n_yellow", "n_blue", "dominant_category_name", "open_hazards",
-                "open_major_hazards", "overdue", "h3"],
-                level_zh="level", share_pct="level_share", max_level_zh="max_level"),
-        ).add_to(fmap)
-    if len(warnings):
-        folium.GeoJson(
-            _geojson(warnings[["name", "grade_zh", "grade_rank", "message", "geometry"]]),
-            name=f"{LAYERS['warnings'].short_title}（区县）", show=False,
-            style_function=lambda f: {"fill": False, "weight": 1 + f["properties"]["grade_rank"],
-                                      "color": ["#999", "#fdae61", "#f46d43", "#a50026"][
-                                          f["properties"]["grade_rank"]]},
-            tooltip=_tooltip("warnings", ["name", "grade_zh", "message"]),
-        ).add_to(fmap)
-    if len(hotspots):
-        folium.GeoJson(
-            _geojson(hotspots[["h3", "serious_hazards", "equipment", "q_value", "regional",
-                               "unit_count", "geometry"]]),
-            name=f"{LAYERS['hotspots'].short_title}（热点）",
-            style_function=lambda _f: {"fillColor": "#7a0177", "color": "#7a0177",
-                                       "weight": 1.5, "fillOpacity": 0.35},
-            tooltip=_tooltip("hotspots", ["serious_hazards", "equipment", "q_value", "regional",
-                                          "unit_count"]),
-        ).add_to(fmap)
-    if len(parks):
-        folium.GeoJson(
-            _geojson(parks[["name", "rank", "units", "equipment", "open_major_hazards",
-                            "overdue", "geometry"]]),
-            name=f"{LAYERS['parks'].short_title}（一园一策）", show=False,
-            style_function=lambda _f: {"fill": False, "color": "#08519c", "weight": 1.5,
-                                       "dashArray": "4 3"},
-            tooltip=_tooltip("parks", ["name", "rank", "units", "equipment",
-                                       "open_major_hazards", "overdue"]),
-        ).add_to(fmap)
-    listed = hazards[hazards["listed"].fillna(False).astype(bool) & hazards.geometry.notna()]
-    if len(listed):
-        group = folium.FeatureGroup(name=LISTED_HAZARDS)
-        folium.GeoJson(
-            _geojson(listed[["hazard_id", "unit_name", "description", "deadline",
-                             "past_deadline", "geometry"]].assign(
-                deadline=listed["deadline"].astype(str))),
-            marker=folium.CircleMarker(radius=4, color="#67000d", fill=True, fill_opacity=0.9,
-                                       weight=1),
-            tooltip=_tooltip("hazards", ["hazard_id", "unit_name", "description", "deadline",
-                                         "past_deadline"]),
-        ).add_to(group)
-        group.add_to(fmap)
-    _equipment_tiles(fmap)
-    _boundaries(fmap, counties, provinces)
-    fmap.get_root().html.add_child(folium.Element(
-        _level_legend(resolution, resolutions, build_note)))
-    return with_nonce(fmap.get_root().render(), nonce)
-
-
-# Leaflet.VectorGrid style of the equipment tiles: pieces by level; H3 cells (a tile too
-# full for single pieces) by the riskiest level they hold. Plain JavaScript, no user data.
-_EQUIPMENT_STYLE = Template("""{
-  "equipment": function (p, zoom) {
-    var colours = $colours;
-    if (p.count !== undefined) {
-      var top = ["red", "orange", "yellow", "blue"].find(function (l) { return p["n_" + l] > 0; });
-      return {fill: true, fillColor: colours[top] || "$none", fillOpacity: 0.55,
-              color: "#555", weight: 0.4};
+def map_config(*, bounds: list[list[float]], build_note: str, cell_areas: dict[int, float]
+               ) -> dict:
+    """What map.js needs: constants and labels (no data rows), the bounds to open at."""
+    return {
+        "bounds": bounds,
+        "boundaries": BOUNDARIES_URL,
+        "levels": {lv: {"name": LEVEL_ZH[lv], "colour": LEVEL_COLOURS[lv]} for lv in LEVELS},
+        "noLevel": NO_LEVEL,
+        "pointsFromZoom": POINTS_FROM_ZOOM,
+        "cellAreas": {str(r): a for r, a in cell_areas.items()},
+        "popups": {layer: _layer_labels(layer, fields) for layer, fields in POPUPS.items()},
+        "equipment": _layer_labels("equipment", POPUP_FIELDS),
+        "shares": list(SHARES),
+        "titles": {layer: LAYERS[layer].short_title for layer in POPUPS},
+        "note": build_note,
     }
-    return {radius: zoom >= 15 ? 5 : 3, fill: true, fillColor: colours[p.level] || "$none",
-            fillOpacity: 0.9, color: "#333", weight: 0.5};
-  }
-}""")
-
-class _EquipmentPopup(MacroElement):
-    """A click on the map from zoom 12 asks the layer API for the equipment within a few
-    pixels (scoped like the tiles, by the session cookie) and shows the first piece.
-    Asked of the API, not of the tile's features: VectorGrid 1.3's feature events do not
-    work with Leaflet 1.9. Rendered right after its layer, so layer and map both exist."""
-
-    _template = JinjaTemplate("""{% macro script(this, kwargs) %}
-(function (layer, map) {
-  var fields = {{ this.fields }};
-  map.on("click", function (e) {
-    if (map.getZoom() < {{ this.min_zoom }} || !map.hasLayer(layer)) { return; }
-    var c = map.latLngToContainerPoint(e.latlng), d = 6;
-    var sw = map.containerPointToLatLng([c.x - d, c.y + d]);
-    var ne = map.containerPointToLatLng([c.x + d, c.y - d]);
-    var bbox = [sw.lng, sw.lat, ne.lng, ne.lat].map(function (v) { return v.toFixed(6); });
-    fetch("/api/layers/equipment?limit=5&bbox=" + bbox.join(","), {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (fc) {
-        if (!fc.features.length) { return; }
-        var q = fc.features[0].properties, table = document.createElement("table");
-        fields.forEach(function (f) {
-          var tr = table.insertRow(), k = tr.insertCell(), v = tr.insertCell();
-          k.textContent = f[1]; v.textContent = q[f[0]] == null ? "—" : String(q[f[0]]);
-        });
-        if (fc.numberMatched > 1) {
-          var more = table.insertRow().insertCell();
-          more.colSpan = 2; more.textContent = "此处共 " + fc.numberMatched + " 台设备";
-        }
-        L.popup({maxWidth: 360}).setLatLng(e.latlng).setContent(table).openOn(map);
-      })
-      .catch(function (status) {  // as text: an Error's message may quote the response
-        var note = document.createElement("span");
-        note.textContent = "无法读取设备（" + status + "）";
-        L.popup().setLatLng(e.latlng).setContent(note).openOn(map);
-      });
-  });
-})({{ this._parent.get_name() }}, {{ this._parent._parent.get_name() }});
-{% endmacro %}""")
-
-    def __init__(self, min_zoom: int) -> None:
-        super().__init__()
-        self.min_zoom = int(min_zoom)
-        labels = LAYERS["equipment"].field_labels
-        pairs = [[name, labels[name]] for name in POPUP_FIELDS]
-        # JSON of constant labels; "<" escaped all the same (it goes inside a <script>)
-        self.fields = json.dumps(pairs, ensure_ascii=False).replace("<", "\\u003c")
 
 
-def _equipment_tiles(fmap: folium.Map) -> None:
-    """Single pieces of equipment from zoom 12, as the service's scoped vector tiles (the
-    page's session cookie goes with each tile request), coloured by level; a click shows
-    the piece's record."""
-    colours = "{" + ", ".join(f'"{k}": "{v}"' for k, v in LEVEL_COLOURS.items()) + "}"
-    style = _EQUIPMENT_STYLE.substitute(colours=colours, none=NO_LEVEL)
-    # its own pane, above the cells and below the markers
-    folium.map.CustomPane(EQUIPMENT_PANE, z_index=450).add_to(fmap)
-    options = ("{" + f'"minZoom": {POINTS_FROM_ZOOM}, "maxNativeZoom": 18, '
-               f'"pane": "{EQUIPMENT_PANE}", "rendererFactory": L.canvas.tile, '
-               f'"vectorTileLayerStyles": {style}' + "}")
-    name = f"{LAYERS['equipment'].short_title}（{POINTS_FROM_ZOOM} 级起逐台显示，点击查看）"
-    layer = VectorGridProtobuf("/tiles/equipment/{z}/{x}/{y}.mvt", name, options)
-    layer.default_js = [("vectorGrid", VECTORGRID)]  # vendored: no CDN on an intranet
-    layer.add_to(fmap)
-    layer.add_child(_EquipmentPopup(POINTS_FROM_ZOOM))
+def _json_for_script(value: object) -> str:
+    """JSON inside a ``<script>``: ``<``, ``>`` and ``&`` as escapes, so no text from data
+    (the user's name in the note) can close the element or open a tag."""
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+# The overlays in drawing order: title in the layer control, shown at first, pane z-index.
+_OVERLAYS = {
+    "risk-cells": (LAYERS["risk-cells"].short_title, True, 410),
+    "warnings": (f"{LAYERS['warnings'].short_title}（区县）", False, 420),
+    "hotspots": (f"{LAYERS['hotspots'].short_title}（热点）", True, 430),
+    "parks": (f"{LAYERS['parks'].short_title}（一园一策）", False, 440),
+    "equipment": (f"{LAYERS['equipment'].short_title}（{SINGLE_PIECES}）", True, 450),
+    "hazards": (HAZARDS_NAME, True, 460),
+}
+TILED_LAYERS = tuple(_OVERLAYS)
+# ?resolution=: the zoom at which the tiles draw cells of that resolution
+OPEN_ZOOM = {5: 6, 6: 7, 7: 8}
+
+
+def _level_legend(build_note: str) -> str:
+    rows = "".join(
+        f'<div><span class="swatch" style="background:{LEVEL_COLOURS[lv]}"></span>'
+        f"{LEVEL_ZH[lv]}</div>" for lv in LEVELS)
+    return (
+        '<div id="riskmap-legend" class="riskmap-legend">'
+        f'<section data-layer="risk-cells"><b>网格风险等级</b>'
+        f'<div class="hint">按网格内在用设备的风险占比定级；网格大小 '
+        f'<span id="riskmap-cell-size">—</span> km²（随缩放变化）</div>{rows}</section>'
+        '<section data-layer="hotspots"><b>严重隐患聚集区</b><div><span class="swatch" '
+        'style="background:#7a0177"></span>热点网格</div></section>'
+        f'<section data-layer="hazards"><b>未销号隐患</b><div><span class="dot" '
+        f'style="background:#67000d"></span>重大隐患</div><div><span class="dot" '
+        f'style="background:#ef6548"></span>一般隐患</div></section>'
+        '<section data-layer="parks"><b>园区</b><div><span class="line dashed"></span>'
+        '园区范围</div></section>'
+        '<section data-layer="warnings"><b>风险提示·警示·预警（区县）</b>'
+        '<div><span class="line" style="border-color:#fdae61"></span>提示</div>'
+        '<div><span class="line" style="border-color:#f46d43"></span>警示</div>'
+        '<div><span class="line" style="border-color:#a50026"></span>预警</div></section>'
+        f'<section data-layer="equipment"><b>设备</b><div class="hint">{SINGLE_PIECES}，'
+        '点击查看设备</div></section>'
+        f'<div class="note">{html.escape(build_note)}</div></div>')
+
+
+def build_risk_map(*, bounds: list[list[float]], build_note: str, nonce: str,
+                   layers: list[str] | tuple[str, ...] = TILED_LAYERS,
+                   open_resolution: int | None = None) -> str:
+    """The risk map: a frame of tiled ``layers`` (those the caller may see), opened at
+    ``bounds`` ([[south, west], [north, east]]: the caller's region), or zoomed in there
+    to where cells of ``open_resolution`` are drawn. ``build_note`` (the caller and the
+    build) is escaped; ``nonce`` is the response's CSP nonce, stamped onto the scripts."""
+    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True,
+                      zoom_control=True)
+    fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
+    fmap.default_css = [("leaflet_css", f"{LEAFLET}/leaflet.css")]
+    fmap.fit_bounds(bounds)
+    root = fmap.get_root()
+    root.header.add_child(folium.Element(
+        "<title>风险地图 · 特种设备区域风险地图</title>"
+        f'<link rel="stylesheet" href="{MAP_CSS}">'))
+
+    # basemaps: offline (our boundaries and names only) by default, OSM on request
+    folium.FeatureGroup(name="离线底图（行政区划）", overlay=False, control=True).add_to(fmap)
+    folium.TileLayer("OpenStreetMap", name="OpenStreetMap 在线底图", overlay=False,
+                     control=True, show=False).add_to(fmap)
+
+    names = {}
+    for layer in TILED_LAYERS:
+        if layer not in layers:
+            continue
+        title, show, z = _OVERLAYS[layer]
+        names[layer] = _tiles(fmap, layer, title, show, z,
+                              min_zoom=POINTS_FROM_ZOOM if layer == "equipment" else 0)
+    groups = {}
+    for key, title in (("counties", "区县边界"), ("provinces", "省界"),
+                       ("labels", "市县名称")):
+        group = folium.FeatureGroup(name=title)
+        group.add_to(fmap)
+        groups[key] = group.get_name()
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    root.html.add_child(folium.Element(_level_legend(build_note)))
+    root.html.add_child(folium.Element(SEARCH))
+
+    config = map_config(bounds=bounds, build_note=build_note, cell_areas=CELL_AREAS)
+    config.update(map=fmap.get_name(), layers=names, groups=groups,
+                  openZoom=OPEN_ZOOM.get(open_resolution))
+    # in the head before Leaflet: map.js defines the tile styles the layers name, then
+    # wires the map up once the page is parsed
+    root.header.add_child(folium.Element(
+        f'<script type="application/json" id="riskmap-config">{_json_for_script(config)}'
+        f'</script><script src="{MAP_JS}"></script>'))
+    return with_nonce(root.render(), nonce)
+
+
+# the average area of an H3 cell at each resolution the tiles draw (km², h3 v4)
+CELL_AREAS = {5: 252.9, 6: 36.13, 7: 5.161, 8: 0.737, 9: 0.105}
+
+
+def _tiles(fmap: folium.Map, layer: str, title: str, show: bool, z_index: int,
+           min_zoom: int = 0) -> str:
+    """A VectorGrid layer of ``/tiles/{layer}/…`` in its own pane, styled by map.js
+    (loaded in the head, before the map: ``riskmapStyles``); returns its JavaScript name."""
+    pane = f"riskmap-{layer}"
+    folium.map.CustomPane(pane, z_index=z_index).add_to(fmap)
+    options = ("{" + f'"minZoom": {min_zoom}, "maxNativeZoom": 18, "pane": "{pane}", '
+               '"interactive": false, "rendererFactory": L.canvas.tile, '
+               '"vectorTileLayerStyles": riskmapStyles' + "}")
+    grid = VectorGridProtobuf(f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt", title, options,
+                              show=show)
+    grid.default_js = [("vectorGrid", VECTORGRID)]  # vendored: no CDN on an intranet
+    grid.add_to(fmap)
+    return grid.get_name()
