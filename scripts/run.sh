@@ -22,5 +22,7 @@ riskmap ingest var/demo/*.csv var/demo/*.xlsx var/demo/*.geojson var/demo/*.gpkg
 AS_OF=$(python -c 'import json; print(json.load(open("var/demo/MANIFEST.json"))["as_of"])')
 riskmap build --as-of "$AS_OF"
 echo "登录 log in at http://127.0.0.1:${PORT:-8000}/login with a token from var/demo-users.txt:"
-grep -E '^  (admin|regulator) ' var/demo-users.txt || true
+# each role lands on its own page: regulator and planner /map, grid_officer /grid,
+# park_admin their park's page
+grep -E '^  (admin|regulator|grid_officer|park_admin|planner) ' var/demo-users.txt || true
 exec riskmap serve --host 127.0.0.1 --port "${PORT:-8000}"

@@ -163,15 +163,17 @@ def demo(
 
 
 def _demo_users(out: Path, manifest: dict, settings: Settings) -> None:
-    """One user per role, scoped to the demo: the province, its first grid officer and
-    park. Tokens are printed once (the store keeps only their hashes)."""
+    """One user per role, scoped to the demo: the province, its busiest grid officer and
+    its first park. Tokens are printed once (the store keeps only their hashes)."""
     import csv
 
     from data.demo import FILES
     from service.auth import ROLE_ZH, Role, create_user
 
     with open(out / FILES["officers"], encoding="utf-8") as fh:
-        officer = next(csv.DictReader(fh))["网格员编号"]
+        # the officer with the most cells listed: a demo officer with a worklist to show
+        rows = list(csv.DictReader(fh))
+    officer = max(rows, key=lambda r: len((r.get("网格单元") or "").split(";")))["网格员编号"]
     parks = json.loads((out / FILES["parks"]).read_text(encoding="utf-8"))["features"]
     park = parks[0]["properties"]["园区编号"]
     province = manifest["province"]["adcode"]
