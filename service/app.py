@@ -18,6 +18,7 @@ from service.routes import (
     audit,
     cells,
     draws,
+    evidence,
     exports,
     grid_page,
     health,
@@ -28,6 +29,7 @@ from service.routes import (
     profiles,
     region_page,
     reports,
+    search,
     session,
     tiles,
     units,
@@ -59,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     messages.register(app)  # request validation errors
     # bodies bounded while they stream; uploads up to their own limit (and a form's framing)
     app.add_middleware(BodyLimit, limits={
-        "/api/ingest": settings.max_upload_mb * 2**20 + uploads.CHUNK})
+        "/api/ingest": settings.max_upload_mb * 2**20 + uploads.CHUNK}, patterns={
+        evidence.UPLOAD_PATH: settings.max_evidence_mb * 2**20 + evidence.FRAMING})
     # added last, so outermost: its headers go on every response, the 413s above included
     app.add_middleware(SecurityHeaders)  # CSP with a per-request nonce, nosniff, …
     app.include_router(health.router)
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(grid_page.router)
     app.include_router(work.router)
+    app.include_router(evidence.router)
     app.include_router(audit.router)
     app.include_router(exports.router)
     app.include_router(uploads.router)
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(draws.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
+    app.include_router(search.router)
     add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -9,6 +9,7 @@ only after the caller is authenticated and authorised (service/routes/uploads.py
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -46,17 +47,26 @@ BAD_LENGTH = bilingual("请求头 Content-Length 无效：须为不小于 0 的�
 
 
 class BodyLimit:
-    """ASGI middleware: ``limits`` by exact path, ``default`` for every other path."""
+    """ASGI middleware: ``limits`` by exact path, then ``patterns`` (a regular expression
+    the whole path matches, e.g. an upload under a hazard's id), ``default`` for every other
+    path."""
 
     def __init__(self, app: ASGIApp, limits: dict[str, int] | None = None,
-                 default: int = DEFAULT_LIMIT) -> None:
+                 default: int = DEFAULT_LIMIT,
+                 patterns: dict[str, int] | None = None) -> None:
         self.app, self.limits, self.default = app, dict(limits or {}), default
+        self.patterns = [(re.compile(p), n) for p, n in (patterns or {}).items()]
+
+    def _limit(self, path: str) -> int:
+        if path in self.limits:
+            return self.limits[path]
+        return next((n for p, n in self.patterns if p.fullmatch(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope["path"], self.default)
+        limit = self._limit(scope["path"])
         declared = _content_length(scope)
         if declared is not None and (declared < 0 or declared > limit):
             await _problem(send, 413 if declared > limit else 400,

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_upload_mb: int = Field(200, ge=1)
+    max_evidence_mb: int = Field(10, ge=1, le=200, description="Largest evidence photo or "
+                                 "file attached to a hazard (POST /api/hazards/{id}/evidence)")
     workers: int = Field(1, ge=1, le=64, description="Server processes (`riskmap serve`)")
     access_log: bool = Field(False, description="Log every request (a reverse proxy usually "
                              "does; ~10% of a small request's time)")

@@ -44,7 +44,7 @@ from service.errors import bilingual
 from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
 from service.selection import RISK_CELLS, reaggregated, scope_of, scoped_risk_cells
 from service.store.base import Store
-from service.store.query import Condition
+from service.store.query import Condition, condition_mask
 
 AGGREGATE_BELOW_ZOOM = 12     # point layers ship H3 cells below this zoom
 MAX_FEATURES = 4_000          # more rows than this in one tile: H3 cells instead
@@ -128,6 +128,9 @@ class Plan:
     where: tuple[Condition, ...]
     resolution: int | None = None
     fields: tuple[str, ...] = ()
+    # the map's filters on risk cells computed from the caller's equipment: applied to the
+    # cells (their level, dominant category), as /api/layers/risk-cells applies them
+    cell_filters: tuple[Condition, ...] = ()
 
     @property
     def typed_fields(self) -> tuple[tuple[str, str], ...]:
@@ -136,16 +139,26 @@ class Plan:
 
 
 def plan_tile(caller: Principal, spec: LayerSpec, store: Store, tile: Tile,
-              fields: tuple[str, ...] | None = None) -> Plan:
+              fields: tuple[str, ...] | None = None,
+              filters: tuple[Condition, ...] = ()) -> Plan:
     """The caller's plan for ``tile`` of ``spec`` (row properties ``fields``, default
-    :func:`tile_fields`); Forbidden if they may not see it."""
+    :func:`tile_fields`; ``filters`` the map's level/category/industry conditions on the
+    layer's fields, ANDed with the scope); Forbidden if they may not see it.
+
+    What a filter means where a tile is aggregated: point layers' H3 cells at low zoom are
+    counted from the matching rows only (``level=red`` draws the cells holding red
+    equipment, counting only it); risk cells are filtered as cells (``level`` the cell's
+    level, ``category`` its dominant category), never recomputed from part of the
+    equipment, so a cell's level means the same on every map."""
     fields = tile_fields(spec) if fields is None else fields
     where = scope_of(caller, spec)
     if spec.id == RISK_CELLS:
         res = cell_resolution(tile.z)
         if reaggregated(caller, spec):  # ``where`` scopes the caller's equipment
-            return Plan(spec, "risk-cells", where, res)
+            return Plan(spec, "risk-cells", where, res, cell_filters=filters)
+        where = (*where, *filters)
         return Plan(spec, "rows", (*where, Condition("resolution", "eq", (res,))), res, fields)
+    where = (*where, *filters)
     if aggregates(spec) and tile.z < AGGREGATE_BELOW_ZOOM:
         return Plan(spec, "cells", where, min(cell_resolution(tile.z), store.h3_resolution))
     return Plan(spec, "rows", where, fields=fields)
@@ -154,7 +167,7 @@ def plan_tile(caller: Principal, spec: LayerSpec, store: Store, tile: Tile,
 def etag(plan: Plan, tile: Tile, build_id: str | None, store_resolution: int) -> str:
     """A strong ETag: the same build, scope conditions, plan and tile give the same bytes."""
     key = repr((FORMAT, build_id, store_resolution, plan.spec.id, plan.mode, plan.where,
-                plan.resolution, plan.fields, tile, EXTENT, BUFFER, MAX_FEATURES,
+                plan.resolution, plan.fields, plan.cell_filters, tile, EXTENT, BUFFER, MAX_FEATURES,
                 AGGREGATE_BELOW_ZOOM))
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
@@ -194,6 +207,7 @@ def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache)
     if res not in WHOLE_SCOPE_RISK:
         cells = scoped_risk_cells(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)),
                                   (res,))
+        cells = _filtered(cells, plan.cell_filters)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
     def whole() -> gpd.GeoDataFrame:
@@ -202,7 +216,18 @@ def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache)
         return every[(every["resolution"] == res).to_numpy()]
 
     cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
+    cells = _filtered(cells, plan.cell_filters)
     return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
+
+
+def _filtered(cells: gpd.GeoDataFrame, where: tuple[Condition, ...]) -> gpd.GeoDataFrame:
+    """The cells matching every one of ``where`` (all of them when there is none)."""
+    if not where or not len(cells):
+        return cells
+    mask = np.ones(len(cells), dtype=bool)
+    for condition in where:
+        mask &= condition_mask(cells, condition)
+    return cells[mask]
 
 
 # --------------------------------------------------------------------------- H3 counts

@@ -214,13 +214,29 @@ def _history(store: Store, caller: Principal, ids: list[str]) -> dict[str, list[
     for row in trail.astype(object).where(trail.notna(), None).to_dict("records"):
         actor = audit_actor(row.get("actor"), users)
         before, after = (_status(row.get(k)) for k in ("before", "after"))
+        attached = _evidence(row.get("after")) if row.get("action") == "hazard.evidence" else None
         out.setdefault(row["entity_id"], []).append({
             "at": _beijing(row["at"]), "action": row.get("action"),
             "action_zh": ACTIONS.get(row.get("action") or ""), "from": before, "to": after,
             "note": row.get("note"),
             "by": (f"{actor['name']}（{actor['role_zh']}）" if named and actor["name"]
-                   else actor["role_zh"])})
+                   else actor["role_zh"]),
+            **({"evidence": attached} if attached else {})})
     return out
+
+
+def _evidence(stored: object) -> dict | None:
+    """An evidence upload's item as the history shows it: name, type, size and its link
+    (``GET /api/evidence/{id}``, scoped like the hazard)."""
+    if stored is None:
+        return None
+    values = orjson.loads(stored) if isinstance(stored, str | bytes) else dict(stored)
+    item = values.get("evidence") or {}
+    if not item.get("evidence_id"):
+        return None
+    return {"evidence_id": item["evidence_id"], "filename": item.get("filename"),
+            "media_type": item.get("media_type"), "size": item.get("size"),
+            "url": f"/api/evidence/{item['evidence_id']}"}
 
 
 def _status(stored: object) -> str | None:

@@ -126,7 +126,9 @@ def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
         assert page.locator("#download-xlsx").get_attribute("href") == (
             "/api/worklist?format=xlsx")
 
-        # the phone: map above the list, nothing wider than the screen
+        # the phone: map above the list, nothing wider than the screen (requests still in
+        # flight done first: a reload would abort them, and they would show as failed)
+        page.wait_for_load_state("networkidle")
         page.set_viewport_size({"width": 390, "height": 844})
         page.reload(wait_until="domcontentloaded")
         page.wait_for_selector("body[data-ready=true]", timeout=20_000)
@@ -189,3 +191,44 @@ def test_a_refused_change_shows_the_problem_in_chinese(served_demo):
         assert "您看到的状态已过时" in out.inner_text() and " / " not in out.inner_text()
     # the refused request itself is the only thing the browser reports
     assert all("409" in p for p in watch.problems), watch.problems
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
+
+
+def test_a_photo_goes_with_the_transition_and_shows_in_the_history(served_demo, tmp_path):
+    """The officer attaches a photo while moving a hazard 已登记 → 整改中: it is uploaded,
+    the hazard moves, and the history lists the photo (its name as text, a download link)
+    without a reload."""
+    url, facts = served_demo
+    name = "<b>现场<i>照片.png"  # markup (a '/' would be a folder)
+    with browser_page() as page:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        watch = sign_in(page, url, facts["tokens"]["officer"])
+        page.evaluate("window.__same_page = true")
+        item = page.locator("#worklist button.item[data-hazard]",
+                            has_text="（已登记）").first
+        item.click()
+        page.wait_for_selector("#transition-form", timeout=10_000)
+        chooser = page.locator("#evidence-file")
+        assert chooser.get_attribute("accept") == "image/*,application/pdf"
+        assert chooser.get_attribute("capture") == "environment"
+        chooser.set_input_files({"name": name, "mimeType": "image/png", "buffer": PNG})
+        page.fill("#evidence", "已责令停用并更换安全阀，附现场照片")
+        page.click("#transition-submit")
+        page.wait_for_selector("#hazard-status:text-is('整改中')", timeout=10_000)
+        link = page.locator("#detail .history a.evidence-link")
+        link.wait_for(timeout=10_000)
+        assert link.count() == 1
+        assert link.inner_text() == name  # shown as text, not markup
+        assert page.locator("#detail .history b, #detail .history i").count() == 0
+        href = link.get_attribute("href")
+        assert href.startswith("/api/evidence/EV")
+        got = page.request.get(f"{url}{href}")
+        assert got.status == 200 and got.body() == PNG
+        assert got.headers["content-disposition"].startswith("attachment")
+        assert "上传整改证据" in page.locator("#detail .history").inner_text()
+        assert page.evaluate("window.__same_page") is True
+        page.screenshot(path=str(tmp_path / "grid-evidence.png"), full_page=True)
+        keep(tmp_path / "grid-evidence.png", "grid-evidence.png")
+    assert not watch.problems, watch.problems

@@ -36,10 +36,13 @@ def test_the_map_is_a_small_frame_of_tiled_layers(api, who):
     assert len(r.content) < PAGE_LIMIT, len(r.content)
     page = r.text
     assert "FeatureCollection" not in page and '"coordinates"' not in page  # nothing inlined
-    for layer in TILED_LAYERS:
-        assert f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt" in page, layer
-    assert "/static/js/map.js" in page and "/static/css/map.css" in page
     config = _config(page)
+    assert set(config["layers"]) <= set(TILED_LAYERS)
+    assert {"risk-cells", "hotspots", "equipment", "hazards"} <= set(config["layers"])
+    for layer in TILED_LAYERS:  # only the layers the caller may see
+        assert (f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt" in page) == (
+            layer in config["layers"]), layer
+    assert "/static/js/map.js" in page and "/static/css/map.css" in page
     assert config["boundaries"] == "/map/boundaries"
     assert config["levels"]["red"]["name"] == "重大风险"
     labels = dict((k, v) for k, v, _unit in config["popups"]["risk-cells"])
@@ -49,7 +52,27 @@ def test_the_map_is_a_small_frame_of_tiled_layers(api, who):
                   "市县名称", "网格风险等级", "放大后显示单台设备"):
         assert words in page or json.dumps(words)[1:-1] in page, words
     assert "12 级" not in page
-    assert 'id="riskmap-search"' in page and "设备注册代码或统一社会信用代码" in page
+    assert 'id="riskmap-search"' in page and "单位名称、信用代码或设备注册代码" in page
+    # the filters: Chinese names beside the codes, the layers each filter applies to
+    for words in ("风险等级", "设备种类", "行业门类", "3000 电梯", "C 制造业", "重大风险"):
+        assert words in page, words
+    assert set(config["filterable"]) == set(config["layers"])
+    assert config["filterable"]["risk-cells"] == ["level", "category"]
+    assert "industry" not in config["filterable"]["equipment"]
+
+
+def test_the_new_layers_are_offered_off_by_default_in_chinese(api):
+    page = get(api, "admin", "/map").text
+    config = _config(page)
+    for layer in ("venues", "overdue", "frequency", "regions", "units"):
+        assert layer in config["layers"], layer
+        assert layer in config["popups"] and config["titles"][layer]
+    for words in ("人员密集场所", "逾期未检设备", "加频单位", "行政区风险（区县）"):
+        assert words in page or json.dumps(words)[1:-1] in page, words
+    for layer in ("venues", "overdue", "frequency", "regions", "units"):
+        grid = config["layers"][layer]
+        assert re.search(rf"{grid} = L\.vectorGrid", page), layer
+        assert not re.search(rf"{grid}\.addTo\(", page), layer  # off until asked for
 
 
 def test_the_map_opens_at_the_callers_region(api):
@@ -73,9 +96,11 @@ def _tile_at(lon: float, lat: float, z: int) -> str:
 
 
 def test_the_tiles_the_page_names_answer_for_the_caller(api):
-    (south, west), (north, east) = _config(get(api, "county", "/map").text)["bounds"]
+    config = _config(get(api, "county", "/map").text)
+    (south, west), (north, east) = config["bounds"]
     tile = _tile_at((west + east) / 2, (south + north) / 2, 9)  # the county's middle
-    for layer in TILED_LAYERS:
+    assert {"overdue", "frequency", "regions", "units"} <= set(config["layers"])
+    for layer in config["layers"]:
         r = get(api, "county", f"/tiles/{layer}/{tile}.mvt")
         assert r.status_code == 200, (layer, r.text[:200])
     assert len(get(api, "county", f"/tiles/risk-cells/{tile}.mvt").content) > 0
@@ -185,4 +210,48 @@ def test_in_a_browser_search_flies_to_a_piece_or_a_unit(served_risk_map):  # noq
         page.press("#riskmap-search input", "Enter")
         expect(page.locator("#riskmap-search-status")).to_contain_text("未找到",
                                                                        timeout=10_000)
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_in_a_browser_filters_retile_and_a_name_search_lists_and_flies(
+        served_risk_map, tmp_path):  # noqa: F811
+    with open_store(str(served_risk_map[2])) as store:
+        units = store.read_layer("units", ["credit_code", "name", "geometry"]).dropna()
+    part = units["name"].str[-4:].value_counts().index[0]  # a name ending many units share
+    with map_page(served_risk_map) as (page, errors):
+        failed: list[str] = []
+        tiles: list[tuple[int, str]] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("response", lambda r: tiles.append((r.status, r.url))
+                if "/tiles/" in r.url else None)
+        name = page.evaluate("Object.keys(window).find(k => k.startsWith('map_'))")
+        page.click("#riskmap-filters summary")
+        page.select_option("#riskmap-filter-form select[name=level]", "red")
+        page.select_option("#riskmap-filter-form select[name=category]", "3000")
+        page.evaluate(f"() => {{ window['{name}'].setZoom(9, {{animate: false}}); }}")
+        page.wait_for_timeout(2000)
+        filtered = [(s, u) for s, u in tiles if "level=red" in u]
+        assert filtered and all(s == 200 for s, u in filtered), tiles
+        assert any("/risk-cells/" in u and "category=3000" in u for _, u in filtered)
+        assert not any("/hazards/" in u and "level=" in u for _, u in tiles)  # not its level
+        assert "已筛选" in page.locator("#riskmap-filters summary").evaluate(
+            "e => getComputedStyle(e, '::after').content")
+        # a part of a name: a list of matches, a click flies there and opens the popup
+        page.fill("#riskmap-search input", part)
+        page.press("#riskmap-search input", "Enter")
+        first = page.locator("#riskmap-results button").first
+        first.wait_for(timeout=10_000)
+        assert page.locator("#riskmap-results button").count() >= 2
+        assert part in first.inner_text() and "使用单位" in first.inner_text()
+        first.click()
+        popup = page.locator(".leaflet-popup-content")
+        expect(popup).to_contain_text(part, timeout=10_000)
+        assert "统一社会信用代码" in popup.inner_text()
+        assert page.evaluate(f"window['{name}'].getZoom()") == 16
+        page.wait_for_timeout(500)
+        shot = tmp_path / "map-search.png"
+        page.screenshot(path=str(shot))
+        shutil.copy(shot, "/tmp/pages/map-search.png")
+        assert not failed, failed
     assert not errors, errors

@@ -31,6 +31,8 @@ import pandas as pd
 from folium.plugins import VectorGridProtobuf
 from geopandas.array import GeometryDtype
 
+from data.catalogue import TOP_CATEGORIES
+from layers.aggregate import INDUSTRIES, UNKNOWN_INDUSTRY
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 from layers.labels import FIELD_LABELS
 from layers.registry import LAYERS
@@ -241,16 +243,62 @@ POPUPS = {
     "warnings": ("name", "grade_zh", "message"),
     "hazards": ("unit_name", "description", "level", "status", "deadline", "listed",
                 "past_deadline"),
-    "units": ("name", "credit_code", "level", "level_reason", "equipment",
+    "units": ("name", "credit_code", "industry", "level", "level_reason", "equipment",
               "open_hazards", "open_major_hazards", "overdue", "blacklisted"),
+    "venues": ("name", "kind", "daily_visitors", "max_level", "equipment", "n_red",
+               "n_orange", "open_hazards", "open_major_hazards", "overdue", "elevators"),
+    "overdue": ("registration_code", "category", "unit_name", "next_inspection_due",
+                "days_overdue", "level"),
+    "frequency": ("name", "credit_code", "level", "base_interval_months", "interval_months",
+                  "checks_per_year", "reasons", "last_check_on", "next_due"),
+    "regions": ("name", "adcode", "level", "level_share", "equipment", "n_red", "n_orange",
+                "dominant_category_name", "open_hazards", "open_major_hazards", "overdue",
+                "overdue_rate"),
 }
-# The search box: a registration code finds a piece of equipment, an 18-character unified
-# social credit code a unit (both by their id in the OGC API, scoped like everything).
-SEARCH = ('<form id="riskmap-search" class="riskmap-search" role="search">'
-          '<input name="q" type="search" maxlength="40" required autocomplete="off" '
-          'placeholder="设备注册代码或统一社会信用代码" aria-label="查找设备或使用单位">'
-          '<button type="submit">查找</button>'
-          '<span id="riskmap-search-status" role="status" aria-live="polite"></span></form>')
+UNITS.update({"daily_visitors": "人次", "elevators": "台", "base_interval_months": "个月",
+              "interval_months": "个月", "checks_per_year": "次"})
+# The search box (/api/search, scoped like everything): part of a unit's name, or the start
+# of a unified social credit code or of a registration code; a list of up to 10 matches,
+# a click (or a single match) flies there and opens the popup. Then the filters: each
+# changes the query of the tiled layers that have its field (FILTERABLE).
+SEARCH = ('<div id="riskmap-tools" class="riskmap-tools">'
+          '<form id="riskmap-search" class="riskmap-search" role="search">'
+          '<input name="q" type="search" minlength="2" maxlength="50" required '
+          'autocomplete="off" placeholder="单位名称、信用代码或设备注册代码" '
+          'aria-label="按单位名称、统一社会信用代码或设备注册代码查找">'
+          '<button type="submit">查找</button></form>'
+          '<div id="riskmap-search-status" role="status" aria-live="polite"></div>'
+          '<ul id="riskmap-results" class="riskmap-results" hidden></ul>'
+          '<details id="riskmap-filters" class="riskmap-filters"><summary>筛选</summary>'
+          '<form id="riskmap-filter-form">{selects}'
+          '<button type="reset">清除筛选</button>'
+          '<div class="hint">设备种类、风险等级筛选网格、设备、隐患、逾期、加频与行政区图层；'
+          '行业门类筛选使用单位图层</div></form></details></div>')
+# The filters each tiled layer takes (the tile parameters of /tiles, as /api/layers): a
+# hazard's level is 重大/一般, not a risk colour, so hazards filter by category only.
+FILTERABLE = {
+    "risk-cells": ("level", "category"), "regions": ("level", "category"),
+    "venues": ("level",), "equipment": ("level", "category"), "hazards": ("category",),
+    "overdue": ("level", "category"), "frequency": ("level",), "units": ("level", "industry"),
+}
+
+
+def _filter_selects() -> str:
+    """The three filter drop-downs (constant Chinese labels; values as /tiles takes them)."""
+    choices = {
+        "category": ("设备种类", TOP_CATEGORIES),
+        "industry": ("行业门类", {**INDUSTRIES, UNKNOWN_INDUSTRY: "行业未知"}),
+        "level": ("风险等级", {lv: LEVEL_ZH[lv] for lv in LEVELS}),
+    }
+    out = []
+    for name, (label, options) in choices.items():
+        items = "".join(
+            f'<option value="{html.escape(code)}">'
+            f'{html.escape(title if name == "level" else f"{code} {title}")}</option>'
+            for code, title in options.items())
+        out.append(f'<label>{label}<select name="{name}"><option value="">全部</option>'
+                   f'{items}</select></label>')
+    return "".join(out)
 
 
 def _layer_labels(layer: str, fields: tuple[str, ...]) -> list[list[str]]:
@@ -273,6 +321,7 @@ def map_config(*, bounds: list[list[float]], build_note: str, cell_areas: dict[i
         "equipment": _layer_labels("equipment", POPUP_FIELDS),
         "shares": list(SHARES),
         "titles": {layer: LAYERS[layer].short_title for layer in POPUPS},
+        "industries": {**INDUSTRIES, UNKNOWN_INDUSTRY: "行业未知"},
         "note": build_note,
     }
 
@@ -286,11 +335,16 @@ def _json_for_script(value: object) -> str:
 
 # The overlays in drawing order: title in the layer control, shown at first, pane z-index.
 _OVERLAYS = {
+    "regions": ("行政区风险（区县）", False, 405),
     "risk-cells": (LAYERS["risk-cells"].short_title, True, 410),
     "warnings": (f"{LAYERS['warnings'].short_title}（区县）", False, 420),
     "hotspots": (f"{LAYERS['hotspots'].short_title}（热点）", True, 430),
     "parks": (f"{LAYERS['parks'].short_title}（一园一策）", False, 440),
+    "venues": ("人员密集场所", False, 435),
+    "units": ("使用单位（一企一策）", False, 445),
     "equipment": (f"{LAYERS['equipment'].short_title}（{SINGLE_PIECES}）", True, 450),
+    "frequency": ("加频单位（加大监督检查频次）", False, 452),
+    "overdue": ("逾期未检设备", False, 455),
     "hazards": (HAZARDS_NAME, True, 460),
 }
 TILED_LAYERS = tuple(_OVERLAYS)
@@ -312,6 +366,16 @@ def _level_legend(build_note: str) -> str:
         f'<section data-layer="hazards"><b>未销号隐患</b><div><span class="dot" '
         f'style="background:#67000d"></span>重大隐患</div><div><span class="dot" '
         f'style="background:#ef6548"></span>一般隐患</div></section>'
+        '<section data-layer="regions"><b>行政区风险（区县）</b>'
+        f'<div class="hint">区县按风险等级着色</div>{rows}</section>'
+        '<section data-layer="venues"><b>人员密集场所</b><div class="hint">按场所内设备的最高'
+        '风险等级描边</div></section>'
+        '<section data-layer="units"><b>使用单位</b><div class="hint">按单位风险等级着色；'
+        '缩小时为网格计数</div></section>'
+        '<section data-layer="frequency"><b>加频单位</b><div><span class="dot" '
+        'style="background:#6a51a3"></span>加大监督检查频次的使用单位</div></section>'
+        '<section data-layer="overdue"><b>逾期未检设备</b><div><span class="dot" '
+        'style="background:#000000"></span>逾期未检（黑圈）</div></section>'
         '<section data-layer="parks"><b>园区</b><div><span class="line dashed"></span>'
         '园区范围</div></section>'
         '<section data-layer="warnings"><b>风险提示·警示·预警（区县）</b>'
@@ -360,10 +424,11 @@ def build_risk_map(*, bounds: list[list[float]], build_note: str, nonce: str,
         groups[key] = group.get_name()
     folium.LayerControl(collapsed=False).add_to(fmap)
     root.html.add_child(folium.Element(_level_legend(build_note)))
-    root.html.add_child(folium.Element(SEARCH))
+    root.html.add_child(folium.Element(SEARCH.format(selects=_filter_selects())))
 
     config = map_config(bounds=bounds, build_note=build_note, cell_areas=CELL_AREAS)
     config.update(map=fmap.get_name(), layers=names, groups=groups,
+                  filterable={layer: list(FILTERABLE.get(layer, ())) for layer in names},
                   openZoom=OPEN_ZOOM.get(open_resolution))
     # in the head before Leaflet: map.js defines the tile styles the layers name, then
     # wires the map up once the page is parsed

@@ -113,6 +113,23 @@ class Change:
     h3: str | None = None
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """A photo or file attached to a hazard as evidence of its rectification (its bytes are
+    kept beside it, never under the uploaded name): who uploaded it, when (naive UTC) and the
+    audit entry that records the upload."""
+
+    evidence_id: str
+    hazard_id: str
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+    audit_id: str | None = None
+
+
 @dataclass
 class UpsertCounts:
     inserted: int = 0
@@ -306,6 +323,23 @@ class Store(ABC):
     def apply_change(self, change: Change) -> tuple[dict | None, dict]:
         """Apply ``change`` and append its audit entry in one transaction; returns the row
         before (None for an insert) and after."""
+
+    # evidence of hazard rectification --------------------------------------------------
+
+    @abstractmethod
+    def add_evidence(self, evidence: Evidence, content: bytes, audit: dict | None = None
+                     ) -> None:
+        """Keep ``content`` as ``evidence`` and append ``audit`` (an entry with the columns
+        of ``AUDIT``) to the trail, all or nothing. An upload is no data change: the data
+        version stays. StoreError if the id is taken."""
+
+    @abstractmethod
+    def evidence_for(self, hazard_id: str) -> list[Evidence]:
+        """The evidence kept for a hazard, oldest first."""
+
+    @abstractmethod
+    def evidence(self, evidence_id: str) -> tuple[Evidence, bytes] | None:
+        """One evidence item and its bytes, or None."""
 
     # users -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the records live with the interface
 # takes these, or a family: the part before the dot)
 ACTIONS: dict[str, str] = {
     "hazard.transition": "隐患状态变更", "hazard.reopen": "隐患重新打开",
+    "hazard.evidence": "上传整改证据",
     "hazard.ingest": "导入隐患", "check.record": "登记监督检查", "check.ingest": "导入监督检查",
     "draw.create": "双随机抽取", "ingest.batch": "导入批次", "user.add": "新建用户",
     "user.disable": "停用用户",

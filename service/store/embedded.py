@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +37,16 @@ import pyarrow.parquet as pq
 import shapely
 
 from service.store.arrow import ARROW_TYPES, frame_from_arrow, frame_to_arrow
-from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
+from service.store.base import (
+    Batch,
+    Change,
+    Evidence,
+    LayerBuild,
+    Session,
+    Store,
+    UpsertCounts,
+    User,
+)
 from service.store.changes import (
     audit_row,
     changed_row,
@@ -76,7 +87,8 @@ from service.store.tables import (
 FORMAT = 1
 HISTORY_FILE = "region_history.parquet"  # kept in each build's directory, whole
 POINT_TABLES = ("equipment", "units")
-USER_AUDIT = "user-audit.json"  # the audit entries of user changes
+USER_AUDIT = "user-audit.json"  # the audit entries of user changes and evidence uploads
+EVIDENCE = "evidence"  # <root>/evidence/<hazard digest>/<evidence id>.{bin,json}
 
 
 # The store ---------------------------------------------------------------------------------
@@ -486,6 +498,48 @@ class EmbeddedStore(Store):
             self._remember(pending, snapshot)
         return before, after
 
+    # evidence of hazard rectification ----------------------------------------------------
+    # kept beside the snapshots (no data change): per hazard a folder named by a digest of
+    # its id, per file its bytes (``<id>.bin``) and its record (``<id>.json``), each written
+    # atomically, the record last, so a record always has its bytes; never the uploaded name
+
+    def _evidence_dir(self, hazard_id: str) -> Path:
+        digest = hashlib.sha256(hazard_id.encode()).hexdigest()[:24]
+        return self.root / EVIDENCE / digest
+
+    def add_evidence(self, evidence: Evidence, content: bytes, audit: dict | None = None
+                     ) -> None:
+        if not _EVIDENCE_ID.match(evidence.evidence_id):
+            raise StoreError(f"invalid evidence id {evidence.evidence_id!r}")
+        folder = self._evidence_dir(evidence.hazard_id)
+        with self._locked():
+            if self._evidence_record(evidence.evidence_id) is not None:
+                raise StoreError(f"evidence {evidence.evidence_id} exists already")
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(folder / f"{evidence.evidence_id}.bin", content)
+            if audit is not None:
+                self._append_user_audit(audit)
+            _atomic_write(folder / f"{evidence.evidence_id}.json", json.dumps(
+                {**evidence.__dict__, "uploaded_at": evidence.uploaded_at.isoformat()},
+                ensure_ascii=False) + "\n")
+
+    def evidence_for(self, hazard_id: str) -> list[Evidence]:
+        folder = self._evidence_dir(hazard_id)
+        found = [_evidence(path) for path in folder.glob("*.json")] if folder.is_dir() else []
+        found = [e for e in found if e.hazard_id == hazard_id]
+        return sorted(found, key=lambda e: (e.uploaded_at, e.evidence_id))
+
+    def evidence(self, evidence_id: str) -> tuple[Evidence, bytes] | None:
+        path = self._evidence_record(evidence_id)
+        if path is None:
+            return None
+        return _evidence(path), path.with_suffix(".bin").read_bytes()
+
+    def _evidence_record(self, evidence_id: str) -> Path | None:
+        if not _EVIDENCE_ID.match(evidence_id):
+            return None
+        return next((self.root / EVIDENCE).glob(f"*/{evidence_id}.json"), None)
+
     # users -------------------------------------------------------------------------------
 
     def add_user(self, user: User, actor: str = "cli") -> None:
@@ -746,6 +800,24 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)  # filesystems without hard links
+
+
+_EVIDENCE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def _evidence(path: Path) -> Evidence:
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return Evidence(**{**record, "uploaded_at": datetime.fromisoformat(record["uploaded_at"])})
+
+
+def _atomic_write_bytes(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _atomic_write(path: Path, text: str) -> None:

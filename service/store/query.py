@@ -18,12 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-Op = Literal["eq", "in", "prefix"]
+Op = Literal["eq", "in", "prefix", "contains"]
 
 
 @dataclass(frozen=True)
 class Condition:
-    """``column`` equals one of ``values`` (eq/in) or starts with one of them (prefix).
+    """``column`` equals one of ``values`` (eq/in), starts with one of them (prefix) or
+    holds one of them anywhere (contains); text is matched literally (no wildcards).
     An empty ``values`` matches nothing (a scope with no cells sees no rows)."""
 
     column: str
@@ -53,11 +54,13 @@ def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
     column = frame[condition.column]
     if not condition.values:
         return np.zeros(len(frame), dtype=bool)
-    if condition.op == "prefix":
+    if condition.op in ("prefix", "contains"):
         text = column.astype("string")
         mask = np.zeros(len(frame), dtype=bool)
-        for prefix in condition.values:
-            mask |= text.str.startswith(str(prefix)).fillna(False).to_numpy(dtype=bool)
+        for value in condition.values:
+            hits = (text.str.startswith(str(value)) if condition.op == "prefix"
+                    else text.str.contains(str(value), regex=False))
+            mask |= hits.fillna(False).to_numpy(dtype=bool)
         return mask
     return isin(column, condition.values)
 

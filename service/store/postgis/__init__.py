@@ -42,7 +42,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from service.mvt import BUFFER, EXTENT, BBox, Tile
-from service.store.base import Batch, Change, LayerBuild, Session, Store, UpsertCounts, User
+from service.store.base import (
+    Batch,
+    Change,
+    Evidence,
+    LayerBuild,
+    Session,
+    Store,
+    UpsertCounts,
+    User,
+)
 from service.store.changes import audit_row, changed_row, plain, user_audit_row
 from service.store.conform import (
     check_layers_current,
@@ -433,6 +442,45 @@ class PostGISStore(Store):
             _insert_audit(conn, audit_row(change, before, after))
             _bump_version(conn, after["batch_id"])
         return before, after
+
+    # evidence of hazard rectification (migration 0009) --------------------------------
+
+    _EVIDENCE_COLUMNS = ("evidence_id, hazard_id, filename, media_type, size, sha256, "
+                         "uploaded_by, uploaded_at, audit_id")
+
+    def add_evidence(self, evidence: Evidence, content: bytes, audit: dict | None = None
+                     ) -> None:
+        """The file's row with its bytes and the audit entry, one transaction (no new data
+        version)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text(
+                    f"INSERT INTO evidence ({self._EVIDENCE_COLUMNS}, content) VALUES ("
+                    ":evidence_id, :hazard_id, :filename, :media_type, :size, :sha256, "
+                    ":uploaded_by, :uploaded_at, :audit_id, :content)"),
+                    {**evidence.__dict__, "content": content})
+                if audit is not None:
+                    _insert_audit(conn, audit)
+        except IntegrityError:
+            raise StoreError(f"evidence {evidence.evidence_id} exists already") from None
+
+    def evidence_for(self, hazard_id: str) -> list[Evidence]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                f"SELECT {self._EVIDENCE_COLUMNS} FROM evidence WHERE hazard_id = :h "
+                "ORDER BY uploaded_at, evidence_id"), {"h": hazard_id}).mappings().all()
+        return [Evidence(**row) for row in rows]
+
+    def evidence(self, evidence_id: str) -> tuple[Evidence, bytes] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                f"SELECT {self._EVIDENCE_COLUMNS}, content FROM evidence "
+                "WHERE evidence_id = :e"), {"e": evidence_id}).mappings().first()
+        if row is None:
+            return None
+        values = dict(row)
+        return Evidence(**{k: v for k, v in values.items() if k != "content"}), bytes(
+            values["content"])
 
     # users -------------------------------------------------------------------------------
 

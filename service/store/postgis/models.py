@@ -18,6 +18,7 @@ from sqlalchemy import (
     Double,
     Identity,
     Index,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -199,3 +200,26 @@ def include_object(obj: object, name: str | None, type_: str, reflected: bool,
     spatial_ref_sys and the like) instead of proposing to drop them."""
     return not (type_ == "table" and reflected and compare_to is None
                 and name not in Base.metadata.tables)
+
+
+class EvidenceRecord(Base):
+    """Photos and files kept as evidence of a hazard's rectification, bytes included
+    (migration 0009; service/evidence.py)."""
+
+    __table__ = Table(
+        "evidence", Base.metadata,
+        Column("evidence_id", Text(collation="C"), nullable=False),
+        Column("hazard_id", Text(collation="C"), nullable=False),
+        Column("filename", Text(), nullable=False),
+        Column("media_type", Text(), nullable=False),
+        Column("size", BigInteger(), nullable=False),
+        Column("sha256", Text(), nullable=False),
+        Column("uploaded_by", Text(), nullable=False),
+        Column("uploaded_at", DateTime(), nullable=False),
+        Column("audit_id", Text(collation="C"), nullable=True),
+        Column("content", LargeBinary(), nullable=False),
+        PrimaryKeyConstraint("evidence_id", name="evidence_pkey"),
+    )
+
+
+Index("ix_evidence_hazard_id", EvidenceRecord.__table__.c.hazard_id)

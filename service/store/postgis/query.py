@@ -57,6 +57,8 @@ def sql_condition(table: Table, condition: Condition) -> ColumnElement[bool]:
         return false()
     if condition.op == "prefix":
         return or_(*(column.startswith(str(v), autoescape=True) for v in values))
+    if condition.op == "contains":  # LIKE '%…%' with %, _ and the escape escaped
+        return or_(*(column.contains(str(v), autoescape=True) for v in values))
     if len(values) > ARRAY_VALUES:
         types = set(map(type, values))
         kind = Text if types == {str} else BigInteger if types == {int} else None

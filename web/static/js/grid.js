@@ -60,7 +60,9 @@
     var init = { credentials: "same-origin", headers: { Accept: "application/json" } };
     options = options || {};
     if (options.method) { init.method = options.method; }
-    if (options.body !== undefined) {
+    if (options.form !== undefined) {
+      init.body = options.form;  // multipart: the browser sets its Content-Type
+    } else if (options.body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);
     }
@@ -310,6 +312,15 @@
     box.appendChild(el("p", { text: hazard.description || "" }));
     var history = el("ol", { className: "history" });
     (hazard.history || []).forEach(function (h) {
+      var file = h.evidence;
+      if (file) {  // an evidence photo or file: its name links to the download
+        history.appendChild(el("li", { className: "evidence-item" }, [
+          (h.at || "") + " " + (h.action_zh || "上传整改证据") + "：",
+          el("a", { href: file.url, download: file.filename || "", className: "evidence-link",
+                    text: file.filename || file.evidence_id }),
+          "（" + sizeText(file.size) + (h.by ? "，" + h.by : "") + "）"]));
+        return;
+      }
       history.appendChild(el("li", { text: (h.at || "") + " " + (h.action_zh || h.action || "") +
         (h.from ? "：" + h.from + " → " + h.to : "") + (h.note ? "；" + h.note : "") +
         (h.by ? "（" + h.by + "）" : "") }));
@@ -318,6 +329,23 @@
     box.appendChild(history);
     var next = NEXT[hazard.status];
     if (next) { box.appendChild(transitionForm(item, hazard, next)); }
+  }
+
+  function sizeText(size) {
+    if (typeof size !== "number") { return "—"; }
+    if (size < 1024) { return size + " B"; }
+    if (size < 1048576) { return (size / 1024).toFixed(1) + " KB"; }
+    return (size / 1048576).toFixed(1) + " MB";
+  }
+
+  function attach(hazard, input) {
+    // the photo or file chosen, kept with the hazard before it moves (none: nothing to do)
+    var file = input.files && input.files[0];
+    if (!file) { return Promise.resolve(null); }
+    var form = new FormData();
+    form.append("file", file, file.name);
+    return api("/api/hazards/" + encodeURIComponent(hazard.hazard_id) + "/evidence",
+               { method: "POST", form: form });
   }
 
   function transitionForm(item, hazard, next) {
@@ -329,20 +357,26 @@
                                            value: today, max: today, required: true }) : null;
     var verifier = closing ? el("input", { name: "verified_by", id: "verified-by",
                                            maxlength: "100", required: true }) : null;
+    var photo = el("input", { type: "file", name: "file", id: "evidence-file",
+                              accept: "image/*,application/pdf", capture: "environment" });
     var out = el("p", { className: "result", id: "transition-out", role: "status" });
     var form = el("form", { className: "action-form", id: "transition-form" }, [
       el("h4", { text: closing ? "销号" : "开始整改" }),
       closing ? el("label", {}, ["销号日期", closedOn]) : null,
       closing ? el("label", {}, ["验收人", verifier]) : null,
       el("label", {}, [closing ? "整改情况" : "整改措施", evidence]),
+      el("label", {}, ["证据照片或文件（JPEG、PNG、WebP 或 PDF，可不选）", photo]),
       el("button", { type: "submit", id: "transition-submit",
                      text: hazard.status + " → " + next }), out]);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var body = { from: hazard.status, to: next, evidence: evidence.value.trim() };
       if (closing) { body.closed_on = closedOn.value; body.verified_by = verifier.value.trim(); }
-      api("/api/hazards/" + encodeURIComponent(hazard.hazard_id) + "/transitions",
-          { method: "POST", body: body })
+      attach(hazard, photo)
+        .then(function () {
+          return api("/api/hazards/" + encodeURIComponent(hazard.hazard_id) + "/transitions",
+                     { method: "POST", body: body });
+        })
         .then(function (done) {
           say("隐患 " + done.hazard_id + " 已由“" + done.before + "”变更为“" + done.status + "”",
               false);

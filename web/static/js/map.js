@@ -8,7 +8,7 @@
   var cfg = JSON.parse(document.getElementById("riskmap-config").textContent);
   var ORDER = ["red", "orange", "yellow", "blue"];
   var WARN = ["#999999", "#fdae61", "#f46d43", "#a50026"];
-  var MAJOR = "#67000d", GENERAL = "#ef6548";
+  var MAJOR = "#67000d", GENERAL = "#ef6548", BOOSTED = "#6a51a3";
 
   function colour(level) {
     return (cfg.levels[level] && cfg.levels[level].colour) || cfg.noLevel;
@@ -50,6 +50,38 @@
       }
       return {radius: zoom >= 15 ? 5 : 3, fill: true, fillColor: colour(p.level),
               fillOpacity: 0.9, color: "#333333", weight: 0.5};
+    },
+    "regions": function (p) {  // county level only, coloured by its level
+      if (p.admin_level !== "county") { return []; }
+      return {fill: true, fillColor: colour(p.level), fillOpacity: 0.35, color: "#555555",
+              weight: 0.8};
+    },
+    "venues": function (p) {
+      return {fill: true, fillColor: colour(p.max_level), fillOpacity: 0.25,
+              color: colour(p.max_level), weight: 2};
+    },
+    "units": function (p, zoom) {
+      if (p.count !== undefined) {
+        return {fill: true, fillColor: colour(topLevel(p)), fillOpacity: 0.45, color: "#555555",
+                weight: 0.4};
+      }
+      return {radius: zoom >= 15 ? 6 : 4, fill: true, fillColor: colour(p.level),
+              fillOpacity: 0.9, color: "#08306b", weight: 1.2};
+    },
+    "frequency": function (p, zoom) {
+      if (p.count !== undefined) {
+        return {fill: true, fillColor: BOOSTED, fillOpacity: 0.4, color: BOOSTED, weight: 0.5};
+      }
+      return {radius: zoom >= 15 ? 6 : 4, fill: true, fillColor: BOOSTED, fillOpacity: 0.85,
+              color: "#ffffff", weight: 1};
+    },
+    "overdue": function (p, zoom) {
+      if (p.count !== undefined) {
+        return {fill: true, fillColor: "#252525", fillOpacity: 0.35, color: "#000000",
+                weight: 0.5};
+      }
+      return {radius: zoom >= 15 ? 6 : 4, fill: true, fillColor: colour(p.level),
+              fillOpacity: 0.9, color: "#000000", weight: 2};
     }
   };
 
@@ -60,6 +92,9 @@
     if (value === false) { return "否"; }
     if ((name === "level" || name === "max_level") && cfg.levels[value]) {
       return cfg.levels[value].name;
+    }
+    if (name === "industry" && cfg.industries[value]) {
+      return value + " " + cfg.industries[value];
     }
     if (cfg.shares.indexOf(name) >= 0 && typeof value === "number") {
       return (value * 100).toFixed(value < 0.1 ? 1 : 0) + "%";
@@ -128,9 +163,41 @@
     map.on("overlayadd overlayremove zoomend", refresh);
     refresh();
 
+    // ------------------------------------------------------------------- filters
+    // each tiled layer asks /tiles with the filters it takes (cfg.filterable); the popups
+    // ask /api/layers with the same ones, so a click shows what the map shows
+    var filterForm = document.getElementById("riskmap-filter-form");
+    var filters = {};
+    function filterQuery(id) {
+      var taken = cfg.filterable[id] || [], parts = [];
+      taken.forEach(function (name) {
+        if (filters[name]) { parts.push(name + "=" + encodeURIComponent(filters[name])); }
+      });
+      return parts.join("&");
+    }
+    function applyFilters() {
+      filters = {};
+      ["category", "industry", "level"].forEach(function (name) {
+        var v = filterForm.elements[name].value;
+        if (v) { filters[name] = v; }
+      });
+      Object.keys(cfg.layers).forEach(function (id) {
+        var l = layer(id), q = filterQuery(id);
+        if (!l || !l.setUrl) { return; }
+        var url = "/tiles/" + id + "/{z}/{x}/{y}.mvt" + (q ? "?" + q : "");
+        if (l._url !== url) { l.setUrl(url); }
+      });
+      var on = Object.keys(filters).length;
+      document.getElementById("riskmap-filters").classList.toggle("active", on > 0);
+    }
+    filterForm.addEventListener("change", applyFilters);
+    filterForm.addEventListener("reset", function () { setTimeout(applyFilters, 0); });
+
     // ------------------------------------------------------------------- popups
     function ask(id, bbox, extra) {
-      var url = "/api/layers/" + id + "?limit=5&bbox=" + bbox.join(",") + (extra || "");
+      var q = filterQuery(id);
+      var url = "/api/layers/" + id + "?limit=5&bbox=" + bbox.join(",") + (extra || "")
+        + (q ? "&" + q : "");
       return fetch(url, {credentials: "same-origin"}).then(function (r) {
         return r.ok ? r.json() : Promise.reject(r.status);
       });
@@ -147,36 +214,55 @@
     // ------------------------------------------------ search: fly there, open its popup
     var form = document.getElementById("riskmap-search");
     var status = document.getElementById("riskmap-search-status");
-    function item(id, q) {
-      return fetch("/ogc/collections/" + id + "/items/" + encodeURIComponent(q),
+    var list = document.getElementById("riskmap-results");
+    function item(id, fid) {
+      return fetch("/ogc/collections/" + id + "/items/" + encodeURIComponent(fid),
                    {credentials: "same-origin"}).then(function (r) {
-        return r.ok ? r.json() : r.status === 404 ? null : Promise.reject(r.status);
+        return r.ok ? r.json() : Promise.reject(r.status);
       });
+    }
+    function go(hit) {
+      list.hidden = true;
+      if (hit.lon === null || hit.lat === null) {
+        status.textContent = "已找到，但没有位置";
+        return;
+      }
+      status.textContent = "";
+      var at = L.latLng(hit.lat, hit.lon), equipment = hit.layer === "equipment";
+      if (layer(hit.layer)) { map.addLayer(layer(hit.layer)); }
+      map.setView(at, 16, {animate: false});
+      item(hit.layer, hit.fid).then(function (f) {
+        open(at, table(equipment ? "设备" : cfg.titles.units,
+                       rowsOf(equipment ? cfg.equipment : cfg.popups.units, f.properties)));
+      }).catch(function (code) { status.textContent = "读取失败（" + code + "）"; });
     }
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      var q = form.elements.q.value.trim().toUpperCase();
-      var order = /^[0-9A-HJ-NPQRTUWXY]{18}$/.test(q) ? ["units", "equipment"]
-        : ["equipment", "units"];
+      var q = form.elements.q.value.trim();
+      list.hidden = true;
+      while (list.firstChild) { list.removeChild(list.firstChild); }
+      if (q.length < 2) { status.textContent = "请至少输入两个字"; return; }
       status.textContent = "查找中…";
-      item(order[0], q).then(function (f) {
-        return f ? [order[0], f] : item(order[1], q).then(function (g) {
-          return g ? [order[1], g] : null;
-        });
-      }).then(function (found) {
-        if (!found || !found[1].geometry) {
-          status.textContent = found ? "已找到，但没有位置" : "未找到（或不在您的权限范围内）";
-          return;
-        }
-        status.textContent = "";
-        var c = found[1].geometry.coordinates, at = L.latLng(c[1], c[0]);
-        var equipment = found[0] === "equipment";
-        if (equipment && layer("equipment")) { map.addLayer(layer("equipment")); }
-        map.setView(at, 16, {animate: false});
-        open(at, table(equipment ? "设备" : cfg.titles.units,
-                       rowsOf(equipment ? cfg.equipment : cfg.popups.units,
-                              found[1].properties)));
-      }).catch(function (code) { status.textContent = "查找失败（" + code + "）"; });
+      fetch("/api/search?q=" + encodeURIComponent(q), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (body) {
+          var hits = body.results;
+          if (!hits.length) { status.textContent = "未找到（或不在您的权限范围内）"; return; }
+          if (hits.length === 1) { go(hits[0]); return; }
+          status.textContent = "找到 " + hits.length + " 项" + (hits.length >= 10 ? "（前 10 项）" : "")
+            + "，请选择：";
+          hits.forEach(function (hit) {
+            var li = document.createElement("li"), b = document.createElement("button");
+            b.type = "button";
+            b.textContent = hit.kind_zh + "｜" + (hit.name || "—") + "｜" + (hit.code || "")
+              + (hit.level_zh ? "｜" + hit.level_zh : "");
+            b.addEventListener("click", function () { go(hit); });
+            li.appendChild(b);
+            list.appendChild(li);
+          });
+          list.hidden = false;
+        })
+        .catch(function (code) { status.textContent = "查找失败（" + code + "）"; });
     });
 
     map.on("click", function (e) {
@@ -196,13 +282,16 @@
           });
         });
       }
-      [["hazards", point, ""], ["hotspots", here, ""], ["parks", here, ""],
-       ["warnings", here, ""],
-       ["risk-cells", here, "&resolution=" + cellRes(z)]].forEach(function (s) {
-        if (!map.hasLayer(layer(s[0]))) { return; }
+      var points = z >= cfg.pointsFromZoom
+        ? [["overdue", point, ""], ["frequency", point, ""], ["units", point, ""]] : [];
+      points.concat([["hazards", point, ""], ["hotspots", here, ""], ["parks", here, ""],
+       ["venues", here, ""], ["warnings", here, ""], ["regions", here, ""],
+       ["risk-cells", here, "&resolution=" + cellRes(z)]]).forEach(function (s) {
+        if (!layer(s[0]) || !map.hasLayer(layer(s[0]))) { return; }
         steps.push(function () {
           return ask(s[0], s[1], s[2]).then(function (fc) {
             var f = fc.features.find(function (x) {
+              if (s[0] === "regions") { return x.properties.admin_level === "county"; }
               return s[0] !== "warnings"
                 || (x.properties.admin_level === "county" && x.properties.grade_rank > 0);
             });
