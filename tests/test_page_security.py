@@ -212,6 +212,8 @@ def test_every_response_gets_the_headers_and_pages_their_own_nonce(tmp_path):
         _assert_headers(client.get("/docs").headers)  # the API docs: tests/test_docs_pages.py
         _assert_headers(client.get("/redoc").headers, redoc_policy)
         _assert_headers(client.get("/openapi.json").headers)
+        # no icon: a 204, not a 404 in every browser console
+        assert client.get("/favicon.ico").status_code == 204
         # the count map (before any build): its scripts carry its own response's nonce
         page = client.get("/map", headers={"Authorization": f"Bearer {token}"})
         assert page.status_code == 200
