@@ -15,7 +15,6 @@ hazard's history (service/unit_file.py).
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +26,7 @@ from service.auth import Caller, require
 from service.deps import SettingsDep, StoreDep
 from service.errors import BadParameter, NotFound, bilingual
 from service.evidence import CLOSERS, hazard_in_scope
+from service.export import content_disposition
 
 router = APIRouter(prefix="/api", tags=["worklist"])
 HAZARD_ID = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -106,11 +106,8 @@ def download_evidence(caller: Caller, store: StoreDep,
     # only the kept types are served, as themselves, always as an attachment
     media_type = item.media_type if item.media_type in kept.TYPES else (
         "application/octet-stream")
-    ascii_name = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_"
-                         for c in item.filename) or "evidence"
-    disposition = (f'attachment; filename="{ascii_name}"; '
-                   f"filename*=UTF-8''{quote(item.filename, safe='')}")
     return Response(content, media_type=media_type, headers={
-        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": content_disposition(item.filename, item.filename or "evidence"),
+        "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store",
         "Content-Security-Policy": "default-src 'none'; sandbox"})
