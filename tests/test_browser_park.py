@@ -74,6 +74,8 @@ def test_the_park_admin_lands_on_their_park_and_it_draws(served_park, tmp_path):
                 if BASEMAP not in r.url else None)
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
                 if r.status >= 400 and BASEMAP not in r.url else None)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
 
         page.goto(f"{url}/login", wait_until="domcontentloaded")
         page.fill("input[name=token]", facts["token"])
@@ -84,6 +86,12 @@ def test_the_park_admin_lands_on_their_park_and_it_draws(served_park, tmp_path):
         del console[:], failed[:]
         page.reload(wait_until="domcontentloaded")
         page.wait_for_selector("#park[data-loaded=true]", timeout=20_000)
+        # no paging through the park's rows: counts come with the page, the map's units
+        # from the small endpoint, the profile without its units' records
+        assert not [u for u in asked if "/api/layers/equipment" in u or
+                    "/api/layers/units" in u], asked
+        assert any(u.endswith(f"/parks/{facts['park']}/units.geojson") for u in asked), asked
+        assert any("/profile?units=false" in u for u in asked), asked
 
         assert facts["name"] in page.locator("h1").inner_text()
         assert page.locator(".nav a[aria-current=page]").inner_text() == "园区画像"

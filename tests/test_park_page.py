@@ -6,8 +6,10 @@ park."""
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from collections import Counter
 
 import pytest
 
@@ -61,8 +63,86 @@ def test_the_park_admin_opens_their_park_a_small_frame_with_its_figures(api):
         assert text not in page
     nonce = re.search(r"'nonce-([^']+)'", r.headers["content-security-policy"]).group(1)
     tags = _scripts(page)
-    assert tags and all(f'nonce="{nonce}"' in t and " src=" in t for t in tags), tags
+    assert tags and all(f'nonce="{nonce}"' in t for t in tags), tags
+    # every script runs from a file; the one inline block is data (the category counts)
+    inline = [t for t in tags if " src=" not in t]
+    assert inline == [t for t in tags if 'type="application/json"' in t] and len(inline) == 1
     assert r.headers["cache-control"] == "private, no-store"
+
+
+def _categories(page: str) -> list[dict]:
+    block = re.search(r'<script type="application/json" id="park-categories"[^>]*>(.*?)</script>',
+                      page, flags=re.S)
+    assert block, "no #park-categories block"
+    return json.loads(block.group(1))
+
+
+def _all_features(api: dict, who: str, layer: str, **params) -> list[dict]:
+    out, offset = [], 0
+    while True:
+        r = get(api, who, f"/api/layers/{layer}", limit=10_000, offset=offset, **params)
+        assert r.status_code == 200, r.text[:300]
+        out += r.json()["features"]
+        if len(out) >= r.json()["numberMatched"]:
+            return out
+        offset = len(out)
+
+
+def test_the_category_counts_are_the_parks_in_use_equipment_by_level(api):
+    """The page's category × level counts (computed on the server) are what paging through
+    the park's equipment would count, scoped the same way."""
+    page = get(api, "park", f"/parks/{api['park']}").text
+    counted = {r["code"]: r for r in _categories(page)}
+    expected: dict[str, Counter] = {}
+    for f in _all_features(api, "park", "equipment", park=api["park"]):
+        p = f["properties"]
+        if p.get("in_use") is False:
+            continue
+        level = p.get("level") if p.get("level") in LEVEL_ZH else "none"
+        expected.setdefault(p.get("top_category") or "未知", Counter())[level] += 1
+    assert expected, "the demo park has no equipment"
+    assert set(counted) == set(expected)
+    for code, levels in expected.items():
+        assert {k: counted[code][k] for k in (*LEVEL_ZH, "none")} == \
+            {k: levels.get(k, 0) for k in (*LEVEL_ZH, "none")}, code
+
+
+PAGE_JSON_LIMIT = 60_000  # bytes: the page's JSON requests together, on the suite's demo
+
+
+def test_the_pages_json_requests_are_small_and_carry_what_it_draws(api):
+    pid = api["park"]
+    profile = get(api, "park", f"/api/parks/{pid}/profile", units="false")
+    outline = get(api, "park", "/api/layers/parks", park=pid)
+    units = get(api, "park", f"/parks/{pid}/units.geojson")
+    for r in (profile, outline, units):
+        assert r.status_code == 200, r.text[:300]
+    total = sum(len(r.content) for r in (profile, outline, units))
+    # what the page fetched before: every unit's record, twice, and every piece of equipment
+    before = (len(get(api, "park", f"/api/parks/{pid}/profile").content)
+              + len(get(api, "park", "/api/layers/units", park=pid, limit=5000).content)
+              + len(get(api, "park", "/api/layers/equipment", park=pid, limit=10_000).content))
+    assert total < PAGE_JSON_LIMIT, total
+    assert total < before / 4, (total, before)
+    # the compact profile is the park's own (figures, months, measures, top units) only
+    body = profile.json()
+    assert set(body) == {"park"} and body["park"]["park_id"] == pid
+    assert body["park"]["top_units"] and "monthly" in body["park"]
+    # the map's units: every located unit of the park, with only what the map shows
+    assert units.headers["content-type"].startswith("application/geo+json")
+    located = [f for f in _all_features(api, "park", "units", park=pid) if f["geometry"]]
+    got = units.json()["features"]
+    assert {f["properties"]["credit_code"] for f in got} == \
+        {f["properties"]["credit_code"] for f in located}
+    assert all(set(f["properties"]) == {"credit_code", "name", "level", "equipment",
+                                        "open_hazards"} and f["geometry"]["type"] == "Point"
+               for f in got)
+
+
+def test_the_units_for_the_map_are_refused_like_the_page(api):
+    other = next(p["park_id"] for p in _parks(api) if p["park_id"] != api["park"])
+    _html_refusal(get(api, "park", f"/parks/{other}/units.geojson"), 403)
+    _html_refusal(get(api, "admin", "/parks/NO_SUCH_PARK/units.geojson"), 404)
 
 
 def test_the_park_admin_lands_on_their_park_after_signing_in(api):
@@ -188,5 +268,7 @@ def test_every_value_in_the_frame_is_escaped():
     user = PageUser("管理员" + PAYLOAD, "admin", "系统管理员", None)
     page = render("park.html.j2", user=user, nonce="n0nce", current="/parks/P1",
                   title=head["name"], park=head, levels=LEVEL_ZH, pdf="/parks/P1/profile.pdf",
-                  rules=[{"id": "x", "reason": PAYLOAD, "basis": PAYLOAD}])
+                  rules=[{"id": "x", "reason": PAYLOAD, "basis": PAYLOAD}],
+                  categories=[{"code": PAYLOAD + "</script>", "red": 1}])
     assert "<img src=x" not in page and "&lt;img src=x" in page
+    assert page.count("</script>") == page.count("<script")

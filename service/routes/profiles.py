@@ -39,16 +39,21 @@ def _json(body: dict) -> Response:
 
 @router.get("/parks/{park_id}/profile", summary="园区风险画像（一园一策）")
 def park_profile(caller: Caller, store: StoreDep,
-                 park_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]) -> Response:
+                 park_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
+                 units: Annotated[bool, Query(
+                     description="是否附园区内各使用单位的完整记录（false：只返回园区画像，"
+                                 "大园区可小几个数量级）")] = True) -> Response:
     park = _rows(store, caller, "parks", Condition("park_id", "eq", (park_id.upper(),)))
     if park.empty:
         raise NotFound(bilingual(
             f"园区 {park_id} 不存在（或不在您的管辖范围内）：请核对园区编号（park_id）",
             f"park {park_id} not found (or outside your region): check park_id"))
-    units = _rows(store, caller, "units", Condition("park_id", "eq", (park_id.upper(),)))
-    units = units.sort_values(["level_rank", "D_max"], ascending=False)
     profile = _records(park, "parks")[0]
-    return _json({"park": profile, "units": _records(units, "units")})
+    if not units:
+        return _json({"park": profile})
+    rows = _rows(store, caller, "units", Condition("park_id", "eq", (park_id.upper(),)))
+    rows = rows.sort_values(["level_rank", "D_max"], ascending=False)
+    return _json({"park": profile, "units": _records(rows, "units")})
 
 
 @router.get("/regions/{adcode}/summary", summary="行政区风险汇总")

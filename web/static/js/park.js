@@ -2,8 +2,11 @@
  * category and level, hazards found and closed per month, its riskiest units and its
  * measures with their reasons and basis.
  *
- * Everything comes from the scoped API with the session cookie (/api/parks/{id}/profile and
- * the layers filtered to the park); the server rendered only the header and figures. Every
+ * The server rendered the header, the figures and the in-use equipment counted by category
+ * and level (a JSON block, #park-categories); the rest comes from the scoped API with the
+ * session cookie: the profile without its units' records (/api/parks/{id}/profile?units=false),
+ * the park's outline (/api/layers/parks?park=) and its units with only what the map shows
+ * (/parks/{id}/units.geojson). Every
  * value from data goes into the page as text (textContent, never innerHTML); errors show the
  * problem's Chinese detail. Charts use ECharts' SVG renderer, so they print as vectors. */
 (function () {
@@ -17,7 +20,6 @@
                       "5000": "场（厂）内专用机动车辆", "6000": "大型游乐设施",
                       "7000": "压力管道元件", "8000": "压力管道", "9000": "客运索道",
                       "F000": "安全附件" };
-  var MAX_PAGES = 20;
 
   var root = document.getElementById("park");
   var parkId = root.getAttribute("data-park");
@@ -63,20 +65,6 @@
 
   function layerURL(layer, extra) {
     return "/api/layers/" + layer + "?park=" + encodeURIComponent(parkId) + (extra || "");
-  }
-
-  /* Every feature of a layer filtered to the park, following the "next" links. */
-  function allFeatures(url) {
-    var features = [];
-    function page(next, n) {
-      return getJSON(next).then(function (body) {
-        features = features.concat(body.features || []);
-        var link = (body.links || []).filter(function (l) { return l.rel === "next"; })[0];
-        if (link && n < MAX_PAGES) { return page(link.href, n + 1); }
-        return { features: features, matched: body.numberMatched, complete: !link };
-      });
-    }
-    return page(url, 1);
   }
 
   function levelBadge(level) {
@@ -143,14 +131,13 @@
 
   // the charts -----------------------------------------------------------------------------
 
-  function byCategory(equipment, categories) {
+  /* The server's counts ([{code, red, orange, yellow, blue, none}]) as rows by code; with no
+   * equipment rows, the profile's totals per category as 未分级. */
+  function byCategory(counted, categories) {
     var rows = {};
-    equipment.forEach(function (f) {
-      var p = f.properties || {};
-      if (p.in_use === false) { return; }
-      var code = p.top_category || "未知";
-      var row = rows[code] || (rows[code] = { red: 0, orange: 0, yellow: 0, blue: 0, none: 0 });
-      row[LEVEL_ZH[p.level] ? p.level : "none"] += 1;
+    counted.forEach(function (r) {
+      rows[r.code] = { red: r.red, orange: r.orange, yellow: r.yellow, blue: r.blue,
+                       none: r.none };
     });
     if (!Object.keys(rows).length && categories) {  // no equipment rows: totals only
       Object.keys(categories).forEach(function (code) {
@@ -265,19 +252,19 @@
 
   say("正在加载园区画像…");
   var id = encodeURIComponent(parkId);
+  var counted = JSON.parse(document.getElementById("park-categories").textContent || "[]");
   Promise.all([
-    getJSON("/api/parks/" + id + "/profile"),
+    getJSON("/api/parks/" + id + "/profile?units=false"),
     getJSON(layerURL("parks")),
-    allFeatures(layerURL("units", "&limit=5000")),
-    allFeatures(layerURL("equipment", "&limit=10000"))
+    getJSON("/parks/" + id + "/units.geojson")
   ]).then(function (got) {
     var park = got[0].park;
-    drawMap(got[1], got[2].features);
-    drawCategories(byCategory(got[3].features, park.categories));
+    drawMap(got[1], got[2].features || []);
+    drawCategories(byCategory(counted, park.categories));
     drawMonthly(park.monthly || []);
     drawTopUnits(park.top_units || []);
     drawMeasures(park.measures || [], park.measure_ids || []);
-    say(got[3].complete ? "" : "设备较多，种类图只计入了前 " + got[3].features.length + " 台");
+    say("");
     root.setAttribute("data-loaded", "true");
   }).catch(function (err) {
     say("园区画像加载失败：" + err.message, true);
