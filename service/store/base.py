@@ -246,6 +246,7 @@ class Store(ABC):
         one SQL statement."""
         return query_frame(self.read_layer(query.layer), query)
 
+    @abstractmethod
     def region_history(self, adcodes: str | list[str] | tuple[str, ...],
                        level: str | None = None) -> pd.DataFrame:
         """The kept indicators of regions ``adcodes`` (of admin ``level`` if given) at every
@@ -254,7 +255,6 @@ class Store(ABC):
         layer's numeric fields. Every build appends its rows with its layers (see
         :mod:`service.store.history`). The embedded store filters the history kept with
         its layers in memory; PostGIS runs one indexed SELECT."""
-        raise NotImplementedError
 
     # map tiles ---------------------------------------------------------------------------
 
