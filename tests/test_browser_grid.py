@@ -128,7 +128,7 @@ def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
 
         # the phone: map above the list, nothing wider than the screen (requests still in
         # flight done first: a reload would abort them, and they would show as failed)
-        page.wait_for_load_state("networkidle")
+        page.wait_for_selector("body[aria-busy=false]", timeout=10_000)
         page.set_viewport_size({"width": 390, "height": 844})
         page.reload(wait_until="domcontentloaded")
         page.wait_for_selector("body[data-ready=true]", timeout=20_000)

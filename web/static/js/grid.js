@@ -69,6 +69,7 @@
     if (init.method && init.method !== "GET" && state.csrf) {
       init.headers["X-CSRF-Token"] = state.csrf;
     }
+    busy(1);
     return fetch(path, init).then(function (response) {
       return response.text().then(function (text) {
         var body = null;
@@ -76,7 +77,14 @@
         if (!response.ok) { throw new Error(problemText(body, response.status)); }
         return body;
       });
-    });
+    }).finally(function () { busy(-1); });
+  }
+
+  // requests in flight, as aria-busy on the page (screen readers, and tests, wait for it)
+  var inFlight = 0;
+  function busy(step) {
+    inFlight += step;
+    document.body.setAttribute("aria-busy", inFlight > 0 ? "true" : "false");
   }
 
   function levelBadge(level) {
