@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import sparse
 
 from data.catalogue import TOP_CATEGORIES
-from geo.cells import from_strings, parents, points_to_cells, to_strings
+from geo.cells import cell_centres, from_strings, parents, points_to_cells, to_strings
 from layers.columns import arrow_trimmed, flags, in_use, number_array, text, top_categories
 from layers.frames import LEVEL_COUNT_COLUMNS, LEVELS
 
@@ -566,14 +566,83 @@ def _officer_column(officers: pd.DataFrame, name: str, ids: pd.Series) -> pd.Ser
     return pd.Series(table.reindex(ids.to_numpy()).to_numpy(), dtype="string")
 
 
+def cell_counties(cells: np.ndarray, boundaries: pd.DataFrame) -> pd.Series:
+    """The county adcode of each uint64 H3 cell among the ``level == "county"`` rows of
+    ``boundaries``: the county containing the cell's centre; where the centre lies in no
+    loaded county (a cell across the province line, centre outside), the loaded county
+    covering most of the cell; <NA> where the cell touches no loaded county (sea, another
+    province) or is 0.
+
+    One rule for every cell, with or without equipment in it, so a cell's county never
+    changes with the data: a cell across a county line belongs to the county holding its
+    centre, as the cells of an officer given a county are exactly the cells whose centre
+    lies in it (service/ingest/officers.py, H3 polyfill) and as an officer without a county
+    is placed by their cells' centres (:func:`layers.workload.officer_counties`). A centre
+    exactly on a shared border gets the smallest adcode, as in ``geo.boundaries.locate``, so
+    the answer never depends on row order. Each distinct cell is located once (an STRtree
+    of the centres, queried by every county polygon)."""
+    cells = np.asarray(cells, dtype=np.uint64)
+    out = pd.Series(pd.NA, index=range(len(cells)), dtype="string")
+    if boundaries is None or not len(boundaries) or "level" not in boundaries:
+        return out
+    counties = boundaries[(boundaries["level"].astype("string") == "county").fillna(False)
+                          .to_numpy(dtype=bool)]
+    counties = counties[counties.geometry.notna().to_numpy()]
+    counties = counties.iloc[np.argsort(counties["adcode"].astype(str).to_numpy(),
+                                        kind="stable")]
+    unique, inverse = np.unique(cells, return_inverse=True)
+    valid = unique != 0
+    if not len(counties) or not valid.any():
+        return out
+    lat, lon = cell_centres(unique[valid])
+    tree = shapely.STRtree(shapely.points(lon, lat))
+    county_idx, point_idx = tree.query(np.asarray(counties.geometry, dtype=object),
+                                       predicate="intersects")
+    best = np.full(len(lat), len(counties), dtype=np.int64)
+    np.minimum.at(best, point_idx, county_idx)  # counties sorted by adcode: smallest wins
+    astray = np.flatnonzero(best == len(counties))
+    if len(astray):  # centre outside: the loaded county covering most of the cell
+        best[astray] = _most_covering(unique[valid][astray], counties.geometry)
+    codes = np.append(counties["adcode"].astype(str).to_numpy(dtype=object), None)
+    per_unique = np.full(len(unique), None, dtype=object)
+    per_unique[np.flatnonzero(valid)] = codes[best]
+    return pd.Series(pd.array(per_unique[inverse.ravel()], dtype="string"))
+
+
+def _most_covering(cells: np.ndarray, counties: gpd.GeoSeries) -> np.ndarray:
+    """Per uint64 cell, the position in ``counties`` (sorted by adcode) of the county that
+    covers the largest part of it (ties: the smallest adcode); ``len(counties)`` where the
+    cell touches none. Areas in square degrees compare fine within one small cell."""
+    hexagons = _hexagons(cells)
+    polys = np.asarray(counties, dtype=object)
+    county_idx, cell_idx = shapely.STRtree(hexagons).query(polys, predicate="intersects")
+    area = shapely.area(shapely.intersection(hexagons[cell_idx], polys[county_idx]))
+    keep = area > 0  # touching along an edge only is not covering
+    cell_idx, county_idx, area = cell_idx[keep], county_idx[keep], area[keep]
+    order = np.lexsort((county_idx, -area, cell_idx))
+    first = order[np.diff(cell_idx[order], prepend=-1) != 0]
+    out = np.full(len(cells), len(polys), dtype=np.int64)
+    out[cell_idx[first]] = county_idx[first]
+    return out
+
+
 def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
-               officer_cells: pd.DataFrame) -> gpd.GeoDataFrame:
+               officer_cells: pd.DataFrame,
+               boundaries: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """One row per (officer, cell) of ``officer_cells`` with the indicators of the
     equipment in that cell (“网格化”, Henan plan 二（二）: each 网格员 owns some cells).
 
     A cell shared by several officers appears once per officer. Cells are matched at their
     own resolution (normally 8) from the equipment's lon/lat. Unparseable cells are left
     out and counted in ``attrs["invalid_cells"]``. Ordered by officer_id, then cell.
+
+    ``county_adcode`` is the cell's county, whoever holds it and whether or not equipment
+    stands in it (county regulators see the cells in their county): the county of
+    ``boundaries`` containing the cell's centre (:func:`cell_counties`: a cell across a
+    county line belongs to the county of its centre; one whose centre is outside the loaded
+    provinces to the loaded county covering most of it). Rows of a cell touching no loaded
+    county keep it empty and are counted in ``attrs["rows_outside_counties"]``. Without
+    ``boundaries`` (None) the officer's registered county stands in, the only one known.
     """
     oc = pd.DataFrame({"officer_id": text(officer_cells, "officer_id", strip=True),
                        "h3": text(officer_cells, "h3", strip=True)}).dropna()
@@ -599,11 +668,17 @@ def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
         per_cell = _totals(parts, np.where(hit, pos, -1), len(targets))
         totals[mine] = per_cell[np.searchsorted(targets, cell[mine])]
 
+    if boundaries is None:
+        county = _officer_column(officers, "county_adcode", oc["officer_id"])
+    else:
+        county = cell_counties(cell, boundaries)
     body = pd.concat([pd.DataFrame({
         "officer_id": oc["officer_id"].astype("string"),
         "officer_name": _officer_column(officers, "name", oc["officer_id"]),
-        "county_adcode": _officer_column(officers, "county_adcode", oc["officer_id"]),
+        "county_adcode": county,
         "h3": oc["h3"].astype("string")}), _indicators(totals)], axis=1)
     out = _gdf(body, _hexagons(cell), GRID_COLUMNS)
     out.attrs["invalid_cells"] = int((~valid).sum())
+    if boundaries is not None:
+        out.attrs["rows_outside_counties"] = int(county.isna().sum())
     return out

@@ -86,6 +86,8 @@ def build_layers(inputs: Inputs, rules: Rules,
         "equipment_unlocated": int(equipment.geometry.isna().sum()),
         "equipment_outside_cells": int(cells.attrs.get("unlocated", 0)),
         "equipment_outside_regions": int(regions.attrs.get("unplaced", 0)),
+        "grid_cells_outside_counties": int(
+            frames["grid-cells"].attrs.get("rows_outside_counties", 0)),
         "hotspot_cells": len(hot),
         "regional_hotspot_cells": int(hot["regional"].sum()) if len(hot) else 0,
         "widespread": int(wide["widespread"].sum()) if len(wide) else 0,

@@ -270,8 +270,9 @@ def industries(b: Build) -> pd.DataFrame:
 
 @builder("aggregate")
 def grid_cells(b: Build) -> gpd.GeoDataFrame:
-    """Risk indicators per grid officer's cell."""
-    return layers.aggregate.grid_cells(b.equipment, b.inputs.officers, b.inputs.officer_cells)
+    """Risk indicators per grid officer's cell, each in the county holding its centre."""
+    return layers.aggregate.grid_cells(b.equipment, b.inputs.officers, b.inputs.officer_cells,
+                                       b.inputs.boundaries)
 
 
 @builder("hotspots")
