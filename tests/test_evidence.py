@@ -5,10 +5,12 @@ given back as an attachment only, and listed in the hazard's history."""
 from __future__ import annotations
 
 import hashlib
+import io
 from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from service.app import create_app
 from service.auth import Role, create_user
@@ -20,8 +22,16 @@ from tests.servers import call
 from tests.test_hazard_loop import PEPPER, PROVINCES, _fill
 from tests.test_write_scope import HENAN_PIECE
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
-JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
+
+def _photo(fmt: str) -> bytes:
+    """A small real photo (an upload must decode as its type: service/evidence.py)."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(out, fmt)
+    return out.getvalue()
+
+
+PNG = _photo("PNG")
+JPEG = _photo("JPEG")
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(64)
 
 
@@ -70,11 +80,13 @@ def test_good_upload_is_kept_audited_and_in_the_history(served):
     response = upload(served, "officer", "整改后.png", PNG, "image/png")
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["filename"] == "整改后.png" and body["size"] == len(PNG)
-    assert body["sha256"] == hashlib.sha256(PNG).hexdigest()
+    # a photo is kept encoded anew (tests/test_evidence_photos.py): the record is the kept file
+    assert body["filename"] == "整改后.png" and body["uploaded_size"] == len(PNG)
+    assert body["uploaded_sha256"] == hashlib.sha256(PNG).hexdigest()
     assert body["media_type"] == "image/png" and body["url"].startswith("/api/evidence/EV")
     got = call(served, "officer", "GET", body["url"])
-    assert got.status_code == 200 and got.content == PNG
+    assert got.status_code == 200 and len(got.content) == body["size"]
+    assert body["sha256"] == hashlib.sha256(got.content).hexdigest()
     assert got.headers["content-type"] == "image/png"
     assert got.headers["content-disposition"].startswith("attachment;")
     assert got.headers["x-content-type-options"] == "nosniff"
@@ -91,7 +103,7 @@ def test_good_upload_is_kept_audited_and_in_the_history(served):
     shown = [e for e in hazard["history"] if e.get("evidence")]
     assert len(shown) == 1
     assert shown[0]["evidence"] == {"evidence_id": body["evidence_id"], "filename": "整改后.png",
-                                    "media_type": "image/png", "size": len(PNG),
+                                    "media_type": "image/png", "size": body["size"],
                                     "url": body["url"]}
     assert shown[0]["action_zh"] == "上传整改证据" and shown[0]["by"] and shown[0]["at"]
 

@@ -1,6 +1,11 @@
 """Evidence of a hazard's rectification: ``POST /api/hazards/{id}/evidence`` keeps one
 photo or file (JPEG, PNG, WebP or PDF, checked by its magic bytes, at most
 ``RISKMAP_MAX_EVIDENCE_MB``), ``GET /api/evidence/{id}`` gives it back as an attachment.
+A photo is kept encoded anew (upright, its long side at most 2560 px, no EXIF or other
+metadata; service/evidence.py), a PDF as uploaded; the answer describes the kept file
+(``size``, ``sha256``) and, for a photo, the upload as it came (``uploaded_size``,
+``uploaded_sha256``, ``taken_at`` when the photo says when it was taken), as its audit
+entry does.
 
 Both are scoped exactly like a hazard's transition (service/routes/work.py): the roles that
 move hazards (administrators, regulators, grid officers; not park administrators or
@@ -81,13 +86,16 @@ async def upload_evidence(request: Request, caller: Caller, store: StoreDep,
             f"上传表单无法读取：须为 multipart/form-data，含一个上传文件（{kept.FIELD}）",
             f"the form could not be read ({exc.detail}): send multipart/form-data with one "
             f"file ({kept.FIELD})")) from None
-    data = bytes(content)
-    kept.check_content(filename, media_type, data)
-    item = kept.new_evidence(hazard["hazard_id"], filename, media_type, data, caller.user_id)
+    # checked, and a photo decoded and encoded anew (upright, smaller, no metadata), in a
+    # worker thread: a large photo takes the CPU for up to a second
+    prepared = await run_in_threadpool(kept.prepare, filename, media_type, bytes(content))
+    del content
+    item = kept.new_evidence(hazard["hazard_id"], filename, media_type, prepared.content,
+                             caller.user_id)
     audit = kept.audit_entry(item, county_adcode=piece.get("county_adcode"),
-                             h3=piece.get("h3"))
-    await run_in_threadpool(store.add_evidence, item, data, audit)
-    return kept.record(item)
+                             h3=piece.get("h3"), prepared=prepared)
+    await run_in_threadpool(store.add_evidence, item, prepared.content, audit)
+    return {**kept.record(item), **prepared.facts()}
 
 
 @router.get("/evidence/{evidence_id}", summary="下载隐患整改证据（附件）",
