@@ -39,6 +39,7 @@ from service.routes import (
 from service.security_headers import REDOC_PATH, SecurityHeaders, csp_nonce
 from service.settings import Settings
 from service.store import open_store
+from web.basemaps import image_hosts
 from web.map import STATIC_DIR
 
 
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/api/ingest": settings.max_upload_mb * 2**20 + uploads.CHUNK}, patterns={
         evidence.UPLOAD_PATH: settings.max_evidence_mb * 2**20 + evidence.FRAMING})
     # added last, so outermost: its headers go on every response, the 413s above included
-    app.add_middleware(SecurityHeaders)  # CSP with a per-request nonce, nosniff, …
+    app.add_middleware(SecurityHeaders, image_hosts=image_hosts(  # the basemaps offered
+        settings.basemaps, settings.tianditu_key))  # CSP with a per-request nonce, nosniff, …
     app.include_router(health.router)
     app.include_router(cells.router)
     app.include_router(layers.router)

@@ -16,11 +16,13 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.basemaps import image_hosts
+
 NONCE_STATE = "csp_nonce"
 
-# The OpenStreetMap basemap folium draws (xyzservices' OpenStreetMap.Mapnik:
-# https://tile.openstreetmap.org/{z}/{x}/{y}.png); our own tiles and data are 'self'.
-BASEMAP_TILES = "https://tile.openstreetmap.org"
+# The images of the online basemaps offered (web/basemaps.py: image_hosts), by default
+# those with no key (AMap, OpenStreetMap); our own tiles and data are 'self'.
+DEFAULT_IMAGE_HOSTS = image_hosts(("tianditu", "amap", "osm"), None)
 
 # The API docs (service/app.py: Swagger UI and ReDoc, vendored) run under the strict policy:
 # Swagger UI's inline start script carries the nonce. ReDoc builds its search index in a Web
@@ -30,8 +32,9 @@ BASEMAP_TILES = "https://tile.openstreetmap.org"
 REDOC_PATH = "/redoc"
 
 
-def page_policy(nonce: str) -> str:
-    """The strict policy: only our own scripts, and inline ones only with ``nonce``."""
+def page_policy(nonce: str, image_hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS) -> str:
+    """The strict policy: only our own scripts, and inline ones only with ``nonce``;
+    images from here and from the offered basemaps' ``image_hosts``."""
     return "; ".join((
         "default-src 'self'",
         f"script-src 'self' 'nonce-{nonce}'",
@@ -39,7 +42,7 @@ def page_policy(nonce: str) -> str:
         # folium writes <style> blocks; style cannot run script. With a nonce in
         # style-src, 'unsafe-inline' would be ignored, so styles carry none.
         "style-src 'self' 'unsafe-inline'",
-        f"img-src 'self' data: {BASEMAP_TILES}",
+        " ".join(("img-src 'self' data:", *image_hosts)),
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
@@ -48,9 +51,9 @@ def page_policy(nonce: str) -> str:
     ))
 
 
-def redoc_policy(nonce: str) -> str:
+def redoc_policy(nonce: str, image_hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS) -> str:
     """The strict policy, and ReDoc's search worker (see :data:`REDOC_PATH`)."""
-    return f"{page_policy(nonce)}; worker-src blob:"
+    return f"{page_policy(nonce, image_hosts)}; worker-src blob:"
 
 
 _FIXED = (
@@ -63,8 +66,10 @@ _FIXED = (
 class SecurityHeaders:
     """Adds the security headers to every HTTP response (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp,
+                 image_hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS) -> None:
         self.app = app
+        self.image_hosts = image_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +77,8 @@ class SecurityHeaders:
             return
         nonce = secrets.token_urlsafe(16)
         scope.setdefault("state", {})[NONCE_STATE] = nonce
-        policy = (redoc_policy if scope["path"] == REDOC_PATH else page_policy)(nonce)
+        policy = (redoc_policy if scope["path"] == REDOC_PATH else page_policy)(
+            nonce, self.image_hosts)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.store.location import StoreLocation, store_location
+from web.basemaps import CHOICES as BASEMAP_CHOICES
+from web.basemaps import page_config
 
 DEFAULT_STORE = "./var/riskmap"
 DEV_PEPPER = "riskmap-development-pepper"
+
+
+def _comma_list(value: object) -> object:
+    """A list setting from the environment: ``a,b`` (or a JSON list ``["a", "b"]``)."""
+    if isinstance(value, str):
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -25,7 +37,8 @@ class Settings(BaseSettings):
 
     store: str = DEFAULT_STORE
     h3_resolution: int = Field(8, ge=7, le=12, description="H3 resolution of the stored cell")
-    provinces: list[str] = Field(
+    # comma-separated in the environment (NoDecode: not parsed as JSON first)
+    provinces: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["410000", "610000"],
         description="Province adcodes whose boundaries bound valid points",
     )
@@ -51,6 +64,32 @@ class Settings(BaseSettings):
         description="Public base URL of the service (https://host[/prefix]) that a unit's QR "
         "code links to (/units/<credit code>); default: the base URL of the request")
 
+    basemaps: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["tianditu", "amap", "osm"],
+        description="Online basemaps the maps offer beside the offline one, in order: "
+        "tianditu (needs RISKMAP_TIANDITU_KEY), amap (GCJ-02: our data is shifted while it "
+        "is on), osm; empty for none (an intranet with no internet)")
+    basemap: Literal["offline", "tianditu", "tianditu-img", "amap", "osm"] = Field(
+        "offline", description="The basemap a map opens on (one offered; else offline)")
+    tianditu_key: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9]{16,64}$",
+        description="天地图 browser key (tk); its tiles are CGCS2000, drawn with no shift")
+
+    @field_validator("basemaps", mode="before")
+    @classmethod
+    def _split_basemaps(cls, value: object) -> object:
+        value = _comma_list(value)
+        return [str(v).lower() for v in value] if isinstance(value, list) else value
+
+    @field_validator("basemaps")
+    @classmethod
+    def _known_basemaps(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in BASEMAP_CHOICES]
+        if unknown:
+            raise ValueError(f"RISKMAP_BASEMAPS: unknown {', '.join(unknown)}; "
+                             f"choose from {', '.join(BASEMAP_CHOICES)}")
+        return list(dict.fromkeys(value))
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -65,9 +104,7 @@ class Settings(BaseSettings):
     @field_validator("provinces", mode="before")
     @classmethod
     def _split_provinces(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
-        return value
+        return _comma_list(value)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
@@ -75,6 +112,11 @@ class Settings(BaseSettings):
                 self.token_pepper.get_secret_value() in ("", DEV_PEPPER)):
             raise ValueError("RISKMAP_TOKEN_PEPPER must be set to a secret in production")
         return self
+
+    @property
+    def basemap_config(self) -> dict:
+        """The basemaps the map pages offer (:func:`web.basemaps.page_config`)."""
+        return page_config(self.basemaps, self.basemap, self.tianditu_key)
 
     @property
     def store_location(self) -> StoreLocation:

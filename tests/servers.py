@@ -150,16 +150,17 @@ def close_browser() -> None:
 
 
 @contextlib.contextmanager
-def serving_copy(store_templates: Any, request: Any, fill: Any
+def serving_copy(store_templates: Any, request: Any, fill: Any, **settings: Any
                  ) -> Iterator[tuple[str, dict, str]]:
     """A served copy of an embedded store template (``fill`` builds it once a session):
-    base URL, the template's facts and the copy's store URL; the copy is dropped after."""
+    base URL, the template's facts and the copy's store URL; the copy is dropped after.
+    ``settings`` are further service settings (``basemap="amap"``)."""
     from service.app import create_app
     from service.settings import Settings
 
     copy = store_templates.copy("embedded", fill, request)
     try:
-        with serving(create_app(Settings(store=copy.url))) as (url, _port):
+        with serving(create_app(Settings(store=copy.url, **settings))) as (url, _port):
             yield url, copy.facts, copy.url
     finally:
         store_templates.drop(copy.url)

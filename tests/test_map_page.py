@@ -48,7 +48,7 @@ def test_the_map_is_a_small_frame_of_tiled_layers(api, who):
     labels = dict((k, v) for k, v, _unit in config["popups"]["risk-cells"])
     assert "resolution" not in labels and "h3" not in labels  # no internal codes
     # the layer control and legend in Chinese, the single pieces said in words
-    for words in ("离线底图（行政区划）", "OpenStreetMap 在线底图", "区县边界", "省界",
+    for words in ("离线底图（行政区划）", "OpenStreetMap（需联网）", "区县边界", "省界",
                   "市县名称", "网格风险等级", "放大后显示单台设备"):
         assert words in page or json.dumps(words)[1:-1] in page, words
     assert "12 级" not in page

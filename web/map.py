@@ -4,7 +4,7 @@ No rules here: the cells arrive counted (from ``layers``), this module only draw
 Layer titles and field labels come from :mod:`layers.registry` (and its shared
 vocabulary :data:`layers.labels.FIELD_LABELS`). Leaflet and Leaflet.VectorGrid are served
 from ``/static`` (vendored), so the page works on an intranet without a CDN; only the
-optional OpenStreetMap basemap comes from outside.
+optional online basemaps (web/basemaps.py) come from outside.
 
 The risk map (:func:`build_risk_map`) is a frame that folium composes (the map, its panes,
 the tiled overlays, the layer control): every layer comes from the service's scoped vector
@@ -28,7 +28,9 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from folium import MacroElement
 from folium.plugins import VectorGridProtobuf
+from folium.template import Template
 from geopandas.array import GeometryDtype
 
 from data.catalogue import TOP_CATEGORIES
@@ -36,14 +38,12 @@ from layers.aggregate import INDUSTRIES, UNKNOWN_INDUSTRY
 from layers.frames import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 from layers.labels import FIELD_LABELS
 from layers.registry import LAYERS
+from web.basemaps import OFFLINE, page_config
 
 STATIC_DIR = Path(__file__).parent / "static"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
 VECTORGRID = "/static/vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js"
 POINTS_FROM_ZOOM = 12  # the equipment tiles hold single pieces from here (service/tiles.py)
-# AMap's public tiles are GCJ-02; drawing WGS84 data on them would shift everything by
-# hundreds of metres, so the default basemap is OpenStreetMap (WGS84, Web Mercator).
-BASEMAP = "OpenStreetMap"
 PALETTE = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"]
 
 
@@ -156,7 +156,7 @@ def _legend(breaks: list[int], resolution: int, resolutions: list[int]) -> str:
 def _base_map(counties: gpd.GeoDataFrame, provinces: gpd.GeoDataFrame) -> folium.Map:
     """A map over the provinces with vendored Leaflet (no CDN needed on an intranet)."""
     bounds = provinces.total_bounds if len(provinces) else counties.total_bounds
-    fmap = folium.Map(tiles=BASEMAP, control_scale=True, prefer_canvas=True)
+    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
     fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{LEAFLET}/leaflet.css")]
     fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
@@ -215,6 +215,7 @@ def build_map(cells: gpd.GeoDataFrame, counties: gpd.GeoDataFrame,
 
 NO_LEVEL = "#d9d9d9"
 MAP_JS = "/static/js/map.js"
+BASEMAPS_JS = "/static/js/basemaps.js"
 MAP_CSS = "/static/css/map.css"
 BOUNDARIES_URL = "/map/boundaries"
 HAZARDS_NAME = "未销号隐患（深红为重大隐患）"
@@ -389,11 +390,13 @@ def _level_legend(build_note: str) -> str:
 
 def build_risk_map(*, bounds: list[list[float]], build_note: str, nonce: str,
                    layers: list[str] | tuple[str, ...] = TILED_LAYERS,
-                   open_resolution: int | None = None) -> str:
+                   open_resolution: int | None = None, basemaps: dict | None = None) -> str:
     """The risk map: a frame of tiled ``layers`` (those the caller may see), opened at
     ``bounds`` ([[south, west], [north, east]]: the caller's region), or zoomed in there
     to where cells of ``open_resolution`` are drawn. ``build_note`` (the caller and the
-    build) is escaped; ``nonce`` is the response's CSP nonce, stamped onto the scripts."""
+    build) is escaped; ``nonce`` is the response's CSP nonce, stamped onto the scripts;
+    ``basemaps`` the online basemaps offered (:func:`web.basemaps.page_config`; none if
+    not given)."""
     fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True,
                       zoom_control=True)
     fmap.default_js = [("leaflet", f"{LEAFLET}/leaflet.js")]
@@ -404,10 +407,11 @@ def build_risk_map(*, bounds: list[list[float]], build_note: str, nonce: str,
         "<title>风险地图 · 特种设备区域风险地图</title>"
         f'<link rel="stylesheet" href="{MAP_CSS}">'))
 
-    # basemaps: offline (our boundaries and names only) by default, OSM on request
-    folium.FeatureGroup(name="离线底图（行政区划）", overlay=False, control=True).add_to(fmap)
-    folium.TileLayer("OpenStreetMap", name="OpenStreetMap 在线底图", overlay=False,
-                     control=True, show=False).add_to(fmap)
+    # basemaps: offline (our boundaries and names only); basemaps.js adds the online ones
+    # offered (web/basemaps.py) to the layer control and shifts our data for GCJ-02 ones
+    basemaps = basemaps or page_config((), OFFLINE, None)
+    offline = folium.FeatureGroup(name=basemaps["offline"], overlay=False, control=True)
+    offline.add_to(fmap)
 
     names = {}
     for layer in TILED_LAYERS:
@@ -422,20 +426,37 @@ def build_risk_map(*, bounds: list[list[float]], build_note: str, nonce: str,
         group = folium.FeatureGroup(name=title)
         group.add_to(fmap)
         groups[key] = group.get_name()
-    folium.LayerControl(collapsed=False).add_to(fmap)
+    control = folium.LayerControl(collapsed=False)
+    control.add_to(fmap)
+    _Expose(control, "riskmapControl").add_to(fmap)  # after the control: map.js needs it
     root.html.add_child(folium.Element(_level_legend(build_note)))
     root.html.add_child(folium.Element(SEARCH.format(selects=_filter_selects())))
 
     config = map_config(bounds=bounds, build_note=build_note, cell_areas=CELL_AREAS)
     config.update(map=fmap.get_name(), layers=names, groups=groups,
                   filterable={layer: list(FILTERABLE.get(layer, ())) for layer in names},
-                  openZoom=OPEN_ZOOM.get(open_resolution))
+                  openZoom=OPEN_ZOOM.get(open_resolution), offline=offline.get_name())
     # in the head before Leaflet: map.js defines the tile styles the layers name, then
     # wires the map up once the page is parsed
     root.header.add_child(folium.Element(
         f'<script type="application/json" id="riskmap-config">{_json_for_script(config)}'
-        f'</script><script src="{MAP_JS}"></script>'))
+        '</script><script type="application/json" id="riskmap-basemaps">'
+        f'{_json_for_script(basemaps)}</script>'
+        f'<script src="{BASEMAPS_JS}"></script><script src="{MAP_JS}"></script>'))
     return with_nonce(root.render(), nonce)
+
+
+class _Expose(MacroElement):
+    """``window.<alias> = <element>``: folium declares some objects with ``let`` (the layer
+    control), which a later script cannot find by name; rendered after ``element``."""
+
+    _template = Template("{% macro script(this, kwargs) %}"
+                         "window.{{ this.alias }} = {{ this.target }};{% endmacro %}")
+
+    def __init__(self, element: MacroElement, alias: str) -> None:
+        super().__init__()
+        self.target = element.get_name()
+        self.alias = alias
 
 
 # the average area of an H3 cell at each resolution the tiles draw (km², h3 v4)

@@ -124,7 +124,8 @@ def _risk_map(store: Store, settings: Settings, caller: Principal, res: int | No
     provinces = shown_provinces(store, settings, caller)
     visible = [layer for layer in TILED_LAYERS if can_see(caller, ALL[layer])]
     return build_risk_map(bounds=opening_bounds(caller, provinces), build_note=note,
-                          nonce=nonce, layers=visible, open_resolution=res)
+                          nonce=nonce, layers=visible, open_resolution=res,
+                          basemaps=settings.basemap_config)
 
 
 @lru_cache(maxsize=16)

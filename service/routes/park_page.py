@@ -229,7 +229,8 @@ def park_page(request: Request, store: StoreDep, settings: SettingsDep, caches: 
                   current=request.url.path, title=f"{head['name']} · 园区画像", park=head,
                   rules=measure_rules(settings), levels=LEVEL_ZH,
                   categories=[{k: r[k] for k in ("code", *LEVELS, "none")} for r in categories],
-                  pdf=f"/parks/{quote(head['park_id'], safe='')}/profile.pdf")
+                  pdf=f"/parks/{quote(head['park_id'], safe='')}/profile.pdf",
+                  basemaps=settings.basemap_config)
     return HTMLResponse(page, headers={"Cache-Control": "private, no-store"})
 
 

@@ -1,5 +1,6 @@
 /* The risk map (/map): styles of the tiled layers, boundaries and names from
  * /map/boundaries, legends of the visible layers, and popups asked of the layer API.
+ * The basemaps and the datum our data is drawn in are basemaps.js's (riskmapBasemaps).
  * Loaded in the page's head before Leaflet: the top level defines only the tile styles
  * (riskmapStyles); the rest runs once the page, and the map folium composed, exist.
  * Every value from data is set as text (textContent), never as HTML. */
@@ -125,27 +126,40 @@
     var map = window[cfg.map];
     if (!map) { return; }
     var layer = function (id) { return window[cfg.layers[id]]; };
+    var B = window.riskmapBasemaps;
     if (cfg.openZoom) { map.setZoom(cfg.openZoom, {animate: false}); }
 
+    // ------------------------------------------- basemaps, and our data in their datum
+    // every tiled layer follows the datum of the basemap shown (GCJ-02 on AMap)
+    Object.keys(cfg.layers).forEach(function (id) { if (layer(id)) { B.tiles(layer(id)); } });
+
     // --------------------------------------------------------- boundaries and names
+    var outlines = null;
+    function drawBoundaries() {
+      if (!outlines) { return; }
+      ["counties", "provinces", "labels"].forEach(function (g) {
+        window[cfg.groups[g]].clearLayers();
+      });
+      L.geoJSON(outlines.counties, B.geoJSONOptions({interactive: false, style: function () {
+        return {fill: false, color: "#3b5b92", weight: 0.8};
+      }})).addTo(window[cfg.groups.counties]);
+      L.geoJSON(outlines.provinces, B.geoJSONOptions({interactive: false, style: function () {
+        return {fill: false, color: "#1f2d4d", weight: 2.5};
+      }})).addTo(window[cfg.groups.provinces]);
+      outlines.labels.features.forEach(function (f) {
+        var span = document.createElement("span");
+        span.textContent = f.properties.name;
+        var c = f.geometry.coordinates;
+        L.marker(B.shown(c[1], c[0]), {interactive: false, keyboard: false, icon: L.divIcon({
+          className: "riskmap-label riskmap-label-" + f.properties.level, html: span,
+          iconSize: null})}).addTo(window[cfg.groups.labels]);
+      });
+    }
+    B.onDatum(drawBoundaries);
+    B.attach(map, window.riskmapControl, window[cfg.offline]);
     fetch(cfg.boundaries, {credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (b) {
-        L.geoJSON(b.counties, {interactive: false, style: function () {
-          return {fill: false, color: "#3b5b92", weight: 0.8};
-        }}).addTo(window[cfg.groups.counties]);
-        L.geoJSON(b.provinces, {interactive: false, style: function () {
-          return {fill: false, color: "#1f2d4d", weight: 2.5};
-        }}).addTo(window[cfg.groups.provinces]);
-        b.labels.features.forEach(function (f) {
-          var span = document.createElement("span");
-          span.textContent = f.properties.name;
-          var c = f.geometry.coordinates;
-          L.marker([c[1], c[0]], {interactive: false, keyboard: false, icon: L.divIcon({
-            className: "riskmap-label riskmap-label-" + f.properties.level, html: span,
-            iconSize: null})}).addTo(window[cfg.groups.labels]);
-        });
-      })
+      .then(function (b) { outlines = b; drawBoundaries(); })
       .catch(function (status) { console.warn("行政区划边界读取失败", status); });
 
     // ------------------------------------------------------- legend and cell size
@@ -202,10 +216,11 @@
         return r.ok ? r.json() : Promise.reject(r.status);
       });
     }
+    // the WGS84 box of ``d`` pixels around a clicked point (drawn in the basemap's datum)
     function around(latlng, d) {
       var c = map.latLngToContainerPoint(latlng);
-      var sw = map.containerPointToLatLng([c.x - d, c.y + d]);
-      var ne = map.containerPointToLatLng([c.x + d, c.y - d]);
+      var sw = B.wgs84(map.containerPointToLatLng([c.x - d, c.y + d]));
+      var ne = B.wgs84(map.containerPointToLatLng([c.x + d, c.y - d]));
       return [sw.lng, sw.lat, ne.lng, ne.lat].map(function (v) { return v.toFixed(6); });
     }
     function open(latlng, content) {
@@ -228,7 +243,7 @@
         return;
       }
       status.textContent = "";
-      var at = L.latLng(hit.lat, hit.lon), equipment = hit.layer === "equipment";
+      var at = B.shown(hit.lat, hit.lon), equipment = hit.layer === "equipment";
       if (layer(hit.layer)) { map.addLayer(layer(hit.layer)); }
       map.setView(at, 16, {animate: false});
       item(hit.layer, hit.fid).then(function (f) {

@@ -93,33 +93,43 @@
   // the map --------------------------------------------------------------------------------
 
   function drawMap(parks, units) {
+    var B = window.riskmapBasemaps;
     map = L.map("park-map", { preferCanvas: true, attributionControl: true });
-    var basemap = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
-      maxZoom: 19, attribution: "© OpenStreetMap" });
-    var outline = L.geoJSON(parks, {
+    var outline = L.geoJSON(null, {
       style: { color: "#08519c", weight: 2, dashArray: "4 3", fillColor: "#6baed6",
-               fillOpacity: 0.08 } }).addTo(map);
+               fillOpacity: 0.08 }, coordsToLatLng: function (c) { return B.shown(c[1], c[0]); }
+    }).addTo(map);
     var points = L.featureGroup();
-    units.forEach(function (f) {
-      if (!f.geometry || f.geometry.type !== "Point") { return; }
-      var p = f.properties || {};
-      var c = f.geometry.coordinates;
-      var marker = L.circleMarker([c[1], c[0]], {
-        radius: 6, weight: 1, color: "#333", fillOpacity: 0.9,
-        fillColor: COLORS[p.level] || COLORS.none });
-      marker.bindTooltip(el("span", { text: (p.name || p.credit_code) + " · " +
-                                            (LEVEL_ZH[p.level] || "未分级") }));
-      marker.bindPopup(function () {
-        return el("div", { className: "unit-popup" }, [
-          el("b", {}, [unitLink(p.credit_code, p.name)]), el("br"),
-          "风险等级：", levelBadge(p.level), el("br"),
-          "设备 " + number(p.equipment) + " 台，未销号隐患 " + number(p.open_hazards) + " 项"]);
+    // drawn in the basemap's datum (GCJ-02 on AMap), again when the basemap changes
+    function draw() {
+      outline.clearLayers();
+      outline.addData(parks);
+      points.clearLayers();
+      units.forEach(function (f) {
+        if (!f.geometry || f.geometry.type !== "Point") { return; }
+        var p = f.properties || {};
+        var c = f.geometry.coordinates;
+        var marker = L.circleMarker(B.shown(c[1], c[0]), {
+          radius: 6, weight: 1, color: "#333", fillOpacity: 0.9,
+          fillColor: COLORS[p.level] || COLORS.none });
+        marker.bindTooltip(el("span", { text: (p.name || p.credit_code) + " · " +
+                                              (LEVEL_ZH[p.level] || "未分级") }));
+        marker.bindPopup(function () {
+          return el("div", { className: "unit-popup" }, [
+            el("b", {}, [unitLink(p.credit_code, p.name)]), el("br"),
+            "风险等级：", levelBadge(p.level), el("br"),
+            "设备 " + number(p.equipment) + " 台，未销号隐患 " + number(p.open_hazards) + " 项"]);
+        });
+        points.addLayer(marker);
       });
-      points.addLayer(marker);
-    });
+    }
+    B.onDatum(draw);
+    draw();
     points.addTo(map);
-    L.control.layers({}, { "园区范围": outline, "使用单位": points,
-                           "OpenStreetMap 底图（需联网）": basemap }).addTo(map);
+    var offline = L.layerGroup().addTo(map);
+    var control = L.control.layers({}, { "园区范围": outline, "使用单位": points }).addTo(map);
+    control.addBaseLayer(offline, "无底图（离线）");
+    B.attach(map, control, offline);
     L.control.scale({ imperial: false }).addTo(map);
     var bounds = outline.getBounds();
     if (points.getLayers().length) { bounds = bounds.isValid() ? bounds.extend(points.getBounds())
