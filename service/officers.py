@@ -33,3 +33,28 @@ def officers_in_region(store: Store, ids: list[str], region: WriteScope,
             mine = region.contains(where.to_numpy())
             inside |= set(held["officer_id"].to_numpy()[np.asarray(mine, dtype=bool)])
     return {str(i) for i in inside}
+
+
+def officer_name(store: Store, officer_id: str) -> str | None:
+    """The stored officer's name ('' when they have none), None when there is no such
+    officer. Only the name: their phone is not for pages."""
+    found = store.lookup("officers", "officer_id", [officer_id], ["officer_id", "name"])
+    if found.empty:
+        return None
+    name = found["name"].iloc[0]
+    return "" if pd.isna(name) else str(name)
+
+
+def cells_in_region(held: tuple[str, ...], region: WriteScope,
+                    provinces: list[str]) -> tuple[str, ...]:
+    """The cells among ``held`` whose centre lies in ``region`` (as :func:`officers_in_region`
+    places an officer by their cells), in their order."""
+    if not held:
+        return ()
+    ids = cells.from_strings(list(held))
+    valid = ids != 0  # an unreadable cell is in no region
+    lat, lon = cells.cell_centres(ids[valid])
+    where = boundaries.locate(lon, lat, provinces)["county_adcode"]
+    inside = np.zeros(len(held), dtype=bool)
+    inside[valid] = np.asarray(region.contains(where.to_numpy()), dtype=bool)
+    return tuple(c for c, keep in zip(held, inside, strict=True) if keep)

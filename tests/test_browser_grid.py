@@ -6,6 +6,7 @@ tmp_path (and, when RISKMAP_SCREENSHOTS names a directory, there too)."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -114,6 +115,15 @@ def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
         assert "安全阀已更换并校验合格" in history and "李四" in history
         assert page.locator("#transition-form").count() == 0
         assert item_count(page) == before - 1
+        # evidence still goes with the closed hazard's record, no reload
+        closed = page.locator("#detail .history a.evidence-link").count()
+        page.set_input_files("#more-evidence-file", {
+            "name": "复查照片.png", "mimeType": "image/png", "buffer": PNG})
+        page.click("#evidence-submit")
+        page.locator("#detail .history a.evidence-link").nth(closed).wait_for(timeout=10_000)
+        assert page.locator("#hazard-status").inner_text() == "已销号"
+        assert "复查照片.png" in page.locator("#detail .history").inner_text()
+        assert "补充证据" in page.locator("#status").inner_text()
         assert page.locator("path.grid-item").count() == markers - 1
         assert page.evaluate("window.__same_page") is True  # the list changed in place
 
@@ -193,7 +203,17 @@ def test_a_refused_change_shows_the_problem_in_chinese(served_demo):
     assert all("409" in p for p in watch.problems), watch.problems
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
+def _png() -> bytes:
+    """A real 4×4 photo: the service decodes and encodes photos anew, so a PNG that only
+    starts like one is refused."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 60, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _png()
 
 
 def test_a_photo_goes_with_the_transition_and_shows_in_the_history(served_demo, tmp_path):
@@ -225,10 +245,78 @@ def test_a_photo_goes_with_the_transition_and_shows_in_the_history(served_demo, 
         href = link.get_attribute("href")
         assert href.startswith("/api/evidence/EV")
         got = page.request.get(f"{url}{href}")
-        assert got.status == 200 and got.body() == PNG
+        assert got.status == 200 and got.body().startswith(b"\x89PNG\r\n\x1a\n")
         assert got.headers["content-disposition"].startswith("attachment")
         assert "上传整改证据" in page.locator("#detail .history").inner_text()
         assert page.evaluate("window.__same_page") is True
         page.screenshot(path=str(tmp_path / "grid-evidence.png"), full_page=True)
         keep(tmp_path / "grid-evidence.png", "grid-evidence.png")
+    assert not watch.problems, watch.problems
+
+
+def test_evidence_is_added_to_an_open_hazard_without_moving_it(served_demo):
+    """补充整改证据: a photo kept with a hazard that stays where it is (整改中 or 已登记),
+    shown in its history at once; an empty choice is refused by the form."""
+    url, facts = served_demo
+    with browser_page() as page:
+        watch = sign_in(page, url, facts["tokens"]["officer"])
+        page.evaluate("window.__same_page = true")
+        item = page.locator("#worklist button.item[data-hazard]").first
+        item.click()
+        page.wait_for_selector("#evidence-form", timeout=10_000)
+        status = page.locator("#hazard-status").inner_text()
+        assert status in ("已登记", "整改中")
+        assert page.locator("#evidence-form h4").inner_text() == "补充整改证据"
+        chooser = page.locator("#more-evidence-file")
+        assert chooser.get_attribute("accept") == "image/*,application/pdf"
+        links = page.locator("#detail .history a.evidence-link").count()
+        chooser.set_input_files({"name": "<i>整改.pdf", "mimeType": "application/pdf",
+                                 "buffer": b"%PDF-1.4\n%%EOF\n"})
+        page.click("#evidence-submit")
+        page.locator("#detail .history a.evidence-link").nth(links).wait_for(timeout=10_000)
+        assert page.locator("#detail .history a.evidence-link").nth(links).inner_text() == (
+            "<i>整改.pdf")
+        assert page.locator("#detail .history i").count() == 0  # text, not markup
+        assert page.locator("#hazard-status").inner_text() == status  # not moved
+        assert page.evaluate("window.__same_page") is True
+        page.wait_for_selector("body[aria-busy=false]", timeout=10_000)
+    assert not watch.problems, watch.problems
+
+
+def test_a_regulator_opens_an_officers_grid(served_demo, tmp_path):
+    """The province regulator signs in to ``/grid?officer=…``: the officer's cells and list,
+    the title and the note saying whose view it is, no Excel link; a cell still filters."""
+    url, facts = served_demo
+    officer = facts["officer"]
+    target = f"/grid?officer={officer}"
+    with browser_page() as page:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(f"{url}/login?next=/grid%3Fofficer%3D{officer}", wait_until="load")
+        page.fill("input[name=token]", facts["tokens"]["province"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}{target}", timeout=15_000)
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        watch = Watch(page)
+        page.reload(wait_until="load")
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        heading = page.locator("h1").inner_text()
+        assert heading.startswith("网格员 ") and heading.endswith(" 的网格")
+        assert page.title().startswith(heading)
+        assert "监管查看" in page.locator("#view-note").inner_text()
+        assert page.locator("path.grid-cell").count() == len(facts["officer_cells"])
+        assert page.locator("#download-xlsx").count() == 0
+        total = item_count(page)
+        assert total == page.locator("#worklist button.item").count() > 0
+        page.evaluate("""() => document.querySelector('path.grid-cell').dispatchEvent(
+            new MouseEvent('click', {bubbles: true}))""")
+        page.wait_for_selector("#show-all:not([hidden])", timeout=10_000)
+        assert page.locator("#worklist button.item").count() <= total
+        page.click("#show-all")
+        assert page.locator("#worklist button.item").count() == total
+        # a hazard's record opens with its history (the regulator may act in their region)
+        page.locator("#worklist button.item[data-hazard]").first.click()
+        page.wait_for_selector("#evidence-form", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "grid-regulator.png"), full_page=True)
+        keep(tmp_path / "grid-regulator.png", "grid-regulator.png")
+        page.wait_for_selector("body[aria-busy=false]", timeout=10_000)
     assert not watch.problems, watch.problems

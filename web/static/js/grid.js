@@ -1,8 +1,12 @@
-/* 我的网格 (/grid): the grid officer's cells on a map beside their worklist.
+/* 我的网格 (/grid): the grid officer's cells on a map beside their worklist; with
+ * ?officer=<id>, a regulator's view of that officer's grid (the page's data-query).
  *
  * Everything comes from the scoped API with the session cookie; state-changing calls carry
- * X-CSRF-Token from /api/session. Every value from data goes into the page as text
- * (textContent or text nodes, never as markup), and errors show the problem's Chinese detail. */
+ * X-CSRF-Token from /api/session. The cells and the worklist come from the page's own slim
+ * endpoints (/api/grid/cells, /api/grid/worklist); a cell's items are picked from the whole
+ * list here (each item names its cell), not asked for again. Every value from data goes
+ * into the page as text (textContent or text nodes, never as markup), and errors show the
+ * problem's Chinese detail. */
 (function () {
   "use strict";
 
@@ -16,9 +20,10 @@
   var NEXT = { "已登记": "整改中", "整改中": "已销号" };
   var RESULTS = ["符合要求", "责令整改", "已督促报检", "其他（在下方说明）"];
 
-  var state = { csrf: null, items: [], cell: null, selected: null, cells: null, outline: null,
-                markers: null, map: null, byCell: {} };
+  var state = { csrf: null, all: [], items: [], cell: null, selected: null, cells: null,
+                outline: null, markers: null, map: null, byCell: {} };
   var listEl = document.getElementById("worklist");
+  var query = listEl.getAttribute("data-query") || "";  // "" or "?officer=<id>"
   var statusEl = document.getElementById("status");
   var detailEl = document.getElementById("detail");
   var today = listEl.getAttribute("data-today");
@@ -132,14 +137,14 @@
   }
 
   function loadOutline() {
-    return api("/api/grid/outline").then(function (collection) {
+    return api("/api/grid/outline" + query).then(function (collection) {
       state.outline.clearLayers();
       state.outline.addData(collection);
     });
   }
 
   function loadCells() {
-    return api("/api/layers/grid-cells?limit=10000").then(function (collection) {
+    return api("/api/grid/cells" + query).then(function (collection) {
       state.cells.clearLayers();
       state.cells.addData(collection);
       var bounds = state.cells.getBounds();
@@ -164,22 +169,45 @@
 
   // the list ------------------------------------------------------------------------------
 
-  function loadList() {
-    var path = state.cell ? "/api/cells/" + encodeURIComponent(state.cell) + "/worklist"
-                          : "/api/worklist";
-    return api(path).then(function (body) {
-      state.items = body.items || [];
-      if (!state.cell) {
-        state.byCell = {};
-        state.items.forEach(function (item) {
-          if (item.h3) { state.byCell[item.h3] = (state.byCell[item.h3] || 0) + 1; }
-        });
-        document.getElementById("item-count").textContent = state.items.length + " 项";
-      }
-      drawList();
-      drawMarkers();
-      state.cells.setStyle(cellStyle);
+  function records(body) {
+    // the columns (each its values, or distinct values and codes), as one object per item;
+    // the kind in Chinese from body.kinds
+    var kinds = body.kinds || {};
+    var columns = {};
+    Object.keys(body.columns || {}).forEach(function (name) {
+      var column = body.columns[name];
+      columns[name] = Array.isArray(column) ? column
+        : column.codes.map(function (code) { return column.values[code]; });
     });
+    var items = [];
+    for (var i = 0; i < (body.count || 0); i += 1) {
+      var item = {};
+      Object.keys(columns).forEach(function (name) { item[name] = columns[name][i]; });
+      item.kind_zh = kinds[item.kind] || item.kind;
+      items.push(item);
+    }
+    return items;
+  }
+
+  function loadList() {
+    return api("/api/grid/worklist" + query).then(function (body) {
+      state.all = records(body);
+      state.byCell = {};
+      state.all.forEach(function (item) {
+        if (item.h3) { state.byCell[item.h3] = (state.byCell[item.h3] || 0) + 1; }
+      });
+      document.getElementById("item-count").textContent = state.all.length + " 项";
+      showItems();
+    });
+  }
+
+  function showItems() {
+    // the whole list, or one cell's items (in the same priority order)
+    state.items = state.cell ? state.all.filter(function (item) {
+      return item.h3 === state.cell; }) : state.all;
+    drawList();
+    drawMarkers();
+    state.cells.setStyle(cellStyle);
   }
 
   function drawList() {
@@ -215,7 +243,7 @@
     state.cell = h3;
     state.selected = null;
     detailEl.hidden = true;
-    loadList().catch(function (e) { say(e.message, true); });
+    showItems();
   }
 
   document.getElementById("show-all").addEventListener("click", function () {
@@ -337,6 +365,34 @@
     box.appendChild(history);
     var next = NEXT[hazard.status];
     if (next) { box.appendChild(transitionForm(item, hazard, next)); }
+    box.appendChild(evidenceForm(item, hazard, box));
+  }
+
+  function evidenceForm(item, hazard, box) {
+    // a photo or file kept with the hazard whatever its status (open or closed); the
+    // record is read again, so the new file shows in the history
+    // no capture attribute: on a phone that would allow the camera only, not a PDF
+    var photo = el("input", { type: "file", name: "file", id: "more-evidence-file",
+                              accept: "image/*,application/pdf", required: true });
+    var out = el("p", { className: "result", id: "evidence-out", role: "status" });
+    var form = el("form", { className: "action-form", id: "evidence-form" }, [
+      el("h4", { text: "补充整改证据" }),
+      el("label", {}, ["照片或文件（JPEG、PNG、WebP 或 PDF）", photo]),
+      el("button", { type: "submit", id: "evidence-submit", text: "上传证据" }), out]);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!photo.files || !photo.files[0]) {
+        out.className = "result error"; out.textContent = "请选择照片或文件"; return;
+      }
+      attach(hazard, photo)
+        .then(function (done) {
+          say("已为隐患 " + hazard.hazard_id + " 补充证据：" + ((done && done.filename) ||
+              photo.files[0].name), false);
+          loadHazard(item, box);
+        })
+        .catch(function (e) { out.className = "result error"; out.textContent = e.message; });
+    });
+    return form;
   }
 
   function sizeText(size) {
@@ -410,11 +466,7 @@
   }
 
   function refresh() {
-    var cell = state.cell;
-    if (!cell) { return loadList(); }
-    // the whole list for the counts on the cells, then this cell's again
-    state.cell = null;
-    return loadList().then(function () { state.cell = cell; return loadList(); });
+    return loadList();
   }
 
   // start ---------------------------------------------------------------------------------
