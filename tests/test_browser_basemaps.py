@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from geo.datum import gcj02_to_wgs84, wgs84_to_gcj02
+from tests.conftest import _fill_demo
 from tests.servers import browser_page, serving_copy
 from tests.test_browser import _fill_risk_map
 
@@ -27,6 +28,12 @@ BLANK_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000105fe02fea70000000049454e44ae426082")
 CFG = "JSON.parse(document.getElementById('riskmap-config').textContent)"
+# a page's Leaflet maps kept in window.__maps as Leaflet makes them (the grid page keeps its
+# map to itself): a hook on L.Map, set as soon as Leaflet defines window.L
+KEEP_MAPS = """(() => { let real; Object.defineProperty(window, "L", { configurable: true,
+  get() { return real; },
+  set(v) { real = v; v.Map.addInitHook(function () {
+    (window.__maps = window.__maps || []).push(this); }); } }); })();"""
 
 
 @pytest.fixture()
@@ -199,3 +206,45 @@ def test_the_page_policy_admits_only_the_offered_basemaps(served_amap):
     img = next(p for p in policy.split("; ") if p.startswith("img-src"))
     assert img.split() == ["img-src", "'self'", "data:", "https://*.tianditu.gov.cn",
                            "https://*.is.autonavi.com", "https://tile.openstreetmap.org"]
+
+
+@pytest.fixture()
+def served_demo_amap(store_templates, request):
+    """The seeded demo (every role's token), served with AMap as the opening basemap."""
+    with serving_copy(store_templates, request, _fill_demo, basemap="amap") as (url, facts, _s):
+        yield url, facts
+
+
+def test_the_grid_officers_cells_and_items_follow_the_basemap(served_demo_amap):
+    url, facts = served_demo_amap
+    with browser_page() as page:
+        page.route(re.compile(r"^https://"), _online)
+        page.add_init_script(KEEP_MAPS)
+        page.goto(f"{url}/login", wait_until="domcontentloaded")
+        page.fill("input[name=token]", facts["tokens"]["officer"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/grid", timeout=15_000)
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        assert page.evaluate("document.documentElement.dataset.datum") == "gcj02"
+        cells = page.request.get(f"{url}/api/grid/cells").json()["features"]
+        # the first hexagon's first vertex, as drawn (GCJ-02), then offline (WGS84)
+        vertex = """() => {
+            const map = window.__maps[0];
+            let out = null;
+            map.eachLayer(l => { if (!out && l.feature && l.feature.properties
+                                      && l.feature.properties.h3 && l.getLatLngs) {
+                const ring = l.getLatLngs()[0]; out = [ring[0].lng, ring[0].lat,
+                                                      l.feature.properties.h3]; } });
+            return out; }"""
+        drawn = page.evaluate(vertex)
+        assert drawn is not None
+        wanted = next(c for c in cells if c["properties"]["h3"] == drawn[2])
+        lon, lat = wanted["geometry"]["coordinates"][0][0]
+        glon, glat = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
+        assert abs(drawn[0] - glon[0]) < 1e-9 and abs(drawn[1] - glat[0]) < 1e-9
+        page.locator(".leaflet-control-layers").hover()  # collapsed: opens on hover
+        page.locator(".leaflet-control-layers-base label", has_text="无底图").click()
+        drawn = page.evaluate(vertex)
+        wanted = next(c for c in cells if c["properties"]["h3"] == drawn[2])
+        lon, lat = wanted["geometry"]["coordinates"][0][0]
+        assert abs(drawn[0] - lon) < 1e-9 and abs(drawn[1] - lat) < 1e-9

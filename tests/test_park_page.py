@@ -64,9 +64,12 @@ def test_the_park_admin_opens_their_park_a_small_frame_with_its_figures(api):
     nonce = re.search(r"'nonce-([^']+)'", r.headers["content-security-policy"]).group(1)
     tags = _scripts(page)
     assert tags and all(f'nonce="{nonce}"' in t for t in tags), tags
-    # every script runs from a file; the one inline block is data (the category counts)
+    # every script runs from a file; the inline blocks are data (the category counts, the
+    # basemaps offered)
     inline = [t for t in tags if " src=" not in t]
-    assert inline == [t for t in tags if 'type="application/json"' in t] and len(inline) == 1
+    assert inline == [t for t in tags if 'type="application/json"' in t] and len(inline) == 2
+    assert ['id="park-categories"' in inline[0], 'id="riskmap-basemaps"' in inline[1]] == [
+        True, True]
     assert r.headers["cache-control"] == "private, no-store"
 
 

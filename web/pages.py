@@ -17,11 +17,14 @@ from urllib.parse import quote
 
 import jinja2
 
+from web.basemaps import OFFLINE, page_config
+
 TEMPLATES = Path(__file__).parent / "templates"
 LEAFLET = "/static/vendor/leaflet-1.9.4"
 VECTORGRID = "/static/vendor/leaflet.vectorgrid-1.3.0"
 ECHARTS = "/static/vendor/echarts-5.6.0/echarts.common.min.js"
 APP_NAME = "特种设备区域风险地图"
+OFFLINE_ONLY = page_config((), OFFLINE, None)  # the basemaps of a page not told otherwise
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def render(template: str, *, user: PageUser | None, nonce: str, current: str = "
     the active entry's href), the request's CSP ``nonce`` for the page's scripts."""
     nav = navigation(user) if user else []
     who = f"{user.name}（{user.role_zh}）" if user else ""
+    context.setdefault("basemaps", OFFLINE_ONLY)  # a map page offers only the offline one
     return ENV.get_template(template).render(nav=nav, current=current, who=who, nonce=nonce,
                                              **context)
 

@@ -176,7 +176,8 @@ def grid_page(request: Request, store: StoreDep, settings: SettingsDep, caches: 
         "grid.html.j2", user=user, nonce=nonce, current=PATH if view.officer else "",
         title=title, officer_id=view.officer_id, officer_name=view.name,
         regulator_view=not view.officer, query=query, cell_count=len(view.cells),
-        viewer_zh=ROLE_ZH[caller.role], today=date.today().isoformat()))
+        viewer_zh=ROLE_ZH[caller.role], today=date.today().isoformat(),
+        basemaps=settings.basemap_config))
 
 
 @router.get("/api/grid/cells", summary="网格员的网格（GeoJSON，仅页面所绘字段）",

@@ -10,6 +10,7 @@
 (function () {
   "use strict";
 
+  var B = window.riskmapBasemaps;  // basemaps and the datum our data is drawn in
   var LEVELS = {
     red: ["重大风险", "level-red"], orange: ["较大风险", "level-orange"],
     yellow: ["一般风险", "level-yellow"], blue: ["低风险", "level-blue"],
@@ -103,17 +104,29 @@
   function makeMap() {
     var map = L.map("grid-map", { zoomControl: true, attributionControl: true });
     map.setView([34.5, 113.6], 7);
-    var osm = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
-      maxZoom: 19, attribution: "© OpenStreetMap 贡献者" });
-    state.outline = L.geoJSON(null, { interactive: false, style: {
+    // our data drawn in the basemap's datum (GCJ-02 on AMap: basemaps.js), again on a switch
+    state.outline = L.geoJSON(null, B.geoJSONOptions({ interactive: false, style: {
       className: "county-outline", color: "#1f3b5c", weight: 2, dashArray: "6 4",
-      fill: false } }).addTo(map);
-    state.cells = L.geoJSON(null, { style: cellStyle, onEachFeature: onCell }).addTo(map);
+      fill: false } })).addTo(map);
+    state.cells = L.geoJSON(null, B.geoJSONOptions({ style: cellStyle, onEachFeature: onCell }))
+      .addTo(map);
     state.markers = L.layerGroup().addTo(map);
-    L.control.layers({ "无底图（离线）": L.layerGroup().addTo(map), "OpenStreetMap 底图（需联网）": osm },
-                     { "区县边界": state.outline, "我的网格": state.cells,
-                       "待办事项": state.markers }).addTo(map);
+    var offline = L.layerGroup().addTo(map);
+    var control = L.control.layers({ "无底图（离线）": offline },
+                                   { "区县边界": state.outline, "我的网格": state.cells,
+                                     "待办事项": state.markers }).addTo(map);
     state.map = map;
+    B.onDatum(function () {
+      redraw(state.outline, state.outlineData);
+      redraw(state.cells, state.cellsData);
+      drawMarkers();
+    });
+    B.attach(map, control, offline);
+  }
+
+  function redraw(layer, data) {
+    layer.clearLayers();
+    if (data) { layer.addData(data); }
   }
 
   function cellStyle(feature) {
@@ -138,15 +151,15 @@
 
   function loadOutline() {
     return api("/api/grid/outline" + query).then(function (collection) {
-      state.outline.clearLayers();
-      state.outline.addData(collection);
+      state.outlineData = collection;
+      redraw(state.outline, collection);
     });
   }
 
   function loadCells() {
     return api("/api/grid/cells" + query).then(function (collection) {
-      state.cells.clearLayers();
-      state.cells.addData(collection);
+      state.cellsData = collection;
+      redraw(state.cells, collection);
       var bounds = state.cells.getBounds();
       if (bounds.isValid()) { state.map.fitBounds(bounds, { padding: [12, 12] }); }
     });
@@ -156,7 +169,7 @@
     state.markers.clearLayers();
     state.items.forEach(function (item, index) {
       if (item.lat === null || item.lon === null) { return; }
-      var marker = L.circleMarker([item.lat, item.lon], {
+      var marker = L.circleMarker(B.shown(item.lat, item.lon), {
         className: "grid-item", radius: item.hazard_id ? 8 : 6, color: "#222", weight: 1,
         fillColor: COLORS[item.level] || "#999", fillOpacity: 0.9 });
       marker.bindTooltip(function () {
@@ -262,7 +275,7 @@
       } else { b.removeAttribute("aria-current"); }
     });
     if (fly && item.lat !== null && item.lon !== null) {
-      state.map.flyTo([item.lat, item.lon], 15, { duration: 0.5 });
+      state.map.flyTo(B.shown(item.lat, item.lon), 15, { duration: 0.5 });
     }
     var chosen = listEl.querySelector('button.item[aria-current="true"]');
     if (!fly && chosen) { chosen.scrollIntoView({ block: "nearest" }); }
