@@ -130,3 +130,29 @@ def test_signing_in_first(api):
 def test_the_navigation_links_the_regulators_region(api):
     text = _ok(api, "county", f"/regions/{api['county']}")
     assert f'<a href="/regions/{api["county"]}" aria-current="page">辖区概况</a>' in text
+
+
+def test_the_region_lists_its_grid_officers_linking_to_their_grids(api):
+    """The county page lists the officers whose cells lie in the county (the grid-cells
+    layer's cells, by their county), ranked by open major hazards; each links to their grid,
+    which the regulator may open; planners see no list."""
+    county = api["county"]
+    text = _ok(api, "county", f"/regions/{county}")
+    assert 'id="officers"' in text
+    cells = get(api, "county", "/api/layers/grid-cells", limit=10_000).json()["features"]
+    ids = {f["properties"]["officer_id"] for f in cells
+           if f["properties"]["county_adcode"] == county}
+    listed = re.findall(r'href="/grid\?officer=([^"]+)"', text)
+    assert listed and set(listed) <= ids
+    assert f"网格员（{len(ids)} 名）" in text
+    first = listed[0]
+    assert get(api, "county", "/grid", officer=first).status_code == 200
+    # ranked: the first has at least as many open major hazards as any other listed
+    majors = [sum(f["properties"]["open_major_hazards"] or 0 for f in cells
+                  if f["properties"]["officer_id"] == o and
+                  f["properties"]["county_adcode"] == county) for o in listed]
+    assert majors[0] == max(majors)
+    assert 'id="officers"' not in _ok(api, "planner", f"/regions/{county}")
+    # the province page lists at most the 50 with the most to do, and says how many in all
+    province = _ok(api, "province", "/regions/410000")
+    assert len(re.findall(r'href="/grid\?officer=', province)) <= 50

@@ -117,6 +117,7 @@ def served(demo_api):
         "city": [city], "region": [county, city], "cell": [*cells, "8831aa5a5dfffff"],
         "hazard_id": hazards, "entity_id": hazards,
         "credit_code": _ids(client, admin, "units", 3), "officer_id": [officer],
+        "officer": [officer],
         "inspectors": [[officer]], "draw_id": [draw.json()["draw_id"]],
         "token": [demo_api["tokens"]["county"]],
         "feature_id": [*_ids(client, admin, "equipment", 2), *hazards[:1], *cells[:1],

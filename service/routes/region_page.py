@@ -13,6 +13,7 @@ level (40 counts; no API gives it).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated
 
 import orjson
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from data.catalogue import TOP_CATEGORIES
+from geo.boundaries import load_boundaries
 from geo.regions import LEVEL_ZH as ADMIN_LEVEL_ZH
 from geo.regions import Region, UnknownRegion, resolve_region
 from layers.frames import LEVEL_ZH, LEVELS
@@ -86,6 +88,58 @@ def category_levels(store: Store, caller: Principal, region: Region) -> list[dic
         if sum(values.values()):
             out.append({"code": code, "name": name, **values})
     return out
+
+
+OFFICERS_SHOWN = 50  # a province has ~1,000 officers: the page lists those with most to do
+
+
+def region_officers(store: Store, caller: Principal, region: Region) -> tuple[list[dict], int]:
+    """The grid officers working in the region (their cells' counties, as the built
+    ``grid-cells`` layer places each cell), in the caller's scope: the ``OFFICERS_SHOWN``
+    with the most open major hazards, then open hazards, then equipment, each linking to
+    their grid (``/grid?officer=``), and how many there are. Regulators and administrators
+    only: the officer view is theirs."""
+    if caller.role not in (Role.REGULATOR, Role.ADMIN):
+        return [], 0
+    spec = ALL["grid-cells"]
+    inside = region_conditions(spec, region.adcode, region.level)
+    if inside is None:
+        return [], 0
+    frame, _ = store.query_layer(LayerQuery(
+        spec.id, (*scope_of(caller, spec), *inside), None, None,
+        columns=("officer_id", "officer_name", "county_adcode", "h3", "equipment",
+                 "open_hazards", "open_major_hazards", "overdue")))
+    if frame.empty:
+        return [], 0
+    numbers = ["equipment", "open_hazards", "open_major_hazards", "overdue"]
+    frame[numbers] = frame[numbers].astype("float64").fillna(0)
+    grouped = frame.groupby("officer_id", sort=True).agg(
+        name=("officer_name", "first"), county=("county_adcode", _most_common),
+        cells=("h3", "size"), equipment=("equipment", "sum"),
+        open_hazards=("open_hazards", "sum"), open_major=("open_major_hazards", "sum"),
+        overdue=("overdue", "sum")).reset_index()
+    grouped = grouped.sort_values(["open_major", "open_hazards", "equipment", "officer_id"],
+                                  ascending=[False, False, False, True], kind="stable")
+    names = county_names()
+    rows = [{"officer_id": str(r.officer_id), "name": None if pd.isna(r.name) else str(r.name),
+             "county": names.get(str(r.county), str(r.county)) if isinstance(r.county, str)
+             else None, "cells": int(r.cells), "equipment": int(r.equipment),
+             "open_hazards": int(r.open_hazards), "open_major": int(r.open_major),
+             "overdue": int(r.overdue)}
+            for r in grouped.head(OFFICERS_SHOWN).itertuples(index=False)]
+    return rows, len(grouped)
+
+
+def _most_common(values: pd.Series) -> str | None:
+    counted = values.dropna().astype(str).value_counts()
+    return str(counted.index[0]) if len(counted) else None
+
+
+@lru_cache(maxsize=1)
+def county_names() -> dict[str, str]:
+    """County adcode → name, of every county the shipped boundaries hold."""
+    frame = load_boundaries(None, level="county")
+    return dict(zip(frame["adcode"].astype(str), frame["name"].astype(str), strict=True))
 
 
 def _years(store: Store, region: Region, current: int) -> list[int]:
@@ -156,6 +210,7 @@ def region_page(request: Request, store: StoreDep, settings: SettingsDep, caches
             above = resolve_region(parent_code)
             if may_open(caller, above):
                 parent = above
+    officers, officer_count = region_officers(store, caller, region)
     page = render(
         "region.html.j2", user=user, nonce=nonce,
         current=f"/regions/{region.adcode}",
@@ -166,5 +221,6 @@ def region_page(request: Request, store: StoreDep, settings: SettingsDep, caches
         insurance=insurance[0] if insurance else None, build=build,
         stale=build.data_version != store.data_version(), parent=parent,
         matrix=category_levels(store, caller, region), levels=LEVELS, level_names=LEVEL_ZH,
-        years=_years(store, region, build.as_of.year))
+        years=_years(store, region, build.as_of.year),
+        officers=officers, officer_count=officer_count)
     return HTMLResponse(page)

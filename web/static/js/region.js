@@ -98,9 +98,8 @@
     charts.forEach(function (c) { c.resize(); });
   });
 
-  // the child regions, sortable by any column (numbers by data-value)
-  var table = document.getElementById("children");
-  if (table) {
+  // the child regions and the officers, sortable by any column (numbers by data-value)
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
     var heads = table.tHead.rows[0].cells;
     Array.prototype.forEach.call(heads, function (th, col) {
       th.tabIndex = 0;
@@ -125,7 +124,7 @@
         if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); }
       });
     });
-  }
+  });
 
   // the report links follow the chosen year
   var year = document.getElementById("report-year");
