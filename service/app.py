@@ -24,6 +24,8 @@ from service.routes import (
     health,
     layers,
     ogc,
+    ogc_api,
+    ogc_tiles,
     pages,
     park_page,
     profiles,
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(region_page.router)
     app.include_router(draws.router)
     app.include_router(ogc.router)
+    app.include_router(ogc_api.router)
+    app.include_router(ogc_tiles.router)
     app.include_router(tiles.router)
     app.include_router(search.router)
     add_docs(app)

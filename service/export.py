@@ -49,6 +49,8 @@ from service.geojson import CRS_URI, OutputCrs, features, output_geometries
 from service.store.base import Store
 from service.store.query import Condition, LayerQuery
 
+Order = tuple[tuple[str, bool], ...]  # (field, descending) before fid
+
 ExportFormat = Literal["geojson", "gpkg", "csv"]
 PAGE_ROWS = 20_000
 GPKG_ID = "feature_id"  # GeoPackage keeps "fid" for its own integer key
@@ -242,12 +244,14 @@ def count(store: Store, spec: LayerSpec, where: tuple[Condition, ...]) -> int:
 
 
 def pages(store: Store, spec: LayerSpec, where: tuple[Condition, ...],
-          page_rows: int = PAGE_ROWS) -> Iterator[pd.DataFrame]:
-    """The selected rows, a page at a time, in ``fid`` order, with the Chinese names of
-    their coded fields (:func:`with_code_names`)."""
+          page_rows: int = PAGE_ROWS, order: Order = ()) -> Iterator[pd.DataFrame]:
+    """The selected rows, a page at a time, in ``order`` (``sortby``: (field, descending)
+    pairs) then ``fid`` order, with the Chinese names of their coded fields
+    (:func:`with_code_names`)."""
     offset = 0
     while True:
-        frame, matched = store.query_layer(LayerQuery(spec.id, where, None, page_rows, offset))
+        frame, matched = store.query_layer(LayerQuery(spec.id, where, None, page_rows, offset,
+                                                      order=order))
         if len(frame):
             yield with_code_names(frame, spec)
         offset += page_rows
@@ -272,13 +276,13 @@ def geojson_head(spec: LayerSpec, crs: OutputCrs, meta: dict) -> dict:
 
 
 def geojson_chunks(store: Store, spec: LayerSpec, where: tuple[Condition, ...],
-                   crs: OutputCrs) -> Iterator[bytes]:
+                   crs: OutputCrs, order: Order = ()) -> Iterator[bytes]:
     """A FeatureCollection as byte chunks, the CRS and the metadata first."""
     meta = metadata(store, spec, crs, where, count(store, spec, where), "geojson")
     yield orjson.dumps(geojson_head(spec, crs, meta))[:-1] + b',"features":['
     out_spec = export_spec(spec)
     first = True
-    for frame in pages(store, spec, where):
+    for frame in pages(store, spec, where, order=order):
         items, _ = features(frame, out_spec, crs)
         yield (b"" if first else b",") + orjson.dumps(items)[1:-1]
         first = False
@@ -315,11 +319,11 @@ def _plain_frame(frame: pd.DataFrame, spec: LayerSpec, crs: OutputCrs) -> pd.Dat
 
 
 def csv_chunks(store: Store, spec: LayerSpec, where: tuple[Condition, ...],
-               crs: OutputCrs) -> Iterator[bytes]:
+               crs: OutputCrs, order: Order = ()) -> Iterator[bytes]:
     """UTF-8 CSV with a BOM (Excel reads Chinese), points as lon/lat, polygons as WKT;
     text that a spreadsheet would run stays text (:mod:`service.tabular`)."""
     header = True
-    for frame in pages(store, spec, where):
+    for frame in pages(store, spec, where, order=order):
         text = tabular.to_csv(_plain_frame(frame, spec, crs), header=header)
         yield ("\ufeff" + text).encode("utf-8") if header else text.encode("utf-8")
         header = False
@@ -344,14 +348,14 @@ def _gpkg_frame(frame: pd.DataFrame, spec: LayerSpec, crs: OutputCrs) -> gpd.Geo
 
 
 def write_gpkg(store: Store, spec: LayerSpec, where: tuple[Condition, ...], crs: OutputCrs,
-               path: Path) -> int:
+               path: Path, order: Order = ()) -> int:
     """A GeoPackage at ``path``, appended page by page; returns the rows written. The
     metadata goes into a ``riskmap_metadata`` table of the same file; field titles, units,
     meanings and code names into the GeoPackage schema tables (:func:`describe_gpkg`)."""
     rows = 0
     description = spec.description + (f"。{GCJ02_WARNING}" if crs == "GCJ02" else "")
     options = {"IDENTIFIER": spec.title, "DESCRIPTION": description}
-    for frame in pages(store, spec, where):
+    for frame in pages(store, spec, where, order=order):
         pyogrio.write_dataframe(_gpkg_frame(frame, spec, crs), path, layer=spec.id,
                                 driver="GPKG", append=rows > 0,
                                 layer_options=None if rows else options)

@@ -10,7 +10,9 @@ their side), nested from the finest resolution as the build nests them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 import geopandas as gpd
 import pandas as pd
@@ -24,7 +26,7 @@ from service.mvt import BBox
 from service.scope import layer_scope
 from service.store.base import Store
 from service.store.conform import empty_layer
-from service.store.query import Condition, LayerQuery, query_frame
+from service.store.query import Condition, Expr, LayerQuery, query_frame
 
 RISK_CELLS = "risk-cells"
 DEFAULT_CELL_RESOLUTION = 7   # risk cells when no resolution is asked for
@@ -37,7 +39,9 @@ RISK_CELL_INPUTS = ("in_use", "level", "top_category", "D", "open_hazards",
 class Selection:
     """What a caller asks of one layer: ``where`` are the filters (the scope is added by
     :func:`select`), ``bbox`` lon/lat, a page of ``limit`` rows (None: all) from
-    ``offset``, geometry written in ``crs``."""
+    ``offset``, geometry written in ``crs``; ``filter`` a further expression (a CQL2
+    filter, ``datetime``), ANDed like the rest, ``order`` (field, descending) pairs
+    before ``fid``, ``properties`` the fields written (None: all)."""
 
     spec: LayerSpec
     where: tuple[Condition, ...] = ()
@@ -45,11 +49,16 @@ class Selection:
     limit: int | None = None
     offset: int = 0
     crs: OutputCrs = "EPSG:4326"
+    filter: Expr | None = None
+    order: tuple[tuple[str, bool], ...] = ()
+    properties: tuple[str, ...] | None = None
+    count: bool = True   # False: ``matched`` may be the page's length (no count asked)
 
 
 @dataclass(frozen=True)
 class Page:
-    """The rows a selection got (ordered by ``fid``) and how many matched in all."""
+    """The rows a selection got (in its order, then by ``fid``) and how many matched in
+    all."""
 
     selection: Selection
     frame: pd.DataFrame
@@ -58,7 +67,8 @@ class Page:
     def geojson(self, links: list[dict], *, lat_lon: bool = False,
                 members: dict | None = None) -> bytes:
         """A GeoJSON FeatureCollection of the page in the selection's datum."""
-        return feature_collection(self.frame, self.selection.spec, matched=self.matched,
+        spec = output_spec(self.selection.spec, self.selection.properties)
+        return feature_collection(self.frame, spec, matched=self.matched,
                                   crs=self.selection.crs, lat_lon=lat_lon, links=links,
                                   members=members)
 
@@ -99,12 +109,30 @@ def select(store: Store, caller: Principal, selection: Selection) -> Page:
         res = resolution_of(where) or DEFAULT_CELL_RESOLUTION
         frame = scoped_risk_cells(store, scope, None, (res,))
         rest = tuple(c for c in where if c.column != "resolution")
-        frame, matched = query_frame(frame, LayerQuery(spec.id, rest, selection.bbox,
-                                                       selection.limit, selection.offset))
+        # the filter and order apply to the cells the caller gets, so paging counts them
+        frame, matched = query_frame(frame, LayerQuery(
+            spec.id, rest, selection.bbox, selection.limit, selection.offset,
+            filter=selection.filter, order=selection.order))
     else:
         frame, matched = store.query_layer(LayerQuery(
-            spec.id, (*scope, *where), selection.bbox, selection.limit, selection.offset))
+            spec.id, (*scope, *where), selection.bbox, selection.limit, selection.offset,
+            columns=selection.properties, filter=selection.filter, order=selection.order,
+            count=selection.count))
     return Page(selection, frame, matched)
+
+
+@lru_cache(maxsize=256)
+def output_spec(spec: LayerSpec, properties: tuple[str, ...] | None) -> LayerSpec:
+    """``spec`` with only ``properties`` among its fields (all when None): what a page
+    written with a ``properties`` subset describes."""
+    if properties is None:
+        return spec
+    keep = set(properties)
+    return dataclasses.replace(
+        spec, fields=tuple(f for f in spec.fields if f[0] in keep),
+        labels=tuple(x for x in spec.labels if x[0] in keep),
+        meanings=tuple(x for x in spec.meanings if x[0] in keep),
+        not_coded=tuple(x for x in spec.not_coded if x in keep))
 
 
 def select_visible(store: Store, caller: Principal, selection: Selection) -> pd.DataFrame:

@@ -37,11 +37,12 @@ import shapely
 
 from geo.cells import cell_centres, cell_polygons, parents, to_strings
 from layers.frames import LEVELS, MAJOR_HAZARD
-from layers.registry import LayerSpec
+from layers.registry import ALL, LayerSpec
 from service.auth import Principal
 from service.caches import TileCache
-from service.errors import bilingual
+from service.errors import BadParameter, NotFound, bilingual
 from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
+from service.params import LayerFilters
 from service.selection import RISK_CELLS, reaggregated, scope_of, scoped_risk_cells
 from service.store.base import Store
 from service.store.query import Condition, condition_mask
@@ -178,6 +179,84 @@ def matches(if_none_match: str | None, tag: str) -> bool:
         return False
     tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
     return "*" in tags or tag in tags
+
+
+# --------------------------------------------------------------------------- serving
+
+MAX_FILTER_VALUES = 25  # more than every level, category or industry there is
+
+
+class Served(NamedTuple):
+    """A tile response: 200 with the MVT bytes (``b""`` for an empty tile) or a bodiless 304,
+    and its headers (ETag, ``Cache-Control: private``, Vary)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def serve(caller: Principal, store: Store, cache: TileCache, spec: LayerSpec,
+          address: Tile, *, properties: str | None = None, if_none_match: str | None = None,
+          **filters: str | None) -> Served:
+    """What a caller's tile request answers, once for every route that serves tiles
+    (``/tiles/{layer}/{z}/{x}/{y}.mvt`` and the OGC API – Tiles route): the same plan,
+    ETag, cache and bytes for the same caller, layer, tile, ``properties`` and ``filters``
+    (``level``, ``category``, ``industry``: see :func:`tile_filters`). 400 for a bad
+    ``properties`` or filter, 403 if the caller may not see the layer."""
+    drawable(spec)
+    try:
+        fields = tile_fields(spec, properties)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    plan = plan_tile(caller, spec, store, address, fields, tile_filters(spec, **filters))
+    build = store.layer_build()
+    build_id = build.build_id if build else None
+    tag = etag(plan, address, build_id, store.h3_resolution)
+    headers = {"ETag": tag, "Cache-Control": f"private, max-age={MAX_AGE}",
+               "Vary": "Authorization, Cookie"}
+    if matches(if_none_match, tag):
+        return Served(304, b"", headers)
+    body = b"" if build_id is None else render(store, plan, address, build_id, cache)
+    return Served(200, body, headers)
+
+
+def drawable(spec: LayerSpec) -> None:
+    """404 for a table (a layer without geometry): it has no tiles."""
+    if spec.geometry is None:
+        drawn = [s.id for s in ALL.values() if s.geometry is not None]
+        raise NotFound(bilingual(
+            f"{spec.id}（{spec.title}）是数据表，没有矢量瓦片：图层编号（layer）须为有几何图形的"
+            f"图层 {'、'.join(drawn)} 之一",
+            f"{spec.id} is a table without geometry, so it has no vector tiles: layer must be "
+            f"one of {', '.join(drawn)}"))
+
+
+def tile_filters(spec: LayerSpec, **given: str | None) -> tuple[Condition, ...]:
+    """The conditions of the tile filters: each a comma-separated list of the values
+    ``/api/layers/{id}`` takes for that filter (one condition per filter, any of its
+    values), validated by :class:`service.params.LayerFilters`, so an unknown value or a
+    filter the layer has no field for is the same 400, naming it."""
+    out: list[Condition] = []
+    for name, text in given.items():
+        given_values = [v.strip() for v in (text or "").split(",") if v.strip()]
+        values = tuple(dict.fromkeys(given_values))
+        if not values:
+            continue
+        if len(given_values) > MAX_FILTER_VALUES:
+            raise BadParameter(bilingual(
+                f"筛选参数 {name} 最多 {MAX_FILTER_VALUES} 个值",
+                f"filter {name} takes at most {MAX_FILTER_VALUES} values"))
+        conditions = []
+        for value in values:
+            try:
+                conditions.append(LayerFilters(**{name: value}).conditions(spec))
+            except BadParameter as exc:  # name the value refused, then what is taken
+                zh, _, en = str(exc).partition(" / ")
+                raise BadParameter(bilingual(f"{name}={value}：{zh}", f"{name}={value}: {en}")
+                                   ) from None
+        out.append(Condition(conditions[0][0].column, "in",
+                             tuple(c[0].values[0] for c in conditions)))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- rendering

@@ -227,7 +227,7 @@ RAISED = [
      {"params": {"limit": "ten"}}, 400, "limit"),
     ("ogc: datetime", "admin", "GET", "/ogc/collections/equipment/items",
      {"params": {"datetime": "yesterday"}}, 400, "datetime"),
-    ("ogc: f", "admin", "GET", "/ogc", {"params": {"f": "html"}}, 400, "f"),
+    ("ogc: f", "admin", "GET", "/ogc", {"params": {"f": "xml"}}, 400, "f"),
     ("routes/ogc: collection", "admin", "GET", "/ogc/collections/nothing", {}, 404,
      "collection_id"),
     ("routes/ogc: feature", "admin", "GET", "/ogc/collections/equipment/items/NOPE", {}, 404,

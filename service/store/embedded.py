@@ -71,7 +71,7 @@ from service.store.history import (
     select_rows,
 )
 from service.store.location import StoreLocation, store_location
-from service.store.query import LayerQuery, query_frame
+from service.store.query import LayerQuery, query_frame, required_geometry
 from service.store.tables import (
     ALL_TABLES,
     AUDIT,
@@ -402,20 +402,28 @@ class EmbeddedStore(Store):
         raise StoreError(f"layer {layer}: the build kept changing while it was read")
 
     def query_layer(self, query: LayerQuery) -> tuple[pd.DataFrame, int]:
-        """With a bounding box, candidates come from an STR-tree of the layer's geometries
-        (built once per build), so a tile or a bbox page does not test every row."""
+        """With a bounding box (or a filter's ``S_INTERSECTS`` that every row must meet),
+        candidates come from an STR-tree of the layer's geometries (built once per build),
+        so a tile or a bbox page does not test every row."""
         table = layer_table(query.layer)
         frame = self.read_layer(query.layer, query.read_columns(table.column_names,
                                                                 bool(table.geometry)))
-        if query.bbox is None or not isinstance(frame, gpd.GeoDataFrame) or frame.empty:
+        shape = required_geometry(query.filter)
+        if (query.bbox is None and shape is None) or not isinstance(frame, gpd.GeoDataFrame) \
+                or frame.empty:
             return query_frame(frame, query)
         number = self._layers_current()
         cached = self._trees.get(query.layer)
         if cached is None or cached[0] != number or cached[1] != len(frame):
             cached = (number, len(frame), shapely.STRtree(frame.geometry.to_numpy()))
             self._trees[query.layer] = cached
-        hits = np.sort(cached[2].query(shapely.box(*query.bbox), predicate="intersects"))
-        return query_frame(frame.iloc[hits], replace(query, bbox=None))
+        hits = None
+        for area in (None if query.bbox is None else shapely.box(*query.bbox), shape):
+            if area is not None:
+                found = cached[2].query(area, predicate="intersects")
+                hits = found if hits is None else np.intersect1d(hits, found)
+        # the filter is still evaluated on the candidates (it may hold more than this)
+        return query_frame(frame.iloc[np.sort(hits)], replace(query, bbox=None))
 
     def region_history(self, adcodes: str | list[str] | tuple[str, ...],
                        level: str | None = None) -> pd.DataFrame:

@@ -1,14 +1,16 @@
 """A :class:`~service.store.query.LayerQuery` as one SQL statement (SQLAlchemy Core).
 
-Scope and filters become WHERE conditions with bound parameters, the bounding box an
-``ST_Intersects`` with ``ST_MakeEnvelope`` (served by the layer's GiST index), the page an
-``ORDER BY fid LIMIT … OFFSET …``; the count is a second statement in the same snapshot
-(skipped when the whole selection is fetched anyway).
+Scope and filters become WHERE conditions with bound parameters, a filter expression
+(:data:`~service.store.query.Expr`) the same with SQL's own three-valued logic, the
+bounding box an ``ST_Intersects`` with ``ST_MakeEnvelope`` (served by the layer's GiST
+index), the page an ``ORDER BY [sortby,] fid LIMIT … OFFSET …``; the count is a second
+statement in the same snapshot (skipped when the whole selection is fetched anyway).
 """
 
 from __future__ import annotations
 
 import functools
+from datetime import date, datetime
 
 import orjson
 import pandas as pd
@@ -16,15 +18,23 @@ import pyarrow as pa
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Connection,
+    Date,
+    DateTime,
+    Float,
+    LargeBinary,
     Table,
     Text,
     and_,
     any_,
+    between,
     bindparam,
     cast,
     false,
     func,
+    literal,
+    not_,
     or_,
     select,
     true,
@@ -34,7 +44,22 @@ from sqlalchemy.sql.elements import ColumnElement
 from service.store.arrow import arrow_schema, frame_from_arrow
 from service.store.postgis.layers import sql_table
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
-from service.store.query import Condition, LayerQuery
+from service.store.query import (
+    And,
+    Between,
+    Compare,
+    Condition,
+    Const,
+    Expr,
+    In,
+    Intersects,
+    IsNull,
+    LayerQuery,
+    Like,
+    Not,
+    Or,
+    Scalar,
+)
 from service.store.tables import LAYER_TABLES
 from service.store.tables import Table as Spec
 
@@ -85,13 +110,17 @@ def run_query(conn: Connection, query: LayerQuery) -> tuple[pd.DataFrame, int]:
     if query.bbox is not None and spec.geometry:
         conditions.append(func.ST_Intersects(
             table.c[GEOMETRY_COLUMN], func.ST_MakeEnvelope(*query.bbox, SRID)))
+    if query.filter is not None:
+        conditions.append(sql_expr(table, spec, query.filter))
     where = and_(true(), *conditions)
-    whole = query.limit is None and query.offset == 0  # every match is fetched: len counts
+    # every match is fetched (len counts), or the count is not wanted
+    whole = (query.limit is None and query.offset == 0) or not query.count
     matched = None if whole else conn.execute(
         select(func.count()).select_from(table).where(where)).scalar_one()
     names = query.read_columns(spec.column_names, False) or spec.column_names
     statement = select(*selected_columns(table, spec, names, spec.geometry)
-                       ).where(where).order_by(table.c.fid).offset(query.offset)
+                       ).where(where).order_by(*sql_order(table, spec, query.order),
+                                               table.c.fid).offset(query.offset)
     if query.limit is not None:
         statement = statement.limit(query.limit)
     frame = typed_frame(spec, names, conn.execute(statement).all(), bool(spec.geometry))
@@ -119,3 +148,85 @@ def typed_frame(spec: Spec, names: list[str], rows: list, geometry: bool) -> pd.
     data = pa.Table.from_arrays([pa.array(values, type=field.type) for values, field in zip(
         columns, schema, strict=False)], schema=schema)
     return frame_from_arrow(spec, data, columns[-1] if geometry else None)
+
+
+# filter expressions and order ----------------------------------------------------------------
+
+def _value(spec: Spec, column: str, value: Scalar) -> ColumnElement:
+    """``value`` as a typed bound parameter for a comparison with ``column``."""
+    if isinstance(value, datetime):
+        return bindparam(None, value, type_=DateTime())
+    if isinstance(value, date):
+        return bindparam(None, value, type_=Date())
+    if isinstance(value, bool):
+        return bindparam(None, value, type_=Boolean())
+    if isinstance(value, int | float):
+        whole = isinstance(value, int) and -(2 ** 63) <= value < 2 ** 63
+        if spec.type_of(column) == "int" and whole:
+            return bindparam(None, value, type_=BigInteger())
+        return bindparam(None, float(value), type_=Float())
+    return bindparam(None, str(value), type_=Text())
+
+
+def _operand(table: Table, spec: Spec, column: str, value: Scalar, *, ordered: bool = False
+             ) -> ColumnElement:
+    """The column as compared with ``value``: a date as a timestamp against a datetime;
+    text in code-point order (``COLLATE "C"``, as Arrow and pandas order it) when
+    ``ordered`` (``<``, ``BETWEEN``; equality keeps the column's own collation, so its
+    index serves it)."""
+    col = table.c[column]
+    if isinstance(value, datetime) and spec.type_of(column) == "date":
+        return cast(col, DateTime())
+    if ordered and spec.type_of(column) == "text":
+        return col.collate("C")
+    return col
+
+
+def sql_expr(table: Table, spec: Spec, expr: Expr) -> ColumnElement[bool]:
+    """A filter expression as a WHERE clause on ``table``, every value a bound parameter."""
+    if isinstance(expr, Const):
+        return literal(expr.value, Boolean())
+    if isinstance(expr, And):
+        return and_(*(sql_expr(table, spec, p) for p in expr.parts))
+    if isinstance(expr, Or):
+        return or_(*(sql_expr(table, spec, p) for p in expr.parts))
+    if isinstance(expr, Not):
+        return not_(sql_expr(table, spec, expr.part))
+    if isinstance(expr, Intersects):
+        shape = func.ST_GeomFromWKB(bindparam(None, expr.wkb, type_=LargeBinary()), SRID)
+        return func.ST_Intersects(table.c[GEOMETRY_COLUMN], shape)
+    col = table.c[expr.column]
+    if isinstance(expr, IsNull):
+        return col.is_not(None) if expr.negate else col.is_(None)
+    if isinstance(expr, Compare):
+        left = _operand(table, spec, expr.column, expr.value,
+                        ordered=expr.op not in ("=", "<>"))
+        right = _value(spec, expr.column, expr.value)
+        return {"=": left.__eq__, "<>": left.__ne__, "<": left.__lt__, "<=": left.__le__,
+                ">": left.__gt__, ">=": left.__ge__}[expr.op](right)
+    if isinstance(expr, Between):
+        left = _operand(table, spec, expr.column, expr.low, ordered=True)
+        clause = between(left, _value(spec, expr.column, expr.low),
+                         _value(spec, expr.column, expr.high))
+    elif isinstance(expr, In):
+        if not expr.values:
+            clause = and_(col.is_not(None), false())
+        else:
+            left = _operand(table, spec, expr.column, expr.values[0])
+            clause = left.in_([_value(spec, expr.column, v) for v in expr.values])
+    elif isinstance(expr, Like):  # CQL2's escape is the backslash, as PostgreSQL's
+        clause = col.like(bindparam(None, expr.pattern, type_=Text()), escape="\\")
+    else:  # pragma: no cover - every node is handled above
+        raise TypeError(f"not a filter expression: {expr!r}")
+    return not_(clause) if expr.negate else clause
+
+
+def sql_order(table: Table, spec: Spec, order: tuple[tuple[str, bool], ...]
+              ) -> list[ColumnElement]:
+    """ORDER BY terms, missing values last either way (as pandas sorts them)."""
+    terms = []
+    for column, descending in order:
+        col = table.c[column].collate("C") if spec.type_of(column) == "text" \
+            else table.c[column]
+        terms.append((col.desc() if descending else col.asc()).nulls_last())
+    return terms
