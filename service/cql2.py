@@ -117,8 +117,11 @@ _GRAMMAR_FIXES = (  # (pygeofilter 0.4's rule, CQL2's)
               | condition_and "AND"i condition_1                        -> and_
 
 ?condition_1: predicate
+            | bool_condition
             | "NOT"i condition_1                                         -> not_
             | "(" condition ")"
+
+bool_condition.2: BOOLEAN
 """),
     ("attribute: /[a-zA-Z][a-zA-Z_:0-9.]+/", "attribute: /[a-zA-Z_][a-zA-Z_:0-9.]*/"),
     ("SINGLE_QUOTED: \"'\" /.*?/ \"'\"", "SINGLE_QUOTED: /'(?:[^']|'')*'/"),
@@ -131,7 +134,8 @@ _GRAMMAR_FIXES = (  # (pygeofilter 0.4's rule, CQL2's)
 @cache
 def _text_parser() -> Lark:
     """pygeofilter's CQL2 text grammar with CQL2's precedence (``AND`` before ``OR``),
-    ``NOT`` of any condition (``NOT (a OR b)``), one-letter names and doubled quotes."""
+    ``NOT`` of any condition (``NOT (a OR b)``), ``TRUE``/``FALSE`` as a condition,
+    one-letter names and doubled quotes."""
     folder = Path(text_parser.__file__).parent
     grammar = (folder / "grammar.lark").read_text()
     for old, new in _GRAMMAR_FIXES:
@@ -149,6 +153,10 @@ class _Transformer(text_parser.CQLTransformer):
 
     def SINGLE_QUOTED(self, token: str) -> str:  # the grammar's terminal name
         return token[1:-1].replace("''", "'")
+
+    def bool_condition(self, value: bool) -> bool:
+        """``TRUE`` or ``FALSE`` as a whole condition (CQL2's booleanLiteral)."""
+        return value
 
     def wkt__geometry_with_srid(self, srid: Any, geometry: dict) -> dict:
         if str(srid) not in ("4326", "4490"):  # the filter-crs says the rest

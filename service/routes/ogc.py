@@ -298,8 +298,10 @@ def items(
     page = select(store, caller, selection)
     collection = {"rel": "collection", "type": JSON, "title": spec.title,
                   "href": _url(request, "ogc_collection", collection_id=spec.id)}
+    html = {"rel": "alternate", "type": HTML, "title": f"{spec.title}（网页）",
+            "href": ogc_html.with_format(str(request.url), "html")}
     links = page_links(request, start, size, len(page.frame), page.matched,
-                       first=(collection,))
+                       first=(html, collection))
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = page.geojson(links, lat_lon=out.lat_lon, members={"timeStamp": stamp})
     if _html(request, f):
@@ -336,6 +338,8 @@ def item(request: Request, caller: Caller, store: StoreDep, collection_id: str,
     feature = features(page.frame, spec, out.output, out.lat_lon)[0][0]
     feature["links"] = [
         {"rel": "self", "type": GEOJSON, "href": str(request.url)},
+        {"rel": "alternate", "type": HTML, "title": "本要素（网页）",
+         "href": ogc_html.with_format(str(request.url), "html")},
         {"rel": "collection", "type": JSON, "title": spec.title,
          "href": _url(request, "ogc_collection", collection_id=spec.id)}]
     if _html(request, f):
