@@ -52,6 +52,9 @@ from service.store.query import (
 
 TEXT, JSON = "cql2-text", "cql2-json"
 FILTER_LANGS = (TEXT, JSON)
+# the names of the Part 3 drafts, which GDAL's OAPIF driver (3.12) still sends: the same
+# languages for what a client of the drafts writes (comparisons, AND/OR/NOT, LIKE, IN …)
+DRAFT_LANGS = {"cql-text": TEXT, "cql-json": JSON}
 MAX_FILTER = 8_000        # characters of a filter (a long IN list or a detailed polygon)
 MAX_VERTICES = 2_000      # of a geometry in a filter
 GEOMETRY = "geometry"
@@ -233,6 +236,7 @@ def parse_filter(text: str | None, lang: str | None, filter_crs_lat_lon: bool,
                  spec: LayerSpec) -> Expr | None:
     """The expression of a ``filter`` in ``lang`` (cql2-text by default) on ``spec``;
     geometries are in ``filter-crs`` axis order (latitude first when ``filter_crs_lat_lon``)."""
+    lang = DRAFT_LANGS.get(lang, lang) if lang is not None else None
     if lang is not None and lang not in FILTER_LANGS:
         raise BadParameter(bilingual(
             f"过滤语言（filter-lang）须为 {' 或 '.join(FILTER_LANGS)}，不是 {lang[:40]}",

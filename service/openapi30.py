@@ -192,12 +192,22 @@ _KEEP_SECTIONS = ("schemas", "responses", "parameters", "examples", "requestBodi
                   "headers", "securitySchemes", "links")
 
 
-def openapi30(app_openapi: dict, prefix: str = "/ogc") -> dict:
+# OGC API's names of path parameters (GDAL's OAPIF driver looks for them)
+OGC_PATH_PARAMETERS = {"collection_id": "collectionId", "feature_id": "featureId"}
+
+
+def openapi30(app_openapi: dict, prefix: str = "/ogc", server: str | None = None) -> dict:
     """The paths of ``app_openapi`` (FastAPI's 3.1 document) at ``prefix`` and below, as a
-    self-contained OpenAPI 3.0.3 document. ``app_openapi`` is not changed."""
+    self-contained OpenAPI 3.0.3 document. ``app_openapi`` is not changed.
+
+    With ``server`` (the URL ``prefix`` is served at), the document has that one server and
+    its paths are relative to it (``/collections/{collectionId}/items``), path parameters
+    named as OGC API names them: how OGC API clients (GDAL's OAPIF driver) look them up."""
     prefix = prefix.rstrip("/")
     paths = {path: _path_item(item) for path, item in app_openapi.get("paths", {}).items()
              if path == prefix or path.startswith(prefix + "/")}
+    if server is not None:
+        paths = {_relative(path, prefix): _renamed(item) for path, item in paths.items()}
 
     source = app_openapi.get("components", {})
     wanted: set[str] = set()
@@ -231,6 +241,8 @@ def openapi30(app_openapi: dict, prefix: str = "/ogc") -> dict:
     for key in ("servers", "security", "externalDocs"):
         if key in app_openapi:
             doc[key] = app_openapi[key]
+    if server is not None:
+        doc["servers"] = [{"url": server}]
     tags = [t for t in app_openapi.get("tags", []) if t.get("name") in used_tags]
     if tags:
         doc["tags"] = tags
@@ -238,3 +250,24 @@ def openapi30(app_openapi: dict, prefix: str = "/ogc") -> dict:
     if components:
         doc["components"] = components
     return doc
+
+
+def _relative(path: str, prefix: str) -> str:
+    """``path`` below ``prefix``, with OGC's path parameter names (``/`` for ``prefix``)."""
+    out = path[len(prefix):] or "/"
+    for ours, theirs in OGC_PATH_PARAMETERS.items():
+        out = out.replace("{" + ours + "}", "{" + theirs + "}")
+    return out
+
+
+def _renamed(item: dict) -> dict:
+    """A path item whose path parameters carry OGC's names."""
+    out = {}
+    for method, op in item.items():
+        if isinstance(op, dict) and isinstance(op.get("parameters"), list):
+            op = {**op, "parameters": [
+                {**p, "name": OGC_PATH_PARAMETERS.get(p.get("name"), p.get("name"))}
+                if isinstance(p, dict) and p.get("in") == "path" else p
+                for p in op["parameters"]]}
+        out[method] = op
+    return out

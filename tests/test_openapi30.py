@@ -31,8 +31,18 @@ def test_ogc_api_is_a_valid_openapi_30_document_of_every_ogc_path(api):
     assert doc["openapi"] == "3.0.3"
     validate(doc)  # raises on any violation of the 3.0 schema
     ogc = {p for p in full["paths"] if p == "/ogc" or p.startswith("/ogc/")}
-    assert set(doc["paths"]) == ogc and "/ogc/api" in ogc
-    assert {"/ogc/collections/{collection_id}/items", "/ogc/conformance"} <= ogc
+    assert "/ogc/api" in ogc and "/ogc/collections/{collection_id}/items" in ogc
+    # relative to the one server, /ogc, with OGC's path parameter names (as GDAL looks up)
+    assert doc["servers"] == [{"url": "http://testserver/ogc"}]
+    ogc_named = {(p[len("/ogc"):] or "/").replace("{collection_id}", "{collectionId}")
+                 .replace("{feature_id}", "{featureId}") for p in ogc}
+    assert set(doc["paths"]) == ogc_named
+    assert {"/collections/{collectionId}/items", "/conformance", "/"} <= set(doc["paths"])
+    items = doc["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+    assert {"name": "collectionId", "in": "path"}.items() <= next(
+        p for p in items if p["in"] == "path").items()
+    lang = next(p for p in items if p["name"] == "filter-lang")
+    assert "cql-text" in lang["schema"]["enum"]
     # the components left are exactly those referenced, and all of them resolve
     text = r.text
     for section, named in doc.get("components", {}).items():

@@ -271,7 +271,9 @@ def items(
         alias="filter", description="CQL2 过滤条件（可查询属性见 queryables），如 "
         "level = 'red' AND \"D\" >= 160")] = None,
     filter_lang: Annotated[str | None, Query(
-        alias="filter-lang", description="过滤语言：cql2-text（默认）或 cql2-json")] = None,
+        alias="filter-lang", description="过滤语言：cql2-text（默认）或 cql2-json"
+        "（草案名 cql-text、cql-json 同义）",
+        json_schema_extra={"enum": ["cql2-text", "cql2-json", "cql-text", "cql-json"]})] = None,
     filter_crs: Annotated[str | None, Query(
         alias="filter-crs", description="filter 中几何的坐标参照系 URI（默认 CRS84）")] = None,
     sortby: Annotated[str | None, Query(

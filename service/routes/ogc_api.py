@@ -40,5 +40,9 @@ def api(request: Request, _caller: Caller,
     if wants_html(request.headers.get("accept"), f):
         root = request.scope.get("root_path", "").rstrip("/")
         return RedirectResponse(root + DOCS, status_code=303, headers=VARY)
-    return Response(orjson.dumps(openapi30(request.app.openapi(), prefix="/ogc")),
+    # relative to the /ogc landing page, with OGC's path parameter names: how GDAL's OAPIF
+    # driver finds the items' query parameters (and so sends a -where to the server)
+    root = str(request.base_url).rstrip("/")
+    return Response(orjson.dumps(openapi30(request.app.openapi(), prefix="/ogc",
+                                           server=f"{root}/ogc")),
                     media_type=OPENAPI30, headers=VARY)
