@@ -79,29 +79,50 @@ class OfficerCells:
 
 class TileCache:
     """Rendered tiles and the whole-scope H3 counts behind aggregated ones, by build, scope
-    and address, up to about ``budget`` bytes; least recently used out first."""
+    and address, up to about ``budget`` bytes; least recently used out first.
+
+    One computation per key at a time: a request missing a key another thread is already
+    computing waits for that result instead of computing it again. On a cold start every
+    concurrent over-full tile wants the same whole-scope counts (a GROUP BY over the scope,
+    ~1 s at 1M); computing them once per client instead stalled the server for seconds."""
 
     def __init__(self, budget: int = 256 << 20) -> None:
         self._items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self._budget = budget
         self._used = 0
         self._lock = threading.Lock()
+        self._pending: dict[tuple, tuple[int, threading.Event]] = {}  # key: (thread, done)
 
     def get(self, key: tuple, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key][0]
-        value = compute()  # outside the lock: a slow scope must not stall the others
-        weight = _weight(value)
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = (value, weight)
-                self._used += weight
-            while self._used > self._budget and len(self._items) > 1:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._used -= dropped
-        return value
+        me = threading.get_ident()
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key][0]
+                owner, done = self._pending.get(key, (me, None))
+                if done is None:
+                    done = threading.Event()
+                    self._pending[key] = (me, done)
+                    break
+            if owner == me:  # asked again inside its own computation: no waiting on oneself
+                return compute()
+            done.wait()  # then a hit, or (it failed or was dropped at once) compute it here
+        try:
+            value = compute()  # outside the lock: a slow scope must not stall the others
+            weight = _weight(value)
+            with self._lock:
+                if key not in self._items:
+                    self._items[key] = (value, weight)
+                    self._used += weight
+                while self._used > self._budget and len(self._items) > 1:
+                    _, (_, dropped) = self._items.popitem(last=False)
+                    self._used -= dropped
+            return value
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            done.set()
 
 
 def _weight(value: object) -> int:
