@@ -131,6 +131,9 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection), revision)
 
 
+POOL_SIZE, POOL_OVERFLOW = 20, 10  # kept connections, and more for a burst
+
+
 @dataclass
 class _Cached:
     version: str
@@ -165,7 +168,12 @@ class PostGISStore(Store):
         self._build: LayerBuild | None = None  # the last build record read
         # JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile,
         # and the service's queries are all short
+        # a pool as wide as the concurrent requests one server process answers: with
+        # SQLAlchemy's default 5 (+10 overflow, closed after use) a burst of 8 tile clients
+        # opened ~100 new sessions per 1,000 tiles, each planning afresh (~30 ms); see
+        # docs/benchmarks.md "Cold tiles". Connections open only when used.
         self.engine = create_engine(self._location.target, pool_pre_ping=True,
+                                    pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
                                     connect_args={"options": "-c jit=off"})
         try:
             if migrate_schema:
