@@ -1,4 +1,7 @@
-"""Dependency aliases: routes ask for what they need, the app state provides it."""
+"""Dependency aliases: routes ask for what they need, the app state provides it.
+
+``async def``: they only read ``app.state``, and FastAPI runs a plain ``def`` dependency
+in the threadpool (a hop there and back, ~0.2 ms each, three per request)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ from service.settings import Settings
 from service.store.base import Store
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_caches(request: Request) -> Caches:
+async def get_caches(request: Request) -> Caches:
     return request.app.state.caches
 
 
