@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -26,6 +27,14 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.store import Store
+
+
+class Engine(StrEnum):
+    """Where ``riskmap ingest`` runs its per-file stages (``RISKMAP_ENGINE``)."""
+
+    LOCAL = "local"
+    DASK = "dask"
+
 
 # exit codes every command uses (click uses 2 for usage errors too)
 EXIT_OK = 0        # success; ingest: every row loaded
@@ -215,6 +224,15 @@ def ingest(
         help="拒收明细工作簿 write the rejected rows to this .xlsx")] = None,
     max_file_mb: Annotated[int, typer.Option(help="单个文件大小上限 MB size limit per file")
                            ] = 2048,
+    engine: Annotated[Engine | None, typer.Option(
+        help="校验与定位在何处运行 where validation and location run: local 本进程, dask "
+             "分区并行 over partitions on Dask (RISKMAP_DASK_SCHEDULER 为已有集群地址 an "
+             "existing cluster, 否则启动本地集群 else a LocalCluster); 默认 default "
+             "RISKMAP_ENGINE 或 or local。riskmap build 暂仍在本进程运行 build still runs "
+             "in process", show_default=False)] = None,
+    partition_rows: Annotated[int, typer.Option(
+        min=1, help="--engine dask: 每个分区的行数 rows of a file per partition")
+                              ] = 200_000,  # service.ingest.distributed.PARTITION_ROWS
 ) -> None:
     """导入台账文件 (validate, locate and load registry files as one batch)."""
     from geo.datum import UnknownDatumError, parse_datum
@@ -222,7 +240,7 @@ def ingest(
     from service.ingest.pipeline import ingest as run
     from service.ingest.report import ingest_exit_code, summary_lines
 
-    settings = _settings(store)
+    settings = _settings(store, engine=engine.value if engine else None)
     if crs:
         try:
             parse_datum(crs)
@@ -250,7 +268,18 @@ def ingest(
             default_crs=crs, kind=kind, max_bytes=max_file_mb * 2**20, progress=advance,
             actor=f"cli:{_login()}", strict=strict)
         with _opened(settings, create=True) as st:
-            result = run([str(p) for p in paths], st, options)
+            if settings.engine == Engine.DASK:
+                from service.ingest.distributed import DaskUnavailable, ingest_on_dask
+
+                progress.update(task, description="启动 Dask starting Dask")
+                try:
+                    result = ingest_on_dask([str(p) for p in paths], st, options,
+                                            scheduler=settings.dask_scheduler,
+                                            partition_rows=partition_rows)
+                except DaskUnavailable as exc:
+                    _fail(f"{exc}\n未导入任何数据 nothing was loaded")
+            else:
+                result = run([str(p) for p in paths], st, options)
     for line in summary_lines(result):
         console.print(line, highlight=False, markup=False)
     if report:

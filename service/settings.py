@@ -54,6 +54,13 @@ class Settings(BaseSettings):
                                "and the whole-scope H3 counts behind low-zoom tiles")
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
     rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
+    engine: Literal["local", "dask"] = Field(
+        "local", description="Where `riskmap ingest` runs its per-file stages: in this "
+        "process, or on Dask (`riskmap build` stays in process)")
+    dask_scheduler: str | None = Field(
+        None, max_length=200, pattern=r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$",
+        description="Address of an existing Dask scheduler (tcp://host:8786) for "
+        "engine=dask; none: a LocalCluster of 2 workers is started")
     environment: Literal["development", "production"] = "development"
     trust_proxy: bool = Field(False, description="Believe X-Forwarded-Proto from a reverse "
                               "proxy in front (the login cookie is then Secure behind HTTPS)")

@@ -2,9 +2,10 @@
 the uploader's scope and the hazard loop against the store → fingerprint → write (one
 transaction, audited) → report.
 
-Every stage works on whole frames of one file (a partition of rows), so a later
-distributed runner can map the per-file stages over partitions and reduce at the
-de-duplication and reference checks, which need the whole batch. The checks against the
+Every stage works on whole frames of one file (a partition of rows), so a distributed
+runner maps the per-file stages (:func:`prepare_file`) over partitions and reduces at the
+de-duplication and reference checks, which need the whole batch: see
+``service.ingest.distributed`` (``riskmap ingest --engine dask``). The checks against the
 store are made again when the store changed under them before the write (a change
 through the service meanwhile): the write refuses a batch whose checks no longer hold."""
 
@@ -83,10 +84,18 @@ class IngestOptions:
         return (self.shown_names or {}).get(str(path)) or str(path)
 
 
-def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) -> dict:
+# Runs the per-file stages over the files read: in process (:func:`prepare_files`) or
+# mapped over partitions on Dask (``service.ingest.distributed``).
+PrepareFiles = Callable[[list[RawTable], "IngestOptions", RejectLog, StageTimer,
+                         Callable[[str], None]], Batches]
+
+
+def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions,
+           prepare: PrepareFiles | None = None) -> dict:
     """Ingest files into ``store`` as one batch and return the report (see report.py).
     With ``options.strict`` a batch with any reject is checked and reported but not
-    written (``report["written"]`` is False)."""
+    written (``report["written"]`` is False). ``prepare`` runs the per-file stages
+    (default: in this process, :func:`prepare_files`)."""
     started = datetime.now(UTC).replace(tzinfo=None)
     batch_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     step = options.progress or (lambda _msg: None)
@@ -95,7 +104,7 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions) ->
     files: list[dict] = []
     paths = list(dict.fromkeys(str(p) for p in paths))  # the same file twice is read once
     raws = _read_all(paths, options, log, files, timer, step)
-    prepared = _prepare(raws, options, log, timer, step)
+    prepared = (prepare or prepare_files)(raws, options, log, timer, step)
     written = True
     counts: dict[str, UpsertCounts] = {}
     for attempt in range(1, ATTEMPTS + 1):
@@ -166,36 +175,54 @@ def _read_all(paths: list[str], options: IngestOptions, log: RejectLog, files: l
     return raws
 
 
-def _prepare(raws: list[RawTable], options: IngestOptions, log: RejectLog, timer: StageTimer,
-             step: Callable[[str], None]) -> Batches:
+def prepare_files(raws: list[RawTable], options: IngestOptions, log: RejectLog,
+                  timer: StageTimer, step: Callable[[str], None]) -> Batches:
     """Each file on its own: validate, place on the map, check its dates."""
-    default_datum = parse_datum(options.default_crs) if options.default_crs else None
-    geocoder = options.geocoder or CountyGeocoder(options.provinces)
-    locate_opts = LocateOptions(options.h3_resolution, options.provinces, default_datum, geocoder,
-                                timer)
+    locate_opts = locate_options(options, timer)
     today = options.today or date.today()
     prepared: Batches = {k: [] for k in Kind}
-    for raw in sorted(raws, key=lambda r: ORDER.index(r.kind)):
+    for raw in in_order(raws):
         step(f"校验 {options.shown_name(raw.path)}")
-        with timer("validate"):
-            parsed = parse_table(raw, log)
-        item = Prepared(raw, parsed)
-        if raw.kind in POINT_KINDS:
-            item.parsed = pd.concat([parsed.drop(columns=["lon", "lat"]),
-                                     locate_points(raw, parsed, log, locate_opts)], axis=1)
-        elif raw.kind in POLYGON_KINDS:
-            with timer("polygons"):
-                item.parsed = polygons.prepare(raw, parsed, log, default_datum,
-                                               options.provinces)
-        elif raw.kind == Kind.OFFICERS:
-            with timer("officers"):
-                item.officer_cells = expand_officer_cells(raw, parsed, log,
-                                                          options.h3_resolution,
-                                                          options.provinces)
-        item.rejected = np.zeros(len(item.parsed), dtype=bool)
-        hazard_loop.check_dates(item, log, today)
-        prepared[raw.kind].append(item)
+        prepared[raw.kind].append(prepare_file(raw, options, log, timer, locate_opts, today))
     return prepared
+
+
+def in_order(raws: list[RawTable]) -> list[RawTable]:
+    """Files in the order they are prepared (``ORDER``: referenced kinds first)."""
+    return sorted(raws, key=lambda r: ORDER.index(r.kind))
+
+
+def locate_options(options: IngestOptions, timer: StageTimer,
+                   geocoder: Geocoder | None = None) -> LocateOptions:
+    """How point rows are placed (``geocoder``: the one to use unless ``options`` names
+    one; default a new county geocoder of ``options.provinces``)."""
+    default_datum = parse_datum(options.default_crs) if options.default_crs else None
+    geocoder = options.geocoder or geocoder or CountyGeocoder(options.provinces)
+    return LocateOptions(options.h3_resolution, options.provinces, default_datum, geocoder,
+                         timer)
+
+
+def prepare_file(raw: RawTable, options: IngestOptions, log: RejectLog, timer: StageTimer,
+                 locate_opts: LocateOptions, today: date) -> Prepared:
+    """The per-file stages of one file, or of a partition of its rows (every stage but the
+    officers' cell limit looks at one row at a time): validate, place, check dates."""
+    with timer("validate"):
+        parsed = parse_table(raw, log)
+    item = Prepared(raw, parsed)
+    if raw.kind in POINT_KINDS:
+        item.parsed = pd.concat([parsed.drop(columns=["lon", "lat"]),
+                                 locate_points(raw, parsed, log, locate_opts)], axis=1)
+    elif raw.kind in POLYGON_KINDS:
+        with timer("polygons"):
+            item.parsed = polygons.prepare(raw, parsed, log, locate_opts.default_datum,
+                                           options.provinces)
+    elif raw.kind == Kind.OFFICERS:
+        with timer("officers"):
+            item.officer_cells = expand_officer_cells(raw, parsed, log, options.h3_resolution,
+                                                      options.provinces)
+    item.rejected = np.zeros(len(item.parsed), dtype=bool)
+    hazard_loop.check_dates(item, log, today)
+    return item
 
 
 def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log: RejectLog,

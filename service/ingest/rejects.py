@@ -121,6 +121,17 @@ class RejectLog:
                 "code": "malformed_row", "reason_zh": zh, "reason_en": en,
                 "value": [t for _, t in rows], "index": -1}))
 
+    def entries(self) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+        """The rejects and flags logged so far, as frames (a partition's, to send back)."""
+        return list(self._parts), list(self._flags)
+
+    def take(self, rejects: list[pd.DataFrame], flags: list[pd.DataFrame],
+             offset: int = 0) -> None:
+        """Another log's :meth:`entries`, their row index moved by ``offset`` (where that
+        log's partition starts in its file)."""
+        self._parts.extend(_offset(f, offset) for f in rejects)
+        self._flags.extend(_offset(f, offset) for f in flags)
+
     def mark(self) -> tuple[int, int]:
         """A point to roll back to (checks against the store are re-run after a conflict)."""
         return len(self._parts), len(self._flags)
@@ -153,3 +164,13 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["file", "row", "field"], kind="stable").reset_index(drop=True)
+
+
+def _offset(frame: pd.DataFrame, start: int) -> pd.DataFrame:
+    """``frame``'s row index (``index``; -1 for a whole file) moved by ``start``."""
+    if not start:
+        return frame
+    out = frame.copy()
+    index = out["index"].to_numpy()
+    out["index"] = np.where(index >= 0, index + start, index)
+    return out
