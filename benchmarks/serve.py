@@ -56,11 +56,11 @@ def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def postgis_store() -> str:
+def postgis_store(database: str = PG_DB) -> str:
     """The 1M PostGIS database left by earlier runs, else a fresh one ingested and built."""
     base = os.environ.get("RISKMAP_TEST_DATABASE_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:55432/riskmap_test")
-    url = f"{base.rpartition('/')[0]}/{PG_DB}"
+    url = f"{base.rpartition('/')[0]}/{database}"
     try:
         with psycopg.connect(_libpq(url)) as conn:
             found = conn.execute("SELECT to_regclass('public.layer_equipment') IS NOT NULL"
@@ -88,6 +88,23 @@ def ensure_built(url: str) -> None:
         print(f"building layers in {url} …", flush=True)
         subprocess.run(["riskmap", "build", "--store", url, "--as-of", AS_OF], check=True,
                        stdout=subprocess.DEVNULL)
+
+
+def seed_tiles(url: str, zooms: list[int]) -> dict:
+    """``riskmap seed`` up to the largest zoom measured (at most 14), timed."""
+    top = min(max(max(zooms), 8), 14)
+    started = time.perf_counter()
+    out = subprocess.run(["riskmap", "seed", "--store", url, "--max-zoom", str(top)],
+                         check=True, capture_output=True, text=True).stdout
+    seconds = round(time.perf_counter() - started, 1)
+    print(f"seeded z8–z{top} in {seconds} s: {out.strip()}", flush=True)
+    return {"max_zoom": top, "seconds": seconds, "output": out.strip()}
+
+
+def drop_seeds(url: str) -> None:
+    """Forget the store's seeded tiles: every tile is then drawn on its first request."""
+    with open_store(url) as store:
+        store.drop_seeded_tiles()
 
 
 def sample_points(url: str, n: int) -> np.ndarray:
@@ -246,12 +263,26 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
     return rows
 
 
+def tipg_python() -> str:
+    """tipg's interpreter: this one if it has tipg, else the venv benchmarks/ogc_filter.py
+    makes for it (var/bench/tipg-venv: tipg pins its own FastAPI and pydantic)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tipg") is not None:
+        return sys.executable
+    venv = BENCH / "tipg-venv" / "bin" / "python"
+    if venv.exists():
+        return str(venv)
+    raise SystemExit(f"tipg is not installed: python -m venv {venv.parent.parent} && "
+                     f"{venv.parent}/pip install tipg==1.6.1 (or pass --no-tipg)")
+
+
 def bench_tipg(url: str, points: np.ndarray, args: argparse.Namespace) -> list:
     port = free_port()
     env = {"DATABASE_URL": _libpq(url), "TIPG_DB_SCHEMAS": '["public"]',
            "TIPG_DB_TABLES": '["public.layer_equipment"]', "TIPG_DB_SPATIAL_EXTENT": "false",
            "TIPG_DB_DATETIME_EXTENT": "false"}
-    cmd = [sys.executable, "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1",
+    cmd = [tipg_python(), "-m", "uvicorn", "tipg.main:app", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)]
     rows = []
     # tipg's default is every column; ?properties= asks for riskmap's default tile fields
@@ -297,16 +328,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes, for riskmap and tipg alike")
     parser.add_argument("--no-tipg", action="store_true", help="skip tipg")
+    parser.add_argument("--database", default=PG_DB, help="the 1M PostGIS database's name")
+    seeding = parser.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", action="store_true",
+                         help="riskmap seed each store first (z8 to the largest zoom asked)")
+    seeding.add_argument("--drop-seeds", action="store_true",
+                         help="forget seeded tiles first: every tile drawn on demand")
     args = parser.parse_args()
     args.zoom = args.zoom or list(ZOOMS)
     kinds = args.store or ["postgis", "embedded"]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}", flush=True)
     BENCH.mkdir(parents=True, exist_ok=True)
-    stores = {k: postgis_store() if k == "postgis" else str(BENCH / f"store-{N}")
+    stores = {k: postgis_store(args.database) if k == "postgis" else str(BENCH / f"store-{N}")
               for k in kinds}
-    for url in stores.values():
+    seeded: dict[str, dict | None] = {}
+    for kind, url in stores.items():
         ensure_built(url)
+        if args.drop_seeds:
+            drop_seeds(url)
+        seeded[kind] = seed_tiles(url, args.zoom) if args.seed else None
     points = sample_points(next(iter(stores.values())), args.warmup + args.requests)
     rows: list[dict] = []
     for kind, url in stores.items():
@@ -316,7 +357,8 @@ def main() -> None:
     result = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "equipment": N,
               "clients": args.clients, "workers": args.workers, "requests": args.requests,
               "warmup": args.warmup,
-              "stores": stores, "rows": rows, "ratios": ratios(rows)}
+              "stores": stores, "seeded": seeded, "dropped_seeds": args.drop_seeds,
+              "rows": rows, "ratios": ratios(rows)}
     for r in result["ratios"]:
         print(f"{r['server']:<18} equipment z{r['z']:<3} tiles/s ÷ tipg = {r['ratio_to_tipg']}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -21,6 +21,9 @@ riskmap ingest var/demo/*.csv var/demo/*.xlsx var/demo/*.geojson var/demo/*.gpkg
 # the demo's "today" is fixed (its due dates and hazards are relative to it): build for it
 AS_OF=$(python -c 'import json; print(json.load(open("var/demo/MANIFEST.json"))["as_of"])')
 riskmap build --as-of "$AS_OF"
+# the province-wide map's tiles at z8–z12 rendered ahead (their first viewer reads them
+# from the store), in the background: the map serves at once, drawing what is not seeded yet
+(riskmap seed > var/seed.log 2>&1 &)
 echo "登录 log in at http://127.0.0.1:${PORT:-8000}/login with a token from var/demo-users.txt:"
 # each role lands on its own page: regulator and planner /map, grid_officer /grid,
 # park_admin their park's page

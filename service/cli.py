@@ -452,6 +452,35 @@ def capacity_lines(over: list[dict], most: int = _CAPACITY_LINES) -> list[str]:
 
 
 @app.command()
+def seed(
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+    max_zoom: Annotated[int, typer.Option(
+        min=8, max=14, help="预生成到的最大缩放级别 seed zooms 8 to this (默认 default 12)")
+    ] = 12,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="并行渲染线程 threads")] = 4,
+) -> None:
+    """预生成本次图层的省级默认视图瓦片 (seed the province-wide default tiles of the build
+    in force, so their first viewer gets them from the store)."""
+    from service.tile_seed import SEED_LAYERS, SeedSuperseded
+    from service.tile_seed import seed as seed_tiles
+
+    settings = _settings(store)
+    with _opened(settings, need_data=True) as st, \
+            console.status("预生成瓦片 seeding tiles…") as status:
+        if st.layer_build() is None:
+            _fail(f"图层尚未生成 no layers built yet: {_run_hint('build', settings)}")
+        try:
+            result = seed_tiles(st, settings.provinces, zooms=tuple(range(8, max_zoom + 1)),
+                                layers=SEED_LAYERS, workers=workers,
+                                progress=lambda what: status.update(f"预生成瓦片 {what}…"))
+        except SeedSuperseded as exc:
+            _fail(f"预生成期间已有新的图层生成，请重新运行 a newer build landed: {exc}")
+    console.print(f"已预生成瓦片 seeded {result.tiles:,} 个（{_size(result.bytes)}，空瓦片 "
+                  f"{result.empty:,} 个未存），图层 build {result.build_id}，耗时 "
+                  f"{result.seconds:.1f} 秒", highlight=False)
+
+
+@app.command()
 def rules(
     check: Annotated[Path | None, typer.Option(help="检查规则文件 validate a rules file")] = None,
     write: Annotated[Path | None, typer.Option(help="写出带注释的默认规则 write the defaults")

@@ -50,7 +50,7 @@ from service.store.query import Condition, condition_mask
 AGGREGATE_BELOW_ZOOM = 12     # point layers ship H3 cells below this zoom
 MAX_FEATURES = 4_000          # more rows than this in one tile: H3 cells instead
 MAX_AGE = 300                 # seconds a browser may reuse a tile without asking
-FORMAT = "mvt-1"              # bump when tiles change for the same data and scope
+FORMAT = "mvt-2"              # bump when tiles change for the same data and scope
 Mode = Literal["rows", "cells", "risk-cells"]
 # a scoped caller's risk cells at these resolutions are computed once for the whole scope
 # (a few thousand cells); finer ones tile by tile, from the equipment around the tile
@@ -266,11 +266,22 @@ def render(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache
     ETag: a tile is the same bytes for the same build, scope and address, so a second
     viewer of a region (or a panned-back map) costs a lookup. Whole-scope aggregates
     behind the low-zoom tiles are cached there too: slow to make, shared by many tiles."""
-    key = ("tile", etag(plan, tile, build_id, store.h3_resolution))
-    return cache.get(key, lambda: _draw(store, plan, tile, build_id, cache))
+    tag = etag(plan, tile, build_id, store.h3_resolution)
+    return cache.get(("tile", tag), lambda: _seeded_or_drawn(store, plan, tile, build_id,
+                                                            cache, tag))
 
 
-def _draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) -> bytes:
+def _seeded_or_drawn(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache,
+                     tag: str) -> bytes:
+    """The bytes ``riskmap seed`` kept for this ETag (the same bytes, rendered ahead by
+    :mod:`service.tile_seed`), else the tile drawn now."""
+    seeded = store.seeded_tile(tag)
+    return seeded if seeded is not None else draw(store, plan, tile, build_id, cache)
+
+
+def draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) -> bytes:
+    """The tile's MVT bytes, rendered now from the store (``cache`` keeps the whole-scope
+    aggregates it is cut from)."""
     spec = plan.spec
     res = plan.resolution or cell_resolution(tile.z)
     if plan.mode == "rows":

@@ -313,6 +313,23 @@ class Store(ABC):
         out["lat"] = shapely.get_y(located.geometry.to_numpy())
         return out
 
+    # seeded tiles ------------------------------------------------------------------------
+
+    def seeded_tile(self, key: str) -> bytes | None:
+        """The bytes seeded for the tile whose ETag is ``key`` (:mod:`service.tile_seed`),
+        or None when it was not seeded. Seeds belong to one build: a new build's tiles
+        have other ETags, and writing a build drops the seeds of the one before."""
+        return None
+
+    def drop_seeded_tiles(self) -> None:  # noqa: B027 - a store without seeds has none
+        """Forget every seeded tile: each is drawn again on its first request."""
+
+    def add_seeded_tiles(self, build_id: str, tiles: list[tuple[str, bytes]]) -> int:
+        """Keep ``tiles`` ((ETag, MVT bytes) pairs rendered from build ``build_id``) for
+        :meth:`seeded_tile`; how many were added. ``SeedSuperseded`` when another build is
+        in force by now: its tiles are not these."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no seeded tiles")
+
     # changes through the service ---------------------------------------------------------
 
     @abstractmethod

@@ -23,6 +23,8 @@ import json
 import os
 import re
 import shutil
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -62,7 +64,12 @@ from service.store.conform import (
     layer_columns,
     layer_table,
 )
-from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.errors import (
+    ConflictError,
+    ResolutionMismatchError,
+    SeedSuperseded,
+    StoreError,
+)
 from service.store.history import (
     as_adcodes,
     empty_history,
@@ -88,6 +95,7 @@ FORMAT = 1
 HISTORY_FILE = "region_history.parquet"  # kept in each build's directory, whole
 POINT_TABLES = ("equipment", "units")
 USER_AUDIT = "user-audit.json"  # the audit entries of user changes and evidence uploads
+SEEDS_FILE = "tile-seeds.sqlite"  # seeded tiles of a build, in its directory
 EVIDENCE = "evidence"  # <root>/evidence/<hazard digest>/<evidence id>.{bin,json}
 
 
@@ -127,6 +135,7 @@ class EmbeddedStore(Store):
         self._layer_cache: dict[str, tuple[int, pd.DataFrame]] = {}
         self._trees: dict[str, tuple[int, int, shapely.STRtree]] = {}
         self._build: tuple[int, LayerBuild] | None = None  # (CURRENT number, its record)
+        self._seed_readers = threading.local()  # each thread's connection to a seed file
         try:
             (self.root / "snapshots").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -476,6 +485,55 @@ class EmbeddedStore(Store):
             return int((self.root / "layers" / "CURRENT").read_text().strip() or 0)
         except FileNotFoundError:
             return 0
+
+    # seeded tiles ------------------------------------------------------------------------
+
+    def seeded_tile(self, key: str) -> bytes | None:
+        """From the SQLite file kept in the build's directory (one per build: it goes when
+        the build is pruned), read on a connection of this thread's own."""
+        number = self._layers_current()
+        path = self.root / "layers" / str(number) / SEEDS_FILE
+        if number == 0 or not path.exists():
+            return None
+        connections = self._seed_readers.__dict__.setdefault("by_number", {})
+        conn = connections.get(number)
+        if conn is None:
+            for old in connections.values():
+                old.close()
+            connections.clear()
+            conn = connections[number] = sqlite3.connect(path)
+        try:
+            row = conn.execute("SELECT data FROM tiles WHERE etag = ?", (key,)).fetchone()
+        except sqlite3.Error:  # being created right now
+            return None
+        return None if row is None else bytes(row[0])
+
+    def drop_seeded_tiles(self) -> None:
+        """The build's seed file goes (readers holding it open finish on the old file)."""
+        with self._locked():
+            path = self.root / "layers" / str(self._layers_current()) / SEEDS_FILE
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+    def add_seeded_tiles(self, build_id: str, tiles: list[tuple[str, bytes]]) -> int:
+        """Into the build's seed file (WAL: readers go on while seeds are added), under the
+        writer's lock, only while ``build_id`` is in force."""
+        if not tiles:
+            return 0
+        with self._locked():
+            build = self.layer_build()
+            if build is None or build.build_id != build_id:
+                raise SeedSuperseded(f"build {build_id} is no longer in force")
+            path = self.root / "layers" / str(self._layers_current()) / SEEDS_FILE
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS tiles "
+                             "(etag TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+                before = conn.total_changes
+                with conn:
+                    conn.executemany("INSERT OR IGNORE INTO tiles (etag, data) VALUES (?, ?)",
+                                     tiles)
+                return conn.total_changes - before
 
     # changes through the service ---------------------------------------------------------
 

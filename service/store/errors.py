@@ -26,3 +26,7 @@ class MissingRow(LookupError):
 
 class ResolutionMismatchError(StoreError):
     """The store was built at another H3 resolution than the one configured."""
+
+
+class SeedSuperseded(StoreError):
+    """Tiles seeded from a build that is no longer in force (a newer build landed)."""

@@ -62,7 +62,12 @@ from service.store.conform import (
     layer_columns,
     layer_table,
 )
-from service.store.errors import ConflictError, ResolutionMismatchError, StoreError
+from service.store.errors import (
+    ConflictError,
+    ResolutionMismatchError,
+    SeedSuperseded,
+    StoreError,
+)
 from service.store.history import as_adcodes, empty_history, finish, history_rows
 from service.store.location import StoreLocation, store_location
 from service.store.postgis import tiles as sql_tiles
@@ -345,6 +350,8 @@ class PostGISStore(Store):
             copy_frame(cursor, REGION_HISTORY.name, REGION_HISTORY,
                        history_rows(conformed["regions"], build,
                                     conformed["insurance"]))
+            # seeded tiles belong to the build before (their ETags name it)
+            conn.execute(text("DELETE FROM tile_seeds"))
             conn.execute(text(
                 "INSERT INTO layer_builds (build_id, built_at, as_of, rules_version, "
                 "rules_hash, data_version, report) VALUES (:build_id, :built_at, :as_of, "
@@ -439,6 +446,33 @@ class PostGISStore(Store):
             rules_version=row.rules_version, rules_hash=row.rules_hash,
             data_version=row.data_version, report=row.report or {})
         return self._build
+
+    # seeded tiles (migration 0010) -------------------------------------------------------
+
+    def seeded_tile(self, key: str) -> bytes | None:
+        """One primary-key read on the tile reads' pool."""
+        data = self._read(lambda conn: conn.execute(
+            text("SELECT data FROM tile_seeds WHERE etag = :etag"), {"etag": key}).scalar())
+        return None if data is None else bytes(data)
+
+    def drop_seeded_tiles(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM tile_seeds"))
+
+    def add_seeded_tiles(self, build_id: str, tiles: list[tuple[str, bytes]]) -> int:
+        """Inserted under the layers' lock, in one transaction, only while ``build_id`` is
+        in force (a build landing meanwhile waits for it, then deletes them)."""
+        if not tiles:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LAYER_LOCK})
+            if _layer_build_id(conn) != build_id:
+                raise SeedSuperseded(f"build {build_id} is no longer in force")
+            result = conn.execute(text(
+                "INSERT INTO tile_seeds (etag, build_id, data) VALUES (:etag, :build_id, :data) "
+                "ON CONFLICT (etag) DO NOTHING"),
+                [{"etag": key, "build_id": build_id, "data": data} for key, data in tiles])
+            return result.rowcount
 
     # changes through the service ---------------------------------------------------------
 

@@ -223,3 +223,16 @@ class EvidenceRecord(Base):
 
 
 Index("ix_evidence_hazard_id", EvidenceRecord.__table__.c.hazard_id)
+
+
+class TileSeed(Base):
+    """A seeded vector tile of the build in force, by ETag (migration 0010;
+    service/tile_seed.py)."""
+
+    __table__ = Table(
+        "tile_seeds", Base.metadata,
+        Column("etag", Text(collation="C"), nullable=False),
+        Column("build_id", Text(collation="C"), nullable=False),
+        Column("data", LargeBinary(), nullable=False),
+        PrimaryKeyConstraint("etag", name="tile_seeds_pkey"),
+    )
