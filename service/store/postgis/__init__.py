@@ -72,7 +72,14 @@ from service.store.history import as_adcodes, empty_history, finish, history_row
 from service.store.location import StoreLocation, store_location
 from service.store.postgis import tiles as sql_tiles
 from service.store.postgis.copy import copy_frame, copy_query, read_table
-from service.store.postgis.layers import fill_next, swap_in, table_exists
+from service.store.postgis.layers import (
+    COUNTED_LAYERS,
+    fill_counts_next,
+    fill_next,
+    swap_counts_in,
+    swap_in,
+    table_exists,
+)
 from service.store.postgis.models import MODELS, Base
 from service.store.postgis.query import (
     run_query,
@@ -342,8 +349,12 @@ class PostGISStore(Store):
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LAYER_LOCK})
             for lid, frame in conformed.items():
                 fill_next(conn, cursor, LAYER_TABLES[lid], frame)
+            for lid in COUNTED_LAYERS:
+                fill_counts_next(cursor, LAYER_TABLES[lid])
             for lid in conformed:  # the swap: brief exclusive locks, at the very end
                 swap_in(cursor, LAYER_TABLES[lid])
+            for lid in COUNTED_LAYERS:
+                swap_counts_in(cursor, LAYER_TABLES[lid])
             # a build written again (same build_id) replaces its rows of the history
             conn.execute(text(f"DELETE FROM {ident(REGION_HISTORY.name)} WHERE build_id = :b"),
                          {"b": build.build_id})
