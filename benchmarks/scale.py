@@ -6,7 +6,7 @@ For each size N the seeded demo province (河南省, seed 7: the same province d
 generated under var/bench/demo-N, or reused, and then, each step a ``riskmap`` subprocess:
 
 1. ``riskmap ingest --engine local`` into a fresh PostGIS database ``riskmap_scale_N``;
-2. ``riskmap build --as-of 2026-11-01`` on it (build runs in process only);
+2. ``riskmap build --as-of 2026-11-01`` on it, in process;
 3. ``riskmap serve`` on it: equipment tiles at z12 and z14, each tile address once ("cold":
    riskmap's tile cache empty, a freshly started server), then the same addresses again
    ("warm"), from ``--clients`` concurrent clients; then the worklist of the officer owning
@@ -14,7 +14,15 @@ generated under var/bench/demo-N, or reused, and then, each step a ``riskmap`` s
 4. ``riskmap ingest --engine dask`` (a LocalCluster of 2 single-threaded workers) into a
    fresh ``riskmap_scale_N_dask`` (dropped afterwards with ``--drop-dask``); the two ingest
    reports must agree (all but the batch id and the timings) and so must the row counts
-   of every stored table.
+   of every stored table;
+5. ``riskmap build --engine dask`` (a LocalCluster of 2 single-threaded workers grading
+   partitions of counties) on the in-process ingest's database, after serving: its build
+   report must be the in-process build's but for the timings, the engine and the
+   partitions (``--no-dask-build`` skips it).
+
+``--prefix`` names the databases (default ``riskmap_scale``: ``riskmap_scale_N`` …);
+``--no-serve`` skips step 3, ``--no-dask`` step 4; ``--builds-only`` runs steps 2 and 5
+alone on the database an earlier run ingested.
 
 Every step's wall time, the peak RSS of its largest process (``wait4`` rusage: the ingest
 process, or the largest Dask worker) and the peak of the sum over its process tree
@@ -149,15 +157,16 @@ def timed(cmd: list[str], log: Path, max_rss_gb: float) -> dict:
 
 def ingest(n: int, engine: str, files: list[str], args: argparse.Namespace
            ) -> tuple[dict, dict | None, str]:
-    name = f"riskmap_scale_{n}" + ("_dask" if engine == "dask" else "")
+    name = f"{args.prefix}_{n}" + ("_dask" if engine == "dask" else "")
     url = fresh_database(name)
-    report_path = BENCH / f"scale-{n}-{engine}-report.json"
+    report_path = BENCH / f"scale-{n}{_tag(args)}-{engine}-report.json"
     cmd = [str(BIN / "riskmap"), "ingest", "--store", url, "--engine", engine,
            "--report", str(report_path)]
     if engine == "dask":
         cmd += ["--partition-rows", str(args.partition_rows)]
     print(f"[{_now()}] ingest {n:,} {engine} → {name}", flush=True)
-    step = timed(cmd + files, BENCH / f"scale-{n}-ingest-{engine}.log", args.max_rss_gb)
+    step = timed(cmd + files, BENCH / f"scale-{n}{_tag(args)}-ingest-{engine}.log",
+                 args.max_rss_gb)
     step |= {"engine": engine, "database": name}
     if step["exit"] not in (0, 1):  # 1: some rows rejected, as the demo plants
         print(f"[{_now()}]   ingest {engine} failed: {_step_line(step)}", flush=True)
@@ -182,15 +191,49 @@ def compare(local: dict, dask: dict, local_url: str, dask_url: str) -> dict:
             "counts": a}
 
 
-def build(n: int, url: str, max_rss_gb: float) -> dict:
-    print(f"[{_now()}] build {n:,}", flush=True)
-    step = timed([str(BIN / "riskmap"), "build", "--store", url, "--as-of", AS_OF],
-                 BENCH / f"scale-{n}-build.log", max_rss_gb)
+def _tag(args: argparse.Namespace) -> str:
+    """What the files of a run with its own ``--prefix`` add to their names."""
+    return "" if args.prefix == "riskmap_scale" else f"-{args.prefix}"
+
+
+def build(n: int, url: str, args: argparse.Namespace, engine: str = "local") -> dict:
+    """``riskmap build`` with ``engine``; the step, and the build report it stored."""
+    print(f"[{_now()}] build {n:,} {engine}", flush=True)
+    log = BENCH / (f"scale-{n}{_tag(args)}-build.log" if engine == "local"
+                   else f"scale-{n}{_tag(args)}-build-{engine}.log")
+    step = timed([str(BIN / "riskmap"), "build", "--store", url, "--as-of", AS_OF,
+                  "--engine", engine], log, args.max_rss_gb)
     if step["exit"] != 0:
-        raise RuntimeError(f"build exited {step['exit']}: see the log")
+        raise RuntimeError(f"build exited {step['exit']}: see {log}")
     step["db_mb"] = database_size_mb(url)
+    step["engine"] = engine
+    step["report"] = build_report(url)
+    step["stage_seconds"] = step["report"].get("seconds")
     print(f"[{_now()}]   {_step_line(step)}", flush=True)
     return step
+
+
+def build_report(url: str) -> dict:
+    """The report of the build in force at ``url``."""
+    from service.store import open_store
+
+    store = open_store(url)
+    try:
+        found = store.layer_build()
+        return dict(found.report) if found else {}
+    finally:
+        store.close()
+
+
+# what two engines may report apart
+BUILD_REPORT_APART = {"seconds", "engine", "partitions", "dask_seconds"}
+
+
+def compare_builds(local: dict, dask: dict) -> dict:
+    """The two builds' reports, but for what the engines may report apart."""
+    keys = (set(local) | set(dask)) - BUILD_REPORT_APART
+    differing = sorted(k for k in keys if local.get(k) != dask.get(k))
+    return {"reports_equal": not differing, "report_keys_differing": differing}
 
 
 def unique_tiles(points: np.ndarray, z: int, count: int) -> list[str]:
@@ -208,7 +251,7 @@ def serve(n: int, url: str, args: argparse.Namespace) -> list[dict]:
     cmd = [str(BIN / "riskmap"), "serve", "--store", url, "--port", str(port),
            "--workers", "1"]
     rows = []
-    with server(cmd, port, "/healthz", BENCH / f"scale-{n}-serve.log") as base:
+    with server(cmd, port, "/healthz", BENCH / f"scale-{n}{_tag(args)}-serve.log") as base:
         for z in ZOOMS:
             paths = unique_tiles(points, z, args.warmup + args.requests)
             urls = [f"{base}/tiles/equipment/{p}.mvt" for p in paths]
@@ -254,9 +297,16 @@ def run(n: int, args: argparse.Namespace, save: Callable[[dict], None]) -> dict:
     files = demo_files(n)
     result: dict = {"equipment": n, "files": [Path(f).name for f in files],
                     "generate_s": round(time.perf_counter() - t, 1)}
+    if args.builds_only:  # both builds on the database an earlier run ingested
+        url = fresh_database_url(f"{args.prefix}_{n}")
+        result["database"] = url.rpartition("/")[2]
+        result["build"] = build(n, url, args)
+        save(result)
+        dask_build_step(n, url, args, result, save)
+        return result
     if args.dask_only:  # against the database and report an earlier run left
-        url = fresh_database_url(f"riskmap_scale_{n}")
-        local_report = json.loads((BENCH / f"scale-{n}-local-report.json").read_text(
+        url = fresh_database_url(f"{args.prefix}_{n}")
+        local_report = json.loads((BENCH / f"scale-{n}{_tag(args)}-local-report.json").read_text(
             encoding="utf-8"))
         return dask_step(n, files, args, result, local_report, url, save)
     local, local_report, url = ingest(n, "local", files, args)
@@ -265,13 +315,27 @@ def run(n: int, args: argparse.Namespace, save: Callable[[dict], None]) -> dict:
     save(result)
     if local_report is None:
         return result
-    result["build"] = build(n, url, args.max_rss_gb)
+    result["build"] = build(n, url, args)
     save(result)
-    result["serve"] = serve(n, url, args)
-    save(result)
+    if not args.no_serve:
+        result["serve"] = serve(n, url, args)
+        save(result)
+    if not args.no_dask_build:
+        dask_build_step(n, url, args, result, save)
     if args.no_dask:
         return result
     return dask_step(n, files, args, result, local_report, url, save)
+
+
+def dask_build_step(n: int, url: str, args: argparse.Namespace, result: dict,
+                    save: Callable[[dict], None]) -> None:
+    """The Dask build on the database the in-process build wrote, compared with it."""
+    result["build_dask"] = build(n, url, args, engine="dask")
+    result["local_vs_dask_build"] = compare_builds(result["build"]["report"],
+                                                   result["build_dask"]["report"])
+    print(f"[{_now()}]   local = dask build: report "
+          f"{result['local_vs_dask_build']['reports_equal']}", flush=True)
+    save(result)
 
 
 def dask_step(n: int, files: list[str], args: argparse.Namespace, result: dict,
@@ -292,8 +356,8 @@ def dask_step(n: int, files: list[str], args: argparse.Namespace, result: dict,
 
 def table(results: list[dict]) -> str:
     lines = ["N           ingest local       ingest dask        build              "
-             "z12 cold p50/p99  z12 warm p50/p99  z14 cold p50/p99  z14 warm p50/p99  "
-             "worklist p95"]
+             "build dask         z12 cold p50/p99  z12 warm p50/p99  z14 cold p50/p99  "
+             "z14 warm p50/p99  worklist p95"]
     def step(r: dict, key: str) -> str:
         s = r.get(key)
         if not s:
@@ -312,7 +376,8 @@ def table(results: list[dict]) -> str:
         worklist = next((row["p95_ms"] for what, row in tiles.items()
                          if what.startswith("worklist")), None)
         lines.append(f"{r['equipment']:<11,} {step(r, 'ingest_local')}  "
-                     f"{step(r, 'ingest_dask')}  {step(r, 'build')}  " + "  ".join(cells)
+                     f"{step(r, 'ingest_dask')}  {step(r, 'build')}  "
+                     f"{step(r, 'build_dask')}  " + "  ".join(cells)
                      + (f"  {worklist:>6.1f} ms" if worklist is not None else "  —"))
     return "\n".join(lines)
 
@@ -329,6 +394,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--worklist-requests", type=int, default=50)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask ingest")
+    parser.add_argument("--no-dask-build", action="store_true", help="skip the Dask build")
+    parser.add_argument("--no-serve", action="store_true", help="skip serving")
+    parser.add_argument("--builds-only", action="store_true",
+                        help="only the in-process and the Dask build, on PREFIX_N as an "
+                             "earlier run ingested it")
+    parser.add_argument("--prefix", default="riskmap_scale",
+                        help="databases: PREFIX_N (in process), PREFIX_N_dask (Dask ingest)")
     parser.add_argument("--dask-only", action="store_true",
                         help="only the Dask ingest, compared with riskmap_scale_N and the "
                              "in-process report an earlier run left")

@@ -23,7 +23,7 @@ from layers.registry import ALL, LayerSpec
 from layers.registry import fingerprint as registry_fingerprint
 from layers.rules import Rules
 
-__all__ = ["BuildResult", "Inputs", "build_layers", "builder_of"]
+__all__ = ["BuildResult", "Grade", "Inputs", "build_layers", "builder_of"]
 
 
 @dataclass
@@ -55,23 +55,35 @@ def builder_of(spec: LayerSpec) -> Builder:
     return found
 
 
+#: Grades a build's input elsewhere (the Dask engine, :mod:`service.build_dask`): the graded
+#: equipment and units, exactly as :attr:`layers.builders.Build.graded` gives them.
+Grade = Callable[[Build], tuple[pd.DataFrame, pd.DataFrame]]
+
+
 def build_layers(inputs: Inputs, rules: Rules,
-                 progress: Callable[[str], None] | None = None) -> BuildResult:
+                 progress: Callable[[str], None] | None = None, *,
+                 grade: Grade | None = None,
+                 made: dict[str, pd.DataFrame] | None = None) -> BuildResult:
     """Every layer and finding table of the registry, keyed by id, and a build report.
 
     Each layer is computed by the builder the registry names for it; builders run stage by
-    stage (:data:`layers.builders.STAGES`, after grading) and each stage is timed."""
+    stage (:data:`layers.builders.STAGES`, after grading) and each stage is timed. ``grade``,
+    if given, grades instead of :attr:`Build.graded` (timed as the grading stage); ``made``
+    holds layers already built elsewhere (by id; ``grade`` may fill it), whose builders are
+    then not run."""
     t = _Timer(progress)
     builders = {lid: builder_of(spec) for lid, spec in ALL.items()}
     build = Build(inputs, rules)
     with t.stage("grade"):
+        if grade is not None:
+            build.graded = grade(build)  # type: ignore[misc]  # fills the cached property
         eq, units = build.graded
     built: dict[str, pd.DataFrame] = {}
     for stage in STAGES:
         with t.stage(stage):
             for lid, make in builders.items():
                 if make.stage == stage:
-                    built[lid] = make(build)
+                    built[lid] = made[lid] if made and lid in made else make(build)
     frames = {lid: built[lid] for lid in ALL}
     equipment, cells, regions = frames["equipment"], frames["risk-cells"], frames["regions"]
     hot, wide, coverage = frames["hotspots"], frames["widespread"], frames["demonstration-coverage"]

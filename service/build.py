@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -14,6 +15,9 @@ from geo.boundaries import load_boundaries
 from layers.build import BuildResult, Inputs, build_layers
 from layers.rules import Rules, load_rules
 from service.store.base import LayerBuild, Store
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 INPUT_TABLES = ("equipment", "units", "hazards", "checks", "parks", "venues", "officers",
                 "officer_cells")
@@ -30,12 +34,28 @@ def read_inputs(store: Store, provinces: list[str], as_of: date) -> Inputs:
 
 def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
               rules_path: str | Path | None = None, as_of: date | None = None,
-              progress: Callable[[str], None] | None = None) -> LayerBuild:
-    """Build every layer from what the store holds now and write them as one build."""
+              progress: Callable[[str], None] | None = None, engine: str = "local",
+              scheduler: str | None = None, client: Client | None = None,
+              partitions: int | None = None) -> LayerBuild:
+    """Build every layer from what the store holds now and write them as one build.
+
+    ``engine="dask"`` grades on Dask (:mod:`service.build_dask`: on ``client``, else the
+    cluster at ``scheduler``, else a LocalCluster; ``partitions`` at most) and gives the
+    same layers; the report records the engine."""
     rules = rules or load_rules(rules_path)
     as_of = as_of or date.today()
     data_version = store.data_version()
-    result: BuildResult = build_layers(read_inputs(store, provinces, as_of), rules, progress)
+    if engine == "dask":
+        from service.build_dask import build_on_dask
+
+        result: BuildResult = build_on_dask(lambda: read_inputs(store, provinces, as_of),
+                                            rules, progress, client=client,
+                                            scheduler=scheduler, partitions=partitions)
+    elif engine == "local":
+        result = build_layers(read_inputs(store, provinces, as_of), rules, progress)
+    else:
+        raise ValueError(f"unknown build engine {engine!r}; known: local, dask")
+    result.report["engine"] = engine
     build = LayerBuild(
         build_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         built_at=datetime.now(UTC), as_of=as_of, rules_version=rules.version,

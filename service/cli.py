@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 
 class Engine(StrEnum):
-    """Where ``riskmap ingest`` runs its per-file stages (``RISKMAP_ENGINE``)."""
+    """Where ``riskmap ingest`` runs its per-file stages and ``riskmap build`` its grading
+    and per-unit layers (``RISKMAP_ENGINE``)."""
 
     LOCAL = "local"
     DASK = "dask"
@@ -228,8 +229,7 @@ def ingest(
         help="校验与定位在何处运行 where validation and location run: local 本进程, dask "
              "分区并行 over partitions on Dask (RISKMAP_DASK_SCHEDULER 为已有集群地址 an "
              "existing cluster, 否则启动本地集群 else a LocalCluster); 默认 default "
-             "RISKMAP_ENGINE 或 or local。riskmap build 暂仍在本进程运行 build still runs "
-             "in process", show_default=False)] = None,
+             "RISKMAP_ENGINE 或 or local", show_default=False)] = None,
     partition_rows: Annotated[int, typer.Option(
         min=1, help="--engine dask: 每个分区的行数 rows of a file per partition")
                               ] = 200_000,  # service.ingest.distributed.PARTITION_ROWS
@@ -393,14 +393,36 @@ def build(
         help="规则文件 rules TOML (默认 default: data/rules.toml)")] = None,
     as_of: Annotated[str | None, typer.Option(
         help="统计日期 as-of date YYYY-MM-DD (默认今天 default today)")] = None,
+    engine: Annotated[Engine | None, typer.Option(
+        help="风险分级与逐单位图层在何处运行 where grading and the per-unit layers run: "
+             "local 本进程, dask 按区县分区并行 over partitions of counties on Dask (需全表的"
+             "各阶段在本进程 stages needing the whole table in process; 图层与 local 完全相同 "
+             "the same layers); 默认 default RISKMAP_ENGINE 或 or local",
+        show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="--engine dask: 已有 Dask 集群的调度器地址 an existing cluster's scheduler, "
+             "tcp://host:8786 (默认 default RISKMAP_DASK_SCHEDULER; 无则启动 2 个工作进程"
+             "的本地集群 else a LocalCluster of 2 workers)", show_default=False)] = None,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="--engine dask: 分区数上限 partitions at most (默认 default: 每个工作"
+                    "进程 2 个且每个不超过约 20 万台设备 2 per worker, ~200,000 pieces each)",
+        show_default=False)] = None,
 ) -> None:
     """计算风险分级与各监管图层 (grade risk and build every map layer)."""
     from datetime import date
 
+    from pydantic import ValidationError
+
     from layers.rules import RulesError, load_rules
     from service.build import run_build
 
-    settings = _settings(store)
+    try:
+        settings = _settings(store, engine=engine.value if engine else None,
+                             dask_scheduler=scheduler)
+    except ValidationError:
+        raise typer.BadParameter(f"调度器地址应为 tcp://host:port 形式 a scheduler address "
+                                 f"such as tcp://host:8786: {scheduler}",
+                                 param_hint="--scheduler") from None
     try:
         day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -412,11 +434,26 @@ def build(
         _fail(str(exc))
     with _opened(settings, need_data=True) as st, \
             console.status("计算图层 building layers…") as status:
-        result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
-                           progress=lambda stage: status.update(f"计算图层 {stage}…"))
+        if settings.engine == Engine.DASK:
+            from service.ingest.distributed import DaskUnavailable
+
+            status.update("启动 Dask starting Dask…")
+            try:
+                result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
+                                   progress=lambda stage: status.update(f"计算图层 {stage}…"),
+                                   engine=Engine.DASK.value,
+                                   scheduler=settings.dask_scheduler, partitions=partitions)
+            except DaskUnavailable as exc:
+                _fail(f"{exc}\n未生成图层 no build was written")
+        else:
+            result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
+                               progress=lambda stage: status.update(f"计算图层 {stage}…"))
     report = result.report
+    engine_text = (f"，Dask {report['partitions']} 个分区 partitions"
+                   if report.get("engine") == Engine.DASK else "")
     console.print(f"图层已生成 build {result.build_id}（规则 {result.rules_version} "
-                  f"{result.rules_hash}，统计日期 {result.as_of}）", highlight=False)
+                  f"{result.rules_hash}，统计日期 {result.as_of}{engine_text}）",
+                  highlight=False)
     levels = report.get("levels", {})
     console.print("设备风险等级 equipment levels: " + "，".join(
         f"{_LEVEL_ZH[k]} {levels.get(k, 0):,}" for k in _LEVEL_ZH), highlight=False)

@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     map_resolution: int = Field(6, ge=5, le=9, description="H3 resolution of the first map")
     rules: Path | None = Field(None, description="Rule file for builds (default data/rules.toml)")
     engine: Literal["local", "dask"] = Field(
-        "local", description="Where `riskmap ingest` runs its per-file stages: in this "
-        "process, or on Dask (`riskmap build` stays in process)")
+        "local", description="Where `riskmap ingest` runs its per-file stages and `riskmap "
+        "build` its grading and per-unit layers: in this process, or on Dask")
     dask_scheduler: str | None = Field(
         None, max_length=200, pattern=r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$",
         description="Address of an existing Dask scheduler (tcp://host:8786) for "

@@ -1,0 +1,281 @@
+"""Cutting a build's input into partitions whose per-unit work is exact, and joining the
+partitions' results back into what the whole table gives (plain pandas: the Dask engine,
+:mod:`service.build_dask`, maps over these partitions; nothing here imports Dask).
+
+A partition is a set of counties (the using unit's ``county_adcode``): every unit goes to
+the partition of its county, every piece of equipment to the partition of its unit (so a
+unit's grade sees all its equipment), and every hazard to the partition of the equipment
+it names (so each piece counts all its hazards). Counties are packed into partitions by
+their equipment rows, largest first, each into the lightest partition so far: the same
+input always gives the same partitions.
+
+On a partition (:func:`build_partition`) run grading, which is per piece and per unit,
+and the builders of the layers made of one row per unit or per row of the input
+(:data:`PARTITION_LAYERS`: the unit files, the open hazards, the overdue pieces). Joined
+(:func:`join_graded`, :func:`join_layers`), they are exactly what the whole input gives:
+the same rows in the same order, the same columns, dtypes and values (a unit's sums add
+its pieces in the same order). What needs the whole table (cells, regions, hotspot Gi*,
+ranks, picks, warnings) is not here: :func:`layers.build.build_layers` computes it from
+the joined graded frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+import layers.builders
+import layers.risk
+from layers.builders import Build, Inputs
+
+if TYPE_CHECKING:
+    from layers.rules import Rules
+
+NO_COUNTY = ""  # the partition key of a unit or piece without a county
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which partition each row of the inputs goes to (0 … ``parts`` - 1).
+
+    A hazard's home is the partition of the piece it names, else of the unit it names,
+    else the first: the open hazards layer takes it there. ``hazard_rows`` /
+    ``hazard_parts`` are pairs: a hazard whose registration code is held by pieces in two
+    partitions (codes are unique after ingest, so not in practice) goes to both, so that
+    each piece counts it."""
+
+    parts: int
+    units: np.ndarray        # per unit row
+    equipment: np.ndarray    # per equipment row
+    hazards: np.ndarray      # per hazard row: its home
+    hazard_rows: np.ndarray  # hazard row positions …
+    hazard_parts: np.ndarray  # … and another partition each goes to
+
+    def rows(self, which: str, part: int) -> np.ndarray:
+        """Row positions (ascending: the input order kept) of ``which`` in ``part``; a
+        partition's hazards are those at home there and those naming its pieces."""
+        if which == "hazards":
+            return np.union1d(np.flatnonzero(self.hazards == part),
+                              self.hazard_rows[self.hazard_parts == part])
+        return np.flatnonzero(getattr(self, which) == part)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype("string").reset_index(drop=True)
+
+
+def plan(units: pd.DataFrame, equipment: pd.DataFrame, hazards: pd.DataFrame,
+         parts: int) -> Plan:
+    """Partitions of at most ``parts`` (fewer when there are fewer counties with equipment),
+    by the units' counties; see the module's docstring."""
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    unit_code = _text(units["credit_code"])
+    unit_county = _text(units["county_adcode"]).fillna(NO_COUNTY)
+    # a unit's county is its first row's (a code twice keeps its rows together)
+    county_of_unit = pd.Series(unit_county.to_numpy(), index=pd.Index(unit_code))
+    county_of_unit = county_of_unit[~county_of_unit.index.duplicated()]
+    owner = _text(equipment["unit_credit_code"])
+    eq_county = _text(equipment["county_adcode"]).fillna(NO_COUNTY)
+    # a unit only equipment names: the county of its first piece
+    firsts = pd.Series(eq_county.to_numpy(), index=pd.Index(owner))
+    firsts = firsts[firsts.index.notna() & ~firsts.index.duplicated()]
+    county_of_owner = pd.concat([county_of_unit, firsts[~firsts.index.isin(
+        county_of_unit.index)]])
+    key = pd.Series(county_of_owner.reindex(owner).to_numpy(), dtype="string")
+    key = key.fillna(eq_county)  # a piece without a unit code: its own county
+    weights = key.value_counts(sort=False)
+    part_of = _pack(weights, parts)
+    eq_part = pd.Series(key.to_numpy()).map(part_of).to_numpy(dtype=np.int64)
+    # units whose county has no equipment: by their county if packed, else partition 0
+    unit_part = pd.Series(county_of_unit.reindex(unit_code).to_numpy()).map(part_of)
+    unit_part = unit_part.fillna(0).to_numpy(dtype=np.int64)
+    code = _text(equipment["registration_code"])
+    pairs = pd.DataFrame({"code": code.to_numpy(), "part": eq_part}).dropna(
+        subset=["code"]).drop_duplicates()
+    named = pd.DataFrame({"code": _text(hazards["registration_code"]).to_numpy(),
+                          "row": np.arange(len(hazards))}).merge(pairs, on="code")
+    home = pd.Series(pd.NA, index=range(len(hazards)), dtype="Int64")
+    first = named.drop_duplicates("row")
+    home.iloc[first["row"].to_numpy()] = first["part"].to_numpy()
+    if "unit_credit_code" in hazards:
+        unit_home = pd.Series(unit_part, index=pd.Index(unit_code))
+        unit_home = unit_home[~unit_home.index.duplicated()]
+        home = home.fillna(pd.Series(unit_home.reindex(
+            _text(hazards["unit_credit_code"])).to_numpy(), dtype="Int64"))
+    return Plan(max(len(set(part_of.values())), 1), unit_part, eq_part,
+                home.fillna(0).to_numpy(dtype=np.int64),
+                named["row"].to_numpy(dtype=np.int64), named["part"].to_numpy(dtype=np.int64))
+
+
+def _pack(weights: pd.Series, parts: int) -> dict[str, int]:
+    """County → partition: largest first, each into the lightest partition so far (ties:
+    the lower partition; counties of equal size by code), never an empty partition."""
+    order = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+    n = max(1, min(parts, len(order)))
+    load = [0] * n
+    out: dict[str, int] = {}
+    for county, rows in order:
+        part = min(range(n), key=lambda p: (load[p], p))
+        out[county] = part
+        load[part] += int(rows)
+    return out
+
+
+def take(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Rows ``rows`` of ``frame`` with a fresh 0 … n - 1 index (as the store gives a table)."""
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+def grade_partition(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.DataFrame,
+                    venues: pd.DataFrame, as_of: date, rules: layers.risk.RiskRules
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The graded equipment and units of one partition (as :class:`layers.builders.Build`
+    grades the whole input)."""
+    eq = layers.risk.grade_equipment(equipment, units, hazards, venues, as_of, rules)
+    return eq, layers.risk.grade_units(units, eq, rules)
+
+
+#: The layers built on each partition: one row per unit, per open hazard, per overdue piece.
+PARTITION_LAYERS: tuple[str, ...] = ("units", "hazards", "overdue")
+
+
+def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:
+    """Partition ``part`` of ``inputs`` (the tables its builders do not read left empty)
+    and which of its hazards are at home there."""
+    hazard_rows = plan.rows("hazards", part)
+    return replace(
+        inputs, equipment=take(inputs.equipment, plan.rows("equipment", part)),
+        units=take(inputs.units, plan.rows("units", part)),
+        hazards=take(inputs.hazards, hazard_rows),
+        checks=inputs.checks.iloc[:0], parks=inputs.parks.iloc[:0],
+        officers=inputs.officers.iloc[:0], officer_cells=inputs.officer_cells.iloc[:0],
+        boundaries=inputs.boundaries.iloc[:0]), plan.hazards[hazard_rows] == part
+
+
+def build_partition(inputs: Inputs, home: np.ndarray, rules: Rules
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """A partition graded, and its :data:`PARTITION_LAYERS` by their registry builders
+    (the open hazards of the hazards at ``home`` only: the others are there to be
+    counted by the pieces they name)."""
+    build = Build(inputs, rules)
+    build.graded = grade_partition(inputs.equipment, inputs.units, inputs.hazards,
+                                   inputs.venues, inputs.as_of, rules.risk)
+    at_home = Build(replace(inputs, hazards=inputs.hazards[home].reset_index(drop=True)),
+                    rules)
+    at_home.graded = build.graded
+    frames = {"units": layers.builders.units(build),
+              "hazards": layers.builders.hazards(at_home),
+              "overdue": layers.builders.overdue(build)}
+    return *build.graded, frames
+
+
+def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
+                equipment_index: pd.Index, units: pd.DataFrame
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The graded partitions (in partition order) as the whole input's graded frames: the
+    equipment and the units in their input order, with the input's index (``units``: the
+    input's units table). ``parts`` is emptied as it is read (the partitions and the
+    joined frames are not all held at once)."""
+    eq_order = np.argsort(np.concatenate([plan.rows("equipment", p)
+                                          for p in range(plan.parts)]), kind="stable")
+    unit_rows = [plan.rows("units", p) for p in range(plan.parts)]
+    graded_units = [u for _, u in parts]
+    graded_eq = [g for g, _ in parts]
+    parts.clear()
+    eq = stacked(graded_eq, eq_order)
+    eq.index = equipment_index
+    known = pd.concat([u.iloc[:len(rows)] for u, rows in zip(graded_units, unit_rows,
+                                                              strict=True)],
+                      ignore_index=True)
+    known = known.take(np.argsort(np.concatenate(unit_rows), kind="stable"))
+    extra = [u.iloc[len(rows):] for u, rows in zip(graded_units, unit_rows, strict=True)
+             if len(u) > len(rows)]
+    if not extra:
+        known.index = units.index
+        return eq, known
+    return eq, _with_units_from_equipment(known, pd.concat(extra, ignore_index=True), eq,
+                                          units)
+
+
+def stacked(frames: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:
+    """``frames`` one under another, rows then taken in ``order``, as ``pd.concat`` and
+    ``take`` give them (each column's dtype as concat makes it), but column by column,
+    each frame's column dropped once copied: the partitions and the joined frame are never
+    both held whole (``frames`` is emptied of its columns)."""
+    columns = list(frames[0].columns)
+    out: dict[str, pd.Series] = {}
+    for column in columns:
+        joined = pd.concat([f[column] for f in frames], ignore_index=True)
+        out[column] = joined.take(order).reset_index(drop=True)
+        for f in frames:
+            del f[column]
+    return pd.DataFrame(out, columns=columns, copy=False)
+
+
+def _with_units_from_equipment(known: pd.DataFrame, added: pd.DataFrame, eq: pd.DataFrame,
+                               units: pd.DataFrame) -> pd.DataFrame:
+    """The graded units when equipment names units the units table lacks: after the table's
+    units, those, by credit code (as :func:`layers.risk.grade_units` appends them). Their
+    stored columns are made again here from the whole equipment, as grading the whole
+    input makes them: each partition's own rows would give a column the dtype of what
+    that partition's rows hold (a text column all empty in one partition is ``object``)."""
+    added = added.take(np.argsort(added["credit_code"].astype("string").to_numpy(
+        dtype=object), kind="stable"))
+    graded = pd.concat([known, added], ignore_index=True)
+    base = pd.DataFrame(units).copy()
+    base["credit_code"] = base["credit_code"].astype("string")
+    codes = pd.Index(added["credit_code"].astype("string"), dtype="string")
+    base = pd.concat([base, layers.risk._units_from_equipment(eq, codes, base.columns)],
+                     ignore_index=True)
+    for column in graded.columns:
+        if column not in units.columns:  # what grading adds (it changes no stored column)
+            base[column] = graded[column]
+    return base[list(graded.columns)]
+
+
+def join_layers(frames: list[dict[str, pd.DataFrame]], plan: Plan,
+                unit_counts: list[int], extra_codes: list[np.ndarray]
+                ) -> dict[str, pd.DataFrame] | None:
+    """The :data:`PARTITION_LAYERS` of the whole input from the partitions' (in partition
+    order; ``unit_counts``: the table's units in each, ``extra_codes``: the credit codes
+    of the units only equipment names that each added, in its order). The unit files go
+    back to the graded units' order; the open hazards and the overdue pieces are sorted
+    as :mod:`layers.points` sorts them, which is a total order when hazard ids and
+    registration codes are unique (ingest's keys). None when they are not: then the
+    caller builds these layers on the whole input."""
+    joined = {lid: pd.concat([f[lid] for f in frames], ignore_index=True)
+              for lid in PARTITION_LAYERS}
+    hazards, overdue = joined["hazards"], joined["overdue"]
+    if not (_unique(hazards["hazard_id"]) and _unique(overdue["registration_code"])):
+        return None
+    table_rows = np.concatenate([plan.rows("units", p) for p in range(plan.parts)])
+    codes = np.concatenate(extra_codes) if extra_codes else np.zeros(0, dtype=object)
+    extra_rank = np.empty(len(codes), dtype=np.int64)
+    extra_rank[np.argsort(codes.astype(object), kind="stable")] = np.arange(len(codes))
+    position = np.empty(len(table_rows) + len(codes), dtype=np.int64)
+    at, t, e = 0, 0, 0
+    for p in range(plan.parts):  # each partition: its table units, then what it added
+        n, k = unit_counts[p], len(extra_codes[p])
+        position[at:at + n] = table_rows[t:t + n]
+        position[at + n:at + n + k] = len(table_rows) + extra_rank[e:e + k]
+        at, t, e = at + n + k, t + n, e + k
+    units = joined["units"]
+    joined["units"] = units.take(np.argsort(position, kind="stable")).reset_index(drop=True)
+    # as layers.points.open_hazards and overdue_inspections order their rows
+    order = np.lexsort((hazards["hazard_id"].to_numpy(dtype=object, na_value=""),
+                        -hazards["days_past_deadline"].fillna(-1).to_numpy(dtype=np.int64),
+                        ~hazards["listed"].to_numpy(dtype=bool)))
+    joined["hazards"] = hazards.iloc[order].reset_index(drop=True)
+    order = np.lexsort((overdue["registration_code"].to_numpy(dtype=object, na_value=""),
+                        -overdue["days_overdue"].to_numpy(dtype=np.int64)))
+    joined["overdue"] = overdue.iloc[order].reset_index(drop=True)
+    return joined
+
+
+def _unique(values: pd.Series) -> bool:
+    return bool(values.notna().all() and values.is_unique)
