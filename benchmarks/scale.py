@@ -25,8 +25,9 @@ generated under var/bench/demo-N, or reused, and then, each step a ``riskmap`` s
 alone on the database an earlier run ingested.
 
 Every step's wall time, the peak RSS of its largest process (``wait4`` rusage: the ingest
-process, or the largest Dask worker) and the peak of the sum over its process tree
-(psutil, sampled every 0.2 s: the ingest plus its Dask workers) are recorded, with the
+process, or the largest Dask worker), the command's own process alone (the Dask driver;
+psutil, sampled every 0.2 s) and the peak of the sum over its process tree (sampled
+likewise: the ingest plus its Dask workers) are recorded, with the
 load averages at the start of the step (another benchmark may share the machine). The
 PostgreSQL server's own memory is not counted. A step whose tree passes ``--max-rss-gb``,
 or that leaves the machine under 1 GiB available, is killed and recorded as such.
@@ -69,7 +70,7 @@ from benchmarks.serve import (
 AS_OF = "2026-11-01"
 ZOOMS = (12, 14)
 BIN = Path(sys.executable).parent
-NOT_INGEST = {"users", "sessions", "audit", "region_history"}
+NOT_INGEST = {"users", "sessions", "audit", "region_history", "tile_seeds"}
 DEFAULT_BASE = "postgresql+psycopg://postgres@127.0.0.1:55432/riskmap_test"
 
 
@@ -128,7 +129,7 @@ def timed(cmd: list[str], log: Path, max_rss_gb: float) -> dict:
     t = time.perf_counter()
     with open(log, "w") as out:
         proc = psutil.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    tree_peak = 0
+    tree_peak = own_peak = 0
     killed = None
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -138,7 +139,10 @@ def timed(cmd: list[str], log: Path, max_rss_gb: float) -> dict:
         with contextlib.suppress(psutil.Error):
             for p in [proc, *proc.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
+                    if p.pid == proc.pid:  # the command's own process: the Dask driver
+                        own_peak = max(own_peak, rss)
         tree_peak = max(tree_peak, total)
         available = psutil.virtual_memory().available
         if killed is None and (total > max_rss_gb * 2**30 or available < 2**30):
@@ -152,6 +156,7 @@ def timed(cmd: list[str], log: Path, max_rss_gb: float) -> dict:
     return {"seconds": round(wall, 1), "exit": os.waitstatus_to_exitcode(status),
             "killed": killed,
             "peak_rss_mb": round(usage.ru_maxrss / 1024),  # KiB on Linux
+            "peak_own_rss_mb": round(own_peak / 2**20),  # sampled: the driver alone
             "peak_tree_rss_mb": round(tree_peak / 2**20), "load_at_start": load}
 
 
@@ -280,6 +285,7 @@ def _now() -> str:
 def _step_line(s: dict) -> str:
     load = " ".join(f"{x:.2f}" for x in s["load_at_start"])
     return (f"{s['seconds']:>7.1f} s  peak RSS {s['peak_rss_mb']:>6} MB (largest process)  "
+            f"{s.get('peak_own_rss_mb', 0):>6} MB (the command's own, sampled)  "
             f"{s['peak_tree_rss_mb']:>6} MB (tree)  exit {s['exit']}  load {load}")
 
 

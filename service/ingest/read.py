@@ -402,14 +402,26 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
     found = kind or detect_kind(headers)
     if found is None:
         raise _unknown_kind(path, headers)
+    if found in POLYGON_KINDS and geometry is None:
+        raise FileRejected(str(path), "no_geometry", "园区/场所须为带多边形的 GeoJSON 或 GPKG",
+                           "parks and venues need polygons (GeoJSON or GeoPackage)")
+    rows = _row_numbers(len(source), first_row, [n for n, _ in malformed])
+    return source_table(path, found, source, rows, encoding, geometry, file_crs, malformed)
+
+
+def source_table(path: str | Path, found: Kind, source: pd.DataFrame, rows: np.ndarray,
+                 encoding: str | None = None, geometry: gpd.GeoSeries | None = None,
+                 file_crs: str | None = None,
+                 malformed: list[tuple[int | None, str]] | None = None) -> RawTable:
+    """The raw table of ``source`` (a whole file, or a partition of its rows numbered
+    ``rows``) read as ``found``: canonical columns, the columns ignored, the needed ones
+    absent. ``source``'s columns are the file's headers as text."""
+    headers = [str(c) for c in source.columns]
     mapping = match_headers(found, headers)
     frame = source[list(mapping)].rename(columns=mapping).reset_index(drop=True)
     others = filled_from(found, headers)
     for canonical, columns in others.items():
         frame[canonical] = _first_filled(frame[canonical], source[columns].reset_index(drop=True))
-    if found in POLYGON_KINDS and geometry is None:
-        raise FileRejected(str(path), "no_geometry", "园区/场所须为带多边形的 GeoJSON 或 GPKG",
-                           "parks and venues need polygons (GeoJSON or GeoPackage)")
     # the file's own header of each canonical field, for the report
     own = {canonical: header for header, canonical in mapping.items()}
     if geometry is not None:
@@ -420,13 +432,12 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
             frame["lon"] = pts.x.astype("float64")
             frame["lat"] = pts.y.astype("float64")
             own["lon"] = own["lat"] = "geometry"
-    rows = _row_numbers(len(frame), first_row, [n for n, _ in malformed])
     used = {*mapping, *(h for hs in others.values() for h in hs)}
     ignored = [h for h in headers if h not in used]
     absent = {f.name: closest_header(f, ignored) for f in needed_fields(found)
               if f.name not in own}
     return RawTable(str(path), found, frame, rows, encoding, geometry, file_crs, ignored,
-                    source.reset_index(drop=True), malformed, own, absent)
+                    source.reset_index(drop=True), list(malformed or []), own, absent)
 
 
 def _blank(values: pd.Series) -> np.ndarray:

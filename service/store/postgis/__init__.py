@@ -87,6 +87,7 @@ from service.store.postgis.query import (
     sql_condition,
     typed_frame,
 )
+from service.store.postgis.staging import StagedBatch, drop_stage_tables, merge_sql
 from service.store.postgis.statements import (
     cell_counts_sql,
     column_list,
@@ -718,6 +719,10 @@ class PostGISStore(Store):
                 for table, frame in batch.frames.items():
                     counts[table] = self._upsert(tx, table,
                                                  conform_frame(table, frame, batch.batch_id))
+                staged = batch.staged if isinstance(batch, StagedBatch) else {}
+                for table, names in staged.items():
+                    counts[table] = self._upsert_staged(tx, table, names,
+                                                        batch.staged_rows.get(table, 0))
                 if batch.officer_cells is not None:
                     self._replace_officer_cells(tx, batch.officer_cells)
                 if batch.rejects is not None and len(batch.rejects):
@@ -727,6 +732,9 @@ class PostGISStore(Store):
                 self._analyze(tx, counts)
                 self._relink(tx, counts)
                 self._record_batch(tx, batch)
+                # the workers' staging tables go with the commit (and stay on a rollback:
+                # the runner drops them, see staging.drop_stages)
+                drop_stage_tables(cursor, [n for names in staged.values() for n in names])
         except IntegrityError as exc:
             raise StoreError(f"batch {batch.batch_id} rejected by the database: "
                              f"{exc.orig}") from exc
@@ -771,6 +779,29 @@ class PostGISStore(Store):
             with _timed("upsert", table):
                 inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
         return UpsertCounts(int(inserted), int(updated), staged - int(inserted) - int(updated))
+
+    def _upsert_staged(self, tx: _Tx, table: str, names: list[str], rows: int
+                       ) -> UpsertCounts:
+        """:meth:`_upsert` of rows the workers COPYed into the staging tables ``names``
+        (``rows`` in all): moved within the server, then merged by key as ``_upsert``
+        merges a frame."""
+        if not rows:
+            return UpsertCounts()
+        estimate = self._row_estimate(tx, table) if rows >= BULK_ROWS else None
+        big = estimate is not None and rows >= estimate
+        with self._indexes_rebuilt(tx, table) if big else contextlib.nullcontext():
+            if big and estimate == 0:  # unique keys into an empty table: straight in
+                with _timed("bulk merge", table):
+                    for name in names:
+                        tx.cursor.execute(merge_sql(table, name))
+                return UpsertCounts(inserted=rows)
+            tx.conn.execute(text(create_stage_sql(table)))
+            with _timed("merge", table):
+                for name in names:
+                    tx.cursor.execute(merge_sql(table, name, stage_name(table)))
+            with _timed("upsert", table):
+                inserted, updated = tx.conn.execute(text(upsert_sql(table))).one()
+        return UpsertCounts(int(inserted), int(updated), rows - int(inserted) - int(updated))
 
     @staticmethod
     def _row_estimate(tx: _Tx, table: str) -> int:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
-from psycopg import Cursor
+from psycopg import Cursor, sql
 from psycopg.copy import QueuedLibpqWriter
 
 from service.store.arrow import arrow_schema, frame_from_arrow, frame_to_arrow, geometry_to_wkb
@@ -94,11 +94,19 @@ def copy_frame(cursor: Cursor, target: str, spec: Table, frame: pd.DataFrame,
 
     Chunks of rows are encoded while a writer thread streams the previous ones, so the
     client's CSV work overlaps the server's parsing."""
+    return copy_into(cursor, sql.SQL(ident(target)), spec, frame, columns)
+
+
+def copy_into(cursor: Cursor, target: sql.Composable, spec: Table, frame: pd.DataFrame,
+              columns: list[str] | None = None) -> int:
+    """:func:`copy_frame` into a table named by a composed identifier (a batch's staging
+    tables, whose names are made per batch: ``service.store.postgis.staging``)."""
     columns = list(columns or spec.column_names)
     names = [*columns, *([GEOMETRY_COLUMN] if spec.geometry else [])]
     options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-    sql = f"COPY {ident(target)} ({column_list(names)}) FROM STDIN (FORMAT csv)"
-    with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        target, sql.SQL(column_list(names)))
+    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for start in range(0, len(frame), CHUNK_ROWS):  # a few large buffers, not rows
             part = frame.iloc[start:start + CHUNK_ROWS]
             data = frame_to_arrow(spec, part, columns, with_geometry=False)
