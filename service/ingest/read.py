@@ -368,10 +368,8 @@ def _read_vector(path: Path) -> tuple[pd.DataFrame, gpd.GeoSeries, str | None]:
     return frame, geometry, file_crs
 
 
-def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | None = None,
-              max_expanded_bytes: int = MAX_EXPANDED_BYTES) -> RawTable:
-    """Read one file and recognise its kind from its headers (or take ``kind``).
-    ``max_expanded_bytes`` bounds what a workbook's zip may unpack to."""
+def checked_file(path: str | Path, max_bytes: int | None) -> Path:
+    """``path`` if it is a file of at most ``max_bytes``; else :class:`FileRejected`."""
     path = Path(path)
     if not path.is_file():
         raise FileRejected(str(path), "not_found", "文件不存在", "file not found")
@@ -380,6 +378,14 @@ def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | No
         raise FileRejected(str(path), "too_large",
                            f"文件过大（{size / 2**20:.1f} MB，上限 {max_bytes / 2**20:.0f} MB）",
                            f"file too large ({size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB)")
+    return path
+
+
+def read_file(path: str | Path, kind: Kind | None = None, *, max_bytes: int | None = None,
+              max_expanded_bytes: int = MAX_EXPANDED_BYTES) -> RawTable:
+    """Read one file and recognise its kind from its headers (or take ``kind``).
+    ``max_expanded_bytes`` bounds what a workbook's zip may unpack to."""
+    path = checked_file(path, max_bytes)
     suffix = path.suffix.lower()
     encoding = geometry = file_crs = None
     malformed: list[tuple[int | None, str]] = []

@@ -55,6 +55,7 @@ from service.ingest.read import (
     _no_geometry,
     _row_numbers,
     _unknown_kind,
+    checked_file,
     log,
     read_file,
     source_table,
@@ -121,14 +122,7 @@ def plan_file(path: str | Path, kind: Kind | None, partition_rows: int, *,
               max_bytes: int | None = None) -> FilePlan:
     """The checks ``read_file`` makes before parsing rows, and the partitions; raises
     :class:`FileRejected` as ``read_file`` would."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileRejected(str(path), "not_found", "文件不存在", "file not found")
-    size = path.stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise FileRejected(str(path), "too_large",
-                           f"文件过大（{size / 2**20:.1f} MB，上限 {max_bytes / 2**20:.0f} MB）",
-                           f"file too large ({size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB)")
+    path = checked_file(path, max_bytes)
     suffix = path.suffix.lower()
     if suffix in TABULAR:
         return _plan_csv(path, kind, partition_rows)
