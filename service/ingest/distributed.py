@@ -60,6 +60,7 @@ from service.ingest.pipeline import (
     _officer_cells,
     _store_rejects,
     _table_frame,
+    finish_report,
     locate_options,
     prepare_file,
     prepared_counts,
@@ -80,7 +81,7 @@ from service.ingest.read_parts import (
     vector_refusal,
 )
 from service.ingest.rejects import RejectLog
-from service.ingest.report import REJECTED_ROWS_LIMIT, build_report, rejected_source_rows
+from service.ingest.report import build_report
 from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.write_scope import check_write_scope
@@ -328,12 +329,7 @@ class _DaskBatch:
         report = build_report(self.batch_id, self.files, per_kind, log.rejects(), log.flags(),
                               counts, headers=self._headers(), written=written,
                               strict=options.strict)
-        with timer("report"):
-            report["rejected_rows"], report["rejected_rows_capped"] = rejected_source_rows(
-                rejects, raws, REJECTED_ROWS_LIMIT, paths)
-        report["rejected_rows_limit"] = REJECTED_ROWS_LIMIT
-        report["timings"] = timer.as_dict()
-        return shown_report(report, options.shown_names)
+        return finish_report(report, rejects, raws, paths, timer, options.shown_names)
 
     def _headers(self) -> dict[str, dict[str, str]]:
         return {f.template.path: f.template.headers for f in self.read}

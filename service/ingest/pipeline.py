@@ -132,12 +132,19 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions,
     rejects = log.rejects()
     report = build_report(batch_id, files, per_kind, rejects, log.flags(), counts,
                           headers=_headers(raws), written=written, strict=options.strict)
+    return finish_report(report, rejects, raws, paths, timer, options.shown_names)
+
+
+def finish_report(report: dict, rejects: pd.DataFrame, raws: list, paths: list[str],
+                  timer: StageTimer, names: dict[str, str] | None) -> dict:
+    """The report with the rejected rows' source text (``raws`` hold it), the timings, and
+    the names each file's sender knows: the last step of either engine's ingest."""
     with timer("report"):
         report["rejected_rows"], report["rejected_rows_capped"] = rejected_source_rows(
             rejects, raws, REJECTED_ROWS_LIMIT, paths)
     report["rejected_rows_limit"] = REJECTED_ROWS_LIMIT
     report["timings"] = timer.as_dict()
-    return shown_report(report, options.shown_names)
+    return shown_report(report, names)
 
 
 def shown_report(report: dict, names: dict[str, str] | None) -> dict:
