@@ -284,8 +284,16 @@ class Store(ABC):
         a layer without one; rows with no cell are left out."""
         fields = LAYER_SPECS[layer].field_names
         wanted = tuple(c for c in ("h3", "level") if c in fields)
-        frame, _ = self.query_layer(LayerQuery(layer, where, bbox, None, columns=wanted))
-        frame = frame[frame.geometry.notna()]
+        if bbox is None:  # the whole scope: masked, not paged (a page is sorted by fid)
+            frame = self.read_layer(layer, list(dict.fromkeys(
+                [*wanted, *(c.column for c in where), "geometry"])))
+            keep = np.array(frame.geometry.notna(), dtype=bool)
+            for condition in where:
+                keep &= condition_mask(frame, condition)
+            frame = frame[keep]
+        else:
+            frame, _ = self.query_layer(LayerQuery(layer, where, bbox, None, columns=wanted))
+            frame = frame[frame.geometry.notna()]
         if "h3" in fields:
             cells = parents(from_strings(frame["h3"]), resolution)
         else:
