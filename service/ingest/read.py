@@ -340,13 +340,18 @@ def _gdal_name(path: Path) -> Iterator[str]:
         yield link
 
 
-def _read_vector(path: Path) -> tuple[pd.DataFrame, gpd.GeoSeries, str | None]:
+def vector_driver(path: Path) -> str:
+    """The one GDAL driver a vector file is opened with, by its suffix, after the checks
+    that file must pass before GDAL sees it."""
     if path.suffix.lower() in GEOJSON:
         _check_geojson(path)
-        driver = "GeoJSON"
-    else:
-        _check_gpkg(path)
-        driver = "GPKG"
+        return "GeoJSON"
+    _check_gpkg(path)
+    return "GPKG"
+
+
+def _read_vector(path: Path) -> tuple[pd.DataFrame, gpd.GeoSeries, str | None]:
+    driver = vector_driver(path)
     try:
         with _gdal_name(path) as name:
             gdf = pyogrio.read_dataframe(f"{driver}:{name}")  # this driver and no other

@@ -43,13 +43,10 @@ from data.schema import POLYGON_KINDS, Kind, detect_kind
 from service.ingest.read import (
     ACCEPTED,
     EXCEL,
-    GEOJSON,
     TABULAR,
     VECTOR,
     FileRejected,
     RawTable,
-    _check_geojson,
-    _check_gpkg,
     _gdal_name,
     _header,
     _no_geometry,
@@ -59,6 +56,7 @@ from service.ingest.read import (
     log,
     read_file,
     source_table,
+    vector_driver,
 )
 
 SCAN_BLOCK = 16 << 20  # bytes read at a time while looking for line ends
@@ -272,12 +270,7 @@ def csv_numbers(parts: list[PartRead], first_row: int = 2
 
 
 def _plan_vector(path: Path, kind: Kind | None, partition_rows: int) -> FilePlan:
-    if path.suffix.lower() in GEOJSON:
-        _check_geojson(path)
-        driver = "GeoJSON"
-    else:
-        _check_gpkg(path)
-        driver = "GPKG"
+    driver = vector_driver(path)
     try:
         with _gdal_name(path) as name:
             info = pyogrio.read_info(f"{driver}:{name}", force_feature_count=True)
