@@ -3,7 +3,7 @@
     python -m benchmarks.explain --database riskmap_scale_1000000 \\
         --database riskmap_scale_5000000 [--runs 5] [--out var/bench/explain]
     python -m benchmarks.explain densify --source riskmap_scale_5000000 \\
-        --target riskmap_scale_10000000
+        --target riskmap_scale_10000000 [--inputs]
     python -m benchmarks.explain partitions --source riskmap_scale_5000000 [--rows N]
     python -m benchmarks.explain precount --database riskmap_scale_1000000 [...]
     python -m benchmarks.explain citus-ddl [--database riskmap_scale_5000000]
@@ -36,7 +36,9 @@ then each layer table the requests read, and the live hazards and checks the wor
 up, inserted once more with new keys (``X`` + key) and points jittered by up to ±0.002°
 (~200 m), admin codes and H3 cells kept): twice the rows in the same counties, not run
 through ingest and build. The registry table ``equipment`` is emptied in the copy (no
-measured request reads it; 3.9 GB saved). Run it under the benchmark lock.
+measured request reads it; 3.9 GB saved). With ``--inputs`` it doubles the input tables a
+build reads instead (equipment, units, hazards, checks: new keys, the same places), for the
+build at twice the size. Run it under the benchmark lock.
 
 ``partitions``: the single-node analogue of distributing by province (a LIST-partitioned
 copy of ``layer_equipment`` in a scratch database, dropped after). ``precount``: the
@@ -109,6 +111,8 @@ SCANS = ("Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Index Scan",
 # densify: the tables made twice as large, and the key columns given new values
 DENSIFY_TABLES = ("layer_equipment", "layer_units", "layer_check_schedule", "layer_overdue",
                   "layer_hazards", "hazards", "checks")
+# densify --inputs: the stored input tables a build reads, for the build at twice the size
+DENSIFY_INPUTS = ("equipment", "units", "hazards", "checks")
 KEY_COLUMNS = frozenset({"fid", "registration_code", "unit_credit_code", "credit_code",
                          "hazard_id", "check_id"})
 JITTER = 0.002  # degrees either way
@@ -467,9 +471,11 @@ def markdown(results: list[dict], runs: int) -> str:
 
 # ------------------------------------------------------------------ densify
 
-def densify(source: str, target: str) -> dict:
+def densify(source: str, target: str, inputs: bool = False) -> dict:
     """``target``: a copy of ``source`` with the request tables' rows twice over (see the
-    module docstring). Refuses to replace an existing ``target``."""
+    module docstring), or with ``inputs`` the input tables a build reads
+    (:data:`DENSIFY_INPUTS`: new keys, the same places, no jitter: a point's H3 cells stay
+    its own). Refuses to replace an existing ``target``."""
     admin_url = _libpq(database_url("postgres"))
     started = time.perf_counter()
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -487,9 +493,10 @@ def densify(source: str, target: str) -> dict:
     steps = {"copy_s": round(time.perf_counter() - started, 1)}
     with psycopg.connect(_libpq(database_url(target)), autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute("TRUNCATE equipment")
+        if not inputs:
+            conn.execute("TRUNCATE equipment")
         conn.execute("SELECT setseed(0.5)")
-        for table in DENSIFY_TABLES:
+        for table in DENSIFY_INPUTS if inputs else DENSIFY_TABLES:
             t = time.perf_counter()
             columns = [r[0] for r in conn.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = "
@@ -505,7 +512,7 @@ def densify(source: str, target: str) -> dict:
                 col = sql.Identifier(c)
                 if c in KEY_COLUMNS:
                     picked.append(sql.SQL("'X' || {}").format(col))
-                elif c == "geom":
+                elif c == "geom" and not inputs:
                     picked.append(sql.SQL(
                         "ST_Translate({}, (random() - 0.5) * {j}, (random() - 0.5) * {j})"
                     ).format(col, j=sql.Literal(2 * JITTER)))
@@ -520,6 +527,8 @@ def densify(source: str, target: str) -> dict:
             steps[f"{table}_s"] = round(time.perf_counter() - t, 1)
             print(f"densified {table}: {steps[f'{table}_s']} s", flush=True)
         conn.execute("VACUUM equipment")
+        if inputs:  # caches keyed by the data version must not take it for the source
+            conn.execute("UPDATE meta SET value = value || '-x2' WHERE key = 'data_version'")
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     return {"source": source, "target": target, "steps": steps, "size_bytes": int(size)}
 
@@ -833,8 +842,10 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m benchmarks.explain densify")
         parser.add_argument("--source", required=True)
         parser.add_argument("--target", required=True)
+        parser.add_argument("--inputs", action="store_true",
+                            help="the input tables a build reads, not the layers")
         args = parser.parse_args(argv[1:])
-        print(json.dumps(densify(args.source, args.target), indent=1))
+        print(json.dumps(densify(args.source, args.target, args.inputs), indent=1))
         return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.explain",
                                      description=__doc__.split("\n\n")[0])

@@ -37,11 +37,13 @@ STAGES = ("read", "validate", "datum", "geocode", "join", "h3", "polygons", "off
           "references", "scope", "fingerprint", "audit", "write")
 
 
-def demo_files(n: int) -> list[str]:
-    out = BENCH / f"demo-{n}"
+def demo_files(n: int, province: str = "河南省", seed: int = 7) -> list[str]:
+    """The demo files of ``n`` equipment in ``province`` (generated once, then reused):
+    var/bench/demo-N for 河南省, var/bench/demo-N-<province> for another."""
+    out = BENCH / (f"demo-{n}" if province == "河南省" else f"demo-{n}-{province}")
     if not (out / "MANIFEST.json").exists():
         t = time.perf_counter()
-        generate(province="河南省", equipment=n, seed=7, out=out)
+        generate(province=province, equipment=n, seed=seed, out=out)
         print(f"generated {n:,} equipment in {time.perf_counter() - t:.1f} s")
     return sorted(str(p) for p in out.iterdir() if p.name != "MANIFEST.json")
 

@@ -21,8 +21,13 @@ generated under var/bench/demo-N, or reused, and then, each step a ``riskmap`` s
    partitions (``--no-dask-build`` skips it).
 
 ``--prefix`` names the databases (default ``riskmap_scale``: ``riskmap_scale_N`` …);
+``--provinces 河南省,陕西省`` shares N out over several provinces (the demo generator run
+for each, its own seed; var/bench/demo-N/2-<province>). ``--dask-pipeline`` runs steps 4, 5
+and 3 alone, in that order, on the Dask ingest's database: for a size whose in-process
+steps do not fit in memory.
 ``--no-serve`` skips step 3, ``--no-dask`` step 4; ``--builds-only`` runs steps 2 and 5
-alone on the database an earlier run ingested.
+alone on the database an earlier run ingested, ``--dask-build-only`` with it step 5 alone
+(compared with the report of the build in force).
 
 Every step's wall time, the peak RSS of its largest process (``wait4`` rusage: the ingest
 process, or the largest Dask worker), the command's own process alone (the Dask driver;
@@ -300,13 +305,31 @@ def run(n: int, args: argparse.Namespace, save: Callable[[dict], None]) -> dict:
 
     The Dask ingest comes last: serving reads only the in-process ingest's database."""
     t = time.perf_counter()
-    files = demo_files(n)
-    result: dict = {"equipment": n, "files": [Path(f).name for f in files],
+    provinces = args.provinces or ["河南省"]
+    files = [f for k, province in enumerate(provinces)  # N shared out, a seed each
+             for f in demo_files(n // len(provinces), province, 7 + k)]
+    result: dict = {"equipment": n, "provinces": provinces,
+                    "files": [str(Path(f).relative_to(BENCH)) for f in files],
                     "generate_s": round(time.perf_counter() - t, 1)}
+    if args.dask_pipeline:  # where in process does not fit: Dask ingest, build, serve
+        dask, _, url = ingest(n, "dask", files, args)
+        result["ingest_dask"] = dask
+        result["database"] = url.rpartition("/")[2]
+        save(result)
+        if dask.get("exit") in (0, 1):
+            result["build_dask"] = build(n, url, args, engine="dask")
+            save(result)
+            if not args.no_serve:
+                result["serve"] = serve(n, url, args)
+                save(result)
+        return result
     if args.builds_only:  # both builds on the database an earlier run ingested
         url = fresh_database_url(f"{args.prefix}_{n}")
         result["database"] = url.rpartition("/")[2]
-        result["build"] = build(n, url, args)
+        if args.dask_build_only:  # compared with the build in force, as it was recorded
+            result["build"] = {"report": build_report(url), "recorded": True}
+        else:
+            result["build"] = build(n, url, args)
         save(result)
         dask_build_step(n, url, args, result, save)
         return result
@@ -366,7 +389,7 @@ def table(results: list[dict]) -> str:
              "z14 warm p50/p99  worklist p95"]
     def step(r: dict, key: str) -> str:
         s = r.get(key)
-        if not s:
+        if not s or "seconds" not in s:  # not run (or a build recorded, not timed)
             return f"{'—':>17}"
         mark = "killed" if s.get("killed") else "s"
         return f"{s['seconds']:>6.1f} {mark} {s['peak_tree_rss_mb']:>6} MB"
@@ -402,6 +425,16 @@ def main() -> None:
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask ingest")
     parser.add_argument("--no-dask-build", action="store_true", help="skip the Dask build")
     parser.add_argument("--no-serve", action="store_true", help="skip serving")
+    parser.add_argument("--provinces", type=lambda v: v.split(","), default=None,
+                        help="provinces to share N out over, comma-separated names "
+                             "(default 河南省; each its own seed)")
+    parser.add_argument("--dask-pipeline", action="store_true",
+                        help="the Dask ingest into PREFIX_N_dask, the Dask build on it and "
+                             "serving from it: no in-process step (where it does not fit)")
+    parser.add_argument("--dask-build-only", action="store_true",
+                        help="with --builds-only: the Dask build alone, compared with the "
+                             "report of the build in force (where the in-process build "
+                             "does not fit in memory)")
     parser.add_argument("--builds-only", action="store_true",
                         help="only the in-process and the Dask build, on PREFIX_N as an "
                              "earlier run ingested it")

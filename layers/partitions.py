@@ -10,13 +10,15 @@ their equipment rows, largest first, each into the lightest partition so far: th
 input always gives the same partitions.
 
 On a partition (:func:`build_partition`) run grading, which is per piece and per unit,
-and the builders of the layers made of one row per unit or per row of the input
-(:data:`PARTITION_LAYERS`: the unit files, the open hazards, the overdue pieces). Joined
-(:func:`join_graded`, :func:`join_layers`), they are exactly what the whole input gives:
-the same rows in the same order, the same columns, dtypes and values (a unit's sums add
-its pieces in the same order). What needs the whole table (cells, regions, hotspot Gi*,
-ranks, picks, warnings) is not here: :func:`layers.build.build_layers` computes it from
-the joined graded frames.
+and the builders of the layers made of one row per unit or per row of the input: the
+equipment and the unit files (:data:`STAGED_LAYERS`, which the Dask engine writes to the
+store part by part, put back in order by :func:`staged_order`), the open hazards and the
+overdue pieces (:data:`PARTITION_LAYERS`, joined by :func:`join_layers`). With the graded
+frames (:func:`join_graded`) they are exactly what the whole input gives: the same rows
+in the same order, the same columns, dtypes and values (a unit's sums add its pieces in
+the same order). What needs the whole table (cells, regions, hotspot Gi*, ranks, picks,
+warnings) is not here: :func:`layers.build.build_layers` computes it from the joined
+graded frames, of which it reads :data:`WHOLE_TABLE_COLUMNS` only.
 """
 
 from __future__ import annotations
@@ -140,8 +142,20 @@ def grade_partition(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
     return eq, layers.risk.grade_units(units, eq, rules)
 
 
-#: The layers built on each partition: one row per unit, per open hazard, per overdue piece.
-PARTITION_LAYERS: tuple[str, ...] = ("units", "hazards", "overdue")
+#: The layers built on each partition and joined: one row per open hazard, per overdue
+#: piece.
+PARTITION_LAYERS: tuple[str, ...] = ("hazards", "overdue")
+#: The layers built on each partition and written by it in parts, never joined: one row
+#: per piece of equipment, per unit (the unit files): the two largest.
+STAGED_LAYERS: tuple[str, ...] = ("equipment", "units")
+#: The graded equipment columns the layers built on the whole table read (every layer but
+#: :data:`PARTITION_LAYERS` and :data:`STAGED_LAYERS`): what a partition sends back. A
+#: column missing here fails the Dask build's equality test (tests/test_build_dask.py).
+WHOLE_TABLE_COLUMNS: tuple[str, ...] = (
+    "registration_code", "category_code", "unit_credit_code", "lon", "lat",
+    "province_adcode", "city_adcode", "county_adcode", "h3", "park_id", "venue_id",
+    "insured", "top_category", "in_use", "overdue", "open_hazards", "open_major_hazards",
+    "late_hazards", "D", "level_rank", "level")
 
 
 def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:
@@ -159,9 +173,9 @@ def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.
 
 def build_partition(inputs: Inputs, home: np.ndarray, rules: Rules
                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
-    """A partition graded, and its :data:`PARTITION_LAYERS` by their registry builders
-    (the open hazards of the hazards at ``home`` only: the others are there to be
-    counted by the pieces they name)."""
+    """A partition graded, and its :data:`STAGED_LAYERS` and :data:`PARTITION_LAYERS` by
+    their registry builders (the open hazards of the hazards at ``home`` only: the others
+    are there to be counted by the pieces they name)."""
     build = Build(inputs, rules)
     build.graded = grade_partition(inputs.equipment, inputs.units, inputs.hazards,
                                    inputs.venues, inputs.as_of, rules.risk)
@@ -170,17 +184,31 @@ def build_partition(inputs: Inputs, home: np.ndarray, rules: Rules
     at_home.graded = build.graded
     frames = {"units": layers.builders.units(build),
               "hazards": layers.builders.hazards(at_home),
-              "overdue": layers.builders.overdue(build)}
+              "overdue": layers.builders.overdue(build),
+              "equipment": layers.builders.equipment(build)}
     return *build.graded, frames
 
 
+def first_pieces(graded_eq: pd.DataFrame, graded_units: pd.DataFrame, table_units: int
+                 ) -> pd.DataFrame:
+    """The first piece of each unit a partition's equipment names but its units table
+    lacks (graded units after the first ``table_units``): all :func:`join_graded` needs
+    of the equipment for them when only :data:`WHOLE_TABLE_COLUMNS` come back."""
+    codes = graded_units["credit_code"].iloc[table_units:].astype("string")
+    owner = graded_eq["unit_credit_code"].astype("string")
+    named = graded_eq[owner.isin(codes).fillna(False).to_numpy(dtype=bool)]
+    return named[~named["unit_credit_code"].astype("string").duplicated().to_numpy()]
+
+
 def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
-                equipment_index: pd.Index, units: pd.DataFrame
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                equipment_index: pd.Index, units: pd.DataFrame,
+                pieces: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The graded partitions (in partition order) as the whole input's graded frames: the
     equipment and the units in their input order, with the input's index (``units``: the
     input's units table). ``parts`` is emptied as it is read (the partitions and the
-    joined frames are not all held at once)."""
+    joined frames are not all held at once). ``pieces``: the partitions'
+    :func:`first_pieces`, in partition order, when their equipment came back with some
+    columns only (default: the joined equipment has them all)."""
     eq_order = np.argsort(np.concatenate([plan.rows("equipment", p)
                                           for p in range(plan.parts)]), kind="stable")
     unit_rows = [plan.rows("units", p) for p in range(plan.parts)]
@@ -198,8 +226,8 @@ def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
     if not extra:
         known.index = units.index
         return eq, known
-    return eq, _with_units_from_equipment(known, pd.concat(extra, ignore_index=True), eq,
-                                          units)
+    return eq, _with_units_from_equipment(known, pd.concat(extra, ignore_index=True),
+                                          eq if pieces is None else pieces, units)
 
 
 def stacked(frames: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:
@@ -238,21 +266,13 @@ def _with_units_from_equipment(known: pd.DataFrame, added: pd.DataFrame, eq: pd.
     return base[list(graded.columns)]
 
 
-def join_layers(frames: list[dict[str, pd.DataFrame]], plan: Plan,
-                unit_counts: list[int], extra_codes: list[np.ndarray]
-                ) -> dict[str, pd.DataFrame] | None:
-    """The :data:`PARTITION_LAYERS` of the whole input from the partitions' (in partition
-    order; ``unit_counts``: the table's units in each, ``extra_codes``: the credit codes
-    of the units only equipment names that each added, in its order). The unit files go
-    back to the graded units' order; the open hazards and the overdue pieces are sorted
-    as :mod:`layers.points` sorts them, which is a total order when hazard ids and
-    registration codes are unique (ingest's keys). None when they are not: then the
-    caller builds these layers on the whole input."""
-    joined = {lid: pd.concat([f[lid] for f in frames], ignore_index=True)
-              for lid in PARTITION_LAYERS}
-    hazards, overdue = joined["hazards"], joined["overdue"]
-    if not (_unique(hazards["hazard_id"]) and _unique(overdue["registration_code"])):
-        return None
+def unit_positions(plan: Plan, unit_counts: list[int], extra_codes: list[np.ndarray]
+                   ) -> np.ndarray:
+    """Where the partitions' graded units (one partition after another, each its table
+    units, then the units only its equipment names) go among the whole input's graded
+    units: the table's units in their input order, then the others by credit code.
+    ``unit_counts``: the table's units in each partition; ``extra_codes``: the codes of
+    the units each added, in its order."""
     table_rows = np.concatenate([plan.rows("units", p) for p in range(plan.parts)])
     codes = np.concatenate(extra_codes) if extra_codes else np.zeros(0, dtype=object)
     extra_rank = np.empty(len(codes), dtype=np.int64)
@@ -264,8 +284,28 @@ def join_layers(frames: list[dict[str, pd.DataFrame]], plan: Plan,
         position[at:at + n] = table_rows[t:t + n]
         position[at + n:at + n + k] = len(table_rows) + extra_rank[e:e + k]
         at, t, e = at + n + k, t + n, e + k
-    units = joined["units"]
-    joined["units"] = units.take(np.argsort(position, kind="stable")).reset_index(drop=True)
+    return position
+
+
+def staged_order(positions: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """The partition of each row of a whole layer whose partitions' rows (one partition
+    after another, ``sizes`` rows each) go to ``positions``: what a store needs to put a
+    layer staged in parts back in order (each part holds its rows in that order)."""
+    order = np.empty(len(positions), dtype=np.int64)
+    order[positions] = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    return order
+
+
+def join_layers(frames: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame] | None:
+    """The :data:`PARTITION_LAYERS` of the whole input from the partitions' (in partition
+    order): the open hazards and the overdue pieces sorted as :mod:`layers.points` sorts
+    them, which is a total order when hazard ids and registration codes are unique
+    (ingest's keys). None when they are not."""
+    joined = {lid: pd.concat([f[lid] for f in frames], ignore_index=True)
+              for lid in PARTITION_LAYERS}
+    hazards, overdue = joined["hazards"], joined["overdue"]
+    if not (_unique(hazards["hazard_id"]) and _unique(overdue["registration_code"])):
+        return None
     # as layers.points.open_hazards and overdue_inspections order their rows
     order = np.lexsort((hazards["hazard_id"].to_numpy(dtype=object, na_value=""),
                         -hazards["days_past_deadline"].fillna(-1).to_numpy(dtype=np.int64),

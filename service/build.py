@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,20 +12,24 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.boundaries import load_boundaries
-from layers.build import BuildResult, Inputs, build_layers
+from layers.build import Inputs, build_layers
 from layers.rules import Rules, load_rules
-from service.store.base import LayerBuild, Store
+from service.store.base import LayerBuild, StagedLayer, Store
 
 if TYPE_CHECKING:
     from distributed import Client
 
+STALE_STAGES = timedelta(days=1)  # older staging is a killed driver's, never a live one's
 INPUT_TABLES = ("equipment", "units", "hazards", "checks", "parks", "venues", "officers",
                 "officer_cells")
 
 
-def read_inputs(store: Store, provinces: list[str], as_of: date) -> Inputs:
-    """The stored tables and the boundaries of the configured provinces (all three levels)."""
-    tables = {name: store.read(name) for name in INPUT_TABLES}
+def read_inputs(store: Store, provinces: list[str], as_of: date,
+                equipment_columns: list[str] | None = None) -> Inputs:
+    """The stored tables and the boundaries of the configured provinces (all three levels);
+    of equipment only ``equipment_columns`` if given."""
+    tables = {name: store.read(name, equipment_columns if name == "equipment" else None)
+              for name in INPUT_TABLES}
     boundaries = gpd.GeoDataFrame(pd.concat(
         [load_boundaries(provinces, level) for level in ("province", "city", "county")],
         ignore_index=True), crs=4326)
@@ -44,13 +48,17 @@ def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
     same layers; the report records the engine."""
     rules = rules or load_rules(rules_path)
     as_of = as_of or date.today()
+    # what a killed driver left staged (parts of a build, a batch's tables) goes
+    store.drop_stale_stages(datetime.now(UTC) - STALE_STAGES)
     data_version = store.data_version()
+    staged: dict[str, StagedLayer] = {}
     if engine == "dask":
         from service.build_dask import build_on_dask
 
-        result: BuildResult = build_on_dask(lambda: read_inputs(store, provinces, as_of),
-                                            rules, progress, client=client,
-                                            scheduler=scheduler, partitions=partitions)
+        built = build_on_dask(store, lambda columns: read_inputs(
+            store, provinces, as_of, columns), rules, progress, client=client,
+            scheduler=scheduler, partitions=partitions)
+        result, staged = built.result, built.staged
     elif engine == "local":
         result = build_layers(read_inputs(store, provinces, as_of), rules, progress)
     else:
@@ -62,5 +70,9 @@ def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
         rules_hash=rules.fingerprint(), data_version=data_version, report=result.report)
     if progress:
         progress("write")
-    store.write_layers(result.frames, build)
+    try:
+        store.write_layers(result.frames, build, staged)
+    finally:
+        for token in {layer.token for layer in staged.values()}:
+            store.drop_staged_layers(token)  # written (then gone) or not: none left
     return build

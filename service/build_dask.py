@@ -1,15 +1,21 @@
 """``riskmap build --engine dask``: grading and the per-unit and per-row layers mapped
-over partitions of the input on a Dask cluster (dask.distributed); every stage that needs
-the whole table as in process, on the joined graded frames.
+over partitions of the input on a Dask cluster (dask.distributed), each partition read and
+its largest layer written by a worker; every stage that needs the whole table as in
+process, on the joined graded frames. The driver never holds the equipment table.
 
-The driver reads the stored tables (as in process), cuts them into partitions of counties
-(:mod:`layers.partitions`: a unit with all its equipment, each piece with all its
-hazards), scatters them one at a time and drops its own copy of the equipment table. Each
-worker grades its partition (L, E, C, D, levels and reasons per piece; each unit's level
-from its pieces and its own factors) and builds its partition of the layers made of one
-row per unit or input row (:data:`layers.partitions.PARTITION_LAYERS`: unit files, open
-hazards, overdue pieces). The partitions come back and are joined in the whole input's
-order, so the graded frames and those layers are exactly the in-process build's.
+The driver reads the stored tables but for equipment, of which it reads the three key
+columns that cut it into partitions of counties (:mod:`layers.partitions`: a unit with all
+its equipment, each piece with all its hazards). Each worker reads its partition's
+equipment from the store by key, at the data version the build started from
+(:meth:`Store.read_rows`), grades it (L, E, C, D, levels and reasons per piece; each
+unit's level from its pieces and its own factors) and builds its partition of the layers
+made of one row per unit or input row. The two largest, equipment (a row per piece) and
+the unit files (a row per unit), it writes to the store itself, in parts
+(:meth:`Store.stage_layer_part`); the store puts the parts together in the layer's order
+when the build is written. The rest comes back: the graded units, the open hazards and
+overdue pieces, and of the graded equipment only the columns the whole-table stages read
+(:data:`layers.partitions.WHOLE_TABLE_COLUMNS`). Joined in the whole input's order, they
+are exactly the in-process build's.
 
 The stages that need the whole table (hotspot Gi* and its FDR, H3 cells and their
 parents, regions, industries, grid cells, schedules within county capacity, demonstration
@@ -17,7 +23,7 @@ picks and ranks, park profiles, warnings) run in the driver on the joined graded
 with the same code as in process: that is what makes every layer identical to the last
 bit. Their partial sums mapped over partitions would add risk scores and rates in another
 order and change the last digits. The build report says ``engine``, how many
-``partitions`` were built and ``dask_seconds``, the grading stage's parts (plan, scatter,
+``partitions`` were built and ``dask_seconds``, the grading stage's parts (plan, submit,
 compute and gather, join).
 """
 
@@ -25,9 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from time import perf_counter
+from dataclasses import dataclass, replace
+from time import perf_counter, sleep
 from typing import TYPE_CHECKING
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 import layers.partitions
@@ -35,32 +44,64 @@ from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
+from service.store import reopen_store
+from service.store.base import Keys, StagedLayer, Store
+from service.store.errors import DataChanged
+from service.store.layer_parts import new_token
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Worker
 
 PARTITION_ROWS = 200_000  # equipment rows a partition aims at (counties are not cut)
 PER_WORKER = 2            # at least this many partitions per worker (balance)
+#: What the driver reads of the equipment table: what cuts it into partitions.
+PLAN_COLUMNS = ["registration_code", "unit_credit_code", "county_adcode"]
 
 
-def build_on_dask(read: Callable[[], Inputs], rules: Rules,
+@dataclass
+class DaskBuild:
+    """What :func:`build_on_dask` built: the layers held in memory, and those its workers
+    staged in the store (to be written with them, or dropped)."""
+
+    result: BuildResult
+    staged: dict[str, StagedLayer]
+
+
+def build_on_dask(store: Store, read: Callable[[list[str]], Inputs], rules: Rules,
                   progress: Callable[[str], None] | None = None, *,
                   client: Client | None = None, scheduler: str | None = None,
-                  partitions: int | None = None) -> BuildResult:
-    """:func:`layers.build.build_layers` of what ``read`` gives, partitions on Dask: on
-    ``client`` if given, else on the cluster at ``scheduler``, else on a LocalCluster.
-    ``read`` is called here (so that no caller keeps the equipment table alive)."""
+                  partitions: int | None = None) -> DaskBuild:
+    """:func:`layers.build.build_layers` of ``store``'s tables (``read(columns)`` reads
+    them, of equipment ``columns`` only), partitions on Dask: on ``client`` if given, else
+    on the cluster at ``scheduler``, else on a LocalCluster. The equipment layer is staged
+    in ``store`` by the workers; on failure nothing staged is left."""
     if client is None:
         with dask_client(scheduler) as own:
-            return build_on_dask(read, rules, progress, client=own, partitions=partitions)
+            return build_on_dask(store, read, rules, progress, client=own,
+                                 partitions=partitions)
     if progress:
         progress("read")
+    version = store.data_version()
+    inputs = read(PLAN_COLUMNS)
+    if store.data_version() != version:
+        raise DataChanged("a batch landed while the build read the tables; run it again")
     made: dict[str, pd.DataFrame] = {}
-    grade = on_dask(client, made, partitions)
-    result = build_layers(read(), rules, progress, grade=grade, made=made)
+    token = new_token()
+    grade = on_dask(client, made, store, version, token, partitions)
+    try:
+        result = build_layers(inputs, rules, progress, grade=grade, made=made)
+    except BaseException:
+        store.drop_staged_layers(token)
+        raise
+    staged = {lid: StagedLayer(token, order)
+              for lid, order in grade.orders.items()}  # type: ignore[attr-defined]
+    for lid, layer in staged.items():  # placeholders: the layers are in the store
+        del result.frames[lid]
+        result.report["rows"][lid] = layer.rows
+    result.report["equipment_unlocated"] = grade.unlocated  # type: ignore[attr-defined]
     result.report["partitions"] = grade.parts  # type: ignore[attr-defined]
     result.report["dask_seconds"] = grade.seconds  # type: ignore[attr-defined]
-    return result
+    return DaskBuild(result, staged)
 
 
 def partition_count(client: Client, equipment_rows: int) -> int:
@@ -70,11 +111,60 @@ def partition_count(client: Client, equipment_rows: int) -> int:
     return max(PER_WORKER * workers, math.ceil(equipment_rows / PARTITION_ROWS))
 
 
-def on_dask(client: Client, made: dict[str, pd.DataFrame], partitions: int | None = None
-            ) -> Grade:
+def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
+                           inputs: Inputs, home: np.ndarray, rules: Rules, token: str,
+                           part: int
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame],
+                                      pd.DataFrame, int]:
+    """On a worker: partition ``part`` (its equipment keyed ``keys``, read here from the
+    store at ``address`` as it was at ``version``), graded and built
+    (:func:`layers.partitions.build_partition`); its :data:`~layers.partitions.STAGED_LAYERS`
+    staged in the store. Returns the graded equipment's whole-table columns, the graded
+    units, the joined layers' partition, the first pieces of units only equipment names,
+    and how many pieces have no location."""
+    with reopen_store(address, h3_resolution) as store:
+        equipment = store.read_rows("equipment", keys, version)
+        graded_eq, graded_units, frames = layers.partitions.build_partition(
+            replace(inputs, equipment=equipment), home, rules)
+        del equipment
+        unlocated = int(frames["equipment"].geometry.isna().sum())
+        for lid in layers.partitions.STAGED_LAYERS:
+            store.stage_layer_part(lid, token, part, frames.pop(lid))
+    firsts = layers.partitions.first_pieces(graded_eq, graded_units, len(inputs.units))
+    return (graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)], graded_units, frames,
+            firsts, unlocated)
+
+
+STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
+
+
+def stop(client: Client, futures: list) -> None:
+    """Cancel ``futures`` and wait until none of them still runs on a worker (a task
+    cancelled while running goes on in its thread, and could stage its part after the
+    build dropped the others)."""
+    keys = {f.key for f in futures}
+    client.cancel(futures)
+    deadline = perf_counter() + STOP_SECONDS
+    while keys and perf_counter() < deadline:
+        running = client.run(_executing)
+        if not keys.intersection(k for found in running.values() for k in found):
+            return
+        sleep(0.2)
+
+
+def _executing(dask_worker: Worker) -> list:
+    """On a worker: the keys of the tasks running there (cancelled ones included)."""
+    return [ts.key for ts in dask_worker.state.executing]
+
+
+def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version: str,
+            token: str, partitions: int | None = None) -> Grade:
     """A ``grade`` for :func:`layers.build.build_layers` that builds partitions of counties
-    on ``client`` (``partitions``: how many at most; default :func:`partition_count`); it
-    puts the joined :data:`~layers.partitions.PARTITION_LAYERS` in ``made``."""
+    on ``client`` (``partitions``: how many at most; default :func:`partition_count`) from
+    ``store`` at ``version``; it puts the joined
+    :data:`~layers.partitions.PARTITION_LAYERS` in ``made``, placeholders for the
+    :data:`~layers.partitions.STAGED_LAYERS` its workers stage under ``token``, and keeps
+    the staged layers' order and unlocated rows."""
     if partitions is not None and partitions < 1:
         raise ValueError("partitions must be at least 1")
 
@@ -91,39 +181,58 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], partitions: int | Non
         plan = layers.partitions.plan(i.units, i.equipment, i.hazards,
                                       partitions or partition_count(client, len(i.equipment)))
         grade.parts = plan.parts  # type: ignore[attr-defined]
+        # Arrow strings, not Python objects (~70 bytes a key less: 0.7 GB at 10M)
+        keys = i.equipment["registration_code"].astype("string[pyarrow]").array
         lap("plan")
         futures = []
         for p in range(plan.parts):
-            # one partition at a time: the driver never holds a second copy of the input;
-            # not hashed (tokenizing 200,000 rows with their geometry takes seconds)
-            part, home = client.scatter(layers.partitions.partition_inputs(i, plan, p),
-                                        hash=False)
-            futures.append(client.submit(layers.partitions.build_partition, part, home,
-                                         build.rules, pure=False))
+            part, home = layers.partitions.partition_inputs(i, plan, p)
+            # not hashed (tokenizing 200,000 rows takes seconds)
+            sent = client.scatter([keys[plan.rows("equipment", p)], replace(
+                part, equipment=part.equipment.iloc[:0]), home], hash=False)
+            futures.append(client.submit(build_stored_partition, store.address,
+                                         store.h3_resolution, version, *sent, build.rules,
+                                         token, p, pure=False))
         equipment_index = i.equipment.index
-        # the graded frames replace the equipment table (nothing after grading reads it);
-        # a new empty frame, not a slice, which would keep the table's buffers alive
-        i.equipment = pd.DataFrame({c: pd.Series(dtype=t)
-                                    for c, t in i.equipment.dtypes.items()})
-        lap("scatter")
+        i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
+        lap("submit")
         results = []
-        for k, future in enumerate(futures):  # one at a time, each released once here
-            results.append(future.result())
-            futures[k] = None  # type: ignore[call-overload]
+        try:
+            for k, future in enumerate(futures):  # one at a time, each released once here
+                results.append(future.result())
+                futures[k] = None  # type: ignore[call-overload]
+        except BaseException:
+            stop(client, [f for f in futures if f is not None])
+            raise
         lap("compute_gather")
+        grade.unlocated = sum(r[4] for r in results)  # type: ignore[attr-defined]
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
-                 for (_, units, _), n in zip(results, counts, strict=True)]
-        joined = layers.partitions.join_layers([f for _, _, f in results], plan, counts,
-                                               extra)
-        if joined is not None:  # else (keys not unique) built in process, as locally
-            made.update(joined)
-        graded = [(eq, units) for eq, units, _ in results]
+                 for (_, units, _, _, _), n in zip(results, counts, strict=True)]
+        joined = layers.partitions.join_layers([r[2] for r in results])
+        if joined is None:
+            raise DataChanged("hazard ids or registration codes are not unique in the "
+                              "stored tables; the Dask build needs them unique (as ingest "
+                              "keeps them)")
+        made.update(joined)
+        grade.orders = {  # type: ignore[attr-defined]
+            "equipment": plan.equipment,
+            "units": layers.partitions.staged_order(
+                layers.partitions.unit_positions(plan, counts, extra),
+                [len(r[1]) for r in results])}
+        for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store
+            made[lid] = gpd.GeoDataFrame(geometry=[], crs=4326)
+        pieces = pd.concat([r[3] for r in results], ignore_index=True)
+        graded = [(r[0], r[1]) for r in results]
         results.clear()
-        joined_graded = layers.partitions.join_graded(graded, plan, equipment_index, i.units)
+        joined_graded = layers.partitions.join_graded(graded, plan, equipment_index, i.units,
+                                                      pieces)
         lap("join")
         return joined_graded
 
     grade.parts = 0  # type: ignore[attr-defined]
     grade.seconds = {}  # type: ignore[attr-defined]  # the grading stage's parts
+    grade.orders = {}  # type: ignore[attr-defined]
+    grade.unlocated = 0  # type: ignore[attr-defined]
     return grade
+

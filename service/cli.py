@@ -436,6 +436,7 @@ def build(
             console.status("计算图层 building layers…") as status:
         if settings.engine == Engine.DASK:
             from service.ingest.distributed import DaskUnavailable
+            from service.store.errors import DataChanged
 
             status.update("启动 Dask starting Dask…")
             try:
@@ -445,6 +446,9 @@ def build(
                                    scheduler=settings.dask_scheduler, partitions=partitions)
             except DaskUnavailable as exc:
                 _fail(f"{exc}\n未生成图层 no build was written")
+            except DataChanged as exc:
+                _fail(f"数据在生成期间已变更，请重新运行 the data changed while the build read "
+                      f"it; run it again: {exc}\n未生成图层 no build was written")
         else:
             result = run_build(st, settings.provinces, rules=rule_set, as_of=day,
                                progress=lambda stage: status.update(f"计算图层 {stage}…"))

@@ -65,10 +65,21 @@ def _wkb(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def assert_same_frames(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
-    assert list(got) == list(want) == list(ALL)
+def assert_same_frames(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame],
+                       staged: tuple[str, ...] = (), by_fid: bool = False) -> None:
+    """Every layer of ``want`` in ``got`` the same, but for ``staged`` (written by the
+    workers to the store, not held). ``by_fid``: rows compared in ``fid`` order (a PostGIS
+    table is a set of rows: its physical order is where the heap found room, and every
+    query of the service orders by ``fid``)."""
+    assert list(got) == [lid for lid in want if lid not in staged]
+    assert list(want) == list(ALL)
     for lid, frame in want.items():
+        if lid in staged:
+            continue
         other = got[lid]
+        if by_fid:
+            frame = frame.sort_values("fid", kind="stable", ignore_index=True)
+            other = other.sort_values("fid", kind="stable", ignore_index=True)
         assert type(other) is type(frame), lid
         pd.testing.assert_frame_equal(_wkb(other), _wkb(frame), check_exact=True, obj=lid)
         assert other.attrs == frame.attrs, lid
@@ -82,8 +93,8 @@ def assert_same_report(got: dict, want: dict) -> None:
         assert got[key] == want[key], key
 
 
-def _inputs(store):
-    return read_inputs(store, DEMO_PROVINCES, DEMO_AS_OF)
+def _inputs(store, equipment_columns=None):
+    return read_inputs(store, DEMO_PROVINCES, DEMO_AS_OF, equipment_columns)
 
 
 def test_partitions_keep_units_with_their_pieces_and_grade_exactly(demo):
@@ -128,11 +139,30 @@ def assert_same_grading(eq, units, inputs, parts: int) -> None:
     counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
     extra = [u["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
              for (_, u, _), n in zip(results, counts, strict=True)]
-    built = layers.partitions.join_layers([f for _, _, f in results], plan, counts, extra)
-    # a hazard id twice (not after ingest): no total order to restore, built in process
+    built = layers.partitions.join_layers([f for _, _, f in results])
+    # a hazard id twice (not after ingest): no total order to restore
     twice = [dict(f) for _, _, f in results]
     twice[-1]["hazards"] = pd.concat([twice[-1]["hazards"], twice[0]["hazards"].iloc[:1]])
-    assert layers.partitions.join_layers(twice, plan, counts, extra) is None
+    assert layers.partitions.join_layers(twice) is None
+    # the staged layers: each partition's rows in the order the store is given
+    orders = {"equipment": plan.equipment, "units": layers.partitions.staged_order(
+        layers.partitions.unit_positions(plan, counts, extra),
+        [len(u) for _, u, _ in results])}
+    assert set(orders) == set(layers.partitions.STAGED_LAYERS)
+    for lid, order in orders.items():
+        parts = [f[lid] for _, _, f in results]
+        assert [len(f) for f in parts] == list(np.bincount(order, minlength=plan.parts))
+        # the merge the store makes: each row of the layer the next row of its part
+        by_part = np.argsort(order, kind="stable")
+        at = np.empty(len(order), dtype=np.int64)
+        at[by_part] = np.arange(len(order))
+        got = pd.concat(parts, ignore_index=True).take(at).reset_index(drop=True)
+        want = builder_of(ALL[lid])(whole)
+        for column in want.columns:  # a part's column whose rows are all empty has its
+            if got[column].dtype != want[column].dtype:  # own dtype until the store
+                got[column] = got[column].astype(want[column].dtype)  # conforms it
+        pd.testing.assert_frame_equal(_wkb(got), _wkb(want), check_exact=True,
+                                      obj=f"{lid} {parts}")
     graded = [(e, u) for e, u, _ in results]
     joined = layers.partitions.join_graded(graded, plan, eq.index, units)
     assert not graded  # emptied as it was read
@@ -153,12 +183,19 @@ def test_dask_build_equals_in_process(demo, client):
     in-process build wrote."""
     rules = load_rules()
     local = build_layers(_inputs(demo), rules)
-    on_dask = build_on_dask(lambda: _inputs(demo), rules, client=client,
-                            partitions=PARTITIONS)
+    built = build_on_dask(demo, lambda columns: _inputs(demo, columns), rules,
+                          client=client, partitions=PARTITIONS)
+    on_dask = built.result
     assert on_dask.report["partitions"] == PARTITIONS
     assert local.report["rows"]["equipment"] > 5000  # the demo, not an empty build
-    assert_same_frames(on_dask.frames, local.frames)
+    assert_same_frames(on_dask.frames, local.frames, layers.partitions.STAGED_LAYERS)
     assert_same_report(on_dask.report, local.report)
+    assert set(built.staged) == set(layers.partitions.STAGED_LAYERS)
+    for lid, staged in built.staged.items():
+        assert staged.rows == len(local.frames[lid]) and staged.parts == PARTITIONS
+    token = built.staged["equipment"].token
+    assert demo.drop_staged_layers(token) == 2 * PARTITIONS  # one part of each layer
+    assert demo.drop_staged_layers(token) == 0
 
     before = demo.layer_build()  # the demo's own build, in process
     assert before.report["engine"] == "local"
@@ -169,27 +206,29 @@ def test_dask_build_equals_in_process(demo, client):
     after = demo.layer_build()
     assert after.build_id == built.build_id and after.report["engine"] == "dask"
     assert_same_report(after.report, before.report)
-    assert_same_frames({lid: demo.read_layer(lid) for lid in ALL}, stored)
+    assert_same_frames({lid: demo.read_layer(lid) for lid in ALL}, stored,
+                       by_fid=demo.kind == "postgis")
 
 
 def test_dask_layers_equal_with_worker_processes(request, store_templates):
-    """Worker processes: the partitions and the rules go to them pickled, the graded
-    frames come back pickled; still the same layers (the embedded demo: the build, not
-    the store, is what is compared)."""
+    """Worker processes: the partitions and the rules go to them pickled, each reads its
+    equipment from the store and writes its part of the equipment layer there, the graded
+    frames come back pickled; still the same layers (the embedded demo)."""
     filled = store_templates.copy("embedded", _fill_demo, request)
     store = open_store(filled.url)
     try:
         rules = load_rules()
         local = build_layers(_inputs(store), rules)
+        stored = {lid: store.read_layer(lid) for lid in ALL}
         with dask_client() as processes:
-            on_dask = build_on_dask(lambda: _inputs(store), rules, client=processes,
-                                    partitions=3)
+            built = run_build(store, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask",
+                              client=processes, partitions=3)
+        assert built.report["partitions"] == 3
+        assert_same_report(built.report, local.report)
+        assert_same_frames({lid: store.read_layer(lid) for lid in ALL}, stored)
     finally:
         store.close()
         store_templates.drop(filled.url)
-    assert on_dask.report["partitions"] == 3
-    assert_same_frames(on_dask.frames, local.frames)
-    assert_same_report(on_dask.report, local.report)
 
 
 def test_an_unknown_engine_is_refused(tmp_path):

@@ -562,7 +562,7 @@ class _DaskBatch:
         from distributed import wait
 
         staging = getattr(self.store, "kind", None) == "postgis"
-        url = self.store._location.target if staging else None  # type: ignore[attr-defined]
+        url = self.store.address if staging else None
         jobs: dict[str, list[Any]] = {}
         for f in sorted(self.read, key=lambda f: ORDER.index(f.kind)):
             if f.kind not in STREAMED:
@@ -601,8 +601,7 @@ class _DaskBatch:
             from service.store.postgis.staging import drop_stages
 
             with suppress(Exception):  # never hides the batch's own error
-                drop_stages(self.store._location.target,  # type: ignore[attr-defined]
-                            self.batch_id)
+                drop_stages(self.store.address, self.batch_id)
 
 
 def _in_kind_order(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

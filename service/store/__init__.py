@@ -16,8 +16,8 @@ from service.store.base import Store
 from service.store.errors import StoreMissing
 from service.store.location import StoreLocation, store_location
 
-__all__ = ["Store", "StoreLocation", "StoreMissing", "open_store", "shown_address",
-           "store_location"]
+__all__ = ["Store", "StoreLocation", "StoreMissing", "open_store", "reopen_store",
+           "shown_address", "store_location"]
 
 
 def open_store(address: str | Path, *, create: bool = False, h3_resolution: int = 8) -> Store:
@@ -43,6 +43,20 @@ def open_store(address: str | Path, *, create: bool = False, h3_resolution: int 
         if reason is not None:
             raise StoreMissing(missing_message(location, reason))
     return kind(location, h3_resolution=h3_resolution)  # type: ignore[call-arg]
+
+
+def reopen_store(address: str, h3_resolution: int) -> Store:
+    """A store already opened elsewhere (:attr:`Store.address`), opened again by a worker of
+    a Dask build: nothing is created or migrated (the driver did that; workers migrating
+    at once would race)."""
+    location = store_location(address)
+    if location.kind == "postgis":
+        from service.store.postgis import PostGISStore
+
+        return PostGISStore(location, h3_resolution, migrate_schema=False)
+    from service.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(location, h3_resolution)
 
 
 def shown_address(location: StoreLocation) -> str:

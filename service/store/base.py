@@ -25,6 +25,31 @@ from service.store.location import StoreKind, StoreLocation
 from service.store.query import Condition, LayerQuery, condition_mask, isin, query_frame
 from service.store.tables import ALL_TABLES, BATCHES, LAYER_SPECS, OFFICER_CELLS, TABLES, Table
 
+#: Keys of a table's rows: a NumPy array of str, or a pandas (Arrow) string array.
+Keys = np.ndarray | pd.api.extensions.ExtensionArray
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer whose rows the workers of a build wrote in parts
+    (:meth:`Store.stage_layer_part`), for :meth:`Store.write_layers` to put together.
+
+    ``order`` holds, for each row of the whole layer in its order, the part the row was
+    staged in; each part holds its rows in that same order. So the embedded store
+    rebuilds the layer's row order exactly, streaming, never holding the layer whole
+    (PostGIS keeps a layer as a set of rows: every read of it orders by ``fid``)."""
+
+    token: str         # the build's staging token (names its parts)
+    order: np.ndarray  # per row of the layer: its part, 0 … parts - 1
+
+    @property
+    def parts(self) -> int:
+        return int(self.order.max()) + 1 if len(self.order) else 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.order)
+
 
 @dataclass
 class Batch:
@@ -164,6 +189,12 @@ class Store(ABC):
         """Where the store lives, fit to show: its directory, or its URL without the
         password."""
 
+    @property
+    def address(self) -> str:
+        """Where to open this store again (its directory, or its URL with the password):
+        what the workers of a Dask batch or build are given."""
+        return self._location.target  # type: ignore[attr-defined]  # both stores set it
+
     @abstractmethod
     def write_batch(self, batch: Batch) -> dict[str, UpsertCounts]:
         """Upsert every frame keyed by its table key (a row whose ``row_hash`` is unchanged
@@ -216,6 +247,13 @@ class Store(ABC):
         return hits[wanted].reset_index(drop=True)
 
     @abstractmethod
+    def read_rows(self, table: str, keys: Keys, version: str) -> pd.DataFrame:
+        """The rows of ``table`` keyed ``keys``, in the order of ``keys``, with every column
+        :meth:`read` gives, as they were at data version ``version``: what a build's
+        worker reads of its own partition. :class:`DataChanged` when the store cannot give
+        that version any more (a batch landed since) or a key is gone."""
+
+    @abstractmethod
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
         """Rows per H3 cell at ``resolution`` (5, 6, 7 or the store's own): columns
         ``h3`` and ``count``, sorted by ``h3``."""
@@ -227,10 +265,30 @@ class Store(ABC):
     # derived layers (``riskmap build``) --------------------------------------------------
 
     @abstractmethod
-    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild,
+                     staged: dict[str, StagedLayer] | None = None) -> None:
         """Replace every layer and finding table of :mod:`layers.registry` at once with
-        ``frames`` (conformed by :func:`conform_layer`) and record ``build``. Readers see
+        ``frames`` (conformed by :func:`conform_layer`) and the layers ``staged`` in parts
+        by the build's workers (which it then drops), and record ``build``. Readers see
         the old build or the new one, never a mixture."""
+
+    @abstractmethod
+    def stage_layer_part(self, layer: str, token: str, part: int, frame: pd.DataFrame
+                         ) -> int:
+        """On a build's worker: keep part ``part`` of ``layer`` (a built frame, conformed
+        here; its rows in the order the :class:`StagedLayer` will give) under the build's
+        ``token`` until :meth:`write_layers` takes it; the rows staged. Nothing a reader
+        sees changes."""
+
+    @abstractmethod
+    def drop_staged_layers(self, token: str) -> int:
+        """Forget every part staged under ``token`` (a build that failed or was stopped);
+        how many parts there were."""
+
+    @abstractmethod
+    def drop_stale_stages(self, before: datetime) -> list[str]:
+        """Drop what builds and batches started before ``before`` staged and left (their
+        driver was killed before it could); the tokens or batches dropped."""
 
     @abstractmethod
     def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:

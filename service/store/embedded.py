@@ -43,8 +43,10 @@ from service.store.base import (
     Batch,
     Change,
     Evidence,
+    Keys,
     LayerBuild,
     Session,
+    StagedLayer,
     Store,
     UpsertCounts,
     User,
@@ -66,6 +68,7 @@ from service.store.conform import (
 )
 from service.store.errors import (
     ConflictError,
+    DataChanged,
     ResolutionMismatchError,
     SeedSuperseded,
     StoreError,
@@ -77,6 +80,7 @@ from service.store.history import (
     history_rows,
     select_rows,
 )
+from service.store.layer_parts import drop_stage, merge_parts, part_path, stale_tokens
 from service.store.location import StoreLocation, store_location
 from service.store.query import LayerQuery, query_frame, required_geometry
 from service.store.tables import (
@@ -128,6 +132,7 @@ class EmbeddedStore(Store):
                     else store_location(address))
         if location.kind != "embedded":
             raise StoreError(f"not a store directory: {location.safe}")
+        self._location = location
         self.root = location.path
         self.h3_resolution = h3_resolution
         self.lock_timeout = lock_timeout
@@ -169,6 +174,27 @@ class EmbeddedStore(Store):
             return frame[wanted].copy(deep=False) if columns is not None else frame.copy(
                 deep=False)
         raise StoreError(f"{table}: the snapshot kept changing while it was read")
+
+    def read_rows(self, table: str, keys: Keys, version: str) -> pd.DataFrame:
+        """From snapshot ``version`` itself (snapshots never change), while it is kept."""
+        spec = self.spec(table)
+        snapshot = int(version)
+        path = self._snapshot_dir(snapshot) / f"{spec.name}.parquet"
+        wanted = self.read_columns(table, None)
+        if snapshot == 0:
+            frame = self.empty_frame(spec.name)
+        else:
+            try:
+                frame = _read_parquet(spec, path, wanted, filters=[
+                    (spec.key, "in", pa.array(keys, type=pa.string()))])
+            except FileNotFoundError as e:
+                raise DataChanged(f"{table}: snapshot {snapshot} is no longer kept; a batch "
+                                  "landed while the build read it") from e
+        at = pd.Index(frame[spec.key]).get_indexer(pd.Index(keys))
+        if (at < 0).any():
+            raise DataChanged(f"{table}: {int((at < 0).sum())} rows the build planned for "
+                              f"are not in snapshot {snapshot}")
+        return frame.take(at).reset_index(drop=True)
 
     def cell_counts(self, resolution: int, table: str = "equipment") -> pd.DataFrame:
         column = self.cell_column(resolution, self.h3_resolution)
@@ -355,12 +381,16 @@ class EmbeddedStore(Store):
 
     # derived layers ----------------------------------------------------------------------
 
-    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
-        """Write every layer into a new build directory and switch ``layers/CURRENT``."""
-        missing = [lid for lid in LAYER_TABLES if lid not in frames]
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild,
+                     staged: dict[str, StagedLayer] | None = None) -> None:
+        """Write every layer into a new build directory and switch ``layers/CURRENT``; a
+        layer staged in parts is merged into its file (:func:`merge_parts`)."""
+        staged = staged or {}
+        missing = [lid for lid in LAYER_TABLES if lid not in frames and lid not in staged]
         if missing:
             raise StoreError(f"a build must write every layer; missing {missing}")
-        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES}
+        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES
+                     if lid not in staged}
         root = self.root / "layers"
         root.mkdir(exist_ok=True)
         with self._locked():
@@ -369,8 +399,12 @@ class EmbeddedStore(Store):
             staging = root / f".{number}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
-            for lid, frame in conformed.items():
-                _write_parquet(LAYER_TABLES[lid], frame, staging / f"{lid}.parquet")
+            for lid in LAYER_TABLES:
+                if lid in staged:
+                    self._merge_staged(lid, staged[lid], staging / f"{lid}.parquet")
+                else:
+                    _write_parquet(LAYER_TABLES[lid], conformed[lid],
+                                   staging / f"{lid}.parquet")
             # the kept history goes with the layers: the previous build's, plus this one's
             kept = self._read_history(previous)
             kept = kept[(kept["build_id"] != build.build_id).fillna(True).to_numpy(dtype=bool)]
@@ -387,6 +421,35 @@ class EmbeddedStore(Store):
                 if old not in (number, previous):
                     shutil.rmtree(root / str(old), ignore_errors=True)
             self._layer_cache = {lid: (number, frame) for lid, frame in conformed.items()}
+        for layer in staged.values():  # taken in: the parts go
+            drop_stage(root, layer.token)
+
+    def _merge_staged(self, layer: str, staged: StagedLayer, out: Path) -> None:
+        root = self.root / "layers"
+        paths = [part_path(root, staged.token, layer, k) for k in range(staged.parts)]
+        spec = LAYER_TABLES[layer]
+        schema = (pq.read_schema(paths[0]) if paths and paths[0].exists() else
+                  frame_to_arrow(spec, conform_layer(layer, empty_layer(layer))).schema)
+        merge_parts(paths, staged.order, schema, out)
+        _fsync_file(out)
+
+    def stage_layer_part(self, layer: str, token: str, part: int, frame: pd.DataFrame
+                         ) -> int:
+        path = part_path(self.root / "layers", token, layer, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        _write_parquet(LAYER_TABLES[layer], conform_layer(layer, frame), tmp)
+        os.replace(tmp, path)  # a part is there whole or not at all
+        return len(frame)
+
+    def drop_staged_layers(self, token: str) -> int:
+        return drop_stage(self.root / "layers", token)
+
+    def drop_stale_stages(self, before: datetime) -> list[str]:
+        tokens = stale_tokens(self.root / "layers", before)
+        for token in tokens:
+            drop_stage(self.root / "layers", token)
+        return tokens
 
     def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:
         wanted = layer_columns(layer, columns)
@@ -833,7 +896,8 @@ def _build_record(build: LayerBuild) -> dict:
             "report": build.report}
 
 
-def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
+def _read_parquet(spec: Table, path: Path, wanted: list[str],
+                  filters: list | None = None) -> pd.DataFrame:
     names = [c for c in wanted if c != "geometry"]
     with_geometry = spec.geometry is not None and "geometry" in wanted
     # a column added to the spec after the file was written reads as nulls
@@ -841,8 +905,8 @@ def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
     missing = [c for c in names if c not in present]
     # one chunk per column: taking rows from many-chunk Arrow strings costs ~10 ms a column
     data = pq.read_table(path, columns=[*(c for c in names if c in present),
-                                        *(["geometry"] if with_geometry else [])]
-                         ).combine_chunks()
+                                        *(["geometry"] if with_geometry else [])],
+                         filters=filters).combine_chunks()
     for column in missing:
         data = data.add_column(names.index(column), column, pa.nulls(
             data.num_rows, ARROW_TYPES[spec.type_of(column)]))
@@ -854,6 +918,10 @@ def _read_parquet(spec: Table, path: Path, wanted: list[str]) -> pd.DataFrame:
 
 def _write_parquet(spec: Table, frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(frame_to_arrow(spec, frame), path, compression="snappy")
+    _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -30,3 +30,8 @@ class ResolutionMismatchError(StoreError):
 
 class SeedSuperseded(StoreError):
     """Tiles seeded from a build that is no longer in force (a newer build landed)."""
+
+
+class DataChanged(StoreError):
+    """The stored tables changed while a build read them in parts (a batch landed, or the
+    snapshot the build started from is gone): the build is refused, the one in force kept."""

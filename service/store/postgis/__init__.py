@@ -47,8 +47,10 @@ from service.store.base import (
     Batch,
     Change,
     Evidence,
+    Keys,
     LayerBuild,
     Session,
+    StagedLayer,
     Store,
     UpsertCounts,
     User,
@@ -64,6 +66,7 @@ from service.store.conform import (
 )
 from service.store.errors import (
     ConflictError,
+    DataChanged,
     ResolutionMismatchError,
     SeedSuperseded,
     StoreError,
@@ -72,6 +75,12 @@ from service.store.history import as_adcodes, empty_history, finish, history_row
 from service.store.location import StoreLocation, store_location
 from service.store.postgis import tiles as sql_tiles
 from service.store.postgis.copy import copy_frame, copy_query, read_table
+from service.store.postgis.layer_parts import (
+    fill_next_from_parts,
+    part_table,
+    read_keyed,
+    stage_part,
+)
 from service.store.postgis.layers import (
     COUNTED_LAYERS,
     fill_counts_next,
@@ -87,7 +96,13 @@ from service.store.postgis.query import (
     sql_condition,
     typed_frame,
 )
-from service.store.postgis.staging import StagedBatch, drop_stage_tables, merge_sql
+from service.store.postgis.staging import (
+    StagedBatch,
+    drop_stage_tables,
+    merge_sql,
+    stage_names,
+    stale_stage_names,
+)
 from service.store.postgis.statements import (
     cell_counts_sql,
     column_list,
@@ -280,6 +295,23 @@ class PostGISStore(Store):
         frame = cached.frame
         return frame[wanted].copy(deep=False) if columns is not None else frame.copy(deep=False)
 
+    def read_rows(self, table: str, keys: Keys, version: str) -> pd.DataFrame:
+        spec = self.spec(table)
+        wanted = self.read_columns(table, None)
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as conn:  # version and rows agree
+            now = _version(conn)
+            if now != version:
+                raise DataChanged(f"{table}: the data changed (version {version} -> {now}) "
+                                  "while the build read it")
+            with _cursor(conn) as cursor:
+                frame = read_keyed(cursor, spec, wanted, keys)
+            conn.rollback()
+        if len(frame) != len(keys):
+            raise DataChanged(f"{table}: {len(keys) - len(frame)} rows the build planned for "
+                              "are gone")
+        return frame
+
     def query_table(self, table: str, where: tuple[Condition, ...], order_by: str, *,
                     descending: bool = False, limit: int | None = None, offset: int = 0
                     ) -> tuple[pd.DataFrame, int]:
@@ -340,19 +372,28 @@ class PostGISStore(Store):
 
     # derived layers ----------------------------------------------------------------------
 
-    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild) -> None:
-        missing = [lid for lid in LAYER_TABLES if lid not in frames]
+    def write_layers(self, frames: dict[str, pd.DataFrame], build: LayerBuild,
+                     staged: dict[str, StagedLayer] | None = None) -> None:
+        staged = staged or {}
+        missing = [lid for lid in LAYER_TABLES if lid not in frames and lid not in staged]
         if missing:
             raise StoreError(f"a build must write every layer; missing {missing}")
-        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES}
+        conformed = {lid: conform_layer(lid, frames[lid]) for lid in LAYER_TABLES
+                     if lid not in staged}
         with _timed("layers", build.build_id), self.engine.begin() as conn, \
                 _cursor(conn) as cursor:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LAYER_LOCK})
-            for lid, frame in conformed.items():
-                fill_next(conn, cursor, LAYER_TABLES[lid], frame)
+            for lid in LAYER_TABLES:
+                if lid in staged:
+                    layer = staged[lid]
+                    fill_next_from_parts(conn, cursor, LAYER_TABLES[lid], [
+                        part_table(layer.token, lid, k) for k in range(layer.parts)],
+                        layer.rows)
+                else:
+                    fill_next(conn, cursor, LAYER_TABLES[lid], conformed[lid])
             for lid in COUNTED_LAYERS:
                 fill_counts_next(cursor, LAYER_TABLES[lid])
-            for lid in conformed:  # the swap: brief exclusive locks, at the very end
+            for lid in LAYER_TABLES:  # the swap: brief exclusive locks, at the very end
                 swap_in(cursor, LAYER_TABLES[lid])
             for lid in COUNTED_LAYERS:
                 swap_counts_in(cursor, LAYER_TABLES[lid])
@@ -373,6 +414,25 @@ class PostGISStore(Store):
                 "rules_hash": build.rules_hash, "data_version": build.data_version,
                 "report": json.dumps(build.report, ensure_ascii=False, default=str)})
         self._layer_cache.clear()
+
+    def stage_layer_part(self, layer: str, token: str, part: int, frame: pd.DataFrame
+                         ) -> int:
+        name = part_table(token, layer, part)
+        with self.engine.begin() as conn, _cursor(conn) as cursor:
+            return stage_part(conn, cursor, LAYER_TABLES[layer], name,
+                              conform_layer(layer, frame))
+
+    def drop_staged_layers(self, token: str) -> int:
+        with self.engine.begin() as conn, _cursor(conn) as cursor:
+            names = stage_names(cursor, token)
+            drop_stage_tables(cursor, names)
+        return len(names)
+
+    def drop_stale_stages(self, before: datetime) -> list[str]:
+        with self.engine.begin() as conn, _cursor(conn) as cursor:
+            names = stale_stage_names(cursor, before)
+            drop_stage_tables(cursor, names)
+        return names
 
     def read_layer(self, layer: str, columns: list[str] | None = None) -> pd.DataFrame:
         table = layer_table(layer)

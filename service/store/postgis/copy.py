@@ -105,7 +105,7 @@ def copy_into(cursor: Cursor, target: sql.Composable, spec: Table, frame: pd.Dat
     names = [*columns, *([GEOMETRY_COLUMN] if spec.geometry else [])]
     options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        target, sql.SQL(column_list(names)))
+        target, sql.SQL(", ").join(sql.Identifier(n) for n in names))
     with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for start in range(0, len(frame), CHUNK_ROWS):  # a few large buffers, not rows
             part = frame.iloc[start:start + CHUNK_ROWS]
@@ -121,13 +121,15 @@ def copy_into(cursor: Cursor, target: sql.Composable, spec: Table, frame: pd.Dat
 
 # out -----------------------------------------------------------------------------------------
 
-def copy_query(cursor: Cursor, select: str, schema: pa.Schema) -> pa.Table:
+def copy_query(cursor: Cursor, select: str | sql.Composable, schema: pa.Schema) -> pa.Table:
     """Run ``COPY (select) TO STDOUT`` and parse the CSV with Arrow into ``schema``.
 
     ``select`` is built from quoted identifiers only (COPY takes no bind parameters).
     """
     buffer = io.BytesIO()
-    with cursor.copy(f"COPY ({select}) TO STDOUT (FORMAT csv)") as copy:
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(
+        select if isinstance(select, sql.Composable) else sql.SQL(select))
+    with cursor.copy(statement) as copy:
         for data in copy:
             buffer.write(data)
     if buffer.tell() == 0:
@@ -143,16 +145,24 @@ def copy_query(cursor: Cursor, select: str, schema: pa.Schema) -> pa.Table:
     )
 
 
-def read_table(cursor: Cursor, spec: Table, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of a stored table (``geometry`` names the geom column) as a frame."""
+def read_table(cursor: Cursor, spec: Table, columns: list[str],
+               keyed_by: str | None = None) -> pd.DataFrame:
+    """``columns`` of a stored table (``geometry`` names the geom column) as a frame; with
+    ``keyed_by`` (a table of ``_n bigint, _k text``) only the rows whose key is a ``_k``,
+    in ``_n`` order."""
     names = [c for c in columns if c != "geometry"]
     with_geometry = spec.geometry is not None and "geometry" in columns
     select_names = [*names, *([GEOMETRY_COLUMN] if with_geometry else [])]
     schema = arrow_schema(spec, names)
     if with_geometry:
         schema = schema.append(pa.field(GEOMETRY_COLUMN, pa.large_string()))
-    data = copy_query(cursor, f"SELECT {column_list(select_names)} FROM {ident(spec.name)}",
-                      schema)
+    select: str | sql.Composable = \
+        f"SELECT {column_list(select_names)} FROM {ident(spec.name)}"
+    if keyed_by is not None:
+        select = sql.SQL("SELECT {} FROM {} t JOIN {} w ON t.{} = w._k ORDER BY w._n").format(
+            sql.SQL(", ").join(sql.Identifier("t", c) for c in select_names),
+            sql.Identifier(spec.name), sql.Identifier(keyed_by), sql.Identifier(spec.key))
+    data = copy_query(cursor, select, schema)
     if not with_geometry:
         return frame_from_arrow(spec, data)
     geometry = geometry_from_hex(data.column(GEOMETRY_COLUMN).combine_chunks())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
 import psycopg
@@ -21,6 +22,7 @@ from psycopg import sql
 
 from service.store.base import Batch
 from service.store.conform import conform_frame
+from service.store.layer_parts import token_started
 from service.store.postgis.copy import copy_into
 from service.store.postgis.models import GEOMETRY_COLUMN
 from service.store.tables import ALL_TABLES, TABLES
@@ -94,6 +96,20 @@ def stage_names(cursor: psycopg.Cursor, batch_id: str) -> list[str]:
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
         "AND left(tablename, length(%(p)s)) = %(p)s", {"p": prefix}).fetchall()
     return sorted(r[0] for r in rows)
+
+
+def stale_stage_names(cursor: psycopg.Cursor, before: datetime) -> list[str]:
+    """The staging tables (of batches and of builds) whose batch or build started before
+    ``before``: left by a driver that was killed."""
+    rows = cursor.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+        "AND left(tablename, length(%(p)s)) = %(p)s", {"p": PREFIX}).fetchall()
+    found = []
+    for (name,) in rows:
+        started = token_started(name[len(PREFIX):])
+        if started is not None and started < before:
+            found.append(name)
+    return sorted(found)
 
 
 def drop_stage_tables(cursor: psycopg.Cursor, names: list[str]) -> None:

@@ -1,0 +1,189 @@
+"""A build made in parts, as ``riskmap build --engine dask`` makes it, through the store:
+a worker reads its partition by key at the build's data version (and is refused any
+other), stages its part of the equipment layer, and the build's write puts the parts
+together in the layer's order; a failure anywhere leaves the build in force and no part
+behind. Both stores, on the seeded demo."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import create_engine, text
+
+import service.build_dask
+from layers.registry import ALL
+from service.build import run_build
+from service.ingest.distributed import dask_client
+from service.store import open_store
+from service.store.base import LayerBuild, StagedLayer
+from service.store.errors import DataChanged, StoreError
+from service.store.layer_parts import check_token, merge_parts, new_token
+from tests.conftest import DEMO_AS_OF, DEMO_PROVINCES, _fill_demo
+from tests.test_build_dask import _wkb
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def demo(filled_store):
+    store = open_store(filled_store(_fill_demo).url)
+    yield store
+    store.close()
+
+
+def _left_behind(store) -> list[str]:
+    """Staged parts still in the store (tables, or directories)."""
+    if store.kind == "postgis":
+        engine = create_engine(store.address)
+        with engine.connect() as conn:
+            names = conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'stage\\_%'")).scalars()
+            found = list(names)
+        engine.dispose()
+        return found
+    return [p.name for p in (Path(store.address) / "layers").glob(".stage-*")]
+
+
+def test_a_worker_reads_its_rows_by_key_at_the_build_version_only(demo):
+    whole = demo.read("equipment")
+    keys = whole["registration_code"].to_numpy(dtype=object)[[40, 3, 2999, 7]]
+    got = demo.read_rows("equipment", keys, demo.data_version())
+    want = whole.iloc[[40, 3, 2999, 7]].reset_index(drop=True)
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(_wkb(got), _wkb(want), check_exact=True)
+    with pytest.raises(DataChanged, match="rows the build planned"):
+        demo.read_rows("equipment", np.array([*keys, "NO-SUCH-CODE"], dtype=object),
+                       demo.data_version())
+    with pytest.raises(DataChanged):  # a version the store no longer gives
+        demo.read_rows("equipment", keys, "999999")
+
+
+def test_parts_staged_out_of_order_are_written_in_the_layer_order(demo):
+    """Two parts holding alternate runs of rows: the written layer is the one in force
+    (same rows, same order on the embedded store, same rows by fid on PostGIS), and the
+    parts are gone."""
+    layers = {lid: demo.read_layer(lid) for lid in ALL}
+    before = demo.layer_build()
+    equipment = layers.pop("equipment")
+    order = (np.arange(len(equipment)) // 100) % 2  # runs of 100 rows, alternating
+    token = "0123456789abcdef0123"
+    for part in (1, 0):
+        rows = np.flatnonzero(order == part)
+        assert demo.stage_layer_part("equipment", token, part,
+                                     equipment.iloc[rows]) == len(rows)
+    assert _left_behind(demo)
+    build = replace(before, build_id="parts", built_at=datetime.now(UTC))
+    demo.write_layers(layers, build, {"equipment": StagedLayer(token, order)})
+    assert demo.layer_build().build_id == "parts"
+    got = demo.read_layer("equipment")
+    if demo.kind == "postgis":
+        got = got.sort_values("fid", ignore_index=True)
+        equipment = equipment.sort_values("fid", ignore_index=True)
+    pd.testing.assert_frame_equal(_wkb(got), _wkb(equipment), check_exact=True)
+    assert not _left_behind(demo)
+
+
+def test_a_part_that_does_not_match_the_order_is_refused(demo):
+    """A part with fewer rows than the order gives it: the write fails and the build in
+    force stays."""
+    layers = {lid: demo.read_layer(lid) for lid in ALL}
+    before = demo.layer_build()
+    equipment = layers.pop("equipment")
+    order = np.zeros(len(equipment), dtype=np.int64)
+    order[::2] = 1
+    token = "feedfeedfeedfeedfeed"
+    demo.stage_layer_part("equipment", token, 0, equipment.iloc[1::2].iloc[:-1])
+    demo.stage_layer_part("equipment", token, 1, equipment.iloc[::2])
+    build = LayerBuild(build_id="short", built_at=datetime.now(UTC), as_of=DEMO_AS_OF,
+                       rules_version=before.rules_version, rules_hash=before.rules_hash,
+                       data_version=before.data_version, report=before.report)
+    with pytest.raises(StoreError, match="rows"):
+        demo.write_layers(layers, build, {"equipment": StagedLayer(token, order)})
+    assert demo.layer_build().build_id == before.build_id
+    assert len(demo.read_layer("equipment")) == len(equipment)
+    assert demo.drop_staged_layers(token) == 2
+    assert not _left_behind(demo)
+
+
+@pytest.mark.parametrize("token", ["../x", "", "A" * 10, "a/b", "a" * 41])
+def test_a_staging_token_is_never_a_path_or_data(token):
+    with pytest.raises(ValueError):
+        check_token(token)
+
+
+def test_the_merge_refuses_parts_longer_than_the_order(tmp_path):
+    schema = pa.schema([("n", pa.int64())])
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"n": [0, 1, 2]}, schema=schema), tmp_path / "p0.parquet")
+    with pytest.raises(StoreError, match="more rows"):
+        merge_parts([tmp_path / "p0.parquet"], np.zeros(2, dtype=np.int64), schema,
+                    tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+    merge_parts([tmp_path / "p0.parquet"], np.zeros(3, dtype=np.int64), schema,
+                tmp_path / "out.parquet")
+    assert pq.read_table(tmp_path / "out.parquet")["n"].to_pylist() == [0, 1, 2]
+
+
+def test_a_worker_failing_leaves_the_build_in_force_and_no_part(demo, monkeypatch):
+    """One partition's worker fails after the others staged their parts: the build
+    raises, the build in force stays, nothing staged is left."""
+    before = demo.layer_build().build_id
+    real = service.build_dask.build_stored_partition
+
+    def failing(*args):
+        if args[-1] == 2:  # the third partition
+            raise RuntimeError("worker lost")
+        return real(*args)
+
+    monkeypatch.setattr(service.build_dask, "build_stored_partition", failing)
+    with dask_client(processes=False) as client, pytest.raises(RuntimeError,
+                                                                match="worker lost"):
+        run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask", client=client,
+                  partitions=4)
+    assert demo.layer_build().build_id == before
+    assert not _left_behind(demo)
+
+
+def test_a_batch_landing_during_the_build_refuses_it(demo, monkeypatch):
+    """The data version moves between the driver's read and a worker's: the worker's
+    read is refused, so is the build; the build in force stays, nothing staged is left."""
+    before = demo.layer_build().build_id
+    real = service.build_dask.build_stored_partition
+
+    def moved(address, resolution, version, *rest):
+        return real(address, resolution, "999999", *rest)
+
+    monkeypatch.setattr(service.build_dask, "build_stored_partition", moved)
+    with dask_client(processes=False) as client, pytest.raises(DataChanged):
+        run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask", client=client,
+                  partitions=3)
+    assert demo.layer_build().build_id == before
+    assert not _left_behind(demo)
+
+
+def test_a_build_sweeps_what_a_killed_driver_left_staged(demo):
+    """Parts (and, on PostGIS, a batch's staging tables) a build or batch started two days
+    ago left behind are dropped by the next build; a build running now keeps its own."""
+    equipment = demo.read_layer("equipment").iloc[:50]
+    old = new_token(datetime.now(UTC) - timedelta(days=2))
+    fresh = new_token()
+    for token in (old, fresh):
+        demo.stage_layer_part("equipment", token, 0, equipment)
+    if demo.kind == "postgis":
+        engine = create_engine(demo.address)
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE UNLOGGED TABLE stage_{old}_equipment_0 (n int)"))
+        engine.dispose()
+    assert len(_left_behind(demo)) == (3 if demo.kind == "postgis" else 2)
+    run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF)
+    left = _left_behind(demo)
+    assert left and all(fresh in name for name in left)
+    assert demo.drop_staged_layers(fresh) == 1
+    assert not _left_behind(demo)
