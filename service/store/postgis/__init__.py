@@ -76,10 +76,11 @@ from service.store.location import StoreLocation, store_location
 from service.store.postgis import tiles as sql_tiles
 from service.store.postgis.copy import copy_frame, copy_query, read_table
 from service.store.postgis.layer_parts import (
-    fill_next_from_parts,
-    part_table,
+    copy_part,
+    create_stage,
+    fill_next_from_stage,
     read_keyed,
-    stage_part,
+    stage_table,
 )
 from service.store.postgis.layers import (
     COUNTED_LAYERS,
@@ -385,10 +386,9 @@ class PostGISStore(Store):
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LAYER_LOCK})
             for lid in LAYER_TABLES:
                 if lid in staged:
-                    layer = staged[lid]
-                    fill_next_from_parts(conn, cursor, LAYER_TABLES[lid], [
-                        part_table(layer.token, lid, k) for k in range(layer.parts)],
-                        layer.rows)
+                    fill_next_from_stage(conn, cursor, LAYER_TABLES[lid],
+                                         stage_table(staged[lid].token, lid),
+                                         staged[lid].rows)
                 else:
                     fill_next(conn, cursor, LAYER_TABLES[lid], conformed[lid])
             for lid in COUNTED_LAYERS:
@@ -417,10 +417,12 @@ class PostGISStore(Store):
 
     def stage_layer_part(self, layer: str, token: str, part: int, frame: pd.DataFrame
                          ) -> int:
-        name = part_table(token, layer, part)
+        name, spec = stage_table(token, layer), LAYER_TABLES[layer]
+        conformed = conform_layer(layer, frame)
+        with self.engine.begin() as conn:
+            create_stage(conn, spec, name)
         with self.engine.begin() as conn, _cursor(conn) as cursor:
-            return stage_part(conn, cursor, LAYER_TABLES[layer], name,
-                              conform_layer(layer, frame))
+            return copy_part(cursor, spec, name, conformed)
 
     def drop_staged_layers(self, token: str) -> int:
         with self.engine.begin() as conn, _cursor(conn) as cursor:

@@ -1,13 +1,16 @@
 """PostGIS side of a build made in parts (``riskmap build --engine dask``): a worker's
 read of its own partition by key, and the layer parts the workers stage.
 
-A part is an UNLOGGED table ``stage_<token>_layer_<layer>_<n>`` (committed by its worker,
-invisible to readers). The build's one transaction fills the layer's ``__next`` table
-from the parts, one after another, then drops them. A table is a set of rows: every read
-of a layer orders by ``fid`` (tiles, pages, worklists), so the parts are not sorted back
-into the input's order (the embedded store, whose files are read in their order, does).
-A build that fails leaves only staging tables, which
-:func:`service.store.postgis.staging.drop_stages` removes with the token.
+Each staged layer has one table, ``stage_<token>_layer_<layer>``, shaped as the layer
+table; the first part to arrive creates it (under an advisory lock) and every worker
+COPYs its part into it in its own transaction. The build's one transaction checks its
+rows, renames it to the layer's ``__next`` table, indexes it and swaps it in with the
+other layers: the rows are written once, as in process, and the disk holds the old layer
+and the new one, never a third copy. A table is a set of rows: every read of a layer
+orders by ``fid`` (tiles, pages, worklists), so the parts are not put back in the input's
+order (the embedded store, whose files are read in their order, does). A build that fails
+leaves only its staging table, which :func:`service.store.postgis.staging.drop_stages`
+removes with the token.
 
 Names come from the build's token and the registry's layer ids, never from data, and
 are quoted by psycopg.
@@ -22,14 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import Cursor, sql
-from sqlalchemy import Connection, Index
+from sqlalchemy import Connection, Index, text
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from service.store.base import Keys
 from service.store.errors import StoreError
 from service.store.postgis.copy import copy_into, read_table
-from service.store.postgis.layers import index_names, sql_table
-from service.store.postgis.models import GEOMETRY_COLUMN
+from service.store.postgis.layers import index_names, sql_table, table_exists
 from service.store.postgis.staging import batch_prefix
 from service.store.postgis.statements import NEXT_SUFFIX
 from service.store.tables import Table
@@ -37,9 +39,10 @@ from service.store.tables import Table
 KEYS_TABLE = "_build_keys"
 
 
-def part_table(token: str, layer: str, part: int) -> str:
-    name = f"{batch_prefix(token)}layer_{re.sub(r'[^0-9a-z]', '_', layer)}_{int(part)}"
-    if len(name) > 63:  # PostgreSQL would cut it (and two parts could collide)
+def stage_table(token: str, layer: str) -> str:
+    """The staging table of ``layer`` in the build ``token``."""
+    name = f"{batch_prefix(token)}layer_{re.sub(r'[^0-9a-z]', '_', layer)}"
+    if len(name) > 58:  # its key's name (+ "_pkey") must fit PostgreSQL's 63 bytes
         raise ValueError(f"staging table name too long: {name}")
     return name
 
@@ -62,38 +65,39 @@ def read_keyed(cursor: Cursor, spec: Table, columns: list[str], keys: Keys) -> p
     return read_table(cursor, spec, columns, keyed_by=KEYS_TABLE)
 
 
-def stage_part(conn: Connection, cursor: Cursor, spec: Table, name: str,
-               frame: pd.DataFrame) -> int:
-    """Create part table ``name`` (UNLOGGED, no index) and COPY ``frame`` (conformed)
-    into it."""
-    conn.execute(CreateTable(sql_table(spec, name)))
-    cursor.execute(sql.SQL("ALTER TABLE {} SET UNLOGGED").format(sql.Identifier(name)))
-    copy_into(cursor, sql.Identifier(name), spec, frame)
-    return len(frame)
+def create_stage(conn: Connection, spec: Table, name: str) -> None:
+    """Create staging table ``name`` shaped as ``spec``'s layer table, unless a worker
+    did (the check and the creation under one advisory lock, in their own transaction:
+    not held while the COPYs run)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    if not table_exists(conn, name):
+        conn.execute(CreateTable(sql_table(spec, name)))
 
 
-def fill_next_from_parts(conn: Connection, cursor: Cursor, spec: Table,
-                         parts: list[str], rows: int) -> None:
-    """``<table>__next`` from the staged ``parts``, indexed, the parts dropped (all in the
-    caller's transaction). Parts holding other than ``rows`` rows in all are not this
-    layer's: :class:`StoreError`."""
-    name = spec.name + NEXT_SUFFIX
+def copy_part(cursor: Cursor, spec: Table, name: str, frame: pd.DataFrame) -> int:
+    """COPY a part (conformed) into staging table ``name``."""
+    return copy_into(cursor, sql.Identifier(name), spec, frame)
+
+
+def fill_next_from_stage(conn: Connection, cursor: Cursor, spec: Table, name: str,
+                         rows: int) -> None:
+    """Staging table ``name`` made ``<table>__next`` (renamed, its key renamed with it,
+    indexed), in the caller's transaction. A stage holding other than ``rows`` rows is
+    not this layer's: :class:`StoreError`."""
     ident = sql.Identifier
-    cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(name)))
-    table = sql_table(spec, name)
-    conn.execute(CreateTable(table))
-    columns = [*spec.column_names, *([GEOMETRY_COLUMN] if spec.geometry else [])]
-    listed = sql.SQL(", ").join(ident(c) for c in columns)
-    written = 0
-    for part in parts:
-        cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-            ident(name), listed, listed, ident(part)))
-        written += cursor.rowcount
+    target = spec.name + NEXT_SUFFIX
+    if not table_exists(conn, name):  # no part had a row to stage
+        conn.execute(CreateTable(sql_table(spec, name)))
+    written = cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(ident(name))
+                             ).fetchone()[0]
     if written != rows:
         raise StoreError(f"{spec.name}: the staged parts hold {written} rows, the build "
                          f"made {rows}")
-    for part in parts:
-        cursor.execute(sql.SQL("DROP TABLE {}").format(ident(part)))
-    for index, column, method in index_names(spec, name):
+    cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(target)))
+    cursor.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(name), ident(target)))
+    cursor.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+        ident(target), ident(f"{name}_pkey"), ident(f"{target}_pkey")))
+    table = sql_table(spec, target)
+    for index, column, method in index_names(spec, target):
         conn.execute(CreateIndex(Index(index, table.c[column], postgresql_using=method)))
-    cursor.execute(sql.SQL("ANALYZE {}").format(ident(name)))
+    cursor.execute(sql.SQL("ANALYZE {}").format(ident(target)))
