@@ -13,7 +13,8 @@ For each database the representative requests below are made through the project
 code (``service.tiles`` for tiles, ``PostGISStore.query_layer`` for an items page,
 ``service.worklist.worklist`` for worklists), with fresh caches, and every statement they
 send to the large tables is captured with an SQLAlchemy ``before_cursor_execute`` event
-(the SQL and its bound parameters, exactly as the service sends them). Each captured
+(the SQL and its bound parameters, exactly as the service sends them; a whole scope read
+as ``COPY (SELECT …) TO STDOUT``, its SELECT). Each captured
 statement is then run again ``--runs`` times (after one warm-up: warm cache) for its median,
 and once under ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)`` for its plan: the scan nodes
 (sequential, index, bitmap, index-only) with the index each uses, the rows, the shared
@@ -85,6 +86,7 @@ from sqlalchemy.schema import CreateTable
 if not __package__:  # run as a file: the repository, not benchmarks/, first on sys.path
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import service.store.postgis.query as pg_query
 from layers.registry import ALL
 from service import tiles as service_tiles
 from service.auth import Principal, Role
@@ -147,12 +149,21 @@ def capturing(*engines: Engine) -> Iterator[list[Captured]]:
         if tables and not statement.lstrip().upper().startswith("EXPLAIN"):
             seen.append(Captured(statement, parameters, tables))
 
+    def copied(conn, statement, spec, names):  # a whole scope read as COPY (…) TO STDOUT
+        compiled = statement.compile(dialect=conn.dialect,
+                                     compile_kwargs={"render_postcompile": True})
+        hook(conn, None, str(compiled), compiled.params, None, False)  # its SELECT
+        return read_copied(conn, statement, spec, names)
+
     engines = tuple(dict.fromkeys(engines))
     for engine in engines:
         event.listen(engine, "before_cursor_execute", hook)
+    read_copied = pg_query.copied_frame
+    pg_query.copied_frame = copied
     try:
         yield seen
     finally:
+        pg_query.copied_frame = read_copied
         for engine in engines:
             event.remove(engine, "before_cursor_execute", hook)
 

@@ -76,14 +76,15 @@ def features(frame: pd.DataFrame, spec: LayerSpec, crs: OutputCrs = "EPSG:4326",
     return items, box
 
 
-def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int,
+def feature_collection(frame: pd.DataFrame, spec: LayerSpec, *, matched: int | None,
                        links: list[dict], crs: OutputCrs = "EPSG:4326",
                        lat_lon: bool = False, members: dict | None = None) -> bytes:
-    """``members`` are added to the top-level object (e.g. ``timeStamp``)."""
+    """``members`` are added to the top-level object (e.g. ``timeStamp``); ``matched``
+    None leaves ``numberMatched`` out (the number is not known)."""
     items, box = features(frame, spec, crs, lat_lon)
     body: dict = {"type": "FeatureCollection", "features": items,
-                  "numberMatched": matched, "numberReturned": len(items), "links": links,
-                  **(members or {})}
+                  **({} if matched is None else {"numberMatched": matched}),
+                  "numberReturned": len(items), "links": links, **(members or {})}
     if box is not None:
         body["bbox"] = box
     return orjson.dumps(body)

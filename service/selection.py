@@ -26,7 +26,7 @@ from service.mvt import BBox
 from service.scope import layer_scope
 from service.store.base import Store
 from service.store.conform import empty_layer
-from service.store.query import Condition, Expr, LayerQuery, query_frame
+from service.store.query import Condition, Expr, LayerQuery, count_bound, query_frame
 
 RISK_CELLS = "risk-cells"
 DEFAULT_CELL_RESOLUTION = 7   # risk cells when no resolution is asked for
@@ -53,6 +53,9 @@ class Selection:
     order: tuple[tuple[str, bool], ...] = ()
     properties: tuple[str, ...] | None = None
     count: bool = True   # False: ``matched`` may be the page's length (no count asked)
+    # count at most this many matches (service.store.query.count_bound): past it a count
+    # costs what the rows cost, growing with the registry; None counts them all
+    count_cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,16 @@ class Page:
     selection: Selection
     frame: pd.DataFrame
     matched: int
+    capped: bool = False  # the count stopped at its cap: ``matched`` is "more than"
 
     def geojson(self, links: list[dict], *, lat_lon: bool = False,
                 members: dict | None = None) -> bytes:
-        """A GeoJSON FeatureCollection of the page in the selection's datum."""
+        """A GeoJSON FeatureCollection of the page in the selection's datum; without
+        ``numberMatched`` when the count stopped at its cap (OGC API – Features: the
+        member is optional when the number is not known; the next link says more)."""
         spec = output_spec(self.selection.spec, self.selection.properties)
-        return feature_collection(self.frame, spec, matched=self.matched,
+        return feature_collection(self.frame, spec,
+                                  matched=None if self.capped else self.matched,
                                   crs=self.selection.crs, lat_lon=lat_lon, links=links,
                                   members=members)
 
@@ -105,20 +112,23 @@ def select(store: Store, caller: Principal, selection: Selection) -> Page:
     if spec.id == RISK_CELLS and resolution_of(where) is None:
         where = (*where, Condition("resolution", "eq", (DEFAULT_CELL_RESOLUTION,)))
     scope = scope_of(caller, spec)
+    cap = selection.count_cap if selection.count else None  # no count asked: none capped
     if reaggregated(caller, spec):
         res = resolution_of(where) or DEFAULT_CELL_RESOLUTION
         frame = scoped_risk_cells(store, scope, None, (res,))
         rest = tuple(c for c in where if c.column != "resolution")
         # the filter and order apply to the cells the caller gets, so paging counts them
-        frame, matched = query_frame(frame, LayerQuery(
-            spec.id, rest, selection.bbox, selection.limit, selection.offset,
-            filter=selection.filter, order=selection.order))
+        query = LayerQuery(spec.id, rest, selection.bbox, selection.limit, selection.offset,
+                           filter=selection.filter, order=selection.order, count_cap=cap)
+        frame, matched = query_frame(frame, query)
     else:
-        frame, matched = store.query_layer(LayerQuery(
-            spec.id, (*scope, *where), selection.bbox, selection.limit, selection.offset,
-            columns=selection.properties, filter=selection.filter, order=selection.order,
-            count=selection.count))
-    return Page(selection, frame, matched)
+        query = LayerQuery(spec.id, (*scope, *where), selection.bbox, selection.limit,
+                           selection.offset, columns=selection.properties,
+                           filter=selection.filter, order=selection.order,
+                           count=selection.count, count_cap=cap)
+        frame, matched = store.query_layer(query)
+    bound = count_bound(query)
+    return Page(selection, frame, matched, capped=bound is not None and matched > bound)
 
 
 @lru_cache(maxsize=256)

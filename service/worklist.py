@@ -28,6 +28,7 @@ the first list after a check or a hazard's move costs two lookups, not six queri
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
@@ -150,17 +151,25 @@ class _Parts:
 
 def _worklist(store: Store, caller: Principal, today: date, extra: tuple[Condition, ...],
               campaigns: tuple[Campaign, ...], kept: _Parts) -> pd.DataFrame:
-    units = cache(lambda: kept.by_build(  # once, if at all
-        "units", lambda: _scoped(store, caller, "units", extra)))
-    hazards = kept.by_version("open hazards", lambda: _open_hazards(store, kept.by_build(
-        "hazards", lambda: _scoped(store, caller, "hazards", extra))))
-    schedule = kept.by_version("check schedule", lambda: _schedule_due(store, kept.by_build(
-        "check schedule", lambda: _scoped(store, caller, "check-schedule", extra))))
-    parts = [_hazard_items(hazards, today),
-             kept.by_build("overdue", lambda: _overdue_items(store, caller, extra)),
-             _check_items(schedule, today, units),
-             _campaign_items(today, units, campaigns),
-             kept.by_version("draws", lambda: _draw_items(store, caller, extra, units))]
+    # The scope's reads do not depend on one another: they go to the store side by side
+    # (a city's units, schedule and overdue equipment at 5M: 1.5 s one after another, the
+    # units alone 0.6 s), each part kept as before; the units are read whatever the day
+    # (a check falls due, a campaign or a draw names them), once a build.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="worklist") as reads:
+        units_read = reads.submit(kept.by_build, "units",
+                                  lambda: _scoped(store, caller, "units", extra))
+        schedule_read = reads.submit(
+            kept.by_version, "check schedule", lambda: _schedule_due(store, kept.by_build(
+                "check schedule", lambda: _scoped(store, caller, "check-schedule", extra))))
+        overdue_read = reads.submit(kept.by_build, "overdue",
+                                    lambda: _overdue_items(store, caller, extra))
+        hazards = kept.by_version("open hazards", lambda: _open_hazards(store, kept.by_build(
+            "hazards", lambda: _scoped(store, caller, "hazards", extra))))
+        units = units_read.result
+        parts = [_hazard_items(hazards, today), overdue_read.result(),
+                 _check_items(schedule_read.result(), today, units),
+                 _campaign_items(today, units, campaigns),
+                 kept.by_version("draws", lambda: _draw_items(store, caller, extra, units))]
     items = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=COLUMNS)
     items["due"] = pd.to_datetime(items["due"])

@@ -534,3 +534,13 @@ def demo_api(request: pytest.FixtureRequest, store_templates: StoreTemplates,
 def api(demo_api: dict) -> dict:
     """``demo_api`` by its short name."""
     return demo_api
+
+
+@pytest.fixture(scope="module")
+def api_store(api: dict) -> Iterator[Store]:
+    """The store behind this module's ``api``, opened once for the module."""
+    from service.store import open_store
+
+    opened = open_store(api["url"])
+    yield opened
+    opened.close()

@@ -6,7 +6,7 @@ list at once. Both stores, the built demo. No timings here: see docs/benchmarks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 
@@ -25,12 +25,8 @@ DAYS = ("2026-10-01", "2026-11-01", "2027-01-15", "2027-06-30")
 
 
 @pytest.fixture(scope="module")
-def store(api) -> Iterator[Store]:
-    from service.store import open_store
-
-    opened = open_store(api["url"])
-    yield opened
-    opened.close()
+def store(api_store: Store) -> Store:
+    return api_store
 
 
 def _officer(store: Store, officer: str) -> Principal:

@@ -68,6 +68,9 @@ QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 # the code lists whose codes a queryable lists as its enum (not the long catalogue)
 ENUM_LISTS = ("level", "category", "industry", "admin_level", "precision")
+# an items page counts at most this many matches (or up to its own end, if more): past it
+# numberMatched is left out and the next link says there is more (as /api/layers does)
+COUNT_CAP = 200_000  # above any layer of the seeded demo (110,389 grid cells)
 
 
 def _json(body: dict) -> Response:
@@ -296,7 +299,7 @@ def items(
     expr: Expr | None = None if not terms else terms[0] if len(terms) == 1 else And(tuple(terms))
     selection = Selection(spec, filters.conditions(spec, res), box, size, start, out.output,
                           filter=expr, order=parse_sortby(sortby, spec),
-                          properties=parse_properties(properties, spec))
+                          properties=parse_properties(properties, spec), count_cap=COUNT_CAP)
     page = select(store, caller, selection)
     collection = {"rel": "collection", "type": JSON, "title": spec.title,
                   "href": _url(request, "ogc_collection", collection_id=spec.id)}

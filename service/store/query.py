@@ -154,6 +154,8 @@ class LayerQuery:
     order: tuple[tuple[str, bool], ...] = ()
     #: whether the number matched is wanted (False: a store may answer the page's length)
     count: bool = True
+    #: count at most this many matches (see :func:`count_bound`): None counts them all
+    count_cap: int | None = None
 
     def read_columns(self, names: list[str], geometry: bool) -> list[str] | None:
         """The columns a store reads of a layer with columns ``names`` to answer this query:
@@ -164,6 +166,25 @@ class LayerQuery:
         wanted = {"fid", *self.columns, *(c.column for c in self.where),
                   *expr_columns(self.filter), *(c for c, _ in self.order)}
         return [c for c in names if c in wanted] + (["geometry"] if geometry else [])
+
+
+def count_bound(query: LayerQuery) -> int | None:
+    """How many matches a capped count counts at most (None: all of them): the query's
+    ``count_cap``, or the rows up to the page's end when that is more (so a page past the
+    cap still knows whether another follows). A store answers ``matched`` as the number
+    when it is at most this bound, else as the bound + 1, "more than the bound": it counts
+    ``bound + 1`` rows at most, as a tile draws at most its cap of rows."""
+    if query.count_cap is None or query.limit is None:
+        return None
+    return max(query.count_cap, query.offset + query.limit)
+
+
+def page_total(query: LayerQuery, returned: int) -> int | None:
+    """The number matched when the page itself shows it (a page shorter than its limit,
+    and not an empty one past the first row), else None: no count is needed then."""
+    if query.limit is not None and returned < query.limit and (returned or not query.offset):
+        return query.offset + returned
+    return None
 
 
 def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
@@ -226,6 +247,9 @@ def query_frame(frame: pd.DataFrame, query: LayerQuery) -> tuple[pd.DataFrame, i
         mask &= expr_mask(frame, query.filter)
     hits = frame.loc[mask]
     matched = len(hits)
+    bound = count_bound(query)
+    if bound is not None:  # as PostGIS counts it: at most bound + 1
+        matched = min(matched, bound + 1)
     if query.order:
         keys = [c for c, _ in query.order]
         hits = hits.sort_values([*keys, "fid"], ascending=[not d for _, d in query.order] + [True],

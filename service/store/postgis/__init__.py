@@ -335,9 +335,11 @@ class PostGISStore(Store):
             statement = statement.limit(limit)
         with self.engine.connect().execution_options(
                 isolation_level="REPEATABLE READ") as conn:  # count and page agree
-            matched = conn.execute(select(func.count()).select_from(sql).where(
-                condition)).scalar_one()
             rows = conn.execute(statement).all()
+            # a short page shows the number (not an empty one past the first row)
+            short = limit is not None and len(rows) < limit and (rows or not offset)
+            matched = offset + len(rows) if short else conn.execute(
+                select(func.count()).select_from(sql).where(condition)).scalar_one()
         return typed_frame(spec, names, rows, False), int(matched)
 
     def lookup(self, table: str, column: str, values: tuple | list,
