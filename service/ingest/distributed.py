@@ -49,22 +49,18 @@ import pandas as pd
 
 from data.schema import KEYS, Kind
 from geo.geocode import CountyGeocoder
-from service.ingest import hazard_loop
 from service.ingest.officers import OfficerCells
 from service.ingest.pipeline import (
     ATTEMPTS,
     ORDER,
     IngestOptions,
-    _audit,
-    _check_batch,
-    _officer_cells,
-    _store_rejects,
-    _table_frame,
+    assembled_batch,
+    batch_audit,
+    check_against_store,
     finish_report,
     locate_options,
     prepare_file,
-    prepared_counts,
-    shown_report,
+    table_frame,
 )
 from service.ingest.prepared import Batches, Prepared
 from service.ingest.read import FileRejected, RawTable
@@ -82,9 +78,7 @@ from service.ingest.read_parts import (
 )
 from service.ingest.rejects import RejectLog
 from service.ingest.report import build_report
-from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
-from service.ingest.write_scope import check_write_scope
 from service.store.base import Batch, Store, UpsertCounts
 from service.store.errors import ConflictError
 
@@ -230,7 +224,7 @@ def finish_part(part: PartResult, rejected: np.ndarray, batch_id: str, started: 
     """A partition's surviving rows as the table stores them; with ``stage`` (the store's
     URL, the partition's number) COPYed into its staging table (returns the rows)."""
     item = replace(part.item, rejected=rejected)
-    frame = _table_frame(item.kind, [item], batch_id, started, shown)
+    frame = table_frame(item.kind, [item], batch_id, started, shown)
     if stage is None:
         return frame
     from service.store.postgis.staging import copy_partition
@@ -484,22 +478,11 @@ class _DaskBatch:
                                   tuple[pd.DataFrame, list[RawTable]]]:
         """``pipeline._checked_batch``, the rows of :data:`STREAMED` kinds left on the
         workers; also the rejects with the source rows they name."""
-        options, log, timer, store = self.options, self.log, self.timer, self.store
-        stored = StoredRows(store)
-        expect: dict[str, pd.DataFrame] = {}
-        with timer("references"):
-            _check_batch(prepared, store, log, options.shown_name)
-        with timer("scope"):
-            if options.scope is not None:
-                check_write_scope(prepared, stored, log, options.scope, expect,
-                                  options.provinces)
-            for item in prepared[Kind.HAZARDS]:
-                hazard_loop.check_hazard_rows(item, stored, log, expect)
-            for item in prepared[Kind.CHECKS]:
-                hazard_loop.check_check_rows(item, stored, log, expect)
+        options, log, timer = self.options, self.log, self.timer
+        stored, expect = check_against_store(prepared, self.store, options, log, timer)
         with timer("fingerprint"):
-            frames = {str(k): _table_frame(k, items, self.batch_id, self.started,
-                                           options.shown_name)
+            frames = {str(k): table_frame(k, items, self.batch_id, self.started,
+                                          options.shown_name)
                       for k, items in prepared.items() if items and k not in STREAMED}
         # where the rows of the streamed kinds are, for the batch's own audit entry
         placed = {str(k): pd.DataFrame({"county_adcode": pd.concat(
@@ -507,19 +490,13 @@ class _DaskBatch:
             ignore_index=True).astype("string")})
             for k, items in prepared.items() if items and k in STREAMED}
         with timer("audit"):
-            audit = _audit(prepared, {**frames, **placed}, stored, options, self.batch_id,
-                           self.started)
-        officer_cells = _officer_cells(prepared[Kind.OFFICERS])
+            audit = batch_audit(prepared, {**frames, **placed}, stored, options,
+                                self.batch_id, self.started)
         with timer("report"):
             rejects, raws = self._sources(log.rejects())
-        stored_rejects = _store_rejects(rejects, raws, self.batch_id)
-        stored_rejects["file"] = stored_rejects["file"].map(options.shown_path)
-        batch = Batch(self.batch_id, self.started, [options.shown_path(p) for p in paths],
-                      frames, officer_cells, stored_rejects, audit=audit, expect=expect)
-        per_kind = prepared_counts(prepared)
-        batch.report = shown_report(build_report(
-            self.batch_id, self.files, per_kind, log.rejects(), log.flags(), None,
-            headers=self._headers(), strict=options.strict), options.shown_names)
+        batch, per_kind = assembled_batch(
+            prepared, frames, audit, expect, log, rejects, raws, options, self.batch_id,
+            self.started, paths, self.files, self._headers())
         return batch, per_kind, (rejects, raws)
 
     def _sources(self, rejects: pd.DataFrame) -> tuple[pd.DataFrame, list[RawTable]]:

@@ -237,6 +237,22 @@ def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log:
                    raws: list[RawTable], timer: StageTimer
                    ) -> tuple[Batch, dict[str, dict[str, int]]]:
     """The batch as the store will hold it, after every check that reads the store."""
+    stored, expect = check_against_store(prepared, store, options, log, timer)
+    with timer("fingerprint"):
+        frames = {str(k): table_frame(k, items, batch_id, started, options.shown_name)
+                  for k, items in prepared.items() if items}
+    with timer("audit"):
+        audit = batch_audit(prepared, frames, stored, options, batch_id, started)
+    return assembled_batch(prepared, frames, audit, expect, log, log.rejects(), raws,
+                           options, batch_id, started, paths, files, _headers(raws))
+
+
+def check_against_store(prepared: Batches, store: Store, options: IngestOptions,
+                        log: RejectLog, timer: StageTimer
+                        ) -> tuple[StoredRows, dict[str, pd.DataFrame]]:
+    """The batch's checks that read the store, in both engines: references, the uploader's
+    scope, the hazard loop. Returns the stored rows' reader and the rows the batch expects
+    to find as they are (the write refuses the batch if they changed meanwhile)."""
     stored = StoredRows(store)
     expect: dict[str, pd.DataFrame] = {}
     with timer("references"):
@@ -248,26 +264,33 @@ def _checked_batch(prepared: Batches, store: Store, options: IngestOptions, log:
             hazard_loop.check_hazard_rows(item, stored, log, expect)
         for item in prepared[Kind.CHECKS]:
             hazard_loop.check_check_rows(item, stored, log, expect)
-    with timer("fingerprint"):
-        frames = {str(k): _table_frame(k, items, batch_id, started, options.shown_name)
-                  for k, items in prepared.items() if items}
-    with timer("audit"):
-        audit = _audit(prepared, frames, stored, options, batch_id, started)
-    officer_cells = _officer_cells(prepared[Kind.OFFICERS])
-    rejects = log.rejects()
+    return stored, expect
+
+
+def assembled_batch(prepared: Batches, frames: dict[str, pd.DataFrame],
+                    audit: pd.DataFrame | None, expect: dict[str, pd.DataFrame],
+                    log: RejectLog, rejects: pd.DataFrame, raws: list[RawTable],
+                    options: IngestOptions, batch_id: str, started: datetime,
+                    paths: list[str], files: list[dict], headers: dict
+                    ) -> tuple[Batch, dict[str, dict[str, int]]]:
+    """The :class:`Batch` of the checked rows (``frames``; a Dask batch leaves its largest
+    kinds out, staged by its workers) with its officer cells, rejects (``rejects`` among
+    the source rows ``raws``), audit and report, in both engines; and the rows per kind."""
     stored_rejects = _store_rejects(rejects, raws, batch_id)
     stored_rejects["file"] = stored_rejects["file"].map(options.shown_path)
     batch = Batch(batch_id, started, [options.shown_path(p) for p in paths], frames,
-                  officer_cells, stored_rejects, audit=audit, expect=expect)
+                  _officer_cells(prepared[Kind.OFFICERS]), stored_rejects, audit=audit,
+                  expect=expect)
     per_kind = prepared_counts(prepared)
-    batch.report = shown_report(build_report(batch_id, files, per_kind, rejects, log.flags(),
-                                             None, headers=_headers(raws),
+    batch.report = shown_report(build_report(batch_id, files, per_kind, log.rejects(),
+                                             log.flags(), None, headers=headers,
                                              strict=options.strict), options.shown_names)
     return batch, per_kind
 
 
-def _audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRows,
-           options: IngestOptions, batch_id: str, started: datetime) -> pd.DataFrame | None:
+def batch_audit(prepared: Batches, frames: dict[str, pd.DataFrame], stored: StoredRows,
+                options: IngestOptions, batch_id: str, started: datetime
+                ) -> pd.DataFrame | None:
     """Audit entries of what the batch changes in hazards and checks, and of the batch."""
     actor = options.actor
     parts = []
@@ -349,7 +372,7 @@ def _valid_keys(items: list[Prepared], key: str) -> pd.Series:
     return pd.concat(keys).dropna() if keys else pd.Series([], dtype="string")
 
 
-def _table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: datetime,
+def table_frame(kind: Kind, items: list[Prepared], batch_id: str, started: datetime,
                  shown: Callable[[str], str]) -> pd.DataFrame:
     """Valid rows of one kind in the stored table's columns, typed and fingerprinted; each
     names its file by ``shown``."""
