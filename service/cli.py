@@ -499,12 +499,21 @@ def seed(
         min=8, max=14, help="预生成到的最大缩放级别 seed zooms 8 to this (默认 default 12)")
     ] = 12,
     workers: Annotated[int, typer.Option(min=1, max=8, help="并行渲染线程 threads")] = 4,
+    scopes: Annotated[str, typer.Option(
+        help="为哪些层级的监管人员预生成 whose regulators' tiles: province,city,county")
+    ] = "province,city",
 ) -> None:
-    """预生成本次图层的省级默认视图瓦片 (seed the province-wide default tiles of the build
-    in force, so their first viewer gets them from the store)."""
-    from service.tile_seed import SEED_LAYERS, SeedSuperseded
+    """预生成本次图层的默认视图瓦片 (seed the default tiles of the build in force, for the
+    administrator and the province's, cities' and, if asked, counties' regulators, so their
+    first viewer gets them from the store)."""
+    from service.tile_seed import SEED_LAYERS, SEED_SCOPES, SeedSuperseded
     from service.tile_seed import seed as seed_tiles
 
+    levels = tuple(dict.fromkeys(s.strip() for s in scopes.split(",") if s.strip()))
+    if not levels or any(level not in SEED_SCOPES for level in levels):
+        raise typer.BadParameter(f"须为 {','.join(SEED_SCOPES)} 中的一个或多个，逗号分隔 "
+                                 f"one or more of {','.join(SEED_SCOPES)}: {scopes!r}",
+                                 param_hint="--scopes")
     settings = _settings(store)
     with _opened(settings, need_data=True) as st, \
             console.status("预生成瓦片 seeding tiles…") as status:
@@ -512,7 +521,7 @@ def seed(
             _fail(f"图层尚未生成 no layers built yet: {_run_hint('build', settings)}")
         try:
             result = seed_tiles(st, settings.provinces, zooms=tuple(range(8, max_zoom + 1)),
-                                layers=SEED_LAYERS, workers=workers,
+                                layers=SEED_LAYERS, scopes=levels, workers=workers,
                                 progress=lambda what: status.update(f"预生成瓦片 {what}…"))
         except SeedSuperseded as exc:
             _fail(f"预生成期间已有新的图层生成，请重新运行 a newer build landed: {exc}")

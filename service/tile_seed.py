@@ -2,11 +2,13 @@
 the store, so that their first viewer is answered by one indexed read.
 
 Which tiles: the map's default view of each seeded layer (no filter, default properties)
-for the province-wide callers, who see the most rows per tile — the administrator and a
-regulator of each configured province (planners of a province share the regulator's
-scope, hence the same tiles) — at the zooms where a tile holds the most rows and so costs
-the most to draw (:data:`DEFAULT_ZOOMS`, z8–z12: ~2,000 tiles per layer and caller at 1M
-equipment). The addresses are the tiles holding a centre of the caller's equipment cells
+for the administrator and the regulators of each configured province and, as asked
+(``scopes``), of each of its cities and counties (a regulator's map shows their own rows
+only, so each scope has tiles of its own; the cities of a province together hold about
+the province's tiles again, and so do its counties) — at the zooms where a tile holds the
+most rows and so costs the most to draw (:data:`DEFAULT_ZOOMS`, z8–z12: ~2,000 tiles per
+layer and caller at 1M equipment). Other callers (an officer's cells, a park, a filter)
+are drawn on demand. The addresses are the tiles holding a centre of the caller's equipment cells
 at the stored H3 resolution; a tile left out (one only brushed by a hexagon) is drawn on
 demand as before. Finer zooms can be seeded too (``--max-zoom``, up to
 :data:`MAX_SEED_ZOOM`), at about three times the tiles per zoom.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from geo.boundaries import load_boundaries
 from geo.cells import cell_centres
 from layers.registry import ALL, LayerSpec
 from service.auth import Principal, Role
@@ -42,13 +45,15 @@ from service.store.query import LayerQuery
 from service.tiles import draw, etag, plan_tile
 
 SEED_LAYERS = ("equipment", "risk-cells")
+SEED_SCOPES = ("province", "city", "county")  # whose regulators' tiles may be seeded
+SCOPE_NAMES = {"province": "省级", "city": "市级", "county": "县级"}
 DEFAULT_ZOOMS = tuple(range(8, 13))
 MAX_SEED_ZOOM = 14
 BATCH = 200  # tiles written per transaction
 MAX_WORKERS = 8
 
-__all__ = ["DEFAULT_ZOOMS", "SEED_LAYERS", "SeedReport", "SeedSuperseded", "seed",
-           "seed_callers", "tile_addresses"]
+__all__ = ["DEFAULT_ZOOMS", "SEED_LAYERS", "SEED_SCOPES", "SeedReport", "SeedSuperseded",
+           "seed", "seed_callers", "tile_addresses"]
 
 
 @dataclass
@@ -66,10 +71,26 @@ class SeedReport:
                 "by_layer": self.by_layer}
 
 
-def seed_callers(provinces: list[str]) -> list[Principal]:
-    """The province-wide callers whose default tiles are seeded."""
+def seed_callers(provinces: list[str], scopes: tuple[str, ...] = ("province",)
+                 ) -> list[Principal]:
+    """The callers whose default tiles are seeded: the administrator, then a regulator of
+    each province, city and county of ``provinces`` whose level ``scopes`` names
+    (:data:`SEED_SCOPES`), by level then adcode."""
+    unknown = [s for s in scopes if s not in SEED_SCOPES]
+    if unknown:
+        raise ValueError(f"预生成范围须为 {'、'.join(SEED_SCOPES)} 之一：{'、'.join(unknown)}")
     callers = [Principal("seed", "系统管理员", Role.ADMIN, None)]
-    callers += [Principal("seed", "省级监管", Role.REGULATOR, code) for code in provinces]
+    seen: set[str] = set()
+    for level in SEED_SCOPES:
+        if level not in scopes:
+            continue
+        codes = list(provinces) if level == "province" else \
+            load_boundaries(provinces, level)["adcode"].astype(str).tolist()
+        for code in codes:
+            if code not in seen:  # 济源市 (419001) is a city and a county: one caller
+                seen.add(code)
+                callers.append(Principal("seed", f"{SCOPE_NAMES[level]}监管", Role.REGULATOR,
+                                         code))
     return callers
 
 
@@ -96,15 +117,16 @@ def tile_addresses(store: Store, caller: Principal, zooms: tuple[int, ...]) -> l
 
 
 def seed(store: Store, provinces: list[str], *, zooms: tuple[int, ...] = DEFAULT_ZOOMS,
-         layers: tuple[str, ...] = SEED_LAYERS, workers: int = 4,
-         progress: Callable[[str], None] | None = None) -> SeedReport:
-    """Render and keep the default tiles of ``layers`` at ``zooms`` for the province-wide
-    callers of ``provinces`` (:func:`seed_callers`), from the build in force."""
+         layers: tuple[str, ...] = SEED_LAYERS, scopes: tuple[str, ...] = ("province",),
+         workers: int = 4, progress: Callable[[str], None] | None = None) -> SeedReport:
+    """Render and keep the default tiles of ``layers`` at ``zooms`` for the callers of
+    ``provinces`` at ``scopes`` (:func:`seed_callers`), from the build in force."""
     if not zooms or min(zooms) < 0 or max(zooms) > MAX_SEED_ZOOM:
         raise ValueError(f"缩放级别须在 0–{MAX_SEED_ZOOM} 之间")
     unknown = [lid for lid in layers if lid not in ALL or ALL[lid].geometry is None]
     if unknown:
         raise ValueError(f"无法预生成瓦片的图层：{'、'.join(unknown)}")
+    callers = seed_callers(provinces, scopes)
     build = store.layer_build()
     if build is None:
         raise StoreError("尚未生成图层，请先运行 riskmap build")
@@ -117,16 +139,16 @@ def seed(store: Store, provinces: list[str], *, zooms: tuple[int, ...] = DEFAULT
     with ThreadPoolExecutor(workers, thread_name_prefix="seed") as pool:
         for lid in layers:
             spec = ALL[lid]
-            for callers in same_tiles(store, spec, seed_callers(provinces)):
-                first = callers[0]
+            for group in same_tiles(store, spec, callers):
+                first = group[0]
                 addresses = tile_addresses(store, first, zooms)
                 if progress:
-                    who = "、".join(c.scope or "全部" for c in callers)
+                    who = "、".join(c.scope or "全部" for c in group)
                     progress(f"{lid} {who}: {len(addresses)} 个瓦片")
 
-                def render(tile: Tile, callers: list[Principal] = callers, spec=spec
+                def render(tile: Tile, group: list[Principal] = group, spec=spec
                            ) -> list[tuple[str, bytes]]:
-                    plans = [plan_tile(c, spec, store, tile) for c in callers]
+                    plans = [plan_tile(c, spec, store, tile) for c in group]
                     data = draw(store, plans[0], tile, build.build_id, cache)
                     return [(etag(plan, tile, build.build_id, store.h3_resolution), data)
                             for plan in plans]

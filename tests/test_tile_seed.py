@@ -119,6 +119,48 @@ def test_the_service_answers_seeded_tiles_without_drawing(seeded, monkeypatch):
     assert city_tiles and len(drawn) == 1 + city_tiles
 
 
+def test_city_and_county_regulators_get_their_own_seeds(seeded, monkeypatch):
+    """Seeded with ``scopes`` province, city and county: every city's and county's
+    regulator of the configured provinces is a caller; a city's and a county's regulator
+    get their own map's tiles from the seeds, the bytes drawing gives, nothing drawn."""
+    callers = seed_callers(DEMO_PROVINCES, ("province", "city", "county"))
+    scopes = [c.scope for c in callers]
+    assert scopes[:3] == [None, "410000", "610000"]
+    assert seeded["city"] in scopes and seeded["county"] in scopes
+    assert "411700" in scopes and "610100" in scopes and len(scopes) == len(set(scopes))
+    with open_store(seeded["url"]) as store:
+        report = seed(store, DEMO_PROVINCES, zooms=(10, 12), scopes=("province", "city",
+                                                                      "county"))
+        province_only = sum(1 for _ in tile_addresses(store, ADMIN, (10, 12)))
+        assert report.tiles + report.empty > 3 * 2 * province_only  # + cities + counties
+        expected = {}
+        for who in ("city", "county"):
+            caller = Principal(who, who, Role.REGULATOR, seeded[who])
+            for layer in ("equipment", "risk-cells"):
+                for tile in tile_addresses(store, caller, (10, 12))[:4]:
+                    plan, tag = _tag(store, caller, layer, tile)
+                    kept = store.seeded_tile(tag)
+                    drawn = tiles.draw(store, plan, tile, seeded["build_id"], TileCache())
+                    assert kept == (drawn or None), (who, layer, tile)
+                    expected[(who, layer, tile)] = drawn
+    assert expected
+    drawn_now: list[Tile] = []
+    real = tiles.draw
+    monkeypatch.setattr(tiles, "draw", lambda *a: drawn_now.append(a[2]) or real(*a))
+    for (who, layer, tile), data in expected.items():
+        response = _tile_get(seeded, who, layer, tile)
+        assert response.status_code == 200 and response.content == data
+    assert drawn_now == []
+
+
+def test_the_cli_seeds_the_scopes_asked_and_refuses_others(seeded):
+    result = CliRunner().invoke(cli, ["seed", "--store", seeded["url"], "--max-zoom", "8",
+                                      "--scopes", "province,town"])
+    assert result.exit_code == 2 and "--scopes" in result.output
+    with pytest.raises(ValueError):
+        seed_callers(DEMO_PROVINCES, ("village",))
+
+
 def test_a_new_build_drops_the_seeds_and_old_seeds_are_refused(seeded):
     with open_store(seeded["url"]) as store:
         tile = tile_addresses(store, ADMIN, (10,))[0]

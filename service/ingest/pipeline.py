@@ -35,7 +35,12 @@ from service.ingest.officers import expand_officer_cells
 from service.ingest.prepared import Batches, Prepared
 from service.ingest.read import FileRejected, RawTable, read_file
 from service.ingest.rejects import RejectLog
-from service.ingest.report import REJECTED_ROWS_LIMIT, build_report, rejected_source_rows
+from service.ingest.report import (
+    REJECTED_ROWS_LIMIT,
+    build_report,
+    rejected_source_rows,
+    stored_copy,
+)
 from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
@@ -282,9 +287,9 @@ def assembled_batch(prepared: Batches, frames: dict[str, pd.DataFrame],
                   _officer_cells(prepared[Kind.OFFICERS]), stored_rejects, audit=audit,
                   expect=expect)
     per_kind = prepared_counts(prepared)
-    batch.report = shown_report(build_report(batch_id, files, per_kind, log.rejects(),
-                                             log.flags(), None, headers=headers,
-                                             strict=options.strict), options.shown_names)
+    batch.report = stored_copy(shown_report(build_report(
+        batch_id, files, per_kind, log.rejects(), log.flags(), None, headers=headers,
+        strict=options.strict), options.shown_names))
     return batch, per_kind
 
 

@@ -72,6 +72,29 @@ def build_report(batch_id: str, files: list[dict], per_kind: dict[str, dict[str,
     }
 
 
+#: Reject and flag records the copy of the report stored with its batch keeps (each): the
+#: full lists go to the report file and the caller; the stored copy is what ``riskmap
+#: info`` and a batch's record show. Uncapped, 10M rows' flags (a county placed for every
+#: row without coordinates) made a 227 MB document, past PostgreSQL's jsonb limit, and
+#: the whole batch failed at its last statement.
+STORED_RECORDS = 20_000
+
+
+def stored_copy(report: dict, limit: int | None = None) -> dict:
+    """``report`` as kept with its batch: the first ``limit`` (default
+    :data:`STORED_RECORDS`) reject and flag records each, and how many there were
+    (``rejects_total``, ``flags_total``); every count, by reason and by flag, whole."""
+    limit = STORED_RECORDS if limit is None else limit
+    out = dict(report)
+    for key in ("rejects", "flags"):
+        records = report.get(key) or []
+        out[f"{key}_total"] = len(records)
+        if len(records) > limit:
+            out[key] = records[:limit]
+    out["records_stored_limit"] = limit
+    return out
+
+
 def ingest_exit_code(report: dict) -> int:
     """0: every row loaded, nothing rejected; 1: some rows rejected, the rest loaded;
     2: a file refused, nothing loaded (every row rejected, or no rows), or nothing written

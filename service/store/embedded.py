@@ -556,15 +556,19 @@ class EmbeddedStore(Store):
         the build is pruned), read on a connection of this thread's own."""
         number = self._layers_current()
         path = self.root / "layers" / str(number) / SEEDS_FILE
-        if number == 0 or not path.exists():
+        try:
+            # the file's identity too: seeding again makes a new file, which an open
+            # connection to the one it replaced would never see
+            opened = (number, os.stat(path).st_ino)
+        except FileNotFoundError:
             return None
-        connections = self._seed_readers.__dict__.setdefault("by_number", {})
-        conn = connections.get(number)
+        connections = self._seed_readers.__dict__.setdefault("by_file", {})
+        conn = connections.get(opened)
         if conn is None:
             for old in connections.values():
                 old.close()
             connections.clear()
-            conn = connections[number] = sqlite3.connect(path)
+            conn = connections[opened] = sqlite3.connect(path)
         try:
             row = conn.execute("SELECT data FROM tiles WHERE etag = ?", (key,)).fetchone()
         except sqlite3.Error:  # being created right now
