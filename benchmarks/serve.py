@@ -1,18 +1,19 @@
 """Serving benchmark: tile p50/p99 and tiles/s against tipg, and worklist p95, at 1M equipment.
 
-    python -m benchmarks.serve --store postgis --store embedded
+    python -m benchmarks.serve --store postgis --store embedded [--city [ADCODE]]
 
 Each store is served by ``riskmap serve`` (uvicorn, ``--workers`` processes, one by
 default) in a subprocess on 127.0.0.1 with an admin token and a grid officer's token
-(``riskmap users add``). tipg (developmentseed; ``pip install tipg``, not a project
-dependency) serves the same PostGIS table ``public.layer_equipment`` for the side-by-side
-ratio, once with riskmap's default tile properties (``?properties=``) and once with its own
-default, every column. Tile addresses are a fixed sample: equipment points drawn with NumPy
-seed 1, turned into Web-Mercator x/y at each zoom. Every server gets the same URLs: a
-warm-up, then the measured requests from ``--clients`` concurrent httpx clients; riskmap
-then gets the same URLs once more ("warm": its tile cache answers). ``Accept-Encoding:
-identity`` for all, so tipg's gzip middleware stays out of the figures (a reverse proxy
-would compress).
+(``riskmap users add``); with ``--city`` the tiles are asked by a city's regulator
+instead, at that city's points (what the city regulator's map draws: their own rows).
+tipg (developmentseed; ``pip install tipg``, not a project dependency) serves the same
+PostGIS table ``public.layer_equipment`` for the side-by-side ratio, once with riskmap's
+default tile properties (``?properties=``) and once with its own default, every column.
+Tile addresses are a fixed sample: equipment points drawn with NumPy seed 1, turned into
+Web-Mercator x/y at each zoom. Every server gets the same URLs: a warm-up, then the
+measured requests from ``--clients`` concurrent httpx clients; riskmap then gets the same
+URLs once more ("warm": its tile cache answers). ``Accept-Encoding: identity`` for all, so
+tipg's gzip middleware stays out of the figures (a reverse proxy would compress).
 """
 
 from __future__ import annotations
@@ -90,11 +91,12 @@ def ensure_built(url: str) -> None:
                        stdout=subprocess.DEVNULL)
 
 
-def seed_tiles(url: str, zooms: list[int]) -> dict:
+def seed_tiles(url: str, zooms: list[int], scopes: str = "province,city") -> dict:
     """``riskmap seed`` up to the largest zoom measured (at most 14), timed."""
     top = min(max(max(zooms), 8), 14)
     started = time.perf_counter()
-    out = subprocess.run(["riskmap", "seed", "--store", url, "--max-zoom", str(top)],
+    out = subprocess.run(["riskmap", "seed", "--store", url, "--max-zoom", str(top),
+                          "--scopes", scopes],
                          check=True, capture_output=True, text=True).stdout
     seconds = round(time.perf_counter() - started, 1)
     print(f"seeded z8–z{top} in {seconds} s: {out.strip()}", flush=True)
@@ -107,10 +109,13 @@ def drop_seeds(url: str) -> None:
         store.drop_seeded_tiles()
 
 
-def sample_points(url: str, n: int) -> np.ndarray:
-    """``n`` equipment points (lon, lat) drawn with seed 1 from the store's equipment layer."""
+def sample_points(url: str, n: int, city: str | None = None) -> np.ndarray:
+    """``n`` equipment points (lon, lat) drawn with seed 1 from the store's equipment layer
+    (of ``city`` only, if given)."""
     with open_store(url) as store:
-        geoms = store.read_layer("equipment", columns=["geometry"])["geometry"]
+        layer = store.read_layer("equipment", columns=["geometry", "city_adcode"])
+    geoms = layer["geometry"] if city is None else layer["geometry"][
+        (layer["city_adcode"] == city).to_numpy(dtype=bool)]
     xy = np.column_stack([geoms.x.to_numpy(), geoms.y.to_numpy()])
     xy = xy[~np.isnan(xy).any(axis=1)]
     rng = np.random.default_rng(1)
@@ -124,6 +129,14 @@ def tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:
     lat_r = math.radians(lat)
     y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
     return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
+
+
+def busiest_city(url: str) -> str:
+    """The city holding the most equipment (ties by adcode)."""
+    with open_store(url) as store:
+        cities = store.read_layer("equipment", columns=["city_adcode"])["city_adcode"]
+    counts = cities.value_counts()
+    return str(sorted(counts[counts == counts.max()].index)[0])
 
 
 def officer_of(url: str) -> str:
@@ -229,7 +242,8 @@ def tile_paths(points: np.ndarray, z: int) -> list[str]:
 
 
 def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namespace) -> list:
-    admin = add_user(url, "admin")
+    # the tiles' caller: the administrator, or with --city the city's regulator
+    admin = add_user(url, "regulator", args.city) if args.city else add_user(url, "admin")
     officer_id = officer_of(url)
     officer = add_user(url, "grid_officer", officer_id)
     port = free_port()
@@ -241,7 +255,8 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
             for z in args.zoom:
                 urls = [f"{base}/tiles/{layer}/{p}.mvt" for p in tile_paths(points, z)]
                 figures = measure(urls, admin, args.clients, args.warmup)
-                rows.append({"server": f"riskmap {kind}", "what": layer, "z": z, **figures})
+                rows.append({"server": f"riskmap {kind}", "what": layer, "z": z,
+                             "caller": args.city or "admin", **figures})
                 print(_line(rows[-1]), flush=True)
                 # the same tiles again: what the next viewer of the area gets (tile cache)
                 figures = measure(urls, admin, args.clients, args.warmup)
@@ -332,6 +347,9 @@ def main() -> None:
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument("--seed", action="store_true",
                          help="riskmap seed each store first (z8 to the largest zoom asked)")
+    parser.add_argument("--city", nargs="?", const="busiest", default=None,
+                        help="tiles as a city's regulator (default: the city with the most "
+                             "equipment), at that city's points; no tipg (it has no scope)")
     seeding.add_argument("--drop-seeds", action="store_true",
                          help="forget seeded tiles first: every tile drawn on demand")
     args = parser.parse_args()
@@ -348,7 +366,13 @@ def main() -> None:
         if args.drop_seeds:
             drop_seeds(url)
         seeded[kind] = seed_tiles(url, args.zoom) if args.seed else None
-    points = sample_points(next(iter(stores.values())), args.warmup + args.requests)
+    first = next(iter(stores.values()))
+    if args.city == "busiest":
+        args.city = busiest_city(first)
+    if args.city:
+        args.no_tipg = True
+        print(f"tiles as the regulator of {args.city}", flush=True)
+    points = sample_points(first, args.warmup + args.requests, args.city)
     rows: list[dict] = []
     for kind, url in stores.items():
         rows += bench_riskmap(kind, url, points, args)
@@ -356,7 +380,7 @@ def main() -> None:
         rows += bench_tipg(stores["postgis"], points, args)
     result = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "equipment": N,
               "clients": args.clients, "workers": args.workers, "requests": args.requests,
-              "warmup": args.warmup,
+              "warmup": args.warmup, "caller": args.city or "admin",
               "stores": stores, "seeded": seeded, "dropped_seeds": args.drop_seeds,
               "rows": rows, "ratios": ratios(rows)}
     for r in result["ratios"]:
