@@ -73,8 +73,9 @@ def build_on_dask(store: Store, read: Callable[[list[str]], Inputs], rules: Rule
                   partitions: int | None = None) -> DaskBuild:
     """:func:`layers.build.build_layers` of ``store``'s tables (``read(columns)`` reads
     them, of equipment ``columns`` only), partitions on Dask: on ``client`` if given, else
-    on the cluster at ``scheduler``, else on a LocalCluster. The equipment layer is staged
-    in ``store`` by the workers; on failure nothing staged is left."""
+    on the cluster at ``scheduler``, else on a LocalCluster. The workers stage the
+    :data:`~layers.partitions.STAGED_LAYERS` (equipment, unit files) in ``store``; on
+    failure nothing staged is left."""
     if client is None:
         with dask_client(scheduler) as own:
             return build_on_dask(store, read, rules, progress, client=own,
@@ -215,11 +216,12 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
                               "stored tables; the Dask build needs them unique (as ingest "
                               "keeps them)")
         made.update(joined)
-        grade.orders = {  # type: ignore[attr-defined]
-            "equipment": plan.equipment,
-            "units": layers.partitions.staged_order(
-                layers.partitions.unit_positions(plan, counts, extra),
-                [len(r[1]) for r in results])}
+        # each staged layer's order: the part of each of its rows (the store's merge)
+        orders = {"equipment": plan.equipment, "units": layers.partitions.staged_order(
+            layers.partitions.unit_positions(plan, counts, extra),
+            [len(r[1]) for r in results])}
+        grade.orders = {lid: orders[lid]  # type: ignore[attr-defined]
+                        for lid in layers.partitions.STAGED_LAYERS}
         for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store
             made[lid] = gpd.GeoDataFrame(geometry=[], crs=4326)
         pieces = pd.concat([r[3] for r in results], ignore_index=True)
