@@ -812,6 +812,14 @@ def precount(name: str, runs: int) -> dict:
 
 # ------------------------------------------------------------------ command line
 
+def _write_result(out: Path, name: str, data: object) -> None:
+    """A subcommand's result as ``out/<name>-<stamp>.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(data, indent=1, default=str))
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:  # the markdown again, from a run's JSON
@@ -824,11 +832,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--runs", type=int, default=5)
         parser.add_argument("--out", type=Path, default=OUT)
         args = parser.parse_args(argv[1:])
-        found = [precount(name, args.runs) for name in args.database]
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"precount-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-        path.write_text(json.dumps(found, indent=1, default=str))
-        print(f"wrote {path}")
+        _write_result(args.out, "precount", [precount(name, args.runs)
+                                              for name in args.database])
         return 0
     if argv[:1] == ["citus-ddl"]:
         parser = argparse.ArgumentParser(prog="python -m benchmarks.explain citus-ddl")
@@ -843,11 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--keep", action="store_true", help="keep the scratch database")
         parser.add_argument("--out", type=Path, default=OUT)
         args = parser.parse_args(argv[1:])
-        result = partitions(args.source, args.rows, args.keep)
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"partitions-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-        path.write_text(json.dumps(result, indent=1, default=str))
-        print(f"wrote {path}")
+        _write_result(args.out, "partitions", partitions(args.source, args.rows, args.keep))
         return 0
     if argv[:1] == ["densify"]:
         parser = argparse.ArgumentParser(prog="python -m benchmarks.explain densify")
