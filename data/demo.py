@@ -18,11 +18,13 @@ byte-identical files and a million equipment rows take well under a minute.
 Registration codes (设备注册代码): most are the 20-character 设备代码 = 4-character catalogue
 variety code + 6-digit county adcode of the use place + 4-digit year (of commissioning) +
 6-digit serial within (variety, county, year), e.g. ``31104101052015000012``. About 30% of
-equipment commissioned before 2010 carries a legacy 10-character 注册代码 = the first two
-characters of the variety code + the 2 city digits of the adcode + 2-digit year + 4-digit
-serial, e.g. ``3101080123``. Unit credit codes follow GB 32100: '91' (enterprise), '12'
-(public institution) or '11' (government) + county adcode + a GB 11714 organisation code
-with its own check digit + the GB 32100 check character.
+equipment commissioned before 2010 carries a legacy 12-character 注册代码 = the first two
+characters of the variety code + the province and city digits of the adcode (4) + 2-digit
+year + 4-digit serial, e.g. ``314101080123``. Unit credit codes follow GB 32100: '91'
+(enterprise), '12' (public institution) or '11' (government) + county adcode + a GB 11714
+organisation code with its own check digit + the GB 32100 check character. Hazard and
+check numbers carry the province too (``YH41…``, ``JC41…``): no code or number of one
+province's files is another's, so several provinces' files load as one batch.
 
 Proportions (of equipment): 电梯 ~57% (3110 most, escalators mostly in malls, stations and
 airports), 压力容器 15%, 起重机械 10.5%, 场车 7.5% (mostly 叉车), 锅炉 4%, 压力管道 4%, 气瓶
@@ -945,7 +947,8 @@ def equipment_dates(eq: pd.DataFrame, rng: np.random.Generator, as_of: np.dateti
 
 def registration_codes(eq: pd.DataFrame, region: Region, year: np.ndarray,
                        rng: np.random.Generator) -> np.ndarray:
-    """20-character 设备代码, and legacy 10-character 注册代码 for some older pieces."""
+    """20-character 设备代码, and legacy 12-character 注册代码 for some older pieces (the
+    adcode's province and city digits in both: no two provinces share a code)."""
     adcode = region.counties["adcode"].to_numpy()[eq["county"].to_numpy()]
     code = eq["code"].to_numpy()
     frame = _df({"c": code, "a": adcode, "y": year})
@@ -955,11 +958,11 @@ def registration_codes(eq: pd.DataFrame, region: Region, year: np.ndarray,
     legacy = (year < 2010) & (rng.random(len(eq)) < 0.3)
     if legacy.any():
         top2 = np.strings.slice(code.astype(S), 0, 2)
-        city2 = np.strings.slice(adcode.astype(S), 2, 4)
+        city4 = np.strings.slice(adcode.astype(S), 0, 4)
         yy = np.strings.zfill((year % 100).astype(S), 2)
-        old = _df({"t": top2[legacy], "c": city2[legacy], "y": yy[legacy]})
+        old = _df({"t": top2[legacy], "c": city4[legacy], "y": yy[legacy]})
         k = old.groupby(["t", "c", "y"], sort=False).cumcount().to_numpy() + 1
-        short = _cat(top2[legacy], city2[legacy], yy[legacy], np.strings.zfill(k.astype(S), 4))
+        short = _cat(top2[legacy], city4[legacy], yy[legacy], np.strings.zfill(k.astype(S), 4))
         idx = np.flatnonzero(legacy)[k < 10_000]
         out[idx] = short[k < 10_000]
     return out.astype(object)
@@ -1353,11 +1356,12 @@ def troubled_counties(county: np.ndarray, region: Region, dates: pd.DataFrame,
 
 def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
                  dates: pd.DataFrame, rng: np.random.Generator, as_of: np.datetime64,
-                 boost: np.ndarray | None = None, slow: np.ndarray | None = None
-                 ) -> pd.DataFrame:
+                 province: str, boost: np.ndarray | None = None,
+                 slow: np.ndarray | None = None) -> pd.DataFrame:
     """Hazards on ~4% of equipment: level, closed loop status and dates consistent.
     ``boost`` multiplies the chance of a hazard, and of it being 重大, per piece; on
-    ``slow`` pieces hazards are closed far less often (整改迟缓; same draws)."""
+    ``slow`` pieces hazards are closed far less often (整改迟缓; same draws). Ids are
+    :func:`record_ids` of ``province`` (its adcode)."""
     n = len(codes)
     boost = np.ones(n) if boost is None else boost
     overdue = ((dates["status"].to_numpy() == "在用")
@@ -1401,9 +1405,17 @@ def make_hazards(codes: np.ndarray, group_top: np.ndarray, eligible: np.ndarray,
     })
     year = frame["found_on"].dt.year.to_numpy()
     seq = frame.groupby(year).cumcount().to_numpy() + 1
-    frame.insert(0, "hazard_id", _cat("YH", year.astype(S), np.strings.zfill(seq.astype(S), 6))
-                 .astype(object))
+    frame.insert(0, "hazard_id", record_ids("YH", province, year, seq))
     return frame
+
+
+def record_ids(kind: str, province: str, year: np.ndarray, serial: np.ndarray,
+               width: int = 6) -> np.ndarray:
+    """Record numbers (隐患编号 ``YH``, 检查编号 ``JC``): the kind, the province's two
+    adcode digits, the year and a serial ``width`` digits wide, so that two provinces'
+    files never share one (YH41 2024 000001)."""
+    return _cat(kind, str(province)[:2], year.astype(S),
+                np.strings.zfill(serial.astype(S), width)).astype(object)
 
 
 def make_officers(x: np.ndarray, y: np.ndarray, county: np.ndarray, region: Region,
@@ -1558,8 +1570,7 @@ def make_checks(units: pd.DataFrame, unit_cell: np.ndarray, officers: pd.DataFra
     })
     year = frame["checked_on"].dt.year.to_numpy()
     seq = frame.groupby(year).cumcount().to_numpy() + 1
-    frame.insert(0, "check_id", _cat("JC", year.astype(S), np.strings.zfill(seq.astype(S), 6))
-                 .astype(object))
+    frame.insert(0, "check_id", record_ids("JC", region.adcode, year, seq))
     return frame
 
 
@@ -1661,7 +1672,7 @@ def generate(province: str = "河南省", equipment: int = 50_000, seed: int = 7
     boost, areas = troubled_areas(x, y, top, placed, seed, adcode=region.counties[
         "adcode"].to_numpy()[eq["county"].to_numpy()])
     boost = boost * np.where(slow, TROUBLE_HAZARD_BOOST, 1.0)
-    hazards = make_hazards(reg, top, eligible, dates, rng, today, boost, slow)
+    hazards = make_hazards(reg, top, eligible, dates, rng, today, region.adcode, boost, slow)
     hazards, n_bad_hazards = _with_unknown_equipment(hazards, region, rng)
     _write_csv(_text_columns(hazards, HAZARD_COLUMNS, ("found_on", "deadline", "closed_on"),
                              rng),
@@ -1763,8 +1774,8 @@ def _with_unknown_equipment(hazards: pd.DataFrame, region: Region, rng: np.rando
     bad["registration_code"] = _cat(
         variety, _pick(rng, tuple(region.counties["adcode"]), k), "2099",
         np.strings.zfill(rng.integers(1, 10**6, k).astype(S), 6)).astype(object)
-    bad["hazard_id"] = _cat("YH", bad["found_on"].dt.year.to_numpy().astype(S), "9",
-                            np.strings.zfill(np.arange(1, k + 1).astype(S), 5)).astype(object)
+    bad["hazard_id"] = record_ids("YH", region.adcode, bad["found_on"].dt.year.to_numpy(),
+                                  _cat("9", np.strings.zfill(np.arange(1, k + 1).astype(S), 5)))
     return pd.concat([hazards, bad], ignore_index=True), k
 
 
@@ -1775,8 +1786,8 @@ def _with_unknown_units(checks: pd.DataFrame, units: pd.DataFrame, region: Regio
     bad = checks.iloc[np.sort(rng.choice(len(checks), k, replace=len(checks) < k))].copy()
     bad["credit_code"] = _fresh_codes(_pick(rng, tuple(region.counties["adcode"]), k),
                                       units["credit_code"].to_numpy(), rng)
-    bad["check_id"] = _cat("JC", bad["checked_on"].dt.year.to_numpy().astype(S), "9",
-                           np.strings.zfill(np.arange(1, k + 1).astype(S), 5)).astype(object)
+    bad["check_id"] = record_ids("JC", region.adcode, bad["checked_on"].dt.year.to_numpy(),
+                                 _cat("9", np.strings.zfill(np.arange(1, k + 1).astype(S), 5)))
     return pd.concat([checks, bad], ignore_index=True), k
 
 
@@ -1920,8 +1931,11 @@ def _manifest(*, province: Region, seed: int, equipment: int, as_of: date, eq: p
         "duplicates": duplicates,
         "registration_code_format": (
             "20 characters: variety code (4) + county adcode (6) + commissioning year (4) + "
-            "serial (6); legacy 10 characters for ~30% of pre-2010 pieces: variety code[:2] + "
-            "city digits of the adcode (2) + year (2) + serial (4)"),
+            "serial (6); legacy 12 characters for ~30% of pre-2010 pieces: variety code[:2] + "
+            "province and city digits of the adcode (4) + year (2) + serial (4)"),
+        "record_id_format": (
+            "隐患编号 YH and 检查编号 JC + the province's two adcode digits + year (4) + "
+            "serial (6; rows naming unknown equipment or units: 9 + serial (5))"),
         "notes": {
             "row numbers": "spreadsheet rows: the header is row 1, the first data row is row 2",
             "duplicates": "the kept row is read first when files are ingested main → county "

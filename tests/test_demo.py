@@ -179,8 +179,10 @@ def test_good_codes_unique_and_valid(manifest: dict, equipment: pd.DataFrame) ->
     good = equipment[~equipment.set_index(["file", "row"]).index.isin(list(_rows(manifest)))]
     codes = good["设备注册代码"].astype(str)
     assert codes.is_unique
-    assert codes.str.len().isin([10, 20]).all()
+    assert codes.str.len().isin([12, 20]).all()
     assert (codes.str.len() == 20).mean() > 0.8
+    province = codes.str[2:4].where(codes.str.len() == 12, codes.str[4:6])
+    assert (province == "41").all()  # the province in every code, legacy ones too
     assert is_valid(good["统一社会信用代码"].astype(str)).all()
     resolved = resolve_categories(good["设备类别代码"].astype(str))
     assert resolved["category"].notna().all()

@@ -65,3 +65,26 @@ def test_demo_ingest_is_idempotent_and_links_parks(store, demo):
     assert eq["geometry"].notna().all()
     counts = store.cell_counts(7)
     assert counts["count"].sum() == len(eq)
+
+
+def _planted(out: Path, manifest: dict) -> set[tuple[str, int]]:
+    return {(str(out / file), row) for spec in manifest["bad_rows"].values()
+            for file, rows in spec["rows"].items() for row in rows}
+
+
+def test_two_provinces_files_load_as_one_batch(store, demo, tmp_path):
+    """Two provinces' demo files in one batch: no code or record number of one is the
+    other's, so the rejects are each province's planted rows and nothing else, and the
+    counts add up (the benchmarks' several-province runs rely on it)."""
+    out, manifest = demo
+    other = tmp_path / "shaanxi"
+    generate(province="陕西省", equipment=2000, seed=8, out=other)
+    second = json.loads((other / "MANIFEST.json").read_text(encoding="utf-8"))
+    report = ingest(_files(out) + _files(other), store, IngestOptions())
+    got = {(r["file"], r["row"]) for r in report["rejects"]}
+    assert got == _planted(out, manifest) | _planted(other, second)
+    for table in ("equipment_good", "units", "hazards", "checks", "officers"):
+        name = "equipment" if table == "equipment_good" else table
+        assert len(store.read(name)) == manifest["counts"][table] + second["counts"][table]
+    hazards = store.read("hazards")["hazard_id"].astype(str)
+    assert set(hazards.str[:4]) == {"YH41", "YH61"}
