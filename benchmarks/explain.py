@@ -93,7 +93,7 @@ from service.auth import Principal, Role
 from service.caches import TileCache, Worklists
 from service.mvt import Tile
 from service.selection import scope_of
-from service.store.postgis import PostGISStore
+from service.store.postgis import SESSION_OPTIONS, PostGISStore
 from service.store.postgis.layers import COUNTED_LAYERS, COUNTS_SUFFIX, sql_table
 from service.store.postgis.query import layer_sql_table
 from service.store.query import Compare, Condition, LayerQuery
@@ -386,7 +386,7 @@ def run_database(name: str, runs: int, only: set[str] | None = None) -> dict:
                "at": datetime.now(UTC).isoformat(timespec="seconds")}
     facts = read_facts(url)
     store = PostGISStore(url, migrate_schema=False)
-    engine = create_engine(url, poolclass=NullPool, connect_args={"options": "-c jit=off"})
+    engine = create_engine(url, poolclass=NullPool, connect_args={"options": SESSION_OPTIONS})
     out: dict = {"database": name, "facts": facts.__dict__, "started": started,
                  "requests": {}}
     try:
@@ -584,7 +584,7 @@ def partitions(source: str, rows: int, keep: bool) -> dict:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PARTITION_DB)))
     url = database_url(PARTITION_DB)
     out: dict = {"source": source, "rows_per_province": rows, "cases": {}}
-    engine = create_engine(url, poolclass=NullPool, connect_args={"options": "-c jit=off"})
+    engine = create_engine(url, poolclass=NullPool, connect_args={"options": SESSION_OPTIONS})
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
@@ -624,9 +624,12 @@ def partitions(source: str, rows: int, keep: bool) -> dict:
                      if c == "geom" else sql.Identifier(c) for c in columns]
             dst.execute(sql.SQL("INSERT INTO layer_equipment ({}) SELECT {} FROM "
                                 "layer_equipment").format(listed, sql.SQL(", ").join(moved)))
-            for index, column, method in index_names(spec, "layer_equipment"):
-                dst.execute(sql.SQL("CREATE INDEX {} ON layer_equipment USING {} ({})").format(
-                    sql.Identifier(index), sql.SQL(method), sql.Identifier(column)))
+            for index in index_names(spec, "layer_equipment"):
+                where = (sql.SQL(" WHERE level = {}").format(sql.Literal(index.level))
+                         if index.level else sql.SQL(""))
+                dst.execute(sql.SQL("CREATE INDEX {} ON layer_equipment USING {} ({}){}").format(
+                    sql.Identifier(index.name), sql.SQL(index.method),
+                    sql.Identifier(index.column), where))
             dst.execute("ANALYZE layer_equipment")
             dst.commit()
             out["partition_rows"] = dict(dst.execute(
@@ -768,7 +771,7 @@ def precount(name: str, runs: int) -> dict:
     url = database_url(name)
     facts = read_facts(url)
     levels = tuple(v for v, _ in level_counts(ALL["equipment"]))
-    engine = create_engine(url, poolclass=NullPool, connect_args={"options": "-c jit=off"})
+    engine = create_engine(url, poolclass=NullPool, connect_args={"options": SESSION_OPTIONS})
     summary = Table("cell_level_counts", MetaData(), Column("h3", Text),
                     Column("county_adcode", Text), Column("level", Text),
                     Column("n", BigInteger), prefixes=["TEMPORARY"])

@@ -1,11 +1,13 @@
 """Serving benchmark: tile p50/p99 and tiles/s against tipg, and worklist p95, at 1M equipment.
 
-    python -m benchmarks.serve --store postgis --store embedded [--city [ADCODE]]
+    python -m benchmarks.serve --store postgis --store embedded [--city [ADCODE]] [--level red]
 
 Each store is served by ``riskmap serve`` (uvicorn, ``--workers`` processes, one by
 default) in a subprocess on 127.0.0.1 with an admin token and a grid officer's token
 (``riskmap users add``); with ``--city`` the tiles are asked by a city's regulator
-instead, at that city's points (what the city regulator's map draws: their own rows).
+instead, at that city's points (what the city regulator's map draws: their own rows);
+with ``--level`` riskmap's tiles are asked with the map's 分级别 filter (``?level=red``:
+other ETags than the seeded default views, so drawn on demand).
 tipg (developmentseed; ``pip install tipg``, not a project dependency) serves the same
 PostGIS table ``public.layer_equipment`` for the side-by-side ratio, once with riskmap's
 default tile properties (``?properties=``) and once with its own default, every column.
@@ -41,6 +43,7 @@ if not __package__:  # run as a file: the repository, not benchmarks/, first on 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks.ingest import BENCH
+from layers.frames import LEVELS
 from service.store import open_store
 from service.store.conform import check_layers_current
 from service.store.errors import StoreError
@@ -250,13 +253,14 @@ def bench_riskmap(kind: str, url: str, points: np.ndarray, args: argparse.Namesp
     rows = []
     cmd = ["riskmap", "serve", "--store", url, "--port", str(port),
            "--workers", str(args.workers)]
+    query = f"?level={args.level}" if args.level else ""
     with server(cmd, port, "/healthz", BENCH / f"serve-{kind}.log") as base:
         for layer in ("equipment", "risk-cells"):
             for z in args.zoom:
-                urls = [f"{base}/tiles/{layer}/{p}.mvt" for p in tile_paths(points, z)]
+                urls = [f"{base}/tiles/{layer}/{p}.mvt{query}" for p in tile_paths(points, z)]
                 figures = measure(urls, admin, args.clients, args.warmup)
                 rows.append({"server": f"riskmap {kind}", "what": layer, "z": z,
-                             "caller": args.city or "admin", **figures})
+                             "caller": args.city or "admin", "level": args.level, **figures})
                 print(_line(rows[-1]), flush=True)
                 # the same tiles again: what the next viewer of the area gets (tile cache)
                 figures = measure(urls, admin, args.clients, args.warmup)
@@ -350,6 +354,8 @@ def main() -> None:
     parser.add_argument("--city", nargs="?", const="busiest", default=None,
                         help="tiles as a city's regulator (default: the city with the most "
                              "equipment), at that city's points; no tipg (it has no scope)")
+    parser.add_argument("--level", choices=LEVELS, default=None,
+                        help="riskmap's tiles filtered to one risk level (?level=); no tipg")
     seeding.add_argument("--drop-seeds", action="store_true",
                          help="forget seeded tiles first: every tile drawn on demand")
     args = parser.parse_args()
@@ -369,7 +375,7 @@ def main() -> None:
     first = next(iter(stores.values()))
     if args.city == "busiest":
         args.city = busiest_city(first)
-    if args.city:
+    if args.city or args.level:
         args.no_tipg = True
         print(f"tiles as the regulator of {args.city}", flush=True)
     points = sample_points(first, args.warmup + args.requests, args.city)
@@ -380,7 +386,7 @@ def main() -> None:
         rows += bench_tipg(stores["postgis"], points, args)
     result = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "equipment": N,
               "clients": args.clients, "workers": args.workers, "requests": args.requests,
-              "warmup": args.warmup, "caller": args.city or "admin",
+              "warmup": args.warmup, "caller": args.city or "admin", "level": args.level,
               "stores": stores, "seeded": seeded, "dropped_seeds": args.drop_seeds,
               "rows": rows, "ratios": ratios(rows)}
     for r in result["ratios"]:

@@ -182,6 +182,15 @@ class _Tx:
     batch_id: str
 
 
+# JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile, and the
+# service's queries are all short. Custom plans always: a statement psycopg has prepared
+# (after 5 runs on a connection) is otherwise planned once for any values after 5 more,
+# and that generic plan cannot know how much a bbox, a scope prefix or a level selects,
+# nor use the per-level GiST indexes (layers.LEVEL_INDEXED): a dense bbox + level items
+# page took 27 ms on its generic plan against 4 ms planned with its values at 1M.
+SESSION_OPTIONS = "-c jit=off -c plan_cache_mode=force_custom_plan"
+
+
 class PostGISStore(Store):
     """Tables in PostGIS; one writer at a time (advisory lock), readers never blocked."""
 
@@ -198,15 +207,14 @@ class PostGISStore(Store):
         self._layer_cache: dict[str, _Cached] = {}
         self._verified_build: str | None = None
         self._build: LayerBuild | None = None  # the last build record read
-        # JIT off: ST_AsMVT's cost estimate triggers ~30 ms of compilation on every tile,
-        # and the service's queries are all short
+        # SESSION_OPTIONS: JIT off, and every statement planned with its values (see there)
         # a pool as wide as the concurrent requests one server process answers: with
         # SQLAlchemy's default 5 (+10 overflow, closed after use) a burst of 8 tile clients
         # opened ~100 new sessions per 1,000 tiles, each planning afresh (~30 ms); see
         # docs/benchmarks.md "Cold tiles". Connections open only when used.
         self.engine = create_engine(self._location.target, pool_pre_ping=True,
                                     pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
-                                    connect_args={"options": "-c jit=off"})
+                                    connect_args={"options": SESSION_OPTIONS})
         # The tile path's reads (build id, row tile, cell counts, points: each one
         # read-only statement) on their own pool of autocommit connections without a
         # pre-ping: one round trip each instead of four (BEGIN, SELECT 1, the statement,
@@ -217,7 +225,7 @@ class PostGISStore(Store):
         self._reads = create_engine(self._location.target, isolation_level="AUTOCOMMIT",
                                     pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
                                     pool_recycle=READS_RECYCLE,
-                                    connect_args={"options": "-c jit=off"})
+                                    connect_args={"options": SESSION_OPTIONS})
         try:
             if migrate_schema:
                 migrate(self.engine)

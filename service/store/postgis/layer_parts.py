@@ -25,13 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import Cursor, sql
-from sqlalchemy import Connection, Index, text
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy import Connection, text
+from sqlalchemy.schema import CreateTable
 
 from service.store.base import Keys
 from service.store.errors import StoreError
 from service.store.postgis.copy import copy_into, read_table
-from service.store.postgis.layers import index_names, sql_table, table_exists
+from service.store.postgis.layers import create_indexes, sql_table, table_exists
 from service.store.postgis.staging import batch_prefix
 from service.store.postgis.statements import NEXT_SUFFIX
 from service.store.tables import Table
@@ -97,7 +97,5 @@ def fill_next_from_stage(conn: Connection, cursor: Cursor, spec: Table, name: st
     cursor.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(name), ident(target)))
     cursor.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
         ident(target), ident(f"{name}_pkey"), ident(f"{target}_pkey")))
-    table = sql_table(spec, target)
-    for index, column, method in index_names(spec, target):
-        conn.execute(CreateIndex(Index(index, table.c[column], postgresql_using=method)))
+    create_indexes(conn, spec, target)
     cursor.execute(sql.SQL("ANALYZE {}").format(ident(target)))

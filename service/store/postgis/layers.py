@@ -8,6 +8,8 @@ not migrated schema; ``layer_builds`` (migration 0002) records the build in forc
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pandas as pd
 from geoalchemy2 import Geometry
 from psycopg import Cursor, sql
@@ -15,6 +17,7 @@ from sqlalchemy import BigInteger, Column, Connection, Index, MetaData, Table, T
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from layers.frames import LEVELS
 from service.store.postgis.copy import copy_frame
 from service.store.postgis.models import CODE_COLUMNS, GEOMETRY_COLUMN, SQL_TYPES, SRID
 from service.store.postgis.statements import NEXT_SUFFIX
@@ -49,23 +52,57 @@ def sql_table(spec: Spec, name: str) -> Table:
     return Table(name, MetaData(), *columns)
 
 
-def index_names(spec: Spec, name: str) -> list[tuple[str, str, str]]:
-    """(index name, column, method) of a layer table called ``name``."""
-    out = [(f"ix_{name}_{c}", c, "btree") for c in FILTER_COLUMNS if c in spec.column_names]
+# Point layers a page asks for by risk level within a bounding box (the map's 分级别 filter
+# on its items and tiles): besides the GiST index of every row, one GiST index of each
+# level's rows (partial, ``WHERE level = 'red'``). A level in a bbox then reads that
+# level's entries in the bbox, not a BitmapAnd of the bbox's entries of every level and
+# the level's of the whole table, which grows with the table (docs/benchmarks.md, "A level
+# within a bounding box"). A partial index serves a plan made with the level's value: the
+# store's connections plan every statement with its values (``plan_cache_mode``), and a
+# list of levels is asked as one equality per level (query.in_list).
+LEVEL_INDEXED = frozenset({"layer_equipment", "layer_units", "layer_overdue",
+                           "layer_frequency"})
+
+
+class LayerIndex(NamedTuple):
+    """An index of a layer table: on ``column`` by ``method``, of the rows of ``level``
+    only when given."""
+
+    name: str
+    column: str
+    method: str
+    level: str | None = None
+
+
+def index_names(spec: Spec, name: str) -> list[LayerIndex]:
+    """The indexes of a layer table called ``name``."""
+    out = [LayerIndex(f"ix_{name}_{c}", c, "btree") for c in FILTER_COLUMNS
+           if c in spec.column_names]
     if spec.geometry:
-        out.append((f"gix_{name}_{GEOMETRY_COLUMN}", GEOMETRY_COLUMN, "gist"))
+        out.append(LayerIndex(f"gix_{name}_{GEOMETRY_COLUMN}", GEOMETRY_COLUMN, "gist"))
+        if spec.name in LEVEL_INDEXED:
+            out += [LayerIndex(f"gix_{name}_{GEOMETRY_COLUMN}_{level}", GEOMETRY_COLUMN,
+                               "gist", level) for level in LEVELS]
     return out
+
+
+def create_indexes(conn: Connection, spec: Spec, name: str) -> None:
+    """Every index of the layer table ``name`` (filled: built from its rows)."""
+    table = sql_table(spec, name)
+    for index in index_names(spec, name):
+        where = table.c.level == index.level if index.level else None
+        conn.execute(CreateIndex(Index(index.name, table.c[index.column],
+                                       postgresql_using=index.method,
+                                       postgresql_where=where)))
 
 
 def fill_next(conn: Connection, cursor: Cursor, spec: Spec, frame: pd.DataFrame) -> None:
     """Create ``<table>__next``, COPY ``frame`` (conformed) into it and index it."""
     name = spec.name + NEXT_SUFFIX
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
-    table = sql_table(spec, name)
-    conn.execute(CreateTable(table))
+    conn.execute(CreateTable(sql_table(spec, name)))
     copy_frame(cursor, name, spec, frame)
-    for index, column, method in index_names(spec, name):
-        conn.execute(CreateIndex(Index(index, table.c[column], postgresql_using=method)))
+    create_indexes(conn, spec, name)
     cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
 
 
@@ -77,9 +114,9 @@ def swap_in(cursor: Cursor, spec: Spec) -> None:
     cursor.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(name), ident(final)))
     cursor.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
         ident(final), ident(f"{name}_pkey"), ident(f"{final}_pkey")))
-    for (old, _, _), (new, _, _) in zip(index_names(spec, name), index_names(spec, final),
-                                        strict=True):
-        cursor.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(ident(old), ident(new)))
+    for old, new in zip(index_names(spec, name), index_names(spec, final), strict=True):
+        cursor.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(ident(old.name),
+                                                                     ident(new.name)))
 
 
 # Per-build counts of a point layer's rows by stored H3 cell and the columns a scope or a

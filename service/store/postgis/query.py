@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from layers.frames import LEVELS
 from service.store.arrow import arrow_schema, frame_from_arrow
 from service.store.postgis.layers import sql_table
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
@@ -74,8 +75,37 @@ from service.store.tables import Table as Spec
 ARRAY_VALUES = 64
 
 
-def sql_condition(table: Table, condition: Condition) -> ColumnElement[bool]:
-    """One :class:`Condition` as a WHERE clause on ``table`` (values as bound parameters).
+# The region a scope names (a regulator's: ``county_adcode LIKE '4101%'``) is checked row by
+# row, not read from its b-tree, when a bbox at most NARROW_DEG wide and high bounds the
+# rows (a z12 tile is 0.088°): PostgreSQL takes the bbox and the region as independent and
+# ANDs the region's index into the bbox's, reading every entry of the region (郑州: 749k
+# at 5M, 1.5M at 10M) for a bbox that lies inside it; the bbox's own rows are far fewer.
+# A wider bbox keeps the planner's choice (a county's index beats a z8 tile's GiST).
+REGION_COLUMNS = frozenset({"province_adcode", "city_adcode", "county_adcode"})
+NARROW_DEG = 0.1
+
+
+def narrow(bbox: tuple[float, float, float, float] | None) -> bool:
+    """Whether ``bbox`` bounds its rows tightly enough to check the region row by row."""
+    return bbox is not None and bbox[2] - bbox[0] <= NARROW_DEG \
+        and bbox[3] - bbox[1] <= NARROW_DEG
+
+
+def in_list(column: ColumnElement, values: list) -> ColumnElement[bool]:
+    """``column IN (values)``; of ``level``, one equality per value ORed (the same in SQL's
+    logic): PostgreSQL reads ``IN (a, b)`` as ``= ANY`` of an array, which no partial index
+    serves, and a level's rows in a bbox have one each (layers.LEVEL_INDEXED); ORed, a
+    list of levels is a BitmapOr of them."""
+    if getattr(column, "name", None) == "level" and 1 < len(values) <= len(LEVELS):
+        return or_(*(column == v for v in values))
+    return column.in_(values)
+
+
+def sql_condition(table: Table, condition: Condition, *, row_by_row: bool = False
+                  ) -> ColumnElement[bool]:
+    """One :class:`Condition` as a WHERE clause on ``table`` (values as bound parameters);
+    with ``row_by_row`` a :data:`REGION_COLUMNS` condition is on ``column || ''``, the same
+    values but no index (see :data:`NARROW_DEG`).
 
     A long list (a grid officer's ~6,000 cells) goes as one JSON text parameter inside
     ``= ANY(ARRAY(SELECT json_array_elements_text(:values)))``, not ``IN (:v1, …, :v6000)``:
@@ -83,7 +113,9 @@ def sql_condition(table: Table, condition: Condition) -> ColumnElement[bool]:
     text[] parameter), and the planner, seeing a constant array, estimates each element
     (~25 ms) and then picks a sequential scan (70 ms) over the index probes (~6 ms) it
     takes when the array is a sub-select's result."""
-    column = table.c[condition.column]
+    column: ColumnElement = table.c[condition.column]
+    if row_by_row and condition.column in REGION_COLUMNS:
+        column = column.concat(literal("", Text()))
     values = list(condition.values)
     if not values:
         return false()
@@ -100,7 +132,7 @@ def sql_condition(table: Table, condition: Condition) -> ColumnElement[bool]:
             if kind is BigInteger:
                 element = cast(element, BigInteger)
             return column == any_(func.array(select(element).scalar_subquery()))
-    return column.in_(values)
+    return in_list(column, values)
 
 
 @functools.cache
@@ -113,7 +145,7 @@ def layer_sql_table(layer: str) -> Table:
 def run_query(conn: Connection, query: LayerQuery) -> tuple[pd.DataFrame, int]:
     spec = LAYER_TABLES[query.layer]
     table = layer_sql_table(query.layer)
-    conditions = [sql_condition(table, c) for c in query.where]
+    conditions = [sql_condition(table, c, row_by_row=narrow(query.bbox)) for c in query.where]
     if query.bbox is not None and spec.geometry:
         conditions.append(func.ST_Intersects(
             table.c[GEOMETRY_COLUMN], func.ST_MakeEnvelope(*query.bbox, SRID)))
@@ -284,7 +316,7 @@ def sql_expr(table: Table, spec: Spec, expr: Expr) -> ColumnElement[bool]:
             clause = and_(col.is_not(None), false())
         else:
             left = _operand(table, spec, expr.column, expr.values[0])
-            clause = left.in_([_value(spec, expr.column, v) for v in expr.values])
+            clause = in_list(left, [_value(spec, expr.column, v) for v in expr.values])
     elif isinstance(expr, Like):  # CQL2's escape is the backslash, as PostgreSQL's
         clause = col.like(bindparam(None, expr.pattern, type_=Text()), escape="\\")
     else:  # pragma: no cover - every node is handled above

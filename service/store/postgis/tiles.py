@@ -42,7 +42,7 @@ from service.store.postgis.layers import (
     table_exists,
 )
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
-from service.store.postgis.query import layer_sql_table, sql_condition
+from service.store.postgis.query import NARROW_DEG, layer_sql_table, narrow, sql_condition
 from service.store.query import Condition
 from service.store.tables import LAYER_TABLES
 
@@ -53,7 +53,7 @@ BBox = tuple[float, float, float, float]
 
 def _where(table: Table, where: tuple[Condition, ...], bbox: BBox | None
            ) -> ColumnElement[bool]:
-    conditions = [sql_condition(table, c) for c in where]
+    conditions = [sql_condition(table, c, row_by_row=narrow(bbox)) for c in where]
     geom = table.c[GEOMETRY_COLUMN]
     conditions.append(geom.is_not(None))
     if bbox is not None:
@@ -93,7 +93,7 @@ def mvt(conn: Connection, layer: str, where: tuple[Condition, ...], z: int, x: i
     ``cell_ids`` sets the feature id to the row's H3 cell. None when more than ``cap`` rows
     fall in the tile: the caller then aggregates instead (a tile is never cut short)."""
     statement = _tile_select(layer, where, extent=extent, buffer=buffer, cap=cap,
-                             cell_ids=cell_ids, fields=fields)
+                             cell_ids=cell_ids, fields=fields, row_by_row=_narrow_tile(z))
     row = conn.execute(statement, _tile_params(z, x, y, extent, buffer)).one()
     conn.rollback()
     return None if cap is not None and row.n > cap else bytes(row.tile or b"")
@@ -105,8 +105,13 @@ def mvt_statement(layer: str, where: tuple[Condition, ...], z: int, x: int, y: i
     """The statement :func:`mvt` runs for tile z/x/y, with the tile's values bound (to
     compile or EXPLAIN it)."""
     return _tile_select(layer, where, extent=extent, buffer=buffer, cap=cap,
-                        cell_ids=cell_ids, fields=fields
+                        cell_ids=cell_ids, fields=fields, row_by_row=_narrow_tile(z)
                         ).params(_tile_params(z, x, y, extent, buffer))
+
+
+def _narrow_tile(z: int) -> bool:
+    """Whether a tile at ``z`` is a narrow bbox (query.NARROW_DEG: z12 and finer)."""
+    return 360 / (1 << z) <= NARROW_DEG
 
 
 def _tile_params(z: int, x: int, y: int, extent: int, buffer: int) -> dict[str, float]:
@@ -118,7 +123,8 @@ def _tile_params(z: int, x: int, y: int, extent: int, buffer: int) -> dict[str, 
 @functools.lru_cache(maxsize=128)  # an officer's scope binds ~100 KB of cells
 def _tile_select(layer: str, where: tuple[Condition, ...], *, extent: int, buffer: int,
                  cap: int | None, cell_ids: bool,
-                 fields: tuple[tuple[str, str], ...] | None) -> Select:
+                 fields: tuple[tuple[str, str], ...] | None, row_by_row: bool = False
+                 ) -> Select:
     """One statement: ``n``, the rows in the tile counted up to cap + 1 (a narrow scan that
     stops there), and ``tile``, the MVT, built only when ``n`` is within ``cap``; the tile
     (z, x, y and the search margin) bound at execution.
@@ -126,7 +132,8 @@ def _tile_select(layer: str, where: tuple[Condition, ...], *, extent: int, buffe
     Made once per layer, scope, filters and fields, not per tile: building the SQLAlchemy
     expression and its cache key cost ~0.7 ms of Python per tile, more than PostGIS takes
     for a sparse z14 tile; a reused statement keeps its cache key, so SQLAlchemy goes
-    straight to its compiled form."""
+    straight to its compiled form. ``row_by_row``: the scope's region checked on each row
+    in the tile, not read from its index (a narrow tile, see query.NARROW_DEG)."""
     spec = LAYER_TABLES[layer]
     table = layer_sql_table(layer)
     geom = table.c[GEOMETRY_COLUMN]
@@ -135,7 +142,7 @@ def _tile_select(layer: str, where: tuple[Condition, ...], *, extent: int, buffe
                                     cast(bindparam("tile_y", type_=Integer), Integer))
     margin = cast(bindparam("tile_margin", type_=Double), Double)
     search = func.ST_Transform(func.ST_Expand(envelope, margin), SRID)
-    selected = and_(true(), *(sql_condition(table, c) for c in where),
+    selected = and_(true(), *(sql_condition(table, c, row_by_row=row_by_row) for c in where),
                     geom.op("&&")(search))
     wanted = spec.columns if fields is None else (("fid", "text"), *fields)
     columns = [_property(table, name, kind) for name, kind in wanted]
