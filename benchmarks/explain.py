@@ -36,8 +36,9 @@ The requests (chosen per database from its data, the same way at every size):
 then each layer table the requests read, and the live hazards and checks the worklist looks
 up, inserted once more with new keys (``X`` + key) and points jittered by up to ±0.002°
 (~200 m), admin codes and H3 cells kept): twice the rows in the same counties, not run
-through ingest and build. The registry table ``equipment`` is emptied in the copy (no
-measured request reads it; 3.9 GB saved). With ``--inputs`` it doubles the input tables a
+through ingest and build; the per-build H3 counts are made again from the doubled layer.
+The registry table ``equipment`` is emptied in the copy (no measured request reads it;
+3.9 GB saved). With ``--inputs`` it doubles the input tables a
 build reads instead (equipment, units, hazards, checks: new keys, the same places), for the
 build at twice the size. Run it under the benchmark lock.
 
@@ -94,7 +95,7 @@ from service.caches import TileCache, Worklists
 from service.mvt import Tile
 from service.selection import scope_of
 from service.store.postgis import SESSION_OPTIONS, PostGISStore
-from service.store.postgis.layers import COUNTED_LAYERS, COUNTS_SUFFIX, sql_table
+from service.store.postgis.layers import COUNTED_LAYERS, COUNTS_SUFFIX, fill_counts, sql_table
 from service.store.postgis.query import layer_sql_table
 from service.store.query import Compare, Condition, LayerQuery
 from service.store.tables import LAYER_TABLES
@@ -537,6 +538,12 @@ def densify(source: str, target: str, inputs: bool = False) -> dict:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
             steps[f"{table}_s"] = round(time.perf_counter() - t, 1)
             print(f"densified {table}: {steps[f'{table}_s']} s", flush=True)
+        if not inputs:  # the per-build counts, as a build makes them from its layer
+            for lid in COUNTED_LAYERS:
+                t = time.perf_counter()
+                name = LAYER_TABLES[lid].name
+                fill_counts(conn.cursor(), name, name + COUNTS_SUFFIX)
+                steps[f"{name}{COUNTS_SUFFIX}_s"] = round(time.perf_counter() - t, 1)
         conn.execute("VACUUM equipment")
         if inputs:  # caches keyed by the data version must not take it for the source
             conn.execute("UPDATE meta SET value = value || '-x2' WHERE key = 'data_version'")

@@ -377,7 +377,10 @@ def main() -> None:
         args.city = busiest_city(first)
     if args.city or args.level:
         args.no_tipg = True
+    if args.city:
         print(f"tiles as the regulator of {args.city}", flush=True)
+    if args.level:
+        print(f"tiles filtered to level {args.level}", flush=True)
     points = sample_points(first, args.warmup + args.requests, args.city)
     rows: list[dict] = []
     for kind, url in stores.items():

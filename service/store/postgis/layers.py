@@ -137,17 +137,20 @@ def counts_table(spec: Spec, name: str | None = None) -> Table:
 
 
 def fill_counts_next(cursor: Cursor, spec: Spec) -> None:
-    """``<table>__cells__next`` from the filled ``<table>__next``: rows with a cell and a
-    geometry, counted by cell and :data:`COUNT_COLUMNS`."""
+    """``<table>__cells__next`` from the filled ``<table>__next``."""
+    fill_counts(cursor, spec.name + NEXT_SUFFIX, spec.name + COUNTS_SUFFIX + NEXT_SUFFIX)
+
+
+def fill_counts(cursor: Cursor, source: str, name: str) -> None:
+    """The counts table ``name`` (made anew) of the point layer table ``source``: rows with
+    a cell and a geometry, counted by cell and :data:`COUNT_COLUMNS`."""
     ident = sql.Identifier
-    name = spec.name + COUNTS_SUFFIX + NEXT_SUFFIX
     grouped = sql.SQL(", ").join(ident(c) for c in ("h3", *COUNT_COLUMNS))
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(name)))
     cursor.execute(sql.SQL(
         "CREATE TABLE {} AS SELECT {cols}, count(*)::bigint AS n FROM {} "
         "WHERE h3 IS NOT NULL AND {geom} IS NOT NULL GROUP BY {cols}").format(
-        ident(name), ident(spec.name + NEXT_SUFFIX), cols=grouped,
-        geom=ident(GEOMETRY_COLUMN)))
+        ident(name), ident(source), cols=grouped, geom=ident(GEOMETRY_COLUMN)))
     cursor.execute(sql.SQL("ANALYZE {}").format(ident(name)))
 
 
