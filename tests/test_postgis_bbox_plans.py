@@ -202,3 +202,29 @@ def test_a_regulators_row_tile_checks_the_region_on_the_tiles_rows(demo_api, sto
     (plan,) = _plans(demo_api["url"], [(narrow_sql.replace("%", "%%"), {})])
     assert "gix_layer_equipment_geom" in plan
     assert "ix_layer_equipment_county_adcode" not in plan
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+def test_a_bboxs_points_come_exactly_as_the_layer_holds_them(demo_api, store):
+    """The points a scoped risk cell is made of (read through COPY and Arrow): the layer's
+    rows in the bbox and the region, their columns in the store's dtypes and their lon/lat
+    the stored points' to the last bit."""
+    from service.selection import RISK_CELL_INPUTS
+
+    eq = store.read_layer("equipment")
+    city, bbox = _city_and_narrow_bbox(store)
+    scope = (Condition("county_adcode", "prefix", (city,)),)
+    got = store.layer_points("equipment", scope, bbox, RISK_CELL_INPUTS)
+    inside = shapely.intersects(eq.geometry.to_numpy(), shapely.box(*bbox))
+    want = eq[inside & eq["county_adcode"].str.startswith(city).to_numpy()]
+    assert len(got) == len(want) > 0
+    key = ["lon", "lat", *RISK_CELL_INPUTS]
+    expected = pd.DataFrame({"lon": want.geometry.x.to_numpy(),
+                             "lat": want.geometry.y.to_numpy(),
+                             **{c: want[c].to_numpy() for c in RISK_CELL_INPUTS}})
+    expected = expected.astype({c: want[c].dtype for c in RISK_CELL_INPUTS})
+    ordered = got[key].sort_values(["lon", "lat"], ignore_index=True)
+    pd.testing.assert_frame_equal(ordered, expected.sort_values(["lon", "lat"],
+                                                                ignore_index=True))
+    empty = store.layer_points("equipment", scope, (0.0, 0.0, 0.01, 0.01), RISK_CELL_INPUTS)
+    assert len(empty) == 0 and list(empty.dtypes) == list(got.dtypes)

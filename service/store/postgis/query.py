@@ -202,11 +202,21 @@ def copied_frame(conn: Connection, statement: Select, spec: Spec, names: list[st
     psycopg, and its bound values are merged by psycopg's client-side binding (quoted by
     the driver's adapters, as its ``ClientCursor`` does), never formatted into the text
     here."""
-    compiled = statement.compile(dialect=conn.dialect,
-                                 compile_kwargs={"render_postcompile": True})
     schema = arrow_schema(spec, names)
     if spec.geometry:
         schema = schema.append(pa.field("_wkb", pa.large_string()))
+    data = copied_arrow(conn, statement, schema)
+    if not spec.geometry:
+        return frame_from_arrow(spec, data)
+    wkb = data.column("_wkb").to_numpy(zero_copy_only=False)
+    return frame_from_arrow(spec, data.drop_columns(["_wkb"]), wkb)
+
+
+def copied_arrow(conn: Connection, statement: Select, schema: pa.Schema) -> pa.Table:
+    """The rows of ``statement`` (its columns named and typed by ``schema``) read as
+    ``COPY (…) TO STDOUT`` and parsed by Arrow (see :func:`copied_frame`)."""
+    compiled = statement.compile(dialect=conn.dialect,
+                                 compile_kwargs={"render_postcompile": True})
     buffer = io.BytesIO()
     copy_sql = psycopg_sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(
         psycopg_sql.SQL(str(compiled)))
@@ -215,19 +225,14 @@ def copied_frame(conn: Connection, statement: Select, spec: Spec, names: list[st
         for chunk in copy:
             buffer.write(chunk)
     if buffer.tell() == 0:
-        data = schema.empty_table()
-    else:
-        buffer.seek(0)
-        data = pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(
-            column_names=schema.names, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=schema, null_values=[""], strings_can_be_null=True,
-                quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
-    if not spec.geometry:
-        return frame_from_arrow(spec, data)
-    wkb = data.column("_wkb").to_numpy(zero_copy_only=False)
-    return frame_from_arrow(spec, data.drop_columns(["_wkb"]), wkb)
+        return schema.empty_table()
+    buffer.seek(0)
+    return pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(
+        column_names=schema.names, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, null_values=[""], strings_can_be_null=True,
+            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
 
 
 def selected_columns(table: Table, spec: Spec, names: list[str], geometry: bool
