@@ -93,6 +93,12 @@ class TileCache:
         self._lock = threading.Lock()
         self._pending: dict[tuple, tuple[int, threading.Event]] = {}  # key: (thread, done)
 
+    def peek(self, key: tuple) -> Any | None:
+        """The value kept for ``key``, or None: never computes, never waits."""
+        with self._lock:
+            held = self._items.get(key)
+            return None if held is None else held[0]
+
     def get(self, key: tuple, compute: Callable[[], T]) -> T:
         me = threading.get_ident()
         while True:

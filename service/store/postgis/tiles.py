@@ -194,14 +194,16 @@ def cell_counts(conn: Connection, layer: str, where: tuple[Condition, ...], reso
         inner = (select(*picked).where(_where(table, where, bbox), table.c.h3.is_not(None))
                  .subquery("rows"))
         counts = [func.count()] + [func.count().filter(inner.c.level == v) for v in levels]
-    rows = conn.execute(select(inner.c.cell, *counts).group_by(inner.c.cell)
-                        .order_by(inner.c.cell)).all()
-    if not rows:
+    # through COPY and Arrow, not Python rows: the province's 43,163 cells at 10M took
+    # 110 ms to fetch as rows (0.5 s before that, as Row objects into NumPy)
+    columns = ["cell", *(f"n{j}" for j in range(len(counts)))]
+    data = copied_arrow(conn, select(inner.c.cell, *counts).group_by(inner.c.cell)
+                        .order_by(inner.c.cell),
+                        pa.schema([(name, pa.int64()) for name in columns]))
+    if not data.num_rows:
         return np.zeros(0, dtype=np.uint64), np.zeros((0, 1 + len(levels)), dtype=np.int64)
-    # tuples first: np.asarray on Row objects probes each row for the array protocols, and
-    # every probe raises and formats an AttributeError (0.5 s for the 30k cells at 1M)
-    data = np.array([tuple(r) for r in rows], dtype=np.int64)
-    return data[:, 0].astype(np.uint64), data[:, 1:]
+    matrix = np.column_stack([data.column(name).to_numpy() for name in columns[1:]])
+    return data.column("cell").to_numpy().astype(np.uint64), matrix.astype(np.int64)
 
 
 def _counts_table(conn: Connection, layer: str) -> Table | None:
