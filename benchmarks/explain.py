@@ -88,6 +88,7 @@ if not __package__:  # run as a file: the repository, not benchmarks/, first on 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import service.store.postgis.query as pg_query
+import service.store.postgis.tiles as pg_tiles
 from layers.registry import ALL
 from service import tiles as service_tiles
 from service.auth import Principal, Role
@@ -150,21 +151,24 @@ def capturing(*engines: Engine) -> Iterator[list[Captured]]:
         if tables and not statement.lstrip().upper().startswith("EXPLAIN"):
             seen.append(Captured(statement, parameters, tables))
 
-    def copied(conn, statement, spec, names):  # a whole scope read as COPY (…) TO STDOUT
+    def copied(conn, statement, schema):  # rows read as COPY (…) TO STDOUT
         compiled = statement.compile(dialect=conn.dialect,
                                      compile_kwargs={"render_postcompile": True})
         hook(conn, None, str(compiled), compiled.params, None, False)  # its SELECT
-        return read_copied(conn, statement, spec, names)
+        return read_copied(conn, statement, schema)
 
     engines = tuple(dict.fromkeys(engines))
     for engine in engines:
         event.listen(engine, "before_cursor_execute", hook)
-    read_copied = pg_query.copied_frame
-    pg_query.copied_frame = copied
+    read_copied = pg_query.copied_arrow
+    readers = (pg_query, pg_tiles)  # the modules that call it by name
+    for module in readers:
+        module.copied_arrow = copied
     try:
         yield seen
     finally:
-        pg_query.copied_frame = read_copied
+        for module in readers:
+            module.copied_arrow = read_copied
         for engine in engines:
             event.remove(engine, "before_cursor_execute", hook)
 
