@@ -378,8 +378,9 @@ def _known_over(plan: Plan, tile: Tile, build_id: str, cache: TileCache, base: i
         return False
     lon0, lat0, lon1, lat1 = tile.lonlat_bounds()
     reach = 2 * h3.average_hexagon_edge_length(base, unit="m") / METRES_PER_DEGREE
-    widest = math.cos(math.radians(min(max(abs(lat0), abs(lat1)), 85.0)))
-    inside = (lon0 + reach / widest, lat0 + reach, lon1 - reach / widest, lat1 - reach)
+    # a degree of longitude is shortest at the tile's edge farthest from the equator
+    cos_lat = math.cos(math.radians(min(max(abs(lat0), abs(lat1)), 85.0)))
+    inside = (lon0 + reach / cos_lat, lat0 + reach, lon1 - reach / cos_lat, lat1 - reach)
     if inside[0] >= inside[2] or inside[1] >= inside[3]:
         return False
     return int(counts.around(inside)[1][:, 0].sum()) > MAX_FEATURES
