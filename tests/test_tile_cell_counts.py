@@ -74,9 +74,9 @@ def test_other_filters_and_old_builds_count_the_rows(demo, monkeypatch):
     calls: list[str] = []
     real = sql_tiles.sql_condition
 
-    def spy(table, condition):
+    def spy(table, condition, **options):
         calls.append(table.name)
-        return real(table, condition)
+        return real(table, condition, **options)
 
     monkeypatch.setattr(sql_tiles, "sql_condition", spy)
     category = (Condition("top_category", "eq", ("4000",)),)
