@@ -584,7 +584,7 @@ def partitions(source: str, rows: int, keep: bool) -> dict:
 
     from service.mvt import BUFFER, EXTENT
     from service.store.postgis import tiles as sql_tiles
-    from service.store.postgis.layers import index_names
+    from service.store.postgis.layers import create_indexes
     from service.store.postgis.query import run_query
     from service.tiles import TILE_FIELDS
 
@@ -635,14 +635,10 @@ def partitions(source: str, rows: int, keep: bool) -> dict:
                      if c == "geom" else sql.Identifier(c) for c in columns]
             dst.execute(sql.SQL("INSERT INTO layer_equipment ({}) SELECT {} FROM "
                                 "layer_equipment").format(listed, sql.SQL(", ").join(moved)))
-            for index in index_names(spec, "layer_equipment"):
-                where = (sql.SQL(" WHERE level = {}").format(sql.Literal(index.level))
-                         if index.level else sql.SQL(""))
-                dst.execute(sql.SQL("CREATE INDEX {} ON layer_equipment USING {} ({}){}").format(
-                    sql.Identifier(index.name), sql.SQL(index.method),
-                    sql.Identifier(index.column), where))
-            dst.execute("ANALYZE layer_equipment")
             dst.commit()
+            with engine.begin() as conn:  # the indexes a build gives the layer
+                create_indexes(conn, spec, "layer_equipment")
+                conn.execute(text("ANALYZE layer_equipment"))
             out["partition_rows"] = dict(dst.execute(
                 "SELECT tableoid::regclass::text, count(*) FROM layer_equipment GROUP BY 1"
             ).fetchall())
