@@ -26,8 +26,9 @@ The requests (chosen per database from its data, the same way at every size):
 - tiles of the equipment layer as the administrator (whole province) at z8 and z10 (H3
   cells aggregated from the whole scope), z12 and z14 over the densest and the sparsest
   res-8 cell (rows, at most 4,000, else cells); the risk-cells layer at z8 and z10; the
-  equipment at z12/z14 as the regulator of the city holding the most equipment, and at
-  z10 and z14 as the officer owning the most cells (in their cells);
+  equipment and the risk cells (nested from the city's per-cell sums) at z12/z14 as the
+  regulator of the city holding the most equipment, and the equipment at z10 and z14 as
+  the officer owning the most cells (in their cells);
 - an items page (100 rows, with the count) of the equipment in a bbox (the dense z12 tile)
   with a filter (``level = 'red'``), as the city regulator and as the administrator;
 - the worklist of the grid officer owning the most cells, and of the city regulator.
@@ -36,7 +37,8 @@ The requests (chosen per database from its data, the same way at every size):
 then each layer table the requests read, and the live hazards and checks the worklist looks
 up, inserted once more with new keys (``X`` + key) and points jittered by up to ±0.002°
 (~200 m), admin codes and H3 cells kept): twice the rows in the same counties, not run
-through ingest and build; the per-build H3 counts are made again from the doubled layer.
+through ingest and build; the per-build H3 counts and risk sums are made again from the
+doubled layer (a doubled piece keeps its source's risk cell).
 The registry table ``equipment`` is emptied in the copy (no measured request reads it;
 3.9 GB saved). With ``--inputs`` it doubles the input tables a
 build reads instead (equipment, units, hazards, checks: new keys, the same places), for the
@@ -88,6 +90,7 @@ if not __package__:  # run as a file: the repository, not benchmarks/, first on 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import service.store.postgis.query as pg_query
+import service.store.postgis.risk_sums as pg_risk_sums
 import service.store.postgis.tiles as pg_tiles
 from layers.registry import ALL
 from service import tiles as service_tiles
@@ -98,6 +101,7 @@ from service.selection import scope_of
 from service.store.postgis import SESSION_OPTIONS, PostGISStore
 from service.store.postgis.layers import COUNTED_LAYERS, COUNTS_SUFFIX, fill_counts, sql_table
 from service.store.postgis.query import layer_sql_table
+from service.store.postgis.risk_sums import RISK_SUFFIX, fill_risk_sums
 from service.store.query import Compare, Condition, LayerQuery
 from service.store.tables import LAYER_TABLES
 from service.tiles import plan_tile
@@ -108,7 +112,8 @@ OUT = Path("var/bench/explain")
 AS_OF = date(2026, 11, 1)  # the demo's day: the worklists' "today"
 LARGE_TABLES = frozenset({t.name for t in LAYER_TABLES.values()} | {
     "equipment", "units", "hazards", "checks", "officer_cells", "audit",
-    *(LAYER_TABLES[lid].name + COUNTS_SUFFIX for lid in COUNTED_LAYERS)})
+    *(LAYER_TABLES[lid].name + COUNTS_SUFFIX for lid in COUNTED_LAYERS),
+    LAYER_TABLES["equipment"].name + RISK_SUFFIX})
 _TABLE_REF = re.compile(r'\b(?:FROM|JOIN)\s+"?([a-z_]+)"?', re.IGNORECASE)
 SCANS = ("Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Index Scan",
          "Bitmap Heap Scan")
@@ -161,7 +166,7 @@ def capturing(*engines: Engine) -> Iterator[list[Captured]]:
     for engine in engines:
         event.listen(engine, "before_cursor_execute", hook)
     read_copied = pg_query.copied_arrow
-    readers = (pg_query, pg_tiles)  # the modules that call it by name
+    readers = (pg_query, pg_tiles, pg_risk_sums)  # the modules that call it by name
     for module in readers:
         module.copied_arrow = copied
     try:
@@ -277,6 +282,7 @@ def requests(store: PostGISStore, facts: Facts) -> dict[str, Request]:
         for where in ("dense", "sparse"):
             out[f"tile equipment z{z} {where} admin"] = tile("admin", "equipment", where, z)
         out[f"tile equipment z{z} dense city"] = tile("city", "equipment", "dense", z)
+        out[f"tile risk-cells z{z} dense city"] = tile("city", "risk-cells", "dense", z)
     for z in (10, 14):
         out[f"tile equipment z{z} officer"] = tile("officer", "equipment", "officer", z)
     out["items equipment bbox+level city"] = items("city")
@@ -548,6 +554,10 @@ def densify(source: str, target: str, inputs: bool = False) -> dict:
                 name = LAYER_TABLES[lid].name
                 fill_counts(conn.cursor(), name, name + COUNTS_SUFFIX)
                 steps[f"{name}{COUNTS_SUFFIX}_s"] = round(time.perf_counter() - t, 1)
+            t = time.perf_counter()  # and its risk sums (their risk_cell is the source
+            name = LAYER_TABLES["equipment"].name  # piece's, the point jittered from it)
+            fill_risk_sums(conn.cursor(), name, name + RISK_SUFFIX)
+            steps[f"{name}{RISK_SUFFIX}_s"] = round(time.perf_counter() - t, 1)
         conn.execute("VACUUM equipment")
         if inputs:  # caches keyed by the data version must not take it for the source
             conn.execute("UPDATE meta SET value = value || '-x2' WHERE key = 'data_version'")

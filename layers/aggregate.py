@@ -135,6 +135,36 @@ _DCAT = slice(_ROWS + 1, _ROWS + 1 + _N_CAT)
 _WIDTH = _DCAT.stop
 
 
+def _total_columns() -> tuple[tuple[str, str, str | None], ...]:
+    """(name, what, value) of each column of the group-sum matrix, in order."""
+    named: dict[int, tuple[str, str, str | None]] = {
+        _EQ: ("equipment", "in_use", None), _SCORE: ("risk_score", "score", None),
+        _OPEN: ("open_hazards", "open_hazards", None),
+        _MAJOR: ("open_major_hazards", "open_major_hazards", None),
+        _OVERDUE: ("overdue", "overdue", None), _ROWS: ("rows", "rows", None)}
+    for j, level in enumerate(LEVELS):
+        named[_LEV.start + j] = (LEVEL_COUNT_COLUMNS[j], "level", level)
+    for j, code in enumerate(CATEGORY_CODES):
+        named[_CAT.start + j] = (CATEGORY_COLUMNS[j], "category", code)
+        named[_DCAT.start + j] = (f"score_{code}", "category_score", code)
+    return tuple(named[i] for i in range(_WIDTH))
+
+
+#: The group-sum matrix's columns as (name, what, value), for a store that sums them where
+#: the rows are (:mod:`service.store.postgis.risk_sums`). ``what`` is what a piece adds:
+#: ``rows`` 1; ``in_use`` 1 when in use; ``level`` / ``category`` 1 when in use at that
+#: level / of that top category; ``score`` its D when in use; ``category_score`` its D when
+#: in use and of that category; ``overdue`` 1 when in use and overdue; ``open_hazards`` /
+#: ``open_major_hazards`` its count (0 when missing), in use or not.
+TOTAL_COLUMNS: tuple[tuple[str, str, str | None], ...] = _total_columns()
+#: The resolution a scoped caller's risk cells are nested from (every tile's resolution
+#: is one of DEFAULT_RESOLUTIONS), stored per piece as the equipment layer's ``risk_cell``.
+FINEST_RISK_RESOLUTION = max(DEFAULT_RESOLUTIONS)
+#: The equipment columns the group sums are made from (with lon/lat).
+TOTAL_INPUTS: tuple[str, ...] = ("in_use", "level", "top_category", "D", "open_hazards",
+                                 "open_major_hazards", "overdue")
+
+
 @dataclass(frozen=True)
 class _Parts:
     """What each equipment row adds to its group (arrays aligned with the rows)."""
@@ -355,16 +385,51 @@ def risk_cells(equipment: pd.DataFrame,
     Ordered by resolution, then cell.
     """
     res = AggregateRules(cell_resolutions=tuple(resolutions)).cell_resolutions
-    finest = res[-1]
+    cells, totals, unlocated_ = finest_totals(equipment, res[-1])
+    out = nested_risk_cells(cells, totals, res, rules)
+    out.attrs["unlocated"] = unlocated_
+    return out
+
+
+def finest_totals(equipment: pd.DataFrame, finest: int
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The located pieces' group sums per H3 cell at ``finest`` (from lon/lat): the cells
+    (uint64, sorted), their sums (k × :data:`TOTAL_COLUMNS`) and the unlocated count."""
     lon, lat = _lonlat(equipment)
     base = points_to_cells(lon, lat, finest)
     located = base != 0
     cells, inverse = np.unique(base[located], return_inverse=True)
     codes = np.full(len(base), -1, dtype=np.int64)
     codes[located] = inverse
-    totals = _totals(_parts(equipment), codes, len(cells))
+    return cells, _totals(_parts(equipment), codes, len(cells)), int((~located).sum())
+
+
+def risk_cell_of(equipment: pd.DataFrame) -> pd.Series:
+    """Each piece's cell at :data:`FINEST_RISK_RESOLUTION` as hex text (<NA> when it has
+    no usable coordinates): the cell :func:`finest_totals` counts it in."""
+    lon, lat = _lonlat(equipment)
+    out = to_strings(points_to_cells(lon, lat, FINEST_RISK_RESOLUTION))
+    out.index = equipment.index
+    return out
+
+
+def summed_by_cell(cells: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group sums of several rows per cell (a store's per-cell, per-scope sums) as one row
+    per cell, the cells sorted: what :func:`finest_totals` gives for the same pieces."""
+    up, inverse = np.unique(np.asarray(cells, dtype=np.uint64), return_inverse=True)
+    if len(up) == len(cells):
+        return up, np.asarray(totals, dtype="float64")[np.argsort(cells, kind="stable")]
+    return up, _regroup(np.asarray(totals, dtype="float64"), inverse.ravel(), len(up))
+
+
+def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[int, ...],
+                      rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
+    """The risk cells at ``resolutions`` (sorted, the last one that of ``cells``) from the
+    group sums of the finest ``cells`` (sorted, unique): each coarser cell sums its
+    children, so a piece is in the same cell at every resolution."""
+    finest = resolutions[-1]
     ids, sums, levels = [], [], []
-    for r in res:
+    for r in resolutions:
         if r == finest:
             up, per = cells, totals
         else:
@@ -379,9 +444,7 @@ def risk_cells(equipment: pd.DataFrame,
                                     "resolution": pd.array(np.concatenate(levels),
                                                            dtype="Int64")}),
                       area_levels(sums_[:, _LEV], rules), _indicators(sums_)], axis=1)
-    out = _gdf(body, _hexagons(every), CELL_COLUMNS)
-    out.attrs["unlocated"] = int((~located).sum())
-    return out
+    return _gdf(body, _hexagons(every), CELL_COLUMNS)
 
 
 # --------------------------------------------------------------------------- regions

@@ -219,8 +219,11 @@ def _with_cell(frame: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
 
 @builder("equipment")
 def equipment(b: Build) -> gpd.GeoDataFrame:
-    """Every piece of equipment, graded, at its point."""
-    return gpd.GeoDataFrame(b.equipment, geometry=point_geometry(b.equipment), crs=4326)
+    """Every piece of equipment, graded, at its point, with the finest risk cell it is
+    counted in (so a store can sum a caller's risk cells where the rows are)."""
+    out = gpd.GeoDataFrame(b.equipment, geometry=point_geometry(b.equipment), crs=4326)
+    out["risk_cell"] = layers.aggregate.risk_cell_of(b.equipment)
+    return out
 
 
 @builder("parks")

@@ -34,6 +34,7 @@ FIELD_LABELS: dict[str, str] = {
     "admin_level": "行政级别",
     "parent_adcode": "上级行政区划代码",
     "h3": "H3 网格",
+    "risk_cell": "风险网格（9 级）",
     "resolution": "H3 分辨率",
     "park_id": "园区编号",
     "venue_id": "场所编号",
@@ -290,6 +291,8 @@ FIELD_MEANINGS: dict[str, str] = {
     "admin_level": "行政级别代码：province 省、city 市、county 区县",
     "parent_adcode": "上一级行政区的行政区划代码",
     "h3": "所在 H3 六边形网格编号",
+    "risk_cell": "所在最细一级风险网格（H3 第 9 级）编号，即风险网格图层第 9 级的 h3；"
+                 "较粗各级网格取其父网格",
     "resolution": "H3 网格分辨率（级，数字越大网格越小）",
     "park_id": "所在园区编号",
     "venue_id": "所在人员密集场所编号",

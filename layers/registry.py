@@ -141,7 +141,8 @@ _LAYERS = (
         "equipment", "设备风险分级", "point", ("registration_code",), (
             ("registration_code", "text"), ("category_code", "text"), ("category", "text"),
             ("top_category", "text"), ("unit_credit_code", "text"), ("unit_name", "text"),
-            ("address", "text"), *LOCATION, ("geocode_precision", "text"),
+            ("address", "text"), *LOCATION, ("risk_cell", "text"),
+            ("geocode_precision", "text"),
             ("status", "text"), ("in_use", "bool"), ("commissioned_on", "date"),
             ("next_inspection_due", "date"),
             ("inspection_conclusion", "text"), ("insured", "bool"), ("overdue", "bool"),

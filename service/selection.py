@@ -30,9 +30,6 @@ from service.store.query import Condition, Expr, LayerQuery, count_bound, query_
 
 RISK_CELLS = "risk-cells"
 DEFAULT_CELL_RESOLUTION = 7   # risk cells when no resolution is asked for
-# the equipment columns the risk-cell indicators are computed from (with lon/lat)
-RISK_CELL_INPUTS = ("in_use", "level", "top_category", "D", "open_hazards",
-                    "open_major_hazards", "overdue")
 
 
 @dataclass(frozen=True)
@@ -167,11 +164,16 @@ def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
     """Risk cells at ``resolutions`` of the equipment matching ``equipment_where`` within
     ``bbox`` (None: everywhere), nested from the finest resolution as the build nests
     them, so a point falls in the same cell at every zoom; ``fid`` is the cell."""
-    rows = store.layer_points("equipment", equipment_where, bbox, RISK_CELL_INPUTS)
-    if not len(rows):  # nothing of the caller's here: skip the indicator machinery
+    finest = aggregate.FINEST_RISK_RESOLUTION
+    if max(resolutions) > finest:  # finer than the stored risk cell: from the points
+        finest = max(resolutions)
+        rows = store.layer_points("equipment", equipment_where, bbox, aggregate.TOTAL_INPUTS)
+        cells, totals, _ = aggregate.finest_totals(rows, finest)
+    else:  # the store's sums per finest cell (PostGIS: summed by each build)
+        cells, totals = store.risk_cell_sums(equipment_where, bbox)
+    if not len(cells):  # nothing of the caller's here: skip the indicator machinery
         return empty_layer(RISK_CELLS)
-    finest = max(aggregate.DEFAULT_RESOLUTIONS)
-    cells = aggregate.risk_cells(rows, tuple(sorted({*resolutions, finest})))
-    cells = cells[cells["resolution"].isin(resolutions).to_numpy()]
-    cells.insert(0, "fid", cells["h3"].astype("string"))
-    return gpd.GeoDataFrame(cells.reset_index(drop=True), geometry="geometry", crs=4326)
+    out = aggregate.nested_risk_cells(cells, totals, tuple(sorted({*resolutions, finest})))
+    out = out[out["resolution"].isin(resolutions).to_numpy()]
+    out.insert(0, "fid", out["h3"].astype("string"))
+    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=4326)

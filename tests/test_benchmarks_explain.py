@@ -46,7 +46,8 @@ def test_every_request_is_timed_and_its_statements_explained(report: dict) -> No
         "tile risk-cells z10 admin", "tile equipment z12 dense admin",
         "tile equipment z12 sparse admin", "tile equipment z12 dense city",
         "tile equipment z14 dense admin", "tile equipment z14 sparse admin",
-        "tile equipment z14 dense city", "tile equipment z10 officer",
+        "tile equipment z14 dense city", "tile risk-cells z12 dense city",
+        "tile risk-cells z14 dense city", "tile equipment z10 officer",
         "tile equipment z14 officer", "items equipment bbox+level city",
         "items equipment bbox+level admin", "worklist officer", "worklist city"}
     for label, request in result["requests"].items():

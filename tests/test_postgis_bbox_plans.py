@@ -209,7 +209,7 @@ def test_a_bboxs_points_come_exactly_as_the_layer_holds_them(demo_api, store):
     """The points a scoped risk cell is made of (read through COPY and Arrow): the layer's
     rows in the bbox and the region, their columns in the store's dtypes and their lon/lat
     the stored points' to the last bit."""
-    from service.selection import RISK_CELL_INPUTS
+    from layers.aggregate import TOTAL_INPUTS as RISK_CELL_INPUTS
 
     eq = store.read_layer("equipment")
     city, bbox = _city_and_narrow_bbox(store)

@@ -19,6 +19,7 @@ import pandas as pd
 import shapely
 
 from geo.cells import from_strings, parents, points_to_cells
+from layers import aggregate
 from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
 from service.store.conform import check_layers_current, checked_columns, empty_table
 from service.store.location import StoreKind, StoreLocation
@@ -366,6 +367,16 @@ class Store(ABC):
             for j, value in enumerate(levels, start=1):
                 np.add.at(counts[:, j], inverse[level[located] == value], 1)
         return up, counts
+
+    def risk_cell_sums(self, where: tuple[Condition, ...], bbox: BBox | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The located equipment matching ``where`` within ``bbox`` (None = everywhere),
+        summed per H3 cell at :data:`layers.aggregate.FINEST_RISK_RESOLUTION`: the cells
+        (uint64, sorted, unique) and their sums (k × :data:`layers.aggregate.TOTAL_COLUMNS`),
+        what a caller's risk cells are nested from."""
+        rows = self.layer_points("equipment", where, bbox, aggregate.TOTAL_INPUTS)
+        cells, totals, _ = aggregate.finest_totals(rows, aggregate.FINEST_RISK_RESOLUTION)
+        return cells, totals
 
     def layer_points(self, layer: str, where: tuple[Condition, ...], bbox: BBox | None,
                      columns: tuple[str, ...]) -> pd.DataFrame:

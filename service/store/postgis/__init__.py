@@ -42,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from layers.aggregate import summed_by_cell
 from service.mvt import BUFFER, EXTENT, BBox, Tile
 from service.store.base import (
     Batch,
@@ -97,6 +98,13 @@ from service.store.postgis.query import (
     sql_condition,
     typed_frame,
 )
+from service.store.postgis.risk_sums import (
+    RISK_SUFFIX,
+    cell_sums,
+    fill_risk_sums,
+    summable,
+    swap_risk_sums_in,
+)
 from service.store.postgis.staging import (
     StagedBatch,
     drop_stage_tables,
@@ -105,6 +113,7 @@ from service.store.postgis.staging import (
     stale_stage_names,
 )
 from service.store.postgis.statements import (
+    NEXT_SUFFIX,
     cell_counts_sql,
     column_list,
     create_stage_sql,
@@ -403,10 +412,14 @@ class PostGISStore(Store):
                     fill_next(conn, cursor, LAYER_TABLES[lid], conformed[lid])
             for lid in COUNTED_LAYERS:
                 fill_counts_next(cursor, LAYER_TABLES[lid])
+            summed = LAYER_TABLES["equipment"].name + RISK_SUFFIX
+            fill_risk_sums(cursor, LAYER_TABLES["equipment"].name + NEXT_SUFFIX,
+                           summed + NEXT_SUFFIX)
             for lid in LAYER_TABLES:  # the swap: brief exclusive locks, at the very end
                 swap_in(cursor, LAYER_TABLES[lid])
             for lid in COUNTED_LAYERS:
                 swap_counts_in(cursor, LAYER_TABLES[lid])
+            swap_risk_sums_in(cursor, summed + NEXT_SUFFIX, summed)
             # a build written again (same build_id) replaces its rows of the history
             conn.execute(text(f"DELETE FROM {ident(REGION_HISTORY.name)} WHERE build_id = :b"),
                          {"b": build.build_id})
@@ -503,6 +516,17 @@ class PostGISStore(Store):
             return super().layer_cell_counts(layer, where, resolution, bbox, levels)
         return self._read(lambda conn: sql_tiles.cell_counts(conn, layer, where, resolution,
                                                              bbox, levels))
+
+    def risk_cell_sums(self, where: tuple[Condition, ...], bbox: BBox | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        def read(conn: Connection) -> tuple[np.ndarray, np.ndarray] | None:
+            table = summable(conn, where)
+            return None if table is None else cell_sums(conn, table, where, bbox)
+
+        got = self._read(read)
+        if got is None:  # a filter the sums do not keep, or a build made before them
+            return super().risk_cell_sums(where, bbox)
+        return summed_by_cell(*got)
 
     def layer_points(self, layer: str, where: tuple[Condition, ...], bbox: BBox | None,
                      columns: tuple[str, ...]) -> pd.DataFrame:

@@ -59,8 +59,10 @@ FEATURE_ID = "_id"
 BBox = tuple[float, float, float, float]
 
 
-def _where(table: Table, where: tuple[Condition, ...], bbox: BBox | None
-           ) -> ColumnElement[bool]:
+def located_where(table: Table, where: tuple[Condition, ...], bbox: BBox | None
+                  ) -> ColumnElement[bool]:
+    """``where`` on ``table`` (a region under a narrow ``bbox`` row by row), its geometry
+    present and within ``bbox`` (None: anywhere)."""
     conditions = [sql_condition(table, c, row_by_row=narrow(bbox)) for c in where]
     geom = table.c[GEOMETRY_COLUMN]
     conditions.append(geom.is_not(None))
@@ -191,7 +193,8 @@ def cell_counts(conn: Connection, layer: str, where: tuple[Condition, ...], reso
         table = layer_sql_table(layer)
         picked = [h3_parent(table.c.h3, resolution).label("cell"), *(
             [table.c.level] if levels else [])]
-        inner = (select(*picked).where(_where(table, where, bbox), table.c.h3.is_not(None))
+        inner = (select(*picked)
+                 .where(located_where(table, where, bbox), table.c.h3.is_not(None))
                  .subquery("rows"))
         counts = [func.count()] + [func.count().filter(inner.c.level == v) for v in levels]
     # through COPY and Arrow, not Python rows: the province's 43,163 cells at 10M took
@@ -224,7 +227,7 @@ def layer_points(conn: Connection, layer: str, where: tuple[Condition, ...], bbo
     geom = table.c[GEOMETRY_COLUMN]
     statement = select(*selected_columns(table, spec, list(columns), False),
                        func.ST_X(geom).label("lon"), func.ST_Y(geom).label("lat")
-                       ).where(_where(table, where, bbox))
+                       ).where(located_where(table, where, bbox))
     # through COPY and Arrow: a city's points around a dense z14 tile are ~70,000 rows at
     # 10M, 0.65 s as Python rows, 0.17 s so (docs/benchmarks.md, "A level within a
     # bounding box, and a regulator's region under a narrow bbox")
