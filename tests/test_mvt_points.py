@@ -178,6 +178,36 @@ def test_hexagon_tiles_give_the_reference_bytes(z, res):
         _same_polygons(fast, reference, "risk-cells")
 
 
+def _lonlat_of_units(tile: Tile, ring: list[tuple[float, float]]) -> shapely.Polygon:
+    """A polygon given in the tile's units (y down), in lon/lat."""
+    minx, _, _, maxy = tile.bounds()
+    xy = np.asarray(ring)
+    mx, my = minx + xy[:, 0] * tile.size / EXTENT, maxy - xy[:, 1] * tile.size / EXTENT
+    lon = np.degrees(mx / 6378137.0)
+    lat = np.degrees(2 * np.arctan(np.exp(my / 6378137.0)) - np.pi / 2)
+    return shapely.Polygon(np.column_stack([lon, lat]))
+
+
+def test_a_ring_that_crosses_itself_when_snapped_is_snapped_by_geos_alone():
+    """Two vertices of a hexagon cut by the buffer's edge, a unit apart, snap into a spike
+    (3194 → 3193 along the edge): that ring takes GEOS's snap-rounding, the general path's
+    shape; the tile stays on the vectorised path."""
+    tile = Tile(12, *tile_xy(113.65, 34.76, 12))
+    edge = EXTENT + BUFFER - 0.1
+    spiked = [(3050.2, edge), (3193.6, edge), (3193.4, edge - 0.3), (3104.2, 4121.1)]
+    assert not shapely.Polygon(np.floor(np.asarray(spiked) + 0.5)).is_valid
+    square = [(100.2, 100.2), (900.4, 100.3), (900.1, 900.2), (100.3, 900.4)]
+    frame = gpd.GeoDataFrame({"fid": ["a", "b"], "name": ["x", "y"]},
+                             geometry=[_lonlat_of_units(tile, square),
+                                       _lonlat_of_units(tile, spiked)], crs=4326)
+    fields = (("name", "text"),)
+    fast = mvt._encode_rings("parks", frame, tile, False, fields)
+    assert fast is not None  # vectorised, the spike included
+    _same_polygons(fast, mvt._encode_features("parks", frame, tile, False, fields,
+                                              reference=True), "parks")
+    assert fast == encode("parks", frame, tile, cell_ids=False, fields=fields)
+
+
 def _same_polygons(fast: bytes, reference: bytes, layer: str) -> None:
     """The same features, ids and properties in the same order, and rings of the same
     shape (GEOS's snapping may start a ring at another vertex)."""
