@@ -423,13 +423,17 @@ def summed_by_cell(cells: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, n
 
 
 def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[int, ...],
-                      rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
+                      rules: AggregateRules | None = None, *,
+                      keep: tuple[int, ...] | None = None) -> gpd.GeoDataFrame:
     """The risk cells at ``resolutions`` (sorted, the last one that of ``cells``) from the
     group sums of the finest ``cells`` (sorted, unique): each coarser cell sums its
-    children, so a piece is in the same cell at every resolution."""
+    children, so a piece is in the same cell at every resolution. ``keep``: only the cells
+    of these resolutions (default all), the others neither drawn nor graded."""
     finest = resolutions[-1]
     ids, sums, levels = [], [], []
     for r in resolutions:
+        if keep is not None and r not in keep:
+            continue
         if r == finest:
             up, per = cells, totals
         else:

@@ -124,11 +124,11 @@ def _encode_rings(layer: str, frame: gpd.GeoDataFrame, tile: Tile, cell_ids: boo
     The same clip and orientation as :func:`_tile_units`, but snapped vertex by vertex
     (``set_precision(mode="pointwise")``, 0.4 ms for 280 hexagons) instead of GEOS's
     snap-rounding to a valid output (3.7 ms): for a polygon that stays valid when each
-    vertex is snapped, both give the same ring (GEOS's may start at another vertex); one
-    that does not is snapped by GEOS alone, as the general path would. A
-    tile holding a polygon of a few square units (a hexagon at a zoom far below its
-    resolution, a small park seen from far) goes the general way: there GEOS collapses
-    or keeps such slivers by rules of its own."""
+    vertex is snapped, both give the same ring (GEOS's may start at another vertex). One
+    that does not, and a polygon of a few square units (a hexagon at a zoom far below its
+    resolution or cut to a sliver by the buffer's edge, a small park seen from far), is
+    snapped by GEOS alone, as the general path would: GEOS collapses or keeps such a
+    sliver by rules of its own."""
     geoms = frame.geometry.to_numpy()
     known = ~shapely.is_missing(geoms)
     if not ((shapely.get_type_id(geoms[known]) == shapely.GeometryType.POLYGON).all()
@@ -138,18 +138,18 @@ def _encode_rings(layer: str, frame: gpd.GeoDataFrame, tile: Tile, cell_ids: boo
     clipped = shapely.clip_by_rect(shapely.transform(geoms, lambda xy: np.column_stack(
         _mercator_units(xy[:, 0], xy[:, 1], tile))), lo, lo, hi, hi)
     out = shapely.set_precision(clipped, 1.0, mode="pointwise")
+    # A ring that crosses itself once snapped vertex by vertex (a hexagon cut by the
+    # buffer's edge, two vertices a unit apart), or a sliver of a few square units (GEOS
+    # collapses or keeps one by rules of its own): GEOS's snap-rounding for those alone,
+    # the general path's shape of them. The tile's other rings stay vectorised.
+    odd = ~(shapely.is_missing(out) | shapely.is_empty(out))
+    odd[odd] = ~shapely.is_valid(out[odd]) | (shapely.area(out[odd]) < MIN_RING_AREA)
+    if odd.any():
+        out[odd] = shapely.set_precision(clipped[odd], 1.0)
     keep = ~(shapely.is_missing(out) | shapely.is_empty(out))
     if not keep.any():
         return b""
     out = out[keep]
-    crossed = ~shapely.is_valid(out)
-    if crossed.any():
-        # a ring that crosses itself once snapped vertex by vertex (a hexagon cut by the
-        # buffer's edge, two vertices a unit apart): GEOS's snap-rounding for those alone,
-        # the general path's shape of them; the tile's other rings stay vectorised
-        out[crossed] = shapely.set_precision(clipped[keep][crossed], 1.0)
-    if (shapely.area(out) < MIN_RING_AREA).any():
-        return None  # a few units across: GEOS may collapse it, leave it to GEOS
     if not ((shapely.get_type_id(out) == shapely.GeometryType.POLYGON).all()
             and (shapely.get_num_interior_rings(out) == 0).all()
             and shapely.is_valid(out).all()):

@@ -173,7 +173,7 @@ def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
         cells, totals = store.risk_cell_sums(equipment_where, bbox)
     if not len(cells):  # nothing of the caller's here: skip the indicator machinery
         return empty_layer(RISK_CELLS)
-    out = aggregate.nested_risk_cells(cells, totals, tuple(sorted({*resolutions, finest})))
-    out = out[out["resolution"].isin(resolutions).to_numpy()]
+    out = aggregate.nested_risk_cells(cells, totals, tuple(sorted({*resolutions, finest})),
+                                      keep=tuple(resolutions))
     out.insert(0, "fid", out["h3"].astype("string"))
     return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=4326)

@@ -17,11 +17,23 @@ table, falls back to the pieces themselves.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 from geoalchemy2 import Geometry
 from psycopg import Cursor, sql
-from sqlalchemy import BigInteger, Column, Connection, Float, MetaData, Table, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    MetaData,
+    Table,
+    Text,
+    literal_column,
+    select,
+)
 
 from layers.aggregate import TOTAL_COLUMNS
 from service.mvt import BBox
@@ -35,10 +47,13 @@ RISK_SUFFIX = "__risk"
 #: The columns a caller's scope restricts equipment by (:func:`service.scope.layer_scope`).
 SCOPE_KEYS = ("province_adcode", "city_adcode", "county_adcode", "park_id", "h3")
 SUMMED_LAYER = "layer_equipment"
+_COLUMNS = literal_column(", ".join(f'"{name}"' for name in ("cell", *(
+    n for n, _, _ in TOTAL_COLUMNS))))
 _SCHEMA = pa.schema([("cell", pa.int64()), *((name, pa.float64()) for name, _, _ in
                                              TOTAL_COLUMNS)])
 
 
+@functools.lru_cache(maxsize=4)
 def risk_sums_table(name: str = SUMMED_LAYER + RISK_SUFFIX) -> Table:
     """The sums table (for reading it; a build makes it with :func:`fill_risk_sums`)."""
     return Table(name, MetaData(), Column("cell", BigInteger()),
@@ -113,7 +128,9 @@ def cell_sums(conn: Connection, table: Table, where: tuple[Condition, ...], bbox
               ) -> tuple[np.ndarray, np.ndarray]:
     """The rows of ``table`` matching ``where`` within ``bbox`` (None: the whole scope):
     their cells (uint64, one per row, repeated across scopes) and sums."""
-    data = copied_arrow(conn, select(table.c.cell, *(table.c[n] for n, _, _ in TOTAL_COLUMNS))
+    # the 31 columns as one fragment of quoted constant names: compiling them one by one
+    # took 3.5 ms of a 20 ms tile
+    data = copied_arrow(conn, select(_COLUMNS).select_from(table)
                         .where(located_where(table, where, bbox)), _SCHEMA)
     totals = np.column_stack([data.column(n).to_numpy() for n, _, _ in TOTAL_COLUMNS]) \
         if data.num_rows else np.zeros((0, len(TOTAL_COLUMNS)))
