@@ -424,11 +424,13 @@ def summed_by_cell(cells: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, n
 
 def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[int, ...],
                       rules: AggregateRules | None = None, *,
-                      keep: tuple[int, ...] | None = None) -> gpd.GeoDataFrame:
+                      keep: tuple[int, ...] | None = None, hexagons: bool = True
+                      ) -> gpd.GeoDataFrame | pd.DataFrame:
     """The risk cells at ``resolutions`` (sorted, the last one that of ``cells``) from the
     group sums of the finest ``cells`` (sorted, unique): each coarser cell sums its
     children, so a piece is in the same cell at every resolution. ``keep``: only the cells
-    of these resolutions (default all), the others neither drawn nor graded."""
+    of these resolutions (default all), the others neither drawn nor graded; without
+    ``hexagons``, a plain frame (no geometry column)."""
     finest = resolutions[-1]
     ids, sums, levels = [], [], []
     for r in resolutions:
@@ -448,6 +450,8 @@ def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[
                                     "resolution": pd.array(np.concatenate(levels),
                                                            dtype="Int64")}),
                       area_levels(sums_[:, _LEV], rules), _indicators(sums_)], axis=1)
+    if not hexagons:
+        return body[[c for c in CELL_COLUMNS if c != "geometry"]]
     return _gdf(body, _hexagons(every), CELL_COLUMNS)
 
 

@@ -136,7 +136,8 @@ def _weight(value: object) -> int:
     if isinstance(value, bytes):
         return len(value)
     if isinstance(value, pd.DataFrame):
-        return int(value.memory_usage(index=False).sum()) + 400 * len(value)
+        shapes = 400 * len(value) if "geometry" in value.columns else 0
+        return int(value.memory_usage(index=False, deep=not shapes).sum()) + shapes
     if isinstance(value, tuple):
         return sum(getattr(v, "nbytes", 64) for v in value)
     return 1024

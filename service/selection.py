@@ -160,10 +160,12 @@ def resolution_of(where: tuple[Condition, ...]) -> int | None:
 
 
 def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
-                      bbox: BBox | None, resolutions: tuple[int, ...]) -> gpd.GeoDataFrame:
+                      bbox: BBox | None, resolutions: tuple[int, ...], *,
+                      hexagons: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
     """Risk cells at ``resolutions`` of the equipment matching ``equipment_where`` within
     ``bbox`` (None: everywhere), nested from the finest resolution as the build nests
-    them, so a point falls in the same cell at every zoom; ``fid`` is the cell."""
+    them, so a point falls in the same cell at every zoom; ``fid`` is the cell. Without
+    ``hexagons``, a plain frame of the same columns but the geometry."""
     finest = aggregate.FINEST_RISK_RESOLUTION
     if max(resolutions) > finest:  # finer than the stored risk cell: from the points
         finest = max(resolutions)
@@ -172,8 +174,10 @@ def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
     else:  # the store's sums per finest cell (PostGIS: summed by each build)
         cells, totals = store.risk_cell_sums(equipment_where, bbox)
     if not len(cells):  # nothing of the caller's here: skip the indicator machinery
-        return empty_layer(RISK_CELLS)
+        empty = empty_layer(RISK_CELLS)
+        return empty if hexagons else pd.DataFrame(empty.drop(columns="geometry"))
     out = aggregate.nested_risk_cells(cells, totals, tuple(sorted({*resolutions, finest})),
-                                      keep=tuple(resolutions))
+                                      keep=tuple(resolutions), hexagons=hexagons)
     out.insert(0, "fid", out["h3"].astype("string"))
-    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=4326)
+    out = out.reset_index(drop=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326) if hexagons else out

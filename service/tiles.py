@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.cells import cell_centres, cell_polygons, parents, to_strings
+from geo.cells import cell_centres, cell_polygons, from_strings, parents, to_strings
 from layers.frames import LEVELS, MAJOR_HAZARD
 from layers.registry import ALL, LayerSpec
 from service.auth import Principal
@@ -56,8 +56,13 @@ MAX_AGE = 300                 # seconds a browser may reuse a tile without askin
 FORMAT = "mvt-2"              # bump when tiles change for the same data and scope
 Mode = Literal["rows", "cells", "risk-cells"]
 # a scoped caller's risk cells at these resolutions are computed once for the whole scope
-# (a few thousand cells); finer ones tile by tile, from the equipment around the tile
+# (a few thousand cells), with their hexagons;
 WHOLE_SCOPE_RISK = (5, 6, 7)
+# finer ones are graded once for the whole scope too and kept without their hexagons when
+# the scope has at most this many cells (a city's: 17,968 res-9 cells at 10M, ~10 MB); a
+# tile then draws the few hundred around it. A larger scope (a province's 202,530) is
+# summed tile by tile from the store's per-cell sums around the tile.
+KEPT_SCOPE_CELLS = 50_000
 
 # Counts by level in aggregated cells: the risk colours, or a hazard's 重大/一般.
 LEVEL_COUNTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -300,8 +305,10 @@ def draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) 
         cells = _cells_frame(*counts.around(tile.lonlat_bounds(tile.cell_pad(res))), res, spec)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
     if res not in WHOLE_SCOPE_RISK:
-        cells = scoped_risk_cells(store, plan.where, tile.lonlat_bounds(tile.cell_pad(res)),
-                                  (res,))
+        cells = _kept_scope_cells(store, plan, tile, res, build_id, cache)
+        if cells is None:  # a scope too large to keep: the cells of the sums around the tile
+            cells = scoped_risk_cells(store, plan.where,
+                                      tile.lonlat_bounds(tile.cell_pad(res)), (res,))
         cells = _filtered(cells, plan.cell_filters)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
@@ -313,6 +320,31 @@ def draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) 
     cells = cache.get((build_id, plan.mode, spec.id, plan.where, res), whole)
     cells = _filtered(cells, plan.cell_filters)
     return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
+
+
+def _kept_scope_cells(store: Store, plan: Plan, tile: Tile, res: int, build_id: str,
+                      cache: TileCache) -> gpd.GeoDataFrame | None:
+    """The scope's risk cells at ``res`` around the tile, drawn from the scope's cells
+    graded once per build and kept without hexagons; None when the scope has more than
+    :data:`KEPT_SCOPE_CELLS`. A cell touching the tile has its centre within the tile
+    grown by :meth:`Tile.cell_pad`; :func:`_in_tile` drops the others."""
+
+    def whole() -> pd.DataFrame | None:
+        flat = scoped_risk_cells(store, plan.where, None, (res,), hexagons=False)
+        if len(flat) > KEPT_SCOPE_CELLS:
+            return None
+        lat, lon = cell_centres(from_strings(flat["h3"]))
+        return flat.assign(_lon=lon, _lat=lat)
+
+    flat = cache.get((build_id, "risk-cells-kept", plan.where, res), whole)
+    if flat is None:
+        return None
+    west, south, east, north = tile.lonlat_bounds(tile.cell_pad(res))
+    lon, lat = flat["_lon"].to_numpy(), flat["_lat"].to_numpy()
+    near = flat[(lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)]
+    near = near.drop(columns=["_lon", "_lat"]).reset_index(drop=True)
+    return gpd.GeoDataFrame(near, geometry=cell_polygons(near["h3"]) if len(near) else [],
+                            crs=4326)
 
 
 def _filtered(cells: gpd.GeoDataFrame, where: tuple[Condition, ...]) -> gpd.GeoDataFrame:

@@ -15,13 +15,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from layers.aggregate import TOTAL_COLUMNS
+from layers.registry import ALL
+from service import tiles
+from service.caches import TileCache
 from service.mvt import Tile
 from service.selection import scoped_risk_cells
 from service.store.base import Store
 from service.store.postgis import SESSION_OPTIONS, PostGISStore, risk_sums
 from service.store.postgis.query import copied_arrow
 from service.store.query import Condition
-from service.tiles import _in_tile, cell_resolution
+from service.tiles import Plan, _in_tile, _kept_scope_cells, cell_resolution
 
 pytestmark = pytest.mark.postgis
 
@@ -133,3 +136,22 @@ def test_a_filter_the_sums_do_not_keep_falls_back_to_the_pieces(demo_api, store)
     _same_sums(got, _from_pieces(store, where, None))
     everything = store.risk_cell_sums(county, None)
     assert got[1][:, 0].sum() < everything[1][:, 0].sum()  # the filter took effect
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+@pytest.mark.parametrize("z", [10, 12, 14])
+def test_a_kept_scopes_tile_is_the_tile_summed_around_it(demo_api, store, monkeypatch, z):
+    """A scope's finer cells graded once and kept: the cells a tile draws from them are
+    those summed around the tile; a scope over KEPT_SCOPE_CELLS is not kept."""
+    tile = _busiest_tile(store, z)
+    res = cell_resolution(z)
+    where = _scopes(store, demo_api)["city"]
+    plan = Plan(ALL["risk-cells"], "risk-cells", where, res)
+    kept = _in_tile(_kept_scope_cells(store, plan, tile, res, "b", TileCache()), tile)
+    around = _in_tile(scoped_risk_cells(store, where, tile.lonlat_bounds(tile.cell_pad(res)),
+                                        (res,)), tile)
+    assert len(around) > 0
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), around.reset_index(drop=True),
+                                  check_exact=False, rtol=1e-12)
+    monkeypatch.setattr(tiles, "KEPT_SCOPE_CELLS", len(around) - 1)
+    assert _kept_scope_cells(store, plan, tile, res, "b", TileCache()) is None
