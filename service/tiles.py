@@ -59,7 +59,7 @@ Mode = Literal["rows", "cells", "risk-cells"]
 # (a few thousand cells), with their hexagons;
 WHOLE_SCOPE_RISK = (5, 6, 7)
 # finer ones are graded once for the whole scope too and kept without their hexagons when
-# the scope has at most this many cells (a city's: 17,968 res-9 cells at 10M, ~10 MB); a
+# the scope has at most this many cells (a city's: 17,968 res-9 cells at 10M, 5.5 MB); a
 # tile then draws the few hundred around it. A larger scope (a province's 202,530) is
 # summed tile by tile from the store's per-cell sums around the tile.
 KEPT_SCOPE_CELLS = 50_000
