@@ -531,6 +531,19 @@ def demo_api(request: pytest.FixtureRequest, store_templates: StoreTemplates,
 
 
 @pytest.fixture(scope="module")
+def demo_postgis_store(demo_api: dict) -> Iterator[Store]:
+    """The PostGIS store behind a module's ``demo_api`` (parametrized to ``"postgis"``),
+    opened without migrating (the template is migrated)."""
+    from service.store.postgis import PostGISStore
+
+    opened = PostGISStore(demo_api["url"], migrate_schema=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="module")
 def api(demo_api: dict) -> dict:
     """``demo_api`` by its short name."""
     return demo_api

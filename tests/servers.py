@@ -144,6 +144,34 @@ def browser_page() -> Iterator[Page]:
         _CHROMIUM._pause()
 
 
+class TileWatch:
+    """The tile requests a page makes and their answers, so that a test waits for the tiles
+    it needs rather than a fixed time (tiles queue behind others on a loaded machine)."""
+
+    def __init__(self, page: Page, part: str = "/tiles/") -> None:
+        self.page = page
+        self.asked: list[str] = []
+        self.answered: list[tuple[int, int, str]] = []  # status, content-length, url
+        self.failed: list[str] = []
+        page.on("request", lambda r: self.asked.append(r.url) if part in r.url else None)
+        page.on("response", lambda r: self.answered.append(  # body() is not readable here
+            (r.status, int(r.headers.get("content-length", 0)), r.url))
+            if part in r.url else None)
+        page.on("requestfailed", lambda r: self.failed.append(r.url) if part in r.url
+                else None)
+
+    def settle(self, until: Any = None, seconds: float = 20) -> list[tuple[int, int, str]]:
+        """Waits until every tile asked so far is answered (or failed) and ``until`` (a test
+        of the answers) holds; the answers. A test that times out asserts on what came."""
+        for _ in range(int(seconds * 10)):
+            done = self.asked and len(self.answered) + len(self.failed) >= len(self.asked)
+            if done and (until is None or until(self.answered)):
+                break
+            self.page.wait_for_timeout(100)
+        self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        return self.answered
+
+
 def close_browser() -> None:
     """Stop the session's chromium, if a test started it."""
     _CHROMIUM.close()

@@ -18,7 +18,7 @@ from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
 from service.store import open_store
 from tests import ingest_files as f
-from tests.servers import browser_page, serving, serving_copy
+from tests.servers import TileWatch, browser_page, serving, serving_copy
 
 pytestmark = pytest.mark.browser
 
@@ -110,13 +110,7 @@ def test_zoomed_in_the_map_draws_equipment_tiles_and_shows_a_piece(served_risk_m
     nearest = points.iloc[int(((points.geometry.x - lon) ** 2
                                + (points.geometry.y - lat) ** 2).argmin())]
     with map_page(served_risk_map) as (page, errors):
-        asked: list[str] = []
-        tiles: list[tuple[int, int, str]] = []
-        page.on("request", lambda r: asked.append(r.url) if "/tiles/equipment/16/" in r.url
-                else None)
-        page.on("response", lambda r: tiles.append(  # body() is not readable in a handler
-            (r.status, int(r.headers.get("content-length", 0)), r.url))
-            if "/tiles/equipment/16/" in r.url else None)
+        watch = TileWatch(page, "/tiles/equipment/16/")
         control = page.locator(".leaflet-control-layers").inner_text()
         assert "设备（放大后显示单台设备）" in control
         name = page.evaluate("Object.keys(window).find(k => k.startsWith('map_'))")
@@ -124,10 +118,7 @@ def test_zoomed_in_the_map_draws_equipment_tiles_and_shows_a_piece(served_risk_m
         page.evaluate(f"() => {{ window['{name}'].setView([{y}, {x}], 16, {{animate: false}}); }}")
         # the z16 tiles queue behind the first view's (three overlays' z7 tiles, ~1.3 s on
         # two cores): wait for every one asked, not for a fixed time
-        for _ in range(150):
-            if asked and len(tiles) >= len(asked):
-                break
-            page.wait_for_timeout(100)
+        tiles = watch.settle()
         assert tiles and all(status == 200 for status, *_ in tiles), tiles
         assert any(size > 0 for _, size, _ in tiles), (tiles, x, y)
         box = page.locator(".leaflet-container").bounding_box()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from geo.boundaries import load_boundaries
 from service.store import open_store
-from tests.servers import get
+from tests.servers import TileWatch, get
 from tests.test_browser import map_page, served_risk_map  # noqa: F401  (a fixture)
 from web.map import TILED_LAYERS
 
@@ -131,10 +131,8 @@ def test_in_a_browser_tiles_load_and_a_cell_tells_its_level(served_risk_map, tmp
     url = served_risk_map[0]
     with map_page(served_risk_map) as (page, errors):
         failed: list[str] = []
-        tiles: list[tuple[int, str]] = []
         page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("response", lambda r: tiles.append((r.status, r.url))
-                if "/tiles/" in r.url else None)
+        watch = TileWatch(page)
         name = page.evaluate("Object.keys(window).find(k => k.startsWith('map_'))")
         # the labels from our boundaries, the legend of the visible layers
         page.wait_for_selector(".riskmap-label span", timeout=15_000)
@@ -143,10 +141,11 @@ def test_in_a_browser_tiles_load_and_a_cell_tells_its_level(served_risk_map, tmp
         assert "放大后显示单台设备" in page.locator(".leaflet-control-layers").inner_text()
         # zoom in a step: tiles of every shown layer come from our server
         page.evaluate(f"() => {{ window['{name}'].setZoom(9, {{animate: false}}); }}")
-        page.wait_for_timeout(2000)
+        overlays = {"risk-cells", "hazards", "hotspots"}
+        tiles = [(s, u) for s, _n, u in watch.settle(lambda got: overlays <= {
+            u.split("/tiles/")[1].split("/")[0] for _s, _n, u in got if "/tiles/" in u})]
         assert tiles and all(u.startswith(url) and s == 200 for s, u in tiles), tiles
-        assert {"risk-cells", "hazards", "hotspots"} <= {
-            u.split("/tiles/")[1].split("/")[0] for _, u in tiles}
+        assert overlays <= {u.split("/tiles/")[1].split("/")[0] for _, u in tiles}
         sizes = page.evaluate("""async (urls) => Promise.all(urls.map(u =>
             fetch(u, {credentials: 'same-origin'}).then(r => r.arrayBuffer())
             .then(b => b.byteLength)))""", [u for _, u in tiles if "/risk-cells/" in u][:8])
@@ -168,7 +167,7 @@ def test_in_a_browser_tiles_load_and_a_cell_tells_its_level(served_risk_map, tmp
         }""")
         page.evaluate(f"() => {{ window['{name}'].setView([{centre[1]}, {centre[0]}], 9, "
                       "{animate: false}); }")
-        page.wait_for_timeout(800)
+        watch.settle()  # the cell under the click is drawn
         box = page.locator(".leaflet-container").bounding_box()
         point = page.evaluate(
             f"window['{name}'].latLngToContainerPoint([{centre[1]}, {centre[0]}])")
@@ -197,7 +196,7 @@ def test_in_a_browser_search_flies_to_a_piece_or_a_unit(served_risk_map):  # noq
         popup = page.locator(".leaflet-popup-content")
         page.fill("#riskmap-search input", piece["registration_code"])
         page.press("#riskmap-search input", "Enter")
-        popup.wait_for(timeout=10_000)
+        popup.wait_for(timeout=20_000)  # the search, the item and the z16 tiles, queued
         assert piece["registration_code"] in popup.inner_text()
         assert "设备注册代码" in popup.inner_text()
         assert page.evaluate(f"window['{name}'].getZoom()") == 16
@@ -221,16 +220,15 @@ def test_in_a_browser_filters_retile_and_a_name_search_lists_and_flies(
     part = units["name"].str[-4:].value_counts().index[0]  # a name ending many units share
     with map_page(served_risk_map) as (page, errors):
         failed: list[str] = []
-        tiles: list[tuple[int, str]] = []
         page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("response", lambda r: tiles.append((r.status, r.url))
-                if "/tiles/" in r.url else None)
+        watch = TileWatch(page)
         name = page.evaluate("Object.keys(window).find(k => k.startsWith('map_'))")
         page.click("#riskmap-filters summary")
         page.select_option("#riskmap-filter-form select[name=level]", "red")
         page.select_option("#riskmap-filter-form select[name=category]", "3000")
         page.evaluate(f"() => {{ window['{name}'].setZoom(9, {{animate: false}}); }}")
-        page.wait_for_timeout(2000)
+        tiles = [(s, u) for s, _n, u in watch.settle(lambda got: any(
+            "/risk-cells/" in u and "category=3000" in u for _s, _n, u in got))]
         filtered = [(s, u) for s, u in tiles if "level=red" in u]
         assert filtered and all(s == 200 for s, u in filtered), tiles
         assert any("/risk-cells/" in u and "category=3000" in u for _, u in filtered)

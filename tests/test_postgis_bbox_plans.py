@@ -7,7 +7,6 @@ rows, not read from its index. The rows are what a mask of the whole layer gives
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import morecantile
 import pandas as pd
@@ -27,12 +26,8 @@ pytestmark = pytest.mark.postgis
 
 
 @pytest.fixture(scope="module")
-def store(demo_api: dict) -> Iterator[PostGISStore]:
-    opened = PostGISStore(demo_api["url"], migrate_schema=False)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def store(demo_postgis_store: PostGISStore) -> PostGISStore:
+    return demo_postgis_store
 
 
 def _busiest_bbox(store: PostGISStore) -> tuple[float, float, float, float]:

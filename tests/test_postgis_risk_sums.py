@@ -6,7 +6,6 @@ sums through their spatial index; a filter the sums do not keep falls back to th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -30,12 +29,8 @@ pytestmark = pytest.mark.postgis
 
 
 @pytest.fixture(scope="module")
-def store(demo_api: dict) -> Iterator[PostGISStore]:
-    opened = PostGISStore(demo_api["url"], migrate_schema=False)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def store(demo_postgis_store: PostGISStore) -> PostGISStore:
+    return demo_postgis_store
 
 
 def _scopes(store: PostGISStore, demo_api: dict) -> dict[str, tuple[Condition, ...]]:
