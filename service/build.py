@@ -14,6 +14,7 @@ import pandas as pd
 from geo.boundaries import load_boundaries
 from layers.build import Inputs, build_layers
 from layers.rules import Rules, load_rules
+from service.memory import release_memory
 from service.store.base import LayerBuild, StagedLayer, Store
 
 if TYPE_CHECKING:
@@ -36,6 +37,18 @@ def read_inputs(store: Store, provinces: list[str], as_of: date,
     return Inputs(**tables, boundaries=boundaries, as_of=as_of)
 
 
+def _releasing(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``progress``, first giving back what the stage before freed
+    (:func:`service.memory.release_memory`): the next stage's peak is then its own."""
+
+    def stage(name: str) -> None:
+        release_memory()
+        if progress:
+            progress(name)
+
+    return stage
+
+
 def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
               rules_path: str | Path | None = None, as_of: date | None = None,
               progress: Callable[[str], None] | None = None, engine: str = "local",
@@ -48,6 +61,7 @@ def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
     same layers; the report records the engine."""
     rules = rules or load_rules(rules_path)
     as_of = as_of or date.today()
+    progress = _releasing(progress)
     # what a killed driver left staged (parts of a build, a batch's tables) goes
     store.drop_stale_stages(datetime.now(UTC) - STALE_STAGES)
     data_version = store.data_version()
@@ -68,8 +82,7 @@ def run_build(store: Store, provinces: list[str], *, rules: Rules | None = None,
         build_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         built_at=datetime.now(UTC), as_of=as_of, rules_version=rules.version,
         rules_hash=rules.fingerprint(), data_version=data_version, report=result.report)
-    if progress:
-        progress("write")
+    progress("write")
     try:
         store.write_layers(result.frames, build, staged)
     finally:

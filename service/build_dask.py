@@ -44,6 +44,7 @@ from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
+from service.memory import release_memory
 from service.store import reopen_store
 from service.store.base import Keys, StagedLayer, Store
 from service.store.errors import DataChanged
@@ -132,8 +133,10 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
         for lid in layers.partitions.STAGED_LAYERS:
             store.stage_layer_part(lid, token, part, frames.pop(lid))
     firsts = layers.partitions.first_pieces(graded_eq, graded_units, len(inputs.units))
-    return (graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)], graded_units, frames,
-            firsts, unlocated)
+    whole_table = graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)]
+    del graded_eq
+    release_memory()  # the worker's next partition starts from what it holds, not its peak
+    return whole_table, graded_units, frames, firsts, unlocated
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions

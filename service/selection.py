@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
+from geo.cells import parents
 from layers import aggregate
 from layers.registry import ALL, LayerSpec
 from service.auth import Principal, Role
@@ -161,11 +163,14 @@ def resolution_of(where: tuple[Condition, ...]) -> int | None:
 
 def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
                       bbox: BBox | None, resolutions: tuple[int, ...], *,
-                      hexagons: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
+                      hexagons: bool = True, max_cells: int | None = None
+                      ) -> gpd.GeoDataFrame | pd.DataFrame | None:
     """Risk cells at ``resolutions`` of the equipment matching ``equipment_where`` within
     ``bbox`` (None: everywhere), nested from the finest resolution as the build nests
     them, so a point falls in the same cell at every zoom; ``fid`` is the cell. Without
-    ``hexagons``, a plain frame of the same columns but the geometry."""
+    ``hexagons``, a plain frame of the same columns but the geometry. None when there
+    would be more than ``max_cells`` cells: counted from the finest sums, before any cell
+    is graded."""
     finest = aggregate.FINEST_RISK_RESOLUTION
     if max(resolutions) > finest:  # finer than the stored risk cell: from the points
         finest = max(resolutions)
@@ -173,6 +178,9 @@ def scoped_risk_cells(store: Store, equipment_where: tuple[Condition, ...],
         cells, totals, _ = aggregate.finest_totals(rows, finest)
     else:  # the store's sums per finest cell (PostGIS: summed by each build)
         cells, totals = store.risk_cell_sums(equipment_where, bbox)
+    if max_cells is not None and sum(
+            len(np.unique(parents(cells, r))) for r in set(resolutions)) > max_cells:
+        return None
     if not len(cells):  # nothing of the caller's here: skip the indicator machinery
         empty = empty_layer(RISK_CELLS)
         return empty if hexagons else pd.DataFrame(empty.drop(columns="geometry"))

@@ -330,8 +330,9 @@ def _kept_scope_cells(store: Store, plan: Plan, tile: Tile, res: int, build_id: 
     grown by :meth:`Tile.cell_pad`; :func:`_in_tile` drops the others."""
 
     def whole() -> pd.DataFrame | None:
-        flat = scoped_risk_cells(store, plan.where, None, (res,), hexagons=False)
-        if len(flat) > KEPT_SCOPE_CELLS:
+        flat = scoped_risk_cells(store, plan.where, None, (res,), hexagons=False,
+                                 max_cells=KEPT_SCOPE_CELLS)
+        if flat is None:  # a province's: summed tile by tile instead
             return None
         lat, lon = cell_centres(from_strings(flat["h3"]))
         return flat.assign(_lon=lon, _lat=lat)

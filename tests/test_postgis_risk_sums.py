@@ -150,3 +150,21 @@ def test_a_kept_scopes_tile_is_the_tile_summed_around_it(demo_api, store, monkey
                                   check_exact=False, rtol=1e-12)
     monkeypatch.setattr(tiles, "KEPT_SCOPE_CELLS", len(around) - 1)
     assert _kept_scope_cells(store, plan, tile, res, "b", TileCache()) is None
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+def test_a_scope_over_its_cap_is_counted_not_graded(demo_api, store, monkeypatch):
+    """``max_cells``: a scope with more cells is refused from the count of its finest sums'
+    parents, before any cell is graded (a province's first res-8 tile used to grade all
+    of its cells only to drop them); at or under the cap, the cells are the same."""
+    where = _scopes(store, demo_api)["city"]
+    whole = scoped_risk_cells(store, where, None, (8,), hexagons=False)
+    at_cap = scoped_risk_cells(store, where, None, (8,), hexagons=False, max_cells=len(whole))
+    pd.testing.assert_frame_equal(at_cap, whole)
+
+    def graded(*_args, **_kw):
+        raise AssertionError("graded a scope over its cap")
+
+    monkeypatch.setattr("layers.aggregate.nested_risk_cells", graded)
+    assert scoped_risk_cells(store, where, None, (8,), hexagons=False,
+                             max_cells=len(whole) - 1) is None

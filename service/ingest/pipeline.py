@@ -45,6 +45,7 @@ from service.ingest.stored import StoredRows
 from service.ingest.timing import StageTimer
 from service.ingest.validate import parse_table
 from service.ingest.write_scope import WriteScope, check_write_scope, positions
+from service.memory import release_memory
 from service.store.base import Batch, Store, UpsertCounts
 from service.store.conform import pandas_dtype
 from service.store.errors import ConflictError
@@ -117,12 +118,14 @@ def ingest(paths: Sequence[str | Path], store: Store, options: IngestOptions,
         # the hazard checks fill empty lifecycle fields from the store: start again from
         # the rows as read
         originals = {id(i): i.parsed.copy() for i in prepared[Kind.HAZARDS]}
+        release_memory()  # what reading and preparing freed, before the batch checks
         step("查重与关联校验")
         batch, per_kind = _checked_batch(prepared, store, options, log, batch_id, started,
                                          paths, files, raws, timer)
         if options.strict and log.has_rejects():
             written = False  # all or nothing: the store is not touched
             break
+        release_memory()
         step("写入数据库")
         try:
             with timer("write"):
