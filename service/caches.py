@@ -140,7 +140,7 @@ def _weight(value: object) -> int:
         return int(value.memory_usage(index=False, deep=not shapes).sum()) + shapes
     if isinstance(value, tuple):
         return sum(getattr(v, "nbytes", 64) for v in value)
-    return 1024
+    return int(getattr(value, "nbytes", 1024))  # a kept structure says what it holds
 
 
 class Worklists:

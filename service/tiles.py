@@ -43,7 +43,8 @@ from layers.registry import ALL, LayerSpec
 from service.auth import Principal
 from service.caches import TileCache
 from service.errors import BadParameter, NotFound, bilingual
-from service.mvt import BUFFER, EXTENT, BBox, Tile, encode
+from service.mvt import BUFFER, EXTENT, BBox, Tile, coded_columns, encode, encode_rings, ring_units
+from service.mvt_points import Column
 from service.params import LayerFilters
 from service.selection import RISK_CELLS, reaggregated, scope_of, scoped_risk_cells
 from service.store.base import Store
@@ -305,10 +306,16 @@ def draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) 
         cells = _cells_frame(*counts.around(tile.lonlat_bounds(tile.cell_pad(res))), res, spec)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
     if res not in WHOLE_SCOPE_RISK:
-        cells = _kept_scope_cells(store, plan, tile, res, build_id, cache)
-        if cells is None:  # a scope too large to keep: the cells of the sums around the tile
-            cells = scoped_risk_cells(store, plan.where,
-                                      tile.lonlat_bounds(tile.cell_pad(res)), (res,))
+        kept = _kept_scope_cells(store, plan, res, build_id, cache)
+        if kept is not None:
+            rows = kept.near(tile, res)
+            if not plan.cell_filters:
+                return kept.encode(spec.id, rows, tile)
+            cells = _filtered(kept.cells(rows), plan.cell_filters)
+            return encode(spec.id, cells, tile, cell_ids=True)
+        # a scope too large to keep: the cells of the sums around the tile
+        cells = scoped_risk_cells(store, plan.where,
+                                  tile.lonlat_bounds(tile.cell_pad(res)), (res,))
         cells = _filtered(cells, plan.cell_filters)
         return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
@@ -322,30 +329,79 @@ def draw(store: Store, plan: Plan, tile: Tile, build_id: str, cache: TileCache) 
     return encode(spec.id, _in_tile(cells, tile), tile, cell_ids=True)
 
 
-def _kept_scope_cells(store: Store, plan: Plan, tile: Tile, res: int, build_id: str,
-                      cache: TileCache) -> gpd.GeoDataFrame | None:
-    """The scope's risk cells at ``res`` around the tile, drawn from the scope's cells
-    graded once per build and kept without hexagons; None when the scope has more than
-    :data:`KEPT_SCOPE_CELLS`. A cell touching the tile has its centre within the tile
-    grown by :meth:`Tile.cell_pad`; :func:`_in_tile` drops the others."""
+@dataclass(frozen=True)
+class KeptCells:
+    """A scope's risk cells at one resolution, graded once per build and kept to cut its
+    tiles from: each cell's centre (to pick a tile's cells), hexagon and id, and every
+    property coded once for the whole scope (:func:`service.mvt.coded_columns`), so a
+    tile takes its rows of each instead of making and coding a frame of them."""
 
-    def whole() -> pd.DataFrame | None:
+    frame: pd.DataFrame        # the graded cells, without hexagons (filters read it)
+    lon: np.ndarray
+    lat: np.ndarray
+    hexagons: np.ndarray       # shapely polygons, lon/lat
+    ids: np.ndarray            # int64: the features' ids
+    columns: tuple[Column, ...]
+
+    @classmethod
+    def of(cls, flat: pd.DataFrame) -> KeptCells:
+        cells = from_strings(flat["h3"])
+        lat, lon = cell_centres(cells)
+        return cls(flat, lon, lat, cell_polygons(flat["h3"]), cells.astype(np.int64),
+                   tuple(coded_columns(flat)))
+
+    @property
+    def nbytes(self) -> int:
+        """Rough bytes held (a hexagon polygon is ~400 bytes), for the tile cache."""
+        frame = int(self.frame.memory_usage(index=False, deep=True).sum())
+        coded = sum(codes.nbytes + 64 * len(values) for _, codes, values in self.columns)
+        return frame + coded + 400 * len(self.hexagons) + 3 * self.ids.nbytes
+
+    def near(self, tile: Tile, res: int) -> np.ndarray:
+        """The rows whose hexagon touches the tile with its buffer: a cell touching it has
+        its centre within the tile grown by :meth:`Tile.cell_pad`."""
+        west, south, east, north = tile.lonlat_bounds(tile.cell_pad(res))
+        rows = np.flatnonzero((self.lon >= west) & (self.lon <= east)
+                              & (self.lat >= south) & (self.lat <= north))
+        box = shapely.box(*tile.lonlat_bounds(tile.size * BUFFER / EXTENT))
+        return rows[shapely.intersects(self.hexagons[rows], box)]
+
+    def cells(self, rows: np.ndarray) -> gpd.GeoDataFrame:
+        """The cells of ``rows`` with their hexagons, as a frame."""
+        return gpd.GeoDataFrame(self.frame.iloc[rows].reset_index(drop=True),
+                                geometry=self.hexagons[rows], crs=4326)
+
+    def encode(self, layer: str, rows: np.ndarray, tile: Tile) -> bytes:
+        """The tile of the cells of ``rows``: the bytes :func:`service.mvt.encode` makes
+        of :meth:`cells` (``cell_ids``), without making the frame."""
+        units = ring_units(self.hexagons[rows], tile)
+        if units is None:  # not plain rings once in the tile: the general path
+            return encode(layer, self.cells(rows), tile, cell_ids=True)
+        rings, keep = units
+        rows = rows[keep]
+        if not len(rows):
+            return b""
+        columns = []
+        for name, codes, values in self.columns:
+            taken = codes[rows]
+            used = np.unique(taken[taken >= 0])  # this tile's values only
+            local = np.where(taken >= 0, np.searchsorted(used, taken), -1)
+            columns.append((name, local, [values[u] for u in used.tolist()]))
+        data = encode_rings(layer, rings, columns, self.ids[rows])
+        return encode(layer, self.cells(rows), tile, cell_ids=True) if data is None else data
+
+
+def _kept_scope_cells(store: Store, plan: Plan, res: int, build_id: str, cache: TileCache
+                      ) -> KeptCells | None:
+    """The scope's risk cells at ``res``, graded once per build and kept
+    (:class:`KeptCells`); None when the scope has more than :data:`KEPT_SCOPE_CELLS`."""
+
+    def whole() -> KeptCells | None:
         flat = scoped_risk_cells(store, plan.where, None, (res,), hexagons=False,
                                  max_cells=KEPT_SCOPE_CELLS)
-        if flat is None:  # a province's: summed tile by tile instead
-            return None
-        lat, lon = cell_centres(from_strings(flat["h3"]))
-        return flat.assign(_lon=lon, _lat=lat)
+        return None if flat is None else KeptCells.of(flat)  # a province's: tile by tile
 
-    flat = cache.get((build_id, "risk-cells-kept", plan.where, res), whole)
-    if flat is None:
-        return None
-    west, south, east, north = tile.lonlat_bounds(tile.cell_pad(res))
-    lon, lat = flat["_lon"].to_numpy(), flat["_lat"].to_numpy()
-    near = flat[(lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)]
-    near = near.drop(columns=["_lon", "_lat"]).reset_index(drop=True)
-    return gpd.GeoDataFrame(near, geometry=cell_polygons(near["h3"]) if len(near) else [],
-                            crs=4326)
+    return cache.get((build_id, "risk-cells-kept", plan.where, res), whole)
 
 
 def _filtered(cells: gpd.GeoDataFrame, where: tuple[Condition, ...]) -> gpd.GeoDataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from layers.aggregate import TOTAL_COLUMNS
 from layers.registry import ALL
 from service import tiles
 from service.caches import TileCache
-from service.mvt import Tile
+from service.mvt import Tile, encode
 from service.selection import scoped_risk_cells
 from service.store.base import Store
 from service.store.postgis import SESSION_OPTIONS, PostGISStore, risk_sums
@@ -142,14 +143,45 @@ def test_a_kept_scopes_tile_is_the_tile_summed_around_it(demo_api, store, monkey
     res = cell_resolution(z)
     where = _scopes(store, demo_api)["city"]
     plan = Plan(ALL["risk-cells"], "risk-cells", where, res)
-    kept = _in_tile(_kept_scope_cells(store, plan, tile, res, "b", TileCache()), tile)
+    cells = _kept_scope_cells(store, plan, res, "b", TileCache())
+    kept = cells.cells(cells.near(tile, res))
     around = _in_tile(scoped_risk_cells(store, where, tile.lonlat_bounds(tile.cell_pad(res)),
                                         (res,)), tile)
     assert len(around) > 0
     pd.testing.assert_frame_equal(kept.reset_index(drop=True), around.reset_index(drop=True),
                                   check_exact=False, rtol=1e-12)
     monkeypatch.setattr(tiles, "KEPT_SCOPE_CELLS", len(around) - 1)
-    assert _kept_scope_cells(store, plan, tile, res, "b", TileCache()) is None
+    assert _kept_scope_cells(store, plan, res, "b", TileCache()) is None
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+@pytest.mark.parametrize("z", [12, 14])
+def test_a_kept_scopes_tile_bytes_are_those_of_its_frame(demo_api, store, z):
+    """Cut from the kept scope (properties coded once, each tile taking its rows), a tile
+    is byte for byte the tile :func:`service.mvt.encode` makes of the same cells as a
+    frame: every tile around the city's busiest, hexagons cut by the buffer's edge
+    included; a filter on the cells (the frame path) keeps only what matches."""
+    centre = _busiest_tile(store, z)
+    res = cell_resolution(z)
+    where = _scopes(store, demo_api)["city"]
+    kept = _kept_scope_cells(store, Plan(ALL["risk-cells"], "risk-cells", where, res), res,
+                             "b", TileCache())
+    drawn = 0
+    for dx in range(-2, 3):
+        for dy in range(-2, 3):
+            tile = Tile(z, centre.x + dx, centre.y + dy)
+            rows = kept.near(tile, res)
+            frame = kept.cells(rows)
+            assert len(frame) == len(_in_tile(frame, tile))
+            assert kept.encode("risk-cells", rows, tile) == encode(
+                "risk-cells", frame, tile, cell_ids=True)
+            drawn += len(rows) > 0
+    assert drawn >= 5
+    red = Plan(ALL["risk-cells"], "risk-cells", where, res,
+               cell_filters=(Condition("level", "in", ("red", "orange")),))
+    data = tiles.draw(store, red, centre, "b", TileCache())
+    layer = mapbox_vector_tile.decode(data)["risk-cells"] if data else {"features": []}
+    assert {f["properties"]["level"] for f in layer["features"]} <= {"red", "orange"}
 
 
 @pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
