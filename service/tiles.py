@@ -355,7 +355,8 @@ class KeptCells:
         """Rough bytes held (a hexagon polygon is ~400 bytes), for the tile cache."""
         frame = int(self.frame.memory_usage(index=False, deep=True).sum())
         coded = sum(codes.nbytes + 64 * len(values) for _, codes, values in self.columns)
-        return frame + coded + 400 * len(self.hexagons) + 3 * self.ids.nbytes
+        points = self.lon.nbytes + self.lat.nbytes + self.ids.nbytes
+        return frame + coded + 400 * len(self.hexagons) + points
 
     def near(self, tile: Tile, res: int) -> np.ndarray:
         """The rows whose hexagon touches the tile with its buffer: a cell touching it has
