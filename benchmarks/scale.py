@@ -26,8 +26,9 @@ for each, its own seed; var/bench/demo-N/2-<province>). ``--dask-pipeline`` runs
 and 3 alone, in that order, on the Dask ingest's database: for a size whose in-process
 steps do not fit in memory.
 ``--no-serve`` skips step 3, ``--no-dask`` step 4; ``--builds-only`` runs steps 2 and 5
-alone on the database an earlier run ingested, ``--dask-build-only`` with it step 5 alone
-(compared with the report of the build in force).
+alone on the database an earlier run ingested (no files generated; a database without
+input equipment, densified for serving, is refused), ``--dask-build-only`` with it step 5
+alone (compared with the report of the build in force).
 
 Every step's wall time, the peak RSS of its largest process (``wait4`` rusage: the ingest
 process, or the largest Dask worker), the command's own process alone (the Dask driver;
@@ -300,12 +301,34 @@ def _serve_line(r: dict) -> str:
             f"n {r['requests']}  non-200 {r['non_200']}")
 
 
+def _refuse_without_inputs(url: str) -> None:
+    """Stops before building a database whose input equipment is empty (a copy densified
+    for the serving benchmarks, ``benchmarks.explain densify`` without ``--inputs``): its
+    build would replace the layers with empty ones."""
+    with psycopg.connect(_libpq(url)) as conn:
+        if conn.execute("SELECT NOT EXISTS (SELECT FROM equipment)").fetchone()[0]:
+            raise SystemExit(f"{url.rpartition('/')[2]} holds no input equipment (densified "
+                             "for serving?): build one ingested by this benchmark or "
+                             "densified with --inputs")
+
+
 def run(n: int, args: argparse.Namespace, save: Callable[[dict], None]) -> dict:
     """Every step for ``n``; ``save`` after each (a long run keeps what it measured).
 
     The Dask ingest comes last: serving reads only the in-process ingest's database."""
     t = time.perf_counter()
     provinces = args.provinces or ["河南省"]
+    if args.builds_only:  # both builds on the database an earlier run ingested: no files
+        url = fresh_database_url(f"{args.prefix}_{n}")
+        result = {"equipment": n, "provinces": provinces, "database": url.rpartition("/")[2]}
+        _refuse_without_inputs(url)
+        if args.dask_build_only:  # compared with the build in force, as it was recorded
+            result["build"] = {"report": build_report(url), "recorded": True}
+        else:
+            result["build"] = build(n, url, args)
+        save(result)
+        dask_build_step(n, url, args, result, save)
+        return result
     files = [f for k, province in enumerate(provinces)  # N shared out, a seed each
              for f in demo_files(n // len(provinces), province, 7 + k)]
     result: dict = {"equipment": n, "provinces": provinces,
@@ -322,16 +345,6 @@ def run(n: int, args: argparse.Namespace, save: Callable[[dict], None]) -> dict:
             if not args.no_serve:
                 result["serve"] = serve(n, url, args)
                 save(result)
-        return result
-    if args.builds_only:  # both builds on the database an earlier run ingested
-        url = fresh_database_url(f"{args.prefix}_{n}")
-        result["database"] = url.rpartition("/")[2]
-        if args.dask_build_only:  # compared with the build in force, as it was recorded
-            result["build"] = {"report": build_report(url), "recorded": True}
-        else:
-            result["build"] = build(n, url, args)
-        save(result)
-        dask_build_step(n, url, args, result, save)
         return result
     if args.dask_only:  # against the database and report an earlier run left
         url = fresh_database_url(f"{args.prefix}_{n}")
