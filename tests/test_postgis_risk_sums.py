@@ -96,10 +96,9 @@ def test_a_tiles_cells_are_the_cells_of_its_pieces(demo_api, store, monkeypatch,
                                       check_exact=False, rtol=1e-12)
 
 
-@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
-def test_a_tile_reads_the_sums_through_their_spatial_index(demo_api, store, monkeypatch):
-    tile = _busiest_tile(store, 14)
-    bbox = tile.lonlat_bounds(tile.cell_pad(cell_resolution(14)))
+def _sums_plan(store, demo_api, monkeypatch, where, bbox) -> str:
+    """The plan of the statement ``risk_cell_sums`` runs (sequential scans off: the demo's
+    table is small)."""
     seen: list = []
 
     def capture(conn, statement, schema):
@@ -107,7 +106,7 @@ def test_a_tile_reads_the_sums_through_their_spatial_index(demo_api, store, monk
         return copied_arrow(conn, statement, schema)
 
     monkeypatch.setattr(risk_sums, "copied_arrow", capture)
-    store.risk_cell_sums(_scopes(store, demo_api)["city"], bbox)
+    store.risk_cell_sums(where, bbox)
     (statement,) = seen
     compiled = str(statement.compile(dialect=store.engine.dialect,
                                      compile_kwargs={"literal_binds": True}))
@@ -116,12 +115,29 @@ def test_a_tile_reads_the_sums_through_their_spatial_index(demo_api, store, monk
                            connect_args={"options": SESSION_OPTIONS})
     try:
         with engine.connect() as conn:
-            conn.execute(text("SET enable_seqscan = off"))  # the demo's table is small
-            plan = json.dumps(conn.exec_driver_sql(
+            conn.execute(text("SET enable_seqscan = off"))
+            return json.dumps(conn.exec_driver_sql(
                 "EXPLAIN (FORMAT JSON) " + compiled.replace("%", "%%")).scalar_one())
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+def test_a_tile_reads_the_sums_through_their_spatial_index(demo_api, store, monkeypatch):
+    tile = _busiest_tile(store, 14)
+    bbox = tile.lonlat_bounds(tile.cell_pad(cell_resolution(14)))
+    plan = _sums_plan(store, demo_api, monkeypatch, _scopes(store, demo_api)["city"], bbox)
     assert "layer_equipment__risk_geom" in plan
+
+
+@pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)
+@pytest.mark.parametrize(("scope", "index"), [("city", "_county"), ("county", "_county"),
+                                              ("park", "_park"), ("officer", "_h3")])
+def test_a_whole_scope_reads_the_sums_by_its_key(demo_api, store, monkeypatch, scope, index):
+    """A scope's whole read (its cells graded once) takes its rows by the scope's key,
+    not by scanning every row of the province."""
+    plan = _sums_plan(store, demo_api, monkeypatch, _scopes(store, demo_api)[scope], None)
+    assert "layer_equipment__risk" + index in plan
 
 
 @pytest.mark.parametrize("demo_api", ["postgis"], indirect=True)

@@ -47,6 +47,12 @@ RISK_SUFFIX = "__risk"
 #: The columns a caller's scope restricts equipment by (:func:`service.scope.layer_scope`).
 SCOPE_KEYS = ("province_adcode", "city_adcode", "county_adcode", "park_id", "h3")
 SUMMED_LAYER = "layer_equipment"
+#: A scope's whole read (the first tile of a city graded once, docs/benchmarks.md "A kept
+#: scope's risk-cell tiles") by its key, not a scan of every province's rows: a city or
+#: county by its county code's prefix (the rows are stored in county order), a park, an
+#: officer's cells. (index suffix, column, operator class)
+SCOPE_INDEXES = (("_county", "county_adcode", "text_pattern_ops"),
+                 ("_park", "park_id", "text_ops"), ("_h3", "h3", "text_ops"))
 _COLUMNS = literal_column(", ".join(f'"{name}"' for name in ("cell", *(
     n for n, _, _ in TOTAL_COLUMNS))))
 _SCHEMA = pa.schema([("cell", pa.int64()), *((name, pa.float64()) for name, _, _ in
@@ -98,11 +104,15 @@ def fill_risk_sums(cursor: Cursor, source: str, name: str) -> None:
         "CREATE TABLE {name} AS SELECT ('x' || lpad(risk_cell, 16, '0'))::bit(64)::bigint "
         "AS cell, {scope}, {sums}, ST_SetSRID(ST_MakePoint(avg(ST_X({geom})), "
         "avg(ST_Y({geom}))), {srid}) AS {geom} FROM {source} "
-        "WHERE risk_cell IS NOT NULL AND {geom} IS NOT NULL GROUP BY {keys}").format(
+        "WHERE risk_cell IS NOT NULL AND {geom} IS NOT NULL GROUP BY {keys} "
+        "ORDER BY county_adcode, cell").format(
         name=ident(name), scope=sql.SQL(", ").join(ident(c) for c in SCOPE_KEYS), sums=sums,
         geom=geom, srid=sql.Literal(SRID), source=ident(source), keys=keys))
     cursor.execute(sql.SQL("CREATE INDEX {} ON {} USING gist ({})").format(
         ident(name + "_geom"), ident(name), geom))
+    for suffix, column, opclass in SCOPE_INDEXES:
+        cursor.execute(sql.SQL("CREATE INDEX {} ON {} ({} {})").format(
+            ident(name + suffix), ident(name), ident(column), sql.SQL(opclass)))
     cursor.execute(sql.SQL("ANALYZE {}").format(ident(name)))
 
 
@@ -111,8 +121,9 @@ def swap_risk_sums_in(cursor: Cursor, next_name: str, final: str) -> None:
     cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(final)))
     cursor.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(next_name),
                                                                  ident(final)))
-    cursor.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(ident(next_name + "_geom"),
-                                                                 ident(final + "_geom")))
+    for suffix in ("_geom", *(suffix for suffix, _, _ in SCOPE_INDEXES)):
+        cursor.execute(sql.SQL("ALTER INDEX IF EXISTS {} RENAME TO {}").format(
+            ident(next_name + suffix), ident(final + suffix)))
 
 
 def summable(conn: Connection, where: tuple[Condition, ...]) -> Table | None:
