@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -164,12 +165,22 @@ class TileWatch:
         """Waits until every tile asked so far is answered (or failed) and ``until`` (a test
         of the answers) holds; the answers. A test that times out asserts on what came."""
         for _ in range(int(seconds * 10)):
-            done = self.asked and len(self.answered) + len(self.failed) >= len(self.asked)
+            ended = {url for *_, url in self.answered} | set(self.failed)
+            done = self.asked and set(self.asked) <= ended  # answers to earlier asks aside
             if done and (until is None or until(self.answered)):
                 break
             self.page.wait_for_timeout(100)
         self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         return self.answered
+
+
+def keep_screenshot(shot: Path, name: str) -> None:
+    """A copy of ``shot`` named ``name`` in the directory RISKMAP_SCREENSHOTS names, if it
+    names one (how the README's screenshots are taken); else nothing."""
+    target = os.environ.get("RISKMAP_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / name)
 
 
 def close_browser() -> None:

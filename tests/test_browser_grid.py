@@ -7,9 +7,6 @@ tmp_path (and, when RISKMAP_SCREENSHOTS names a directory, there too)."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +14,7 @@ from playwright.sync_api import Page
 
 from service.worklist import KIND_ZH
 from tests.conftest import _fill_demo
-from tests.servers import browser_page, serving_copy
+from tests.servers import browser_page, keep_screenshot, serving_copy
 
 pytestmark = pytest.mark.browser
 BASEMAP = "tile.openstreetmap.org"
@@ -62,13 +59,6 @@ def item_count(page: Page) -> int:
     return int(page.locator("#item-count").inner_text().split()[0])
 
 
-def keep(shot: Path, name: str) -> None:
-    target = os.environ.get("RISKMAP_SCREENSHOTS")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(target) / name)
-
-
 def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
     url, facts = served_demo
     with browser_page() as page:
@@ -85,7 +75,7 @@ def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
         kinds = page.locator("#worklist .kind").all_inner_texts()
         assert kinds and set(kinds) <= set(KIND_ZH.values())  # kinds in Chinese
         page.screenshot(path=str(tmp_path / "grid.png"))
-        keep(tmp_path / "grid.png", "grid.png")
+        keep_screenshot(tmp_path / "grid.png", "grid.png")
 
         # a registered hazard: 已登记 → 整改中 → 已销号, no reload
         page.evaluate("window.__same_page = true")
@@ -149,14 +139,14 @@ def test_officer_works_the_list_and_closes_a_hazard(served_demo, tmp_path):
         list_box = page.locator(".grid-list").bounding_box()
         assert map_box["y"] + map_box["height"] <= list_box["y"]
         page.screenshot(path=str(tmp_path / "grid-phone.png"), full_page=False)
-        keep(tmp_path / "grid-phone.png", "grid-phone.png")
+        keep_screenshot(tmp_path / "grid-phone.png", "grid-phone.png")
         # an item's record and forms fit the phone too
         page.locator("#worklist button.item[data-hazard]").first.click()
         page.wait_for_selector("#hazard-status", timeout=10_000)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, width
         page.screenshot(path=str(tmp_path / "grid-phone-item.png"), full_page=True)
-        keep(tmp_path / "grid-phone-item.png", "grid-phone-item.png")
+        keep_screenshot(tmp_path / "grid-phone-item.png", "grid-phone-item.png")
     assert not watch.problems, watch.problems
 
 
@@ -250,7 +240,7 @@ def test_a_photo_goes_with_the_transition_and_shows_in_the_history(served_demo, 
         assert "上传整改证据" in page.locator("#detail .history").inner_text()
         assert page.evaluate("window.__same_page") is True
         page.screenshot(path=str(tmp_path / "grid-evidence.png"), full_page=True)
-        keep(tmp_path / "grid-evidence.png", "grid-evidence.png")
+        keep_screenshot(tmp_path / "grid-evidence.png", "grid-evidence.png")
     assert not watch.problems, watch.problems
 
 
@@ -317,6 +307,6 @@ def test_a_regulator_opens_an_officers_grid(served_demo, tmp_path):
         page.locator("#worklist button.item[data-hazard]").first.click()
         page.wait_for_selector("#evidence-form", timeout=10_000)
         page.screenshot(path=str(tmp_path / "grid-regulator.png"), full_page=True)
-        keep(tmp_path / "grid-regulator.png", "grid-regulator.png")
+        keep_screenshot(tmp_path / "grid-regulator.png", "grid-regulator.png")
         page.wait_for_selector("body[aria-busy=false]", timeout=10_000)
     assert not watch.problems, watch.problems

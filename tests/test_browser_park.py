@@ -5,10 +5,7 @@ no failed requests, both charts render, the units draw on the map, and on a phon
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -17,12 +14,11 @@ from service.auth import Role, create_user
 from service.build import run_build
 from service.ingest.pipeline import IngestOptions, ingest
 from service.settings import Settings
-from tests.servers import browser_page, serving_copy
+from tests.servers import browser_page, keep_screenshot, serving_copy
 
 pytestmark = pytest.mark.browser
 
 BASEMAP = "tile.openstreetmap.org"  # external and optional: its failures do not count
-SCREENSHOTS = os.environ.get("RISKMAP_SCREENSHOTS", "/tmp/pages")
 
 
 def _fill_park(store, out) -> dict:
@@ -44,15 +40,6 @@ def _fill_park(store, out) -> dict:
 def served_park(store_templates, request):
     with serving_copy(store_templates, request, _fill_park) as (url, facts, _store):
         yield url, facts
-
-
-def _keep(shot: Path, name: str) -> None:
-    """A copy of the screenshot where the pages' screenshots are collected, if writable."""
-    try:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(SCREENSHOTS) / name)
-    except OSError:
-        pass
 
 
 def _rendered(page, selector: str) -> int:
@@ -111,7 +98,7 @@ def test_the_park_admin_lands_on_their_park_and_it_draws(served_park, tmp_path):
             f"/parks/{facts['park']}/profile.pdf"
         shot = tmp_path / "park.png"
         page.screenshot(path=str(shot), full_page=True)
-        _keep(shot, "park.png")
+        keep_screenshot(shot, "park.png")
 
         # a phone: no sideways scroll
         page.set_viewport_size({"width": 390, "height": 844})
@@ -123,7 +110,7 @@ def test_the_park_admin_lands_on_their_park_and_it_draws(served_park, tmp_path):
         assert _rendered(page, "#chart-categories") > 5
         shot = tmp_path / "park-phone.png"
         page.screenshot(path=str(shot), full_page=True)
-        _keep(shot, "park-phone.png")
+        keep_screenshot(shot, "park-phone.png")
 
         # print media: the navigation and the map's controls are hidden
         page.emulate_media(media="print")

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 
 import pytest
 from playwright.sync_api import expect
 
 from geo.boundaries import load_boundaries
 from service.store import open_store
-from tests.servers import TileWatch, get
+from tests.servers import TileWatch, get, keep_screenshot
 from tests.test_browser import map_page, served_risk_map  # noqa: F401  (a fixture)
 from web.map import TILED_LAYERS
 
@@ -181,7 +180,7 @@ def test_in_a_browser_tiles_load_and_a_cell_tells_its_level(served_risk_map, tmp
         page.wait_for_timeout(500)  # the popup fades in
         shot = tmp_path / "map.png"
         page.screenshot(path=str(shot))
-        shutil.copy(shot, "/tmp/pages/map.png")
+        keep_screenshot(shot, "map.png")
         assert not failed, failed
     assert not errors, errors
 
@@ -250,6 +249,6 @@ def test_in_a_browser_filters_retile_and_a_name_search_lists_and_flies(
         page.wait_for_timeout(500)
         shot = tmp_path / "map-search.png"
         page.screenshot(path=str(shot))
-        shutil.copy(shot, "/tmp/pages/map-search.png")
+        keep_screenshot(shot, "map-search.png")
         assert not failed, failed
     assert not errors, errors
