@@ -319,23 +319,28 @@ class Pieces:
     venue, county, city, top category; overdue and insured flags."""
 
     def __init__(self, equipment: pd.DataFrame, units: pd.DataFrame) -> None:
-        eq = equipment
-        if len(eq) and "in_use" in eq:
-            eq = eq[eq["in_use"].fillna(False).to_numpy(dtype=bool)]
-        n = len(eq)
+        use = (equipment["in_use"].fillna(False).to_numpy(dtype=bool)
+               if len(equipment) and "in_use" in equipment else None)
 
-        self.pos = positions(text(eq, "unit_credit_code"), units["credit_code"])
-        self.codes = text(eq, "registration_code")
-        self.cat, self.cat_u = _factorize(text(eq, "category_code"))
-        self.venue, self.venue_u = _factorize(text(eq, "venue_id"))
-        self.top, self.top_u = _factorize(top_categories(eq))
-        self.county, self.county_u = self._placed(text(eq, "county_adcode"), units,
-                                                  "county_adcode")
-        self.city, self.city_u = self._placed(text(eq, "city_adcode"), units, "city_adcode")
-        self.overdue = (eq["overdue"].fillna(False).to_numpy(dtype=bool) if "overdue" in eq
-                        else np.zeros(n, dtype=bool))
-        if "insured" in eq:
-            ins = eq["insured"].astype("boolean")
+        def in_use(values: pd.Series) -> pd.Series:
+            """The in-use rows of one column: the graded equipment is wide, and a copy of
+            all its in-use rows would be the stage's largest allocation."""
+            return values if use is None else values[use]
+
+        n = len(equipment) if use is None else int(use.sum())
+        self.pos = positions(in_use(text(equipment, "unit_credit_code")), units["credit_code"])
+        self.codes = in_use(text(equipment, "registration_code"))
+        self.cat, self.cat_u = _factorize(in_use(text(equipment, "category_code")))
+        self.venue, self.venue_u = _factorize(in_use(text(equipment, "venue_id")))
+        self.top, self.top_u = _factorize(in_use(top_categories(equipment)))
+        self.county, self.county_u = self._placed(in_use(text(equipment, "county_adcode")),
+                                                  units, "county_adcode")
+        self.city, self.city_u = self._placed(in_use(text(equipment, "city_adcode")), units,
+                                              "city_adcode")
+        self.overdue = (in_use(equipment["overdue"]).fillna(False).to_numpy(dtype=bool)
+                        if "overdue" in equipment else np.zeros(n, dtype=bool))
+        if "insured" in equipment:
+            ins = in_use(equipment["insured"]).astype("boolean")
             self.insured = ins.fillna(False).to_numpy(dtype=bool)
             self.insured_na = ins.isna().to_numpy()
         else:
@@ -394,7 +399,7 @@ def unit_points(units: pd.DataFrame) -> np.ndarray:
 
 def unit_frame(units: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """Units sorted by credit code, one row each, with ``columns`` present (as strings)."""
-    u = pd.DataFrame(units).copy()
+    u = pd.DataFrame(units)  # copy-on-write: ``units`` is never changed through ``u``
     if "geometry" in u:
         u = pd.DataFrame(u.drop(columns="geometry"))
     u["credit_code"] = u["credit_code"].astype("string")

@@ -114,14 +114,16 @@ def _strings(s: pd.Series) -> pd.Series:
     return s.astype("string")
 
 
-_USED = ("registration_code", "unit_credit_code", "h3", "lon", "lat", "county_adcode",
-         "top_category")
+def _in_use_rows(equipment: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The in-use rows, of ``columns`` only (the graded equipment is wide: a copy of more
+    columns than a step reads is the build's largest allocation there)."""
+    return _rows(equipment, np.flatnonzero(as_flags(equipment["in_use"])), columns)
 
 
-def _in_use_rows(equipment: pd.DataFrame) -> pd.DataFrame:
-    """The in-use rows, only the columns this module reads (a 1M-row frame is wide)."""
-    flag = as_flags(equipment["in_use"])
-    return equipment[[c for c in _USED if c in equipment]].loc[flag]
+def _rows(equipment: pd.DataFrame, rows: np.ndarray, columns: tuple[str, ...]
+          ) -> pd.DataFrame:
+    """Rows at positions ``rows``, of those of ``columns`` the frame has."""
+    return equipment[[c for c in columns if c in equipment]].iloc[rows]
 
 
 def analysis_cells(equipment: pd.DataFrame, resolution: int) -> np.ndarray:
@@ -334,14 +336,16 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
         serious = serious_hazards(hazards, as_of, rules)
     if late is None:
         late = late_general_hazards(hazards, as_of)
-    eq = _in_use_rows(equipment)
-    cell = analysis_cells(eq, rules.resolution)
+    at = np.flatnonzero(as_flags(equipment["in_use"]))  # positions of the rows counted
+    cell = analysis_cells(_rows(equipment, at, ("h3", "lon", "lat")), rules.resolution)
     located = cell != 0
-    eq, cell = eq.loc[located], cell[located]
-    if not len(eq):
+    at, cell = at[located], cell[located]
+    if not len(at):
         return _typed(pd.DataFrame(), CELL_COLUMNS)
-    per_piece = _per_piece(eq, serious)
-    late_per_piece = _per_piece(eq, late)
+    codes = _rows(equipment, at, ("registration_code",))
+    per_piece = _per_piece(codes, serious)
+    late_per_piece = _per_piece(codes, late)
+    del codes
     cells, inv = np.unique(cell, return_inverse=True)
     n_eq = np.bincount(inv, minlength=len(cells))
     tested = n_eq >= rules.min_equipment
@@ -350,8 +354,9 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     # keep only the tested cells, renumbered 0..m-1
     new_id = np.cumsum(tested) - 1
     rows = tested[inv]
-    inv, per_piece, eq = new_id[inv[rows]], per_piece[rows], eq.loc[rows]
+    inv, per_piece, at = new_id[inv[rows]], per_piece[rows], at[rows]
     late_per_piece = late_per_piece[rows]
+    eq = _rows(equipment, at, ("unit_credit_code", "county_adcode", "top_category"))
     cells = cells[tested]
     m = len(cells)
     equipment_n = np.bincount(inv, minlength=m)
@@ -443,7 +448,7 @@ def hotspot_units(equipment: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if not len(cells) or not len(equipment):
         return _typed(pd.DataFrame(), UNIT_COLUMNS)
     resolution = int(cells["resolution"].iloc[0])
-    eq = _in_use_rows(equipment)
+    eq = _in_use_rows(equipment, ("unit_credit_code", "h3", "lon", "lat"))
     eq = eq[_strings(eq["unit_credit_code"]).notna().to_numpy(dtype=bool)]
     cell = analysis_cells(eq, resolution)
     hot = pd.DataFrame({"cell": from_strings(cells["h3"]), "h3": _strings(cells["h3"]),
@@ -470,7 +475,8 @@ def widespread(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     :data:`WIDESPREAD_COLUMNS`, sorted by county and category."""
     if serious is None:
         serious = serious_hazards(hazards, as_of, rules)
-    eq = _in_use_rows(equipment)
+    eq = _in_use_rows(equipment, ("county_adcode", "top_category", "unit_credit_code",
+                                  "registration_code"))
     county, counties = pd.factorize(_strings(eq["county_adcode"]), sort=True)
     cat, cats = pd.factorize(_strings(eq["top_category"]), sort=True)
     unit, _ = pd.factorize(_strings(eq["unit_credit_code"]))

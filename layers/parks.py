@@ -165,25 +165,30 @@ def _take(values: np.ndarray, rows: np.ndarray, fill: object) -> np.ndarray:
 # --------------------------------------------------------------------------- inputs
 
 def _equipment_rows(equipment: pd.DataFrame) -> pd.DataFrame:
-    """The few columns of the graded equipment these layers read, plain and light."""
+    """The few columns of the graded equipment these layers read, plain and light (a 0/1
+    flag in a byte, a count in four: summed as float64 like any other weight)."""
     cat = top_categories(equipment)
     in_use = flags(equipment, "in_use")
     elevator = (cat == _ELEVATOR).fillna(False).to_numpy(dtype=bool) & in_use
     rank = number_array(equipment, "level_rank").astype(np.int64)
+
+    def count(name: str) -> np.ndarray:
+        return number_array(equipment, name).astype(np.int32)
+
     return pd.DataFrame({
         "registration_code": column(equipment, "registration_code"),
         "unit": column(equipment, "unit_credit_code"),
         "park_id": column(equipment, "park_id"),
         "top_category": cat,
-        "equipment": np.ones(len(equipment), dtype=np.int64),
-        "in_use": in_use.astype(np.int64),
-        **{f"n_{lv}": (rank == LEVEL_RANK[lv]).astype(np.int64) for lv in LEVELS},
-        "overdue": (flags(equipment, "overdue") & in_use).astype(np.int64),
-        "open_hazards": number_array(equipment, "open_hazards").astype(np.int64),
-        "open_major_hazards": number_array(equipment, "open_major_hazards").astype(np.int64),
-        "late_hazards": number_array(equipment, "late_hazards").astype(np.int64),
-        "elevators": elevator.astype(np.int64),
-        "elevators_insured": (elevator & flags(equipment, "insured")).astype(np.int64),
+        "equipment": np.ones(len(equipment), dtype=np.int8),
+        "in_use": in_use.astype(np.int8),
+        **{f"n_{lv}": (rank == LEVEL_RANK[lv]).astype(np.int8) for lv in LEVELS},
+        "overdue": (flags(equipment, "overdue") & in_use).astype(np.int8),
+        "open_hazards": count("open_hazards"),
+        "open_major_hazards": count("open_major_hazards"),
+        "late_hazards": count("late_hazards"),
+        "elevators": elevator.astype(np.int8),
+        "elevators_insured": (elevator & flags(equipment, "insured")).astype(np.int8),
         "risk_score": number_array(equipment, "D"),
     })
 

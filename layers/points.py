@@ -234,9 +234,10 @@ def _late_major(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: da
     if "unit_credit_code" in h:
         unit = h["unit_credit_code"].astype("string")
     elif equipment is not None:
-        owner = equipment.drop_duplicates("registration_code").set_index(
-            equipment.drop_duplicates("registration_code")["registration_code"].astype(
-                "string"))["unit_credit_code"].astype("string")
+        pairs = equipment[["registration_code", "unit_credit_code"]].drop_duplicates(
+            "registration_code")  # two columns of a wide frame, not a copy of every one
+        owner = pairs.set_index(pairs["registration_code"].astype("string"))[
+            "unit_credit_code"].astype("string")
         unit = pd.Series(owner.reindex(h["registration_code"].astype("string")).to_numpy(),
                          index=h.index, dtype="string")
     else:
