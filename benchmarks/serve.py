@@ -336,6 +336,8 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
+    # the riskmap commands of this interpreter's environment, activated or not
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["embedded", "postgis"], action="append")
     parser.add_argument("--zoom", type=int, action="append")

@@ -49,6 +49,10 @@ from service.store.base import Store
 from service.store.query import Condition, LayerQuery, isin
 
 DUE_SOON_DAYS = 30
+#: A scope with at most this many open hazards (units scheduled) keeps every one's item,
+#: made once per data version: another day's list is then a filter (a larger scope's
+#: items would not fit the worklists' cache beside its other parts).
+KEPT_ITEM_ROWS = 20_000
 __all__ = ["CAMPAIGN_BASIS", "worklist"]
 COLUMNS = ("priority", "kind", "kind_zh", "due", "reason", "unit_credit_code", "unit_name",
            "registration_code", "hazard_id", "level", "h3", "county_adcode", "lon", "lat")
@@ -163,11 +167,14 @@ def _worklist(store: Store, caller: Principal, today: date, extra: tuple[Conditi
                 "check schedule", lambda: _scoped(store, caller, "check-schedule", extra))))
         overdue_read = reads.submit(kept.by_build, "overdue",
                                     lambda: _overdue_items(store, caller, extra))
+        units = units_read.result
+        checks_read = reads.submit(lambda: _on_day(
+            schedule_read.result(), _due_soon(today),
+            lambda rows: _check_items(rows, units), kept, "check items"))
         hazards = kept.by_version("open hazards", lambda: _open_hazards(store, kept.by_build(
             "hazards", lambda: _scoped(store, caller, "hazards", extra))))
-        units = units_read.result
-        parts = [_hazard_items(hazards, today), overdue_read.result(),
-                 _check_items(schedule_read.result(), today, units),
+        parts = [_on_day(hazards, _listed_or_late(today), _hazard_items, kept, "hazard items"),
+                 overdue_read.result(), checks_read.result(),
                  _campaign_items(today, units, campaigns),
                  kept.by_version("draws", lambda: _draw_items(store, caller, extra, units))]
     items = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
@@ -192,14 +199,36 @@ def _open_hazards(store: Store, hz: pd.DataFrame) -> pd.DataFrame:
         _status=now["status"].to_numpy()[still_open])
 
 
-def _hazard_items(hz: pd.DataFrame, today: date) -> pd.DataFrame:
-    """The open hazards under listed supervision, and the others once past their deadline."""
-    if hz.empty:
-        return hz
-    late = (pd.to_datetime(hz["deadline"]) < pd.Timestamp(today)).fillna(False).to_numpy()
+def _on_day(rows: pd.DataFrame, on_day: Callable[[pd.DataFrame], np.ndarray],
+            items: Callable[[pd.DataFrame], pd.DataFrame], kept: _Parts, name: str
+            ) -> pd.DataFrame:
+    """The items of the ``rows`` that ``on_day`` picks for the day (a mask of the rows).
+
+    A scope of at most :data:`KEPT_ITEM_ROWS` rows has the item of every row made once per
+    data version and kept (row for row: the mask picks them), so that another day is a
+    filter; a larger one has only the day's rows made into items, every time, as the
+    worklists' cache would not keep them."""
+    if rows.empty:
+        return rows
+    if len(rows) > KEPT_ITEM_ROWS:
+        return items(rows.loc[on_day(rows)].reset_index(drop=True))
+    every = kept.by_version(name, lambda: items(rows.reset_index(drop=True)))
+    return every.loc[on_day(rows)].reset_index(drop=True)
+
+
+def _listed_or_late(today: date) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Open hazards in the day's list: under listed supervision, or past their deadline."""
+
+    def pick(hz: pd.DataFrame) -> np.ndarray:
+        late = (pd.to_datetime(hz["deadline"]) < pd.Timestamp(today)).fillna(False)
+        return hz["listed"].fillna(False).to_numpy(dtype=bool) | late.to_numpy(dtype=bool)
+
+    return pick
+
+
+def _hazard_items(hz: pd.DataFrame) -> pd.DataFrame:
+    """Open hazards as items: under listed supervision first, the others as late."""
     listed = hz["listed"].fillna(False).to_numpy(dtype=bool)
-    keep = listed | late
-    hz, late, listed = hz.loc[keep].reset_index(drop=True), late[keep], listed[keep]
     status = hz["_status"].to_numpy()
     lon, lat = _xy(hz)
     reason = np.where(listed, "重大隐患挂牌督办：", "隐患逾期未整改：") + hz["description"].fillna(
@@ -260,14 +289,14 @@ def _schedule_due(store: Store, schedule: pd.DataFrame) -> pd.DataFrame:
     return schedule.assign(_due=due)
 
 
-def _check_items(schedule: pd.DataFrame, today: date, units: Callable[[], pd.DataFrame]
-                 ) -> pd.DataFrame:
-    """The units whose next check (``_due``) falls within DUE_SOON_DAYS of ``today``."""
-    if schedule.empty:
-        return schedule
-    due = schedule["_due"].to_numpy()
-    soon = due <= np.datetime64(today + timedelta(days=DUE_SOON_DAYS))
-    rows = schedule.loc[soon].reset_index(drop=True)
+def _due_soon(today: date) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Units of the schedule whose next check (``_due``) falls within DUE_SOON_DAYS."""
+    return lambda schedule: (schedule["_due"].to_numpy()
+                             <= np.datetime64(today + timedelta(days=DUE_SOON_DAYS)))
+
+
+def _check_items(rows: pd.DataFrame, units: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Units of the schedule as check items, due on their next check, where the unit is."""
     located = units() if len(rows) else pd.DataFrame()
     where = located.set_index("credit_code") if len(located) else None
     lon = lat = np.full(len(rows), np.nan)
@@ -282,8 +311,8 @@ def _check_items(schedule: pd.DataFrame, today: date, units: Callable[[], pd.Dat
               + rows["reasons"].fillna("按风险等级").astype(str))
     rank = (rows["priority"].to_numpy(dtype=object) if "priority" in rows
             else None)  # a build before the schedule had priorities: by due date
-    return _items(rows, rank=rank, priority=4, kind="check_due", due=due[soon], reason=reason,
-                  unit_credit_code=rows["credit_code"], unit_name=rows["name"],
+    return _items(rows, rank=rank, priority=4, kind="check_due", due=rows["_due"].to_numpy(),
+                  reason=reason, unit_credit_code=rows["credit_code"], unit_name=rows["name"],
                   level=rows["level"], h3=rows["h3"], county_adcode=rows["county_adcode"],
                   lon=lon, lat=lat)
 

@@ -71,6 +71,19 @@ def test_every_days_list_is_the_list_made_from_nothing(store, api):
     assert len(officer), "the demo officer has work on the demo's day"
 
 
+def test_a_scope_too_large_to_keep_its_items_gets_the_same_lists(store, api, monkeypatch):
+    """Past KEPT_ITEM_ROWS hazards or scheduled units, only the day's rows become items,
+    every time (the cache would not keep them all): the lists are the same."""
+    campaigns = default_campaigns()
+    kept = {(c, e, d): worklist(store, c, d, Worklists(), e, campaigns)
+            for c, e in _callers(store, api) for d in map(date.fromisoformat, DAYS)}
+    monkeypatch.setattr("service.worklist.KEPT_ITEM_ROWS", 0)
+    for (caller, extra, day), items in kept.items():
+        pd.testing.assert_frame_equal(worklist(store, caller, day, Worklists(), extra,
+                                               campaigns), items)
+    assert any(len(items) for items in kept.values())
+
+
 def test_a_list_for_another_day_queries_nothing_again(store, api, monkeypatch):
     kept = Worklists()
     caller, _ = _callers(store, api)[0]
