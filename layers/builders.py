@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 import layers.aggregate
@@ -238,17 +239,27 @@ def _with_build_status(files: pd.DataFrame, b: Build) -> pd.DataFrame:
     """Unit files with the unit's build status, small/micro mode and checklist."""
     checklists = layers.small_micro.checklists(b.units, b.equipment, b.small_micro,
                                                b.rules.small_micro)
+    # a few checklists, each held by many units: carried as codes, made text once at the end
+    checklist, texts = pd.factorize(checklists, use_na_sentinel=True)
     first = ~b.units["credit_code"].astype("string").duplicated().to_numpy()
     per_unit = pd.DataFrame({"build_status": b.build_status.to_numpy()[first],
                              "small_micro": b.small_micro[first],
-                             "checklist": checklists[first]},
+                             "checklist": checklist[first]},
                             index=pd.Index(b.units["credit_code"].astype("string")[first]))
     found = per_unit.reindex(files["credit_code"].astype("string"))
     out = files.reset_index(drop=True)
     out["build_status"] = pd.array(found["build_status"].to_numpy(), dtype="string")
     out["small_micro"] = pd.array(found["small_micro"].to_numpy(), dtype="boolean")
-    out["checklist"] = pd.array(found["checklist"].to_numpy(), dtype="string")
+    code = found["checklist"].to_numpy(dtype="float64", na_value=np.nan)
+    out["checklist"] = _texts_of(np.where(np.isnan(code), -1, code).astype(np.int64), texts)
     return out
+
+
+def _texts_of(codes: np.ndarray, texts: object) -> pd.api.extensions.ExtensionArray:
+    """``texts[codes]`` as a string array (<NA> where a code is -1), copied by Arrow from
+    each text encoded once, not encoded row by row from Python objects."""
+    table = pa.array(np.asarray(texts, dtype=object), type=pa.large_string())
+    return pd.array(table.take(pa.array(codes, mask=codes < 0)), dtype="string")
 
 
 @builder("aggregate")
