@@ -20,7 +20,8 @@ Each layer is queried once with the caller's scope; what changed since the build
 only for the rows in scope (``Store.lookup``), never by reading whole live tables. A list is
 kept until the store's data version or layer build changes, so asking again costs two
 version checks, not six queries. What does not depend on the day is kept as well (the
-layers' rows in scope by build, what the live tables say of them by data version), so a
+layers' rows in scope by build, what the live tables say of them by data version, and
+the item each open hazard or scheduled unit makes, up to KEPT_ITEM_ROWS of them), so a
 list for another day is a filter and a sort (a few ms for the largest officer at 1M), and
 the first list after a check or a hazard's move costs two lookups, not six queries.
 """
