@@ -160,6 +160,13 @@ TOTAL_COLUMNS: tuple[tuple[str, str, str | None], ...] = _total_columns()
 #: The resolution a scoped caller's risk cells are nested from (every tile's resolution
 #: is one of DEFAULT_RESOLUTIONS), stored per piece as the equipment layer's ``risk_cell``.
 FINEST_RISK_RESOLUTION = max(DEFAULT_RESOLUTIONS)
+#: D is summed in twentieths of a point. L, E and C are on the LEC scales (layers.risk), so
+#: every D is a whole number of twentieths (0.1 × 0.5 = 0.05 is the finest step) and every
+#: column of the group-sum matrix holds whole numbers far below 2**53, which float64 adds
+#: exactly in any order and any grouping. Sums of parts of the rows therefore add up to the
+#: sums of all rows to the last bit: the Dask build sums its partitions on the workers and
+#: adds those sums (:class:`Sums`), and gets every aggregate layer the in-process build gets.
+SCORE_STEPS = 20
 #: The equipment columns the group sums are made from (with lon/lat).
 TOTAL_INPUTS: tuple[str, ...] = ("in_use", "level", "top_category", "D", "open_hazards",
                                  "open_major_hazards", "overdue")
@@ -204,10 +211,21 @@ def _parts(equipment: pd.DataFrame) -> _Parts:
         in_use=use.astype("float64"),
         level=np.where(use, level, -1),
         category=_index_of(top, CATEGORY_CODES),
-        d=np.where(use, number_array(eq, "D"), 0.0),
+        d=_score_steps(np.where(use, number_array(eq, "D"), 0.0)),
         open_hazards=number_array(eq, "open_hazards"),
         open_major=number_array(eq, "open_major_hazards"),
         overdue=(flags(eq, "overdue") & use).astype("float64"))
+
+
+def _score_steps(d: np.ndarray) -> np.ndarray:
+    """D in whole twentieths (:data:`SCORE_STEPS`); a D off that step is refused, as it
+    could not be summed exactly."""
+    steps = np.rint(d * SCORE_STEPS)
+    off = np.flatnonzero(np.abs(d * SCORE_STEPS - steps) > 1e-6)
+    if len(off):
+        raise ValueError(f"D {d[off[0]]!r} (row {int(off[0])}) is not a product of LEC scale "
+                         "values (a whole number of twentieths)")
+    return steps
 
 
 def _totals(p: _Parts, codes: np.ndarray, k: int) -> np.ndarray:
@@ -247,6 +265,14 @@ def _regroup(totals: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(member @ totals)
 
 
+def _sum_rows(totals: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    """Sums of group-sum rows into ``k`` groups by ``codes`` (rows with code -1 in none)."""
+    ok = np.flatnonzero(np.asarray(codes) >= 0)
+    if len(ok) == len(codes):
+        return _regroup(totals, np.asarray(codes), k)
+    return _regroup(totals[ok], np.asarray(codes)[ok], k)
+
+
 def _ints(values: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.array(np.rint(values).astype(np.int64), dtype="Int64")
 
@@ -271,8 +297,9 @@ def _indicators(totals: np.ndarray) -> pd.DataFrame:
     for j, col in enumerate(CATEGORY_COLUMNS):
         out[col] = _ints(cats[:, j])
     # risk_score: sum of LEC D (domain.md, LEC) — additive; risk_index: mean D per piece.
-    out["risk_score"] = t[:, _SCORE].astype("float64")
-    out["risk_index"] = _ratio(t[:, _SCORE], t[:, _EQ])
+    # (one rounding each: the sum of twentieths is exact)
+    out["risk_score"] = t[:, _SCORE] / SCORE_STEPS
+    out["risk_index"] = _ratio(t[:, _SCORE], t[:, _EQ] * SCORE_STEPS)
     # max_level: the most serious level present (LEVELS runs red → blue).
     present = levels > 0
     first = present.argmax(axis=1) if k else np.zeros(0, dtype=np.int64)
@@ -385,7 +412,15 @@ def risk_cells(equipment: pd.DataFrame,
     Ordered by resolution, then cell.
     """
     res = AggregateRules(cell_resolutions=tuple(resolutions)).cell_resolutions
-    cells, totals, unlocated_ = finest_totals(equipment, res[-1])
+    return risk_cells_from(*finest_totals(equipment, res[-1]), res, rules)
+
+
+def risk_cells_from(cells: np.ndarray, totals: np.ndarray, unlocated_: int,
+                    resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS,
+                    rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
+    """:func:`risk_cells` from the :func:`finest_totals` of the equipment at the finest of
+    ``resolutions``."""
+    res = AggregateRules(cell_resolutions=tuple(resolutions)).cell_resolutions
     out = nested_risk_cells(cells, totals, res, rules)
     out.attrs["unlocated"] = unlocated_
     return out
@@ -453,6 +488,96 @@ def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[
     if not hexagons:
         return body[[c for c in CELL_COLUMNS if c != "geometry"]]
     return _gdf(body, _hexagons(every), CELL_COLUMNS)
+
+
+# --------------------------------------------------------------------------- sums of parts
+
+PLACE_KEYS: tuple[str, ...] = ("province_adcode", "city_adcode", "county_adcode")
+
+
+@dataclass(frozen=True)
+class PlaceSums:
+    """Group sums of pieces per distinct place: :data:`PLACE_KEYS` as the rows spell them
+    (<NA> kept) and ``industry``, the position in :data:`INDUSTRY_KEYS` of the piece's
+    unit's 门类. Regions and industries are made of them: a place falls in the regions its
+    adcodes name, exactly as each of its pieces would."""
+
+    keys: pd.DataFrame
+    totals: np.ndarray
+
+
+def _groups(columns: list[pd.api.extensions.ExtensionArray | np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group among the distinct combinations of ``columns`` (<NA> a value of
+    its own), and the first row of each group. The codes are folded one column at a time,
+    so they stay below the row count however many values each column has."""
+    n = len(columns[0])
+    key = np.zeros(n, dtype=np.int64)
+    for values in columns:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        _, key = np.unique(key * (len(uniques) + 1) + codes, return_inverse=True)
+        key = key.ravel()
+    return key, np.unique(key, return_index=True)[1]  # the keys are 0 … k - 1
+
+
+def _place_table(keys: pd.DataFrame, totals: np.ndarray) -> PlaceSums:
+    """:class:`PlaceSums` of rows (``keys``: the place columns, ``totals`` their sums)."""
+    code, first = _groups([keys[c].array for c in (*PLACE_KEYS, "industry")])
+    return PlaceSums(keys.iloc[first].reset_index(drop=True),
+                     _regroup(totals, code, len(first)))
+
+
+def place_sums(equipment: pd.DataFrame, units: pd.DataFrame) -> PlaceSums:
+    """The pieces' group sums per place (:class:`PlaceSums`); ``units``: the graded units
+    (their ``industry``)."""
+    keys = pd.DataFrame({c: (equipment[c].astype("string").reset_index(drop=True)
+                             if c in equipment else pd.array([pd.NA] * len(equipment),
+                                                             dtype="string"))
+                         for c in PLACE_KEYS})
+    keys["industry"] = _equipment_industry(equipment, units)
+    code, first = _groups([keys[c].array for c in keys.columns])
+    return PlaceSums(keys.iloc[first].reset_index(drop=True),
+                     _totals(_parts(equipment), code, len(first)))
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Everything the aggregate layers read of the graded equipment, as group sums: per
+    finest risk cell (and how many pieces have no location), per place, per officer cell.
+
+    The sums of any split of the rows add up (:meth:`combined`) to the sums of all rows, to
+    the last bit (:data:`SCORE_STEPS`): a Dask worker sums its partition and the driver adds
+    the partitions' sums, never holding the pieces."""
+
+    cells: np.ndarray            # finest risk cells, uint64, sorted, unique
+    cell_totals: np.ndarray
+    unlocated: int
+    places: PlaceSums
+    grid_targets: dict[int, np.ndarray]
+    grid_totals: dict[int, np.ndarray]
+
+    @classmethod
+    def of(cls, equipment: pd.DataFrame, units: pd.DataFrame, finest: int,
+           grid_targets: dict[int, np.ndarray]) -> Sums:
+        """The sums of ``equipment`` (graded; ``units`` its graded units): risk cells at
+        ``finest``, officers' cells ``grid_targets`` (:func:`grid_targets`)."""
+        cells, totals, unlocated_ = finest_totals(equipment, finest)
+        return cls(cells, totals, unlocated_, place_sums(equipment, units), grid_targets,
+                   grid_sums(equipment, grid_targets))
+
+    @classmethod
+    def combined(cls, parts: list[Sums]) -> Sums:
+        """The sums of all the rows of ``parts`` (each the :meth:`of` of some rows, with the
+        same ``finest`` and ``grid_targets``)."""
+        if len(parts) == 1:
+            return parts[0]
+        cells, totals = summed_by_cell(np.concatenate([p.cells for p in parts]),
+                                       np.concatenate([p.cell_totals for p in parts]))
+        places = _place_table(pd.concat([p.places.keys for p in parts], ignore_index=True),
+                              np.concatenate([p.places.totals for p in parts]))
+        targets = parts[0].grid_targets
+        grid = {r: np.sum([p.grid_totals[r] for p in parts], axis=0) for r in targets}
+        return cls(cells, totals, sum(p.unlocated for p in parts), places, targets, grid)
 
 
 # --------------------------------------------------------------------------- regions
@@ -548,19 +673,24 @@ def regions(equipment: pd.DataFrame, units: pd.DataFrame, boundaries: pd.DataFra
     adcode is in no county of ``boundaries``. ``level`` is the region's grade by
     :func:`area_levels` under ``rules``, ``max_level`` its worst piece.
     """
+    return regions_from(place_sums(equipment, units), units, boundaries, rules)
+
+
+def regions_from(places: PlaceSums, units: pd.DataFrame, boundaries: pd.DataFrame,
+                 rules: AggregateRules | None = None) -> gpd.GeoDataFrame:
+    """:func:`regions` from the equipment's :class:`PlaceSums`."""
     reg = _region_table(boundaries)
-    parts = _parts(equipment)
     totals = np.zeros((len(reg), _WIDTH))
-    levels = _level_codes(reg, equipment)
+    levels = _level_codes(reg, places.keys)
     for pos, codes in levels:
-        totals[pos] = _totals(parts, codes, len(pos))
+        totals[pos] = _sum_rows(places.totals, codes, len(pos))
     unit_counts = _unit_counts(units, reg)
     body = pd.concat([reg.drop(columns="geometry"), area_levels(totals[:, _LEV], rules),
                       _indicators(totals),
                       pd.DataFrame({c: _ints(unit_counts[:, j])
                                     for j, c in enumerate(UNIT_COUNT_COLUMNS)})], axis=1)
     out = _gdf(body, reg.geometry.to_numpy(), REGIONS_COLUMNS)
-    out.attrs["unplaced"] = int((levels[-1][1] < 0).sum())
+    out.attrs["unplaced"] = int(np.rint(places.totals[levels[-1][1] < 0, _ROWS].sum()))
     return out
 
 
@@ -601,14 +731,18 @@ def industries(equipment: pd.DataFrame, units: pd.DataFrame,
     Units without an industry (or equipment without a known unit) go under "未知".
     Ordered by level, adcode, then industry letter ("未知" last).
     """
+    return industries_from(place_sums(equipment, units), boundaries)
+
+
+def industries_from(places: PlaceSums, boundaries: pd.DataFrame) -> gpd.GeoDataFrame:
+    """:func:`industries` from the equipment's :class:`PlaceSums`."""
     reg = _region_table(boundaries)
-    parts = _parts(equipment)
-    ind = _equipment_industry(equipment, units)
+    ind = places.keys["industry"].to_numpy(dtype=np.int64)
     n_ind = len(INDUSTRY_KEYS)
     rows, sums = [], []
-    for pos, codes in _level_codes(reg, equipment):
+    for pos, codes in _level_codes(reg, places.keys):
         key = np.where(codes >= 0, codes * n_ind + ind, -1)
-        totals = _totals(parts, key, len(pos) * n_ind)
+        totals = _sum_rows(places.totals, key, len(pos) * n_ind)
         keep = np.flatnonzero(totals[:, _ROWS] > 0)
         rows.append(pd.DataFrame({"region": pos[keep // n_ind], "industry": keep % n_ind}))
         sums.append(totals[keep])
@@ -620,7 +754,8 @@ def industries(equipment: pd.DataFrame, units: pd.DataFrame,
                       pd.DataFrame({"industry": industry,
                                     "industry_name": industry.map(INDUSTRY_NAMES).astype(
                                         "string")}),
-                      _indicators(np.concatenate(sums))], axis=1)
+                      _indicators(np.concatenate(sums) if sums else np.zeros((0, _WIDTH)))],
+                     axis=1)
     return _gdf(body, region.geometry.to_numpy(), INDUSTRIES_COLUMNS)
 
 
@@ -715,6 +850,15 @@ def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
     county keep it empty and are counted in ``attrs["rows_outside_counties"]``. Without
     ``boundaries`` (None) the officer's registered county stands in, the only one known.
     """
+    targets = grid_targets(officer_cells)
+    return grid_cells_from(targets, grid_sums(equipment, targets), officers, officer_cells,
+                           boundaries)
+
+
+def _officer_cell_rows(officer_cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The (officer, cell) rows of ``officer_cells`` with a parseable cell, each once,
+    ordered by officer_id then cell (``_cell`` the uint64 cell, ``h3`` its canonical
+    spelling), and how many rows had an unparseable cell."""
     oc = pd.DataFrame({"officer_id": text(officer_cells, "officer_id", strip=True),
                        "h3": text(officer_cells, "h3", strip=True)}).dropna()
     cells = from_strings(oc["h3"]) if len(oc) else np.zeros(0, dtype=np.uint64)
@@ -723,21 +867,50 @@ def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
     oc["h3"] = to_strings(oc["_cell"].to_numpy()).to_numpy()  # canonical spelling
     oc = oc.drop_duplicates(["officer_id", "_cell"]).sort_values(
         ["officer_id", "h3"], kind="stable").reset_index(drop=True)
-    cell = oc["_cell"].to_numpy(dtype=np.uint64)
-    res = (pa.array(cells_resolution(pa.array(cell))).to_numpy(zero_copy_only=False)
-           .astype(np.int64) if len(cell) else np.zeros(0, dtype=np.int64))
+    return oc, int((~valid).sum())
 
+
+def _resolutions_of(cells: np.ndarray) -> np.ndarray:
+    return (pa.array(cells_resolution(pa.array(cells))).to_numpy(zero_copy_only=False)
+            .astype(np.int64) if len(cells) else np.zeros(0, dtype=np.int64))
+
+
+def grid_targets(officer_cells: pd.DataFrame) -> dict[int, np.ndarray]:
+    """The officers' cells by resolution (uint64, sorted, unique): the cells
+    :func:`grid_sums` sums the equipment of."""
+    oc, _ = _officer_cell_rows(officer_cells)
+    cell = oc["_cell"].to_numpy(dtype=np.uint64)
+    res = _resolutions_of(cell)
+    return {int(r): np.unique(cell[res == r]) for r in np.unique(res)}
+
+
+def grid_sums(equipment: pd.DataFrame, targets: dict[int, np.ndarray]
+              ) -> dict[int, np.ndarray]:
+    """Per resolution of ``targets``, the group sums of the pieces in each target cell
+    (aligned with ``targets[r]``), each piece placed at that resolution from its lon/lat."""
     parts = _parts(equipment)
     lon, lat = _lonlat(equipment)
+    out = {}
+    for r, cells in targets.items():
+        at = points_to_cells(lon, lat, r)
+        pos = np.searchsorted(cells, at)
+        hit = (pos < len(cells)) & (cells[np.minimum(pos, len(cells) - 1)] == at)
+        out[r] = _totals(parts, np.where(hit, pos, -1), len(cells))
+    return out
+
+
+def grid_cells_from(targets: dict[int, np.ndarray], sums: dict[int, np.ndarray],
+                    officers: pd.DataFrame, officer_cells: pd.DataFrame,
+                    boundaries: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """:func:`grid_cells` from the :func:`grid_sums` of the equipment over
+    :func:`grid_targets` of ``officer_cells``."""
+    oc, invalid = _officer_cell_rows(officer_cells)
+    cell = oc["_cell"].to_numpy(dtype=np.uint64)
+    res = _resolutions_of(cell)
     totals = np.zeros((len(oc), _WIDTH))
     for r in np.unique(res):
         mine = np.flatnonzero(res == r)
-        targets = np.unique(cell[mine])
-        at = points_to_cells(lon, lat, int(r))
-        pos = np.searchsorted(targets, at)
-        hit = (pos < len(targets)) & (targets[np.minimum(pos, len(targets) - 1)] == at)
-        per_cell = _totals(parts, np.where(hit, pos, -1), len(targets))
-        totals[mine] = per_cell[np.searchsorted(targets, cell[mine])]
+        totals[mine] = sums[int(r)][np.searchsorted(targets[int(r)], cell[mine])]
 
     if boundaries is None:
         county = _officer_column(officers, "county_adcode", oc["officer_id"])
@@ -749,7 +922,7 @@ def grid_cells(equipment: pd.DataFrame, officers: pd.DataFrame,
         "county_adcode": county,
         "h3": oc["h3"].astype("string")}), _indicators(totals)], axis=1)
     out = _gdf(body, _hexagons(cell), GRID_COLUMNS)
-    out.attrs["invalid_cells"] = int((~valid).sum())
+    out.attrs["invalid_cells"] = invalid
     if boundaries is not None:
         out.attrs["rows_outside_counties"] = int(county.isna().sum())
     return out

@@ -86,27 +86,48 @@ class Build:
         return self.graded[1]
 
     @cached_property
+    def grid_targets(self) -> dict[int, np.ndarray]:
+        """The officers' cells by resolution (the grid cells' sums are of these)."""
+        return layers.aggregate.grid_targets(self.inputs.officer_cells)
+
+    @cached_property
+    def sums(self) -> layers.aggregate.Sums:
+        """The graded equipment's group sums the aggregate layers are made of (the Dask
+        build adds its partitions' instead)."""
+        return layers.aggregate.Sums.of(self.equipment, self.units,
+                                        self.rules.aggregate.cell_resolutions[-1],
+                                        self.grid_targets)
+
+    @cached_property
+    def hotspot_sums(self) -> layers.hotspots.HotspotSums:
+        """The graded equipment's counts the hotspot layers are made of (the Dask build adds
+        its partitions' instead)."""
+        return layers.hotspots.HotspotSums.of(self.equipment, self.inputs.hazards, self.as_of,
+                                              self.rules.hotspots)
+
+    @cached_property
     def hotspot_cells(self) -> pd.DataFrame:
         """The hotspot cells (frequency and warnings read them too)."""
-        return layers.hotspots.hotspot_cells(self.equipment, self.inputs.hazards, self.as_of,
-                                             self.rules.hotspots)
+        return layers.hotspots.hotspot_cells_from(
+            layers.hotspots.gi_star_cells_from(self.hotspot_sums, self.rules.hotspots))
 
     @cached_property
     def hotspot_units(self) -> pd.DataFrame:
         """The units inside hotspot cells (frequency reads them too)."""
-        return layers.hotspots.hotspot_units(self.equipment, self.hotspot_cells)
+        return layers.hotspots.hotspot_units_from(self.hotspot_sums.unit_cells,
+                                                  self.hotspot_cells)
 
     @cached_property
     def widespread(self) -> pd.DataFrame:
         """Widespread serious hazards per county and category (frequency, warnings)."""
-        return layers.hotspots.widespread(self.equipment, self.inputs.hazards, self.as_of,
-                                          self.rules.hotspots)
+        return layers.hotspots.widespread_from(self.hotspot_sums.widespread,
+                                               self.rules.hotspots)
 
     @cached_property
     def regions(self) -> gpd.GeoDataFrame:
         """The region indicators and 建成率 (the warnings are raised on them)."""
-        regions = layers.aggregate.regions(self.equipment, self.units, self.inputs.boundaries,
-                                           self.rules.aggregate)
+        regions = layers.aggregate.regions_from(self.sums.places, self.units,
+                                                self.inputs.boundaries, self.rules.aggregate)
         return layers.build_status.with_build_rates(
             regions, self.units, self.build_status, self.small_micro, self.as_of,
             self.rules.build_status)
@@ -265,8 +286,10 @@ def _texts_of(codes: np.ndarray, texts: object) -> pd.api.extensions.ExtensionAr
 @builder("aggregate")
 def risk_cells(b: Build) -> gpd.GeoDataFrame:
     """Risk indicators per H3 cell at every configured resolution."""
-    return layers.aggregate.risk_cells(b.equipment, b.rules.aggregate.cell_resolutions,
-                                       b.rules.aggregate)
+    s = b.sums
+    return layers.aggregate.risk_cells_from(s.cells, s.cell_totals, s.unlocated,
+                                            b.rules.aggregate.cell_resolutions,
+                                            b.rules.aggregate)
 
 
 @builder("aggregate")
@@ -278,15 +301,16 @@ def regions(b: Build) -> gpd.GeoDataFrame:
 @builder("aggregate")
 def industries(b: Build) -> pd.DataFrame:
     """Risk indicators per region and industry."""
-    frame = layers.aggregate.industries(b.equipment, b.units, b.inputs.boundaries)
+    frame = layers.aggregate.industries_from(b.sums.places, b.inputs.boundaries)
     return _with_region_codes(frame, b.inputs.boundaries)
 
 
 @builder("aggregate")
 def grid_cells(b: Build) -> gpd.GeoDataFrame:
     """Risk indicators per grid officer's cell, each in the county holding its centre."""
-    return layers.aggregate.grid_cells(b.equipment, b.inputs.officers, b.inputs.officer_cells,
-                                       b.inputs.boundaries)
+    return layers.aggregate.grid_cells_from(b.grid_targets, b.sums.grid_totals,
+                                            b.inputs.officers, b.inputs.officer_cells,
+                                            b.inputs.boundaries)
 
 
 @builder("hotspots")

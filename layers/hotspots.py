@@ -24,6 +24,7 @@ deadline is an overdue rectification (逾期未整改), not a serious hazard; it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -318,6 +319,102 @@ def _per_piece(eq: pd.DataFrame, listed: pd.DataFrame) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Gi* cells
 
+@dataclass(frozen=True)
+class HotspotSums:
+    """What the hotspot layers read of the graded equipment, as counts: per analysis cell
+    (its located in-use pieces, the serious and late hazards on them), per cell × county
+    and cell × category, the distinct cell × unit pairs, and per county × category the
+    units holding such pieces and how many have a serious hazard on them.
+
+    Counts add up in any order, so the sums of any split of the pieces add up
+    (:meth:`combined`) to the whole's: the Dask build sums its partitions on the workers.
+    Units are counted per part, so a split must keep each unit's pieces together, as the
+    Dask build's partitions do (:mod:`layers.partitions`)."""
+
+    cells: np.ndarray       # uint64, sorted, unique
+    equipment: np.ndarray   # in-use pieces per cell
+    serious: np.ndarray     # serious hazards on them
+    late: np.ndarray        # late general hazards on them
+    counties: pd.DataFrame  # cell, key (county_adcode), weight (pieces)
+    categories: pd.DataFrame  # cell, key (top_category), weight (serious hazards)
+    unit_cells: pd.DataFrame  # cell, credit_code: each pair once
+    widespread: pd.DataFrame  # county_adcode, top_category, units, units_with_serious
+
+    @classmethod
+    def of(cls, equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
+           rules: HotspotRules, *, serious: pd.DataFrame | None = None,
+           late: pd.DataFrame | None = None) -> HotspotSums:
+        """The counts of ``equipment`` (graded) with ``hazards`` on ``as_of``."""
+        if serious is None:
+            serious = serious_hazards(hazards, as_of, rules)
+        if late is None:
+            late = late_general_hazards(hazards, as_of)
+        at = np.flatnonzero(as_flags(equipment["in_use"]))  # positions of the rows counted
+        cell = analysis_cells(_rows(equipment, at, ("h3", "lon", "lat")), rules.resolution)
+        located = cell != 0
+        at, cell = at[located], cell[located]
+        codes = _rows(equipment, at, ("registration_code",))
+        per_piece = _per_piece(codes, serious)
+        late_per_piece = _per_piece(codes, late)
+        del codes
+        cells, inv = np.unique(cell, return_inverse=True)
+        inv = inv.ravel()
+        m = len(cells)
+        eq = _rows(equipment, at, ("unit_credit_code", "county_adcode", "top_category"))
+        unit = _strings(eq["unit_credit_code"]).reset_index(drop=True)
+        named = unit.notna().to_numpy(dtype=bool)
+        unit_cells = pd.DataFrame({"cell": cell[named], "credit_code": unit[named]
+                                   .reset_index(drop=True)}).drop_duplicates()
+        return cls(cells, np.bincount(inv, minlength=m),
+                   np.bincount(inv, weights=per_piece, minlength=m).astype(np.int64),
+                   np.bincount(inv, weights=late_per_piece, minlength=m).astype(np.int64),
+                   _weights(cell, eq["county_adcode"], np.ones(len(cell), dtype=np.int64)),
+                   _weights(cell, eq["top_category"], per_piece),
+                   unit_cells.reset_index(drop=True), _unit_counts(equipment, serious))
+
+    @classmethod
+    def combined(cls, parts: list[HotspotSums]) -> HotspotSums:
+        """The counts of all the pieces of ``parts`` (each the :meth:`of` of some pieces,
+        each unit's pieces in one part)."""
+        if len(parts) == 1:
+            return parts[0]
+        cells, inv = np.unique(np.concatenate([p.cells for p in parts]), return_inverse=True)
+        inv = inv.ravel()
+
+        def added(name: str) -> np.ndarray:
+            return np.bincount(inv, weights=np.concatenate([getattr(p, name) for p in parts]),
+                               minlength=len(cells)).astype(np.int64)
+
+        def keyed(name: str) -> pd.DataFrame:
+            rows = pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+            return _weights(rows["cell"].to_numpy(dtype=np.uint64), rows["key"],
+                            rows["weight"].to_numpy(dtype=np.int64))
+
+        wide = pd.concat([p.widespread for p in parts], ignore_index=True)
+        wide = wide.groupby(["county_adcode", "top_category"], sort=True, as_index=False)[
+            ["units", "units_with_serious"]].sum()
+        unit_cells = pd.concat([p.unit_cells for p in parts],
+                               ignore_index=True).drop_duplicates().reset_index(drop=True)
+        return cls(cells, added("equipment"), added("serious"), added("late"),
+                   keyed("counties"), keyed("categories"), unit_cells, wide)
+
+
+def _weights(cell: np.ndarray, key: pd.Series, weight: np.ndarray) -> pd.DataFrame:
+    """Total ``weight`` per (cell, key) with a key and a positive total, as rows (cell,
+    key, weight)."""
+    codes, uniques = pd.factorize(_strings(key).reset_index(drop=True))
+    ok = (codes >= 0) & (np.asarray(weight) > 0)
+    n = max(len(uniques), 1)
+    cells, cell_code = np.unique(np.asarray(cell, dtype=np.uint64)[ok], return_inverse=True)
+    pair, inv = np.unique(cell_code.ravel().astype(np.int64) * n + codes[ok],
+                          return_inverse=True)
+    total = np.bincount(inv.ravel(), weights=np.asarray(weight)[ok]).astype(np.int64)
+    return pd.DataFrame({"cell": cells[pair // n],
+                         "key": pd.array(np.asarray(uniques, dtype=object)[pair % n],
+                                         dtype="string"),
+                         "weight": total})
+
+
 def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
                   rules: HotspotRules, *, serious: pd.DataFrame | None = None,
                   late: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -332,35 +429,19 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     in-use equipment of the tested cells). ``late_general_hazards``: the overdue
     rectifications on the cell's in-use equipment (:func:`late_general_hazards`), shown
     beside the serious ones and not part of the test. Columns: :data:`CELL_COLUMNS`."""
-    if serious is None:
-        serious = serious_hazards(hazards, as_of, rules)
-    if late is None:
-        late = late_general_hazards(hazards, as_of)
-    at = np.flatnonzero(as_flags(equipment["in_use"]))  # positions of the rows counted
-    cell = analysis_cells(_rows(equipment, at, ("h3", "lon", "lat")), rules.resolution)
-    located = cell != 0
-    at, cell = at[located], cell[located]
-    if not len(at):
-        return _typed(pd.DataFrame(), CELL_COLUMNS)
-    codes = _rows(equipment, at, ("registration_code",))
-    per_piece = _per_piece(codes, serious)
-    late_per_piece = _per_piece(codes, late)
-    del codes
-    cells, inv = np.unique(cell, return_inverse=True)
-    n_eq = np.bincount(inv, minlength=len(cells))
-    tested = n_eq >= rules.min_equipment
+    return gi_star_cells_from(HotspotSums.of(equipment, hazards, as_of, rules,
+                                             serious=serious, late=late), rules)
+
+
+def gi_star_cells_from(sums: HotspotSums, rules: HotspotRules) -> pd.DataFrame:
+    """:func:`gi_star_cells` from the pieces' :class:`HotspotSums`."""
+    tested = sums.equipment >= rules.min_equipment
     if not tested.any():
         return _typed(pd.DataFrame(), CELL_COLUMNS)
-    # keep only the tested cells, renumbered 0..m-1
-    new_id = np.cumsum(tested) - 1
-    rows = tested[inv]
-    inv, per_piece, at = new_id[inv[rows]], per_piece[rows], at[rows]
-    late_per_piece = late_per_piece[rows]
-    eq = _rows(equipment, at, ("unit_credit_code", "county_adcode", "top_category"))
-    cells = cells[tested]
+    cells = sums.cells[tested]
     m = len(cells)
-    equipment_n = np.bincount(inv, minlength=m)
-    hazards_n = np.bincount(inv, weights=per_piece, minlength=m).astype(np.int64)
+    equipment_n = sums.equipment[tested]
+    hazards_n = sums.serious[tested]
     rate = hazards_n / equipment_n
 
     i, j = k_ring_pairs(cells, rules.k)
@@ -372,21 +453,28 @@ def gi_star_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     if rules.own_excess:  # the cell itself, not only its neighbourhood, is above the mean
         hot &= rate > hazards_n.sum() / equipment_n.sum()
 
-    unit, _ = pd.factorize(_strings(eq["unit_credit_code"]))
-    has_unit, n_unit = unit >= 0, max(int(unit.max(initial=-1)) + 1, 1)
-    unit_cell = np.unique(inv[has_unit] * n_unit + unit[has_unit]) // n_unit  # (cell, unit)
+    def top(rows: pd.DataFrame) -> pd.Series:
+        pos, inside = _positions(cells, rows["cell"].to_numpy(dtype=np.uint64))
+        return _top_per_group(pos[inside], rows["key"][inside].reset_index(drop=True),
+                              rows["weight"].to_numpy(dtype=np.float64)[inside], m)
+
+    unit_pos, unit_in = _positions(cells, sums.unit_cells["cell"].to_numpy(dtype=np.uint64))
     out = pd.DataFrame({
         "h3": to_strings(cells), "resolution": rules.resolution, "equipment": equipment_n,
-        "serious_hazards": hazards_n,
-        "late_general_hazards": np.bincount(inv, weights=late_per_piece, minlength=m).astype(
-            np.int64), "rate": rate,
-        "neighbours": np.bincount(i, minlength=m), "gi_star": z, "p_value": p, "q_value": q,
-        "hot": hot, "unit_count": np.bincount(unit_cell, minlength=m),
-        "county_adcode": _top_per_group(inv, eq["county_adcode"], np.ones(len(eq)), m),
-        "main_category": _top_per_group(inv, eq["top_category"],
-                                        per_piece.astype(np.float64), m),
+        "serious_hazards": hazards_n, "late_general_hazards": sums.late[tested],
+        "rate": rate, "neighbours": np.bincount(i, minlength=m), "gi_star": z,
+        "p_value": p, "q_value": q, "hot": hot,
+        "unit_count": np.bincount(unit_pos[unit_in], minlength=m),
+        "county_adcode": top(sums.counties), "main_category": top(sums.categories),
     })
     return _typed(out, CELL_COLUMNS)  # cells are sorted: uint64 order = hex-string order
+
+
+def _positions(cells: np.ndarray, of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``of``'s position in sorted ``cells``, and whether it is there."""
+    pos = np.searchsorted(cells, of)
+    inside = (pos < len(cells)) & (cells[np.minimum(pos, max(len(cells) - 1, 0))] == of)
+    return pos, inside
 
 
 def poisson_excess(hazards: np.ndarray, equipment: np.ndarray, i: np.ndarray, j: np.ndarray
@@ -427,6 +515,11 @@ def hotspot_cells(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     own cluster of size 1. ``tested`` may pass a ready :func:`gi_star_cells` frame."""
     if tested is None:
         tested = gi_star_cells(equipment, hazards, as_of, rules)
+    return hotspot_cells_from(tested)
+
+
+def hotspot_cells_from(tested: pd.DataFrame) -> gpd.GeoDataFrame:
+    """:func:`hotspot_cells` from the :func:`gi_star_cells` frame."""
     hot = tested[tested["hot"].fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
     if not len(hot):
         return gpd.GeoDataFrame(_typed(pd.DataFrame(), LAYER_COLUMNS), geometry=[],
@@ -450,14 +543,23 @@ def hotspot_units(equipment: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     resolution = int(cells["resolution"].iloc[0])
     eq = _in_use_rows(equipment, ("unit_credit_code", "h3", "lon", "lat"))
     eq = eq[_strings(eq["unit_credit_code"]).notna().to_numpy(dtype=bool)]
-    cell = analysis_cells(eq, resolution)
+    pairs = pd.DataFrame({"cell": analysis_cells(eq, resolution),
+                          "credit_code": _strings(eq["unit_credit_code"]).to_numpy()})
+    return hotspot_units_from(pairs.drop_duplicates(), cells)
+
+
+def hotspot_units_from(unit_cells: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """:func:`hotspot_units` from the (cell, credit_code) pairs of the units' in-use pieces
+    at the hot cells' resolution (:attr:`HotspotSums.unit_cells`)."""
+    if not len(cells) or not len(unit_cells):
+        return _typed(pd.DataFrame(), UNIT_COLUMNS)
     hot = pd.DataFrame({"cell": from_strings(cells["h3"]), "h3": _strings(cells["h3"]),
                         "gi_star": cells["gi_star"].astype("float64").to_numpy(),
                         "regional": cells["regional"].to_numpy(),
                         "cluster_id": _strings(cells["cluster_id"]).to_numpy()})
-    inside = np.isin(cell, hot["cell"].to_numpy())
-    pieces = pd.DataFrame({"credit_code": _strings(eq["unit_credit_code"]).to_numpy()[inside],
-                           "cell": cell[inside]}).drop_duplicates()
+    inside = np.isin(unit_cells["cell"].to_numpy(dtype=np.uint64), hot["cell"].to_numpy())
+    pieces = pd.DataFrame({"credit_code": _strings(unit_cells["credit_code"]).to_numpy()[inside],
+                           "cell": unit_cells["cell"].to_numpy(dtype=np.uint64)[inside]})
     out = (pieces.merge(hot, on="cell")
            .sort_values(["credit_code", "gi_star", "h3"], ascending=[True, False, True])
            .drop_duplicates("credit_code"))
@@ -475,6 +577,12 @@ def widespread(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     :data:`WIDESPREAD_COLUMNS`, sorted by county and category."""
     if serious is None:
         serious = serious_hazards(hazards, as_of, rules)
+    return widespread_from(_unit_counts(equipment, serious), rules)
+
+
+def _unit_counts(equipment: pd.DataFrame, serious: pd.DataFrame) -> pd.DataFrame:
+    """Per county × top category (sorted), the units holding in-use equipment of that
+    category there and how many of them have a ``serious`` hazard on such equipment."""
     eq = _in_use_rows(equipment, ("county_adcode", "top_category", "unit_credit_code",
                                   "registration_code"))
     county, counties = pd.factorize(_strings(eq["county_adcode"]), sort=True)
@@ -482,17 +590,31 @@ def widespread(equipment: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
     unit, _ = pd.factorize(_strings(eq["unit_credit_code"]))
     ok = (county >= 0) & (cat >= 0) & (unit >= 0)
     if not ok.any():
-        return _typed(pd.DataFrame(), WIDESPREAD_COLUMNS)
+        return pd.DataFrame({"county_adcode": pd.Series(dtype="string"),
+                             "top_category": pd.Series(dtype="string"),
+                             "units": pd.Series(dtype=np.int64),
+                             "units_with_serious": pd.Series(dtype=np.int64)})
     n_cat, n_unit = len(cats), int(unit.max()) + 1
     group = county[ok].astype(np.int64) * n_cat + cat[ok]          # county × category
     pair, inv = np.unique(group * n_unit + unit[ok], return_inverse=True)  # × unit
     has = np.bincount(inv, weights=_per_piece(eq.loc[ok], serious)) > 0
     groups, ginv = np.unique(pair // n_unit, return_inverse=True)
-    out = pd.DataFrame({
-        "county_adcode": np.asarray(counties, dtype=object)[groups // n_cat],
-        "top_category": np.asarray(cats, dtype=object)[groups % n_cat],
-        "units": np.bincount(ginv), "units_with_serious": np.bincount(ginv, weights=has)})
+    return pd.DataFrame({
+        "county_adcode": pd.array(np.asarray(counties, dtype=object)[groups // n_cat],
+                                  dtype="string"),
+        "top_category": pd.array(np.asarray(cats, dtype=object)[groups % n_cat],
+                                 dtype="string"),
+        "units": np.bincount(ginv).astype(np.int64),
+        "units_with_serious": np.bincount(ginv, weights=has).astype(np.int64)})
+
+
+def widespread_from(counts: pd.DataFrame, rules: HotspotRules) -> pd.DataFrame:
+    """:func:`widespread` from the units counted per county × category
+    (:attr:`HotspotSums.widespread`)."""
+    if not len(counts):
+        return _typed(pd.DataFrame(), WIDESPREAD_COLUMNS)
+    out = counts.reset_index(drop=True)
     out["share"] = out["units_with_serious"] / out["units"]
     out["widespread"] = ((out["share"] >= rules.widespread_share)
                          & (out["units_with_serious"] >= rules.widespread_min_units))
-    return _typed(out, WIDESPREAD_COLUMNS)  # sorted: factorize(sort=True) codes ascend
+    return _typed(out, WIDESPREAD_COLUMNS)  # sorted by county and category

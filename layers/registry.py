@@ -404,11 +404,15 @@ ALL: dict[str, LayerSpec] = {**LAYERS, **TABLES}
 
 
 def fingerprint() -> str:
-    """A hash of every layer's fields: a build made by another version of the registry
-    cannot be read as this one (it must be built again)."""
+    """A hash of every layer's fields and of how per-build sums count a score: a build made
+    by another version of the registry cannot be read as this one (it must be built
+    again)."""
     import hashlib
 
-    text = repr([(spec.id, spec.geometry, spec.key, spec.fields) for spec in ALL.values()])
+    from layers.aggregate import SCORE_STEPS
+
+    text = repr([(spec.id, spec.geometry, spec.key, spec.fields) for spec in ALL.values()]
+                + [("score_steps", SCORE_STEPS)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

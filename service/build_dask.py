@@ -1,7 +1,8 @@
-"""``riskmap build --engine dask``: grading and the per-unit and per-row layers mapped
-over partitions of the input on a Dask cluster (dask.distributed), each partition read and
-its largest layer written by a worker; every stage that needs the whole table as in
-process, on the joined graded frames. The driver never holds the equipment table.
+"""``riskmap build --engine dask``: grading, the per-unit and per-row layers and the
+aggregate layers' sums mapped over partitions of the input on a Dask cluster
+(dask.distributed), each partition read and its largest layer written by a worker; the
+other stages that need the whole table as in process, on the joined graded frames. The
+driver never holds the equipment table.
 
 The driver reads the stored tables but for equipment, of which it reads the three key
 columns that cut it into partitions of counties (:mod:`layers.partitions`: a unit with all
@@ -12,17 +13,17 @@ unit's level from its pieces and its own factors) and builds its partition of th
 made of one row per unit or input row. The two largest, equipment (a row per piece) and
 the unit files (a row per unit), it writes to the store itself, in parts
 (:meth:`Store.stage_layer_part`); the store puts the parts together in the layer's order
-when the build is written. The rest comes back: the graded units, the open hazards and
-overdue pieces, and of the graded equipment only the columns the whole-table stages read
-(:data:`layers.partitions.WHOLE_TABLE_COLUMNS`). Joined in the whole input's order, they
-are exactly the in-process build's.
+when the build is written. It sums its pieces for the aggregate layers (risk cells,
+regions, industries, grid cells: :class:`layers.aggregate.Sums`), and the driver adds the
+partitions' sums: every sum is a whole number (D counted in twentieths), so they add up to
+the in-process build's to the last bit, whatever the partitions. The rest comes back: the
+graded units, the open hazards and overdue pieces, and of the graded equipment only the
+columns the other whole-table stages read (:data:`layers.partitions.WHOLE_TABLE_COLUMNS`).
+Joined in the whole input's order, they are exactly the in-process build's.
 
-The stages that need the whole table (hotspot Gi* and its FDR, H3 cells and their
-parents, regions, industries, grid cells, schedules within county capacity, demonstration
-picks and ranks, park profiles, warnings) run in the driver on the joined graded frames,
-with the same code as in process: that is what makes every layer identical to the last
-bit. Their partial sums mapped over partitions would add risk scores and rates in another
-order and change the last digits. The build report says ``engine``, how many
+Those stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
+picks and ranks, park profiles, warnings, venues) run in the driver on the joined graded
+frames, with the same code as in process. The build report says ``engine``, how many
 ``partitions`` were built and ``dask_seconds``, the grading stage's parts (plan, submit,
 compute and gather, join).
 """
@@ -33,15 +34,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from time import perf_counter, sleep
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 import layers.partitions
+from layers.aggregate import Sums
 from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
+from layers.hotspots import HotspotSums
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
 from service.memory import release_memory
@@ -113,17 +116,27 @@ def partition_count(client: Client, equipment_rows: int) -> int:
     return max(PER_WORKER * workers, math.ceil(equipment_rows / PARTITION_ROWS))
 
 
+class BuiltPartition(NamedTuple):
+    """What a worker sends back of its partition."""
+
+    whole_table: pd.DataFrame  # the graded equipment's whole-table columns
+    units: pd.DataFrame        # the graded units
+    frames: dict[str, pd.DataFrame]  # its part of the joined layers
+    firsts: pd.DataFrame       # the first pieces of units only equipment names
+    unlocated: int             # pieces without a location
+    sums: Sums                 # the aggregate layers' group sums of its pieces
+    hotspot_sums: HotspotSums  # the hotspot layers' counts of its pieces
+
+
 def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
-                           inputs: Inputs, home: np.ndarray, rules: Rules, token: str,
-                           part: int
-                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame],
-                                      pd.DataFrame, int]:
+                           inputs: Inputs, home: np.ndarray,
+                           grid_targets: dict[int, np.ndarray], rules: Rules, token: str,
+                           part: int) -> BuiltPartition:
     """On a worker: partition ``part`` (its equipment keyed ``keys``, read here from the
     store at ``address`` as it was at ``version``), graded and built
     (:func:`layers.partitions.build_partition`); its :data:`~layers.partitions.STAGED_LAYERS`
-    staged in the store. Returns the graded equipment's whole-table columns, the graded
-    units, the joined layers' partition, the first pieces of units only equipment names,
-    and how many pieces have no location."""
+    staged in the store; its pieces summed for the aggregate layers (over the officers'
+    cells ``grid_targets``)."""
     with reopen_store(address, h3_resolution) as store:
         equipment = store.read_rows("equipment", keys, version)
         graded_eq, graded_units, frames = layers.partitions.build_partition(
@@ -133,10 +146,14 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
         for lid in layers.partitions.STAGED_LAYERS:
             store.stage_layer_part(lid, token, part, frames.pop(lid))
     firsts = layers.partitions.first_pieces(graded_eq, graded_units, len(inputs.units))
+    sums = Sums.of(graded_eq, graded_units, rules.aggregate.cell_resolutions[-1],
+                   grid_targets)
+    hotspot_sums = HotspotSums.of(graded_eq, inputs.hazards, inputs.as_of, rules.hotspots)
     whole_table = graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)]
     del graded_eq
     release_memory()  # the worker's next partition starts from what it holds, not its peak
-    return whole_table, graded_units, frames, firsts, unlocated
+    return BuiltPartition(whole_table, graded_units, frames, firsts, unlocated, sums,
+                          hotspot_sums)
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
@@ -188,6 +205,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         # Arrow strings, not Python objects (~70 bytes a key less: 0.7 GB at 10M)
         keys = i.equipment["registration_code"].astype("string[pyarrow]").array
         lap("plan")
+        [targets] = client.scatter([build.grid_targets], broadcast=True, hash=False)
         futures = []
         for p in range(plan.parts):
             part, home = layers.partitions.partition_inputs(i, plan, p)
@@ -195,8 +213,8 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             sent = client.scatter([keys[plan.rows("equipment", p)], replace(
                 part, equipment=part.equipment.iloc[:0]), home], hash=False)
             futures.append(client.submit(build_stored_partition, store.address,
-                                         store.h3_resolution, version, *sent, build.rules,
-                                         token, p, pure=False))
+                                         store.h3_resolution, version, *sent, targets,
+                                         build.rules, token, p, pure=False))
         equipment_index = i.equipment.index
         i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
         lap("submit")
@@ -209,11 +227,14 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             stop(client, [f for f in futures if f is not None])
             raise
         lap("compute_gather")
-        grade.unlocated = sum(r[4] for r in results)  # type: ignore[attr-defined]
+        grade.unlocated = sum(r.unlocated for r in results)  # type: ignore[attr-defined]
+        # fill the cached properties: the aggregate and hotspot layers are made of these
+        build.sums = Sums.combined([r.sums for r in results])
+        build.hotspot_sums = HotspotSums.combined([r.hotspot_sums for r in results])
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
-        extra = [units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
-                 for (_, units, _, _, _), n in zip(results, counts, strict=True)]
-        joined = layers.partitions.join_layers([r[2] for r in results])
+        extra = [r.units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
+                 for r, n in zip(results, counts, strict=True)]
+        joined = layers.partitions.join_layers([r.frames for r in results])
         if joined is None:
             raise DataChanged("hazard ids or registration codes are not unique in the "
                               "stored tables; the Dask build needs them unique (as ingest "
@@ -222,13 +243,13 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         # each staged layer's order: the part of each of its rows (the store's merge)
         orders = {"equipment": plan.equipment, "units": layers.partitions.staged_order(
             layers.partitions.unit_positions(plan, counts, extra),
-            [len(r[1]) for r in results])}
+            [len(r.units) for r in results])}
         grade.orders = {lid: orders[lid]  # type: ignore[attr-defined]
                         for lid in layers.partitions.STAGED_LAYERS}
         for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store
             made[lid] = gpd.GeoDataFrame(geometry=[], crs=4326)
-        pieces = pd.concat([r[3] for r in results], ignore_index=True)
-        graded = [(r[0], r[1]) for r in results]
+        pieces = pd.concat([r.firsts for r in results], ignore_index=True)
+        graded = [(r.whole_table, r.units) for r in results]
         results.clear()
         joined_graded = layers.partitions.join_graded(graded, plan, equipment_index, i.units,
                                                       pieces)

@@ -20,13 +20,19 @@ from layers.aggregate import (
     INDICATOR_COLUMNS,
     INDUSTRIES,
     AggregateRules,
+    Sums,
     area_levels,
     grid_cells,
+    grid_cells_from,
+    grid_targets,
     indicators,
     industries,
+    industries_from,
     industry_codes,
     regions,
+    regions_from,
     risk_cells,
+    risk_cells_from,
     unlocated,
 )
 from layers.build_status import BuildStatusRules, unit_build_status, with_build_rates
@@ -235,7 +241,8 @@ ADDITIVE = ("equipment", "n_red", "n_orange", "n_yellow", "n_blue", *CATEGORY_CO
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.floats(34.0, 34.6), st.floats(113.0, 113.8),
                           st.sampled_from(["red", "orange", "yellow", "blue", None]),
-                          st.sampled_from(list(TOP_CATEGORIES)), st.floats(0, 500),
+                          st.sampled_from(list(TOP_CATEGORIES)),
+                          st.integers(0, 10_000).map(lambda k: k / 20),  # D: LEC products
                           st.integers(0, 3)),
                 min_size=1, max_size=60))
 def test_parent_totals_equal_sum_of_children(points: list[tuple]) -> None:
@@ -501,3 +508,91 @@ def test_regions_get_a_level_from_their_share_and_keep_the_worst_piece():
     assert (zz["level"], zz["max_level"], zz["level_share"]) == ("red", "red", 0.5)
     empty = out[out["equipment"] == 0]
     assert empty["level"].isna().all() and (empty["level_share"] == 0).all()
+
+
+# --------------------------------------------------------------------------- sums of parts
+
+def _many_pieces(n: int, seed: int) -> pd.DataFrame:
+    """``n`` graded pieces around 郑州 and 洛阳 (some unlocated, some without adcodes), D a
+    product of LEC scale values, as grading gives it."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(112.3, 113.8, n)
+    lon[rng.random(n) < 0.03] = np.nan
+    level = rng.choice(np.array(["red", "orange", "yellow", "blue", None], dtype=object), n)
+    use = pd.notna(level)
+    lec = rng.choice([0.1, 0.2, 0.5, 1, 3, 6, 10], n) * rng.choice([0.5, 1, 2, 3, 6, 10], n) \
+        * rng.choice([1, 3, 7, 15, 40, 100], n)
+    county = rng.choice(np.array(["410102", "410103", "410305", "410311", "419001", "419999",
+                                  None], dtype=object), n)
+    hz = rng.integers(0, 4, n)
+    return pd.DataFrame({
+        "lon": lon, "lat": rng.uniform(34.2, 34.9, n),
+        "unit_credit_code": pd.array(rng.choice(["U1", "U2", "U3", "U4", "U7"], n),
+                                     dtype="string"),
+        "province_adcode": pd.array(np.where(county == None, None, "410000"),  # noqa: E711
+                                    dtype="string"),
+        "city_adcode": pd.array([None if c is None else c[:4] + "00" for c in county],
+                                dtype="string"),
+        "county_adcode": pd.array(county, dtype="string"),
+        "level": pd.array(level, dtype="string"), "in_use": use,
+        "top_category": pd.array(rng.choice(list(TOP_CATEGORIES), n), dtype="string"),
+        "D": np.where(use, lec, 0.0), "open_hazards": hz, "open_major_hazards": hz // 3,
+        "overdue": rng.random(n) < 0.1})
+
+
+def _officer_cells(eq: pd.DataFrame) -> pd.DataFrame:
+    """Officers holding some res-8 and res-7 cells where the pieces are, and one cell
+    without any."""
+    located = eq.dropna(subset=["lon"])
+    cells = [h3.latlng_to_cell(lat, lon, 8) for lon, lat in
+             zip(located["lon"].iloc[:40], located["lat"].iloc[:40], strict=True)]
+    cells += [h3.latlng_to_cell(lat, lon, 7) for lon, lat in
+              zip(located["lon"].iloc[40:50], located["lat"].iloc[40:50], strict=True)]
+    cells.append(h3.latlng_to_cell(30.0, 120.0, 8))
+    return pd.DataFrame({"officer_id": [f"WG{i % 7}" for i in range(len(cells))],
+                         "h3": cells})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sums_of_any_split_add_up_to_the_whole_to_the_last_bit(seed: int) -> None:
+    """The pieces cut into parts at random, each part's rows shuffled: the parts' sums
+    added are the whole's, bit for bit, and so is every aggregate layer made of them (what
+    lets the Dask build sum partitions on its workers)."""
+    eq = _many_pieces(3000, seed)
+    oc = _officer_cells(eq)
+    targets = grid_targets(oc)
+    whole = Sums.of(eq, units(), 9, targets)
+    rng = np.random.default_rng(seed)
+    part = rng.integers(0, 5, len(eq))
+    parts = [Sums.of(eq.iloc[rng.permutation(np.flatnonzero(part == p))], units(), 9, targets)
+             for p in range(5)]
+    added = Sums.combined(parts[::-1])
+    assert np.array_equal(added.cells, whole.cells)
+    assert np.array_equal(added.cell_totals, whole.cell_totals)
+    assert added.unlocated == whole.unlocated == int(np.isnan(eq["lon"]).sum())
+    for r in targets:
+        assert np.array_equal(added.grid_totals[r], whole.grid_totals[r])
+    pd.testing.assert_frame_equal(
+        risk_cells_from(added.cells, added.cell_totals, added.unlocated),
+        risk_cells(eq), check_exact=True)
+    pd.testing.assert_frame_equal(regions_from(added.places, units(), boundaries()),
+                                  regions(eq, units(), boundaries()), check_exact=True)
+    pd.testing.assert_frame_equal(industries_from(added.places, boundaries()),
+                                  industries(eq, units(), boundaries()), check_exact=True)
+    officers = pd.DataFrame({"officer_id": [f"WG{i}" for i in range(7)],
+                             "name": [f"网格员{i}" for i in range(7)]})
+    pd.testing.assert_frame_equal(
+        grid_cells_from(targets, added.grid_totals, officers, oc, boundaries()),
+        grid_cells(eq, officers, oc, boundaries()), check_exact=True)
+    # the risk score is the twentieths summed exactly: the mean of many 0.05s is 0.05
+    assert regions(eq.assign(D=np.where(eq["in_use"], 0.05, 0.0)), units(), boundaries()
+                   ).query("adcode == '410000'")["risk_index"].iloc[0] == 0.05
+
+
+def test_a_score_off_the_lec_scale_is_refused_naming_its_row() -> None:
+    """D is a product of LEC scale values; one that is not (a hand-edited layer) cannot be
+    summed exactly and is refused, naming its row, rather than summed approximately."""
+    eq = equipment()
+    eq.loc[3, "D"] = 100.01
+    with pytest.raises(ValueError, match=r"100\.01.*row 3"):
+        risk_cells(eq)

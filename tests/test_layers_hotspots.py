@@ -18,17 +18,22 @@ from layers.hotspots import (
     UNIT_COLUMNS,
     WIDESPREAD_COLUMNS,
     HotspotRules,
+    HotspotSums,
     analysis_cells,
     benjamini_hochberg,
     gi_star,
     gi_star_cells,
+    gi_star_cells_from,
     hotspot_cells,
+    hotspot_cells_from,
     hotspot_units,
+    hotspot_units_from,
     k_ring_pairs,
     late_general_hazards,
     poisson_excess,
     serious_hazards,
     widespread,
+    widespread_from,
 )
 
 AS_OF = date(2026, 11, 1)
@@ -625,3 +630,43 @@ def test_late_general_hazards_are_not_serious_anywhere() -> None:
     rows = [{"registration_code": f"G{i}-0", **late} for i in range(10)]
     w = widespread(equipment(*parts), hazards(rows), AS_OF, RULES)
     assert w["units_with_serious"].tolist() == [0] and not w["widespread"].any()
+
+
+# --------------------------------------------------------------------------- sums of parts
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_counts_of_any_split_keeping_units_whole_add_up_to_the_whole(seed: int) -> None:
+    """The random field with a planted cluster, units spread over several cells, counties
+    and categories, cut into parts at random (each unit's pieces in one part, each part's
+    rows shuffled): the parts' counts added give exactly the whole's hotspot cells, units
+    and widespread rows (what lets the Dask build count partitions on its workers)."""
+    b = sorted(h3.grid_ring(C0, 1))[0]
+    c = next(x for x in sorted(h3.grid_ring(C0, 1)) if h3.are_neighbor_cells(x, b))
+    eq, hz = _random_field(seed, tuple(sorted([C0, b, c])))
+    rng = np.random.default_rng(seed)
+    unit = rng.integers(0, 80, len(eq))
+    eq["unit_credit_code"] = pd.array([f"U{u:02d}" for u in unit], dtype="string")
+    eq["county_adcode"] = pd.array(rng.choice(["410102", "410103", "410104", None],
+                                              len(eq)), dtype="string")
+    eq["top_category"] = pd.array(rng.choice(["3000", "4000", "2000"], len(eq)),
+                                  dtype="string")
+    rules = HotspotRules(widespread_min_units=1)
+    whole = HotspotSums.of(eq, hz, AS_OF, rules)
+    part_of_unit = rng.integers(0, 4, 80)
+    parts = []
+    for p in range(4):
+        rows = rng.permutation(np.flatnonzero(part_of_unit[unit] == p))
+        parts.append(HotspotSums.of(eq.iloc[rows], hz, AS_OF, rules))
+    added = HotspotSums.combined(parts[::-1])
+    for name in ("cells", "equipment", "serious", "late"):
+        assert np.array_equal(getattr(added, name), getattr(whole, name))
+    tested = gi_star_cells_from(added, rules)
+    pd.testing.assert_frame_equal(tested, gi_star_cells(eq, hz, AS_OF, rules),
+                                  check_exact=True)
+    hot = hotspot_cells_from(tested)
+    assert hot["regional"].sum() >= 3
+    pd.testing.assert_frame_equal(hotspot_units_from(added.unit_cells, hot),
+                                  hotspot_units(eq, hot), check_exact=True)
+    wide = widespread_from(added.widespread, rules)
+    pd.testing.assert_frame_equal(wide, widespread(eq, hz, AS_OF, rules), check_exact=True)
+    assert (wide["units_with_serious"] > 0).all() and len(wide) == 9

@@ -35,7 +35,7 @@ from sqlalchemy import (
     select,
 )
 
-from layers.aggregate import TOTAL_COLUMNS
+from layers.aggregate import SCORE_STEPS, TOTAL_COLUMNS
 from service.mvt import BBox
 from service.store.postgis.layers import table_exists
 from service.store.postgis.models import GEOMETRY_COLUMN, SRID
@@ -83,7 +83,9 @@ def _sum(what: str, value: str | None) -> sql.Composable:
     if what == "rows":
         total = sql.SQL("count(*)")
     elif what in ("score", "category_score"):
-        total = sql.SQL("coalesce(sum({}) FILTER (WHERE {}), 0)").format(d, used)
+        # in whole twentieths, as _parts counts them: exact in any order
+        total = sql.SQL("coalesce(sum(round({} * {})) FILTER (WHERE {}), 0)").format(
+            d, sql.Literal(SCORE_STEPS), used)
     elif what in ("open_hazards", "open_major_hazards"):
         total = sql.SQL("coalesce(sum({}), 0)").format(sql.Identifier(what))
     else:
