@@ -495,15 +495,41 @@ def nested_risk_cells(cells: np.ndarray, totals: np.ndarray, resolutions: tuple[
 PLACE_KEYS: tuple[str, ...] = ("province_adcode", "city_adcode", "county_adcode")
 
 
+#: Counts per place besides the indicators: in-use elevators (top category 3000), of which
+#: insured and of unknown insurance (the insurance layer), and late hazards (warnings).
+PLACE_COUNTS: tuple[str, ...] = ("elevators", "insured", "insured_unknown", "late_hazards")
+ELEVATORS = "3000"  # 特种设备目录：电梯
+
+
 @dataclass(frozen=True)
 class PlaceSums:
     """Group sums of pieces per distinct place: :data:`PLACE_KEYS` as the rows spell them
     (<NA> kept) and ``industry``, the position in :data:`INDUSTRY_KEYS` of the piece's
     unit's 门类. Regions and industries are made of them: a place falls in the regions its
-    adcodes name, exactly as each of its pieces would."""
+    adcodes name, exactly as each of its pieces would. ``counts``: :data:`PLACE_COUNTS`."""
 
     keys: pd.DataFrame
     totals: np.ndarray
+    counts: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """The places' adcodes with their :data:`PLACE_COUNTS`, one row per place: rows the
+        insurance layer and the warnings count as they would count the pieces."""
+        return self.keys[list(PLACE_KEYS)].assign(
+            **{c: self.counts[:, j].astype(np.int64) for j, c in enumerate(PLACE_COUNTS)})
+
+
+def _place_counts(equipment: pd.DataFrame) -> np.ndarray:
+    """Each piece's :data:`PLACE_COUNTS` (n × 4)."""
+    elevator = ((top_categories(equipment) == ELEVATORS).fillna(False).to_numpy(dtype=bool)
+                & in_use(equipment))
+    insured = (pd.Series(equipment["insured"], dtype="boolean").reset_index(drop=True)
+               if "insured" in equipment else pd.Series(pd.NA, index=range(len(equipment)),
+                                                        dtype="boolean"))
+    return np.column_stack([
+        elevator, elevator & insured.fillna(False).to_numpy(dtype=bool),
+        elevator & insured.isna().to_numpy(dtype=bool),
+        number_array(equipment, "late_hazards")]).astype("float64")
 
 
 def _groups(columns: list[pd.api.extensions.ExtensionArray | np.ndarray]
@@ -520,11 +546,12 @@ def _groups(columns: list[pd.api.extensions.ExtensionArray | np.ndarray]
     return key, np.unique(key, return_index=True)[1]  # the keys are 0 … k - 1
 
 
-def _place_table(keys: pd.DataFrame, totals: np.ndarray) -> PlaceSums:
-    """:class:`PlaceSums` of rows (``keys``: the place columns, ``totals`` their sums)."""
+def _place_table(keys: pd.DataFrame, totals: np.ndarray, counts: np.ndarray) -> PlaceSums:
+    """:class:`PlaceSums` of rows (``keys``: the place columns, ``totals`` and ``counts``
+    their sums)."""
     code, first = _groups([keys[c].array for c in (*PLACE_KEYS, "industry")])
     return PlaceSums(keys.iloc[first].reset_index(drop=True),
-                     _regroup(totals, code, len(first)))
+                     _regroup(totals, code, len(first)), _regroup(counts, code, len(first)))
 
 
 def place_sums(equipment: pd.DataFrame, units: pd.DataFrame) -> PlaceSums:
@@ -537,7 +564,9 @@ def place_sums(equipment: pd.DataFrame, units: pd.DataFrame) -> PlaceSums:
     keys["industry"] = _equipment_industry(equipment, units)
     code, first = _groups([keys[c].array for c in keys.columns])
     return PlaceSums(keys.iloc[first].reset_index(drop=True),
-                     _totals(_parts(equipment), code, len(first)))
+                     _totals(_parts(equipment), code, len(first)),
+                     np.column_stack([np.bincount(code, weights=w, minlength=len(first))
+                                      for w in _place_counts(equipment).T]))
 
 
 @dataclass(frozen=True)
@@ -574,7 +603,8 @@ class Sums:
         cells, totals = summed_by_cell(np.concatenate([p.cells for p in parts]),
                                        np.concatenate([p.cell_totals for p in parts]))
         places = _place_table(pd.concat([p.places.keys for p in parts], ignore_index=True),
-                              np.concatenate([p.places.totals for p in parts]))
+                              np.concatenate([p.places.totals for p in parts]),
+                              np.concatenate([p.places.counts for p in parts]))
         targets = parts[0].grid_targets
         grid = {r: np.sum([p.grid_totals[r] for p in parts], axis=0) for r in targets}
         return cls(cells, totals, sum(p.unlocated for p in parts), places, targets, grid)

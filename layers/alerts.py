@@ -88,15 +88,25 @@ def _elevator_counts(equipment: pd.DataFrame) -> pd.DataFrame:
     in_use = pd.Series(eq["in_use"], dtype="boolean").fillna(False)
     keep = (elevator & in_use).to_numpy(dtype=bool)
     insured = pd.Series(eq["insured"], dtype="boolean")
-    base = pd.DataFrame({
+    return elevator_counts(pd.DataFrame({
+        **{col: eq.loc[keep, col].astype("string").to_numpy() for col in _ADCODE_OF.values()},
         "elevators": np.ones(int(keep.sum()), dtype=np.int64),
         "insured": insured[keep].fillna(False).to_numpy(dtype=np.int64),
-        "insured_unknown": insured[keep].isna().to_numpy(dtype=np.int64)})
+        "insured_unknown": insured[keep].isna().to_numpy(dtype=np.int64)}))
+
+
+def elevator_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Elevators / insured / insured-unknown per (admin_level, adcode), all three levels,
+    of ``rows`` that count them where their adcodes say (a row per elevator, or per place:
+    :meth:`layers.aggregate.PlaceSums.frame`)."""
+    base = rows[["elevators", "insured", "insured_unknown"]].astype(np.int64).reset_index(
+        drop=True)
     parts = []
     for level, col in _ADCODE_OF.items():
         part = base.assign(admin_level=level,
-                           adcode=eq.loc[keep, col].astype("string").to_numpy())
-        parts.append(part[part["adcode"].notna()])
+                           adcode=rows[col].astype("string").to_numpy())
+        parts.append(part[part["adcode"].notna().to_numpy(dtype=bool)
+                          & (part["elevators"] > 0).to_numpy()])
     long = pd.concat(parts, ignore_index=True)
     return long.groupby(["admin_level", "adcode"], sort=False).sum()
 
@@ -110,11 +120,16 @@ def insurance(equipment: pd.DataFrame, boundaries: gpd.GeoDataFrame, as_of: date
     reported in ``insured_unknown``. ``gap`` = target − coverage: > 0 means short of the
     target. Regions without elevators get NA coverage, gap and ``meets_target``.
     """
+    return insurance_from(_elevator_counts(equipment), boundaries, as_of, rules)
+
+
+def insurance_from(counts: pd.DataFrame, boundaries: gpd.GeoDataFrame, as_of: date,
+                   rules: InsuranceRules | None = None) -> gpd.GeoDataFrame:
+    """:func:`insurance` from the elevators counted per region (:func:`elevator_counts`)."""
     rules = rules or InsuranceRules()
     b = boundaries.reset_index(drop=True)
     if "level" not in b and "admin_level" in b:
         b = b.rename(columns={"admin_level": "level"})
-    counts = _elevator_counts(equipment)
     key = pd.MultiIndex.from_arrays([b["level"].astype("string"), b["adcode"].astype("string")])
     stats = counts.reindex(key).fillna(0)
     year = pd.Timestamp(as_of).year
@@ -696,7 +711,8 @@ def warnings(regions: pd.DataFrame, insurance: pd.DataFrame | None = None,
     judged on absolute rates. Count rules (hot cells, clusters, widespread categories,
     insurance shortfall) keep thresholds; hotspot and widespread counts of a county count
     for its city and province too. A region's grade is the highest over its rules.
-    ``equipment`` (graded, with ``late_hazards``) gives the late-rectification counts when
+    ``equipment`` (graded, with ``late_hazards``; or rows summing them per place,
+    :meth:`layers.aggregate.PlaceSums.frame`) gives the late-rectification counts when
     ``regions`` lacks them.
     """
     rules = rules or WarningRules()

@@ -99,6 +99,19 @@ class Build:
                                         self.grid_targets)
 
     @cached_property
+    def venue_counts(self) -> pd.DataFrame:
+        """The in-use pieces counted per venue and category (the Dask build adds its
+        partitions' instead)."""
+        return layers.points.venue_counts(self.equipment)
+
+    @cached_property
+    def late_major(self) -> pd.DataFrame:
+        """Per unit, its 重大 hazards long past their deadline (the Dask build joins its
+        partitions' instead)."""
+        return layers.points.late_major_hazards(self.inputs.hazards, self.equipment,
+                                                self.as_of, self.rules.blacklist)
+
+    @cached_property
     def hotspot_sums(self) -> layers.hotspots.HotspotSums:
         """The graded equipment's counts the hotspot layers are made of (the Dask build adds
         its partitions' instead)."""
@@ -169,8 +182,9 @@ class Build:
     def insurance(self) -> gpd.GeoDataFrame:
         """Elevator insurance coverage per region, before its region codes (warnings read
         it as computed)."""
-        return layers.alerts.insurance(self.equipment, self.inputs.boundaries, self.as_of,
-                                       self.rules.insurance)
+        counts = layers.alerts.elevator_counts(self.sums.places.frame())
+        return layers.alerts.insurance_from(counts, self.inputs.boundaries, self.as_of,
+                                            self.rules.insurance)
 
 
 @dataclass(frozen=True)
@@ -386,14 +400,14 @@ def insurance(b: Build) -> pd.DataFrame:
 def warnings(b: Build) -> pd.DataFrame:
     """The regions' 风险提示·警示·预警, with their region codes."""
     frame = layers.alerts.warnings(b.regions, b.insurance, b.hotspot_cells, b.widespread,
-                                   b.rules.warnings, equipment=b.equipment)
+                                   b.rules.warnings, equipment=b.sums.places.frame())
     return _with_region_codes(frame, b.inputs.boundaries)
 
 
 @builder("points")
 def venues(b: Build) -> gpd.GeoDataFrame:
     """Crowded venues with the risk inside them."""
-    return layers.points.venues_risk(b.inputs.venues, b.equipment)
+    return layers.points.venues_risk_from(b.inputs.venues, b.venue_counts)
 
 
 @builder("points")
@@ -418,4 +432,4 @@ def blacklist(b: Build) -> gpd.GeoDataFrame:
 def blacklist_candidates(b: Build) -> gpd.GeoDataFrame:
     """Units meeting the blacklist criteria but not listed yet."""
     return layers.points.blacklist_candidates(b.units, b.inputs.hazards, b.as_of,
-                                              b.rules.blacklist, equipment=b.equipment)
+                                              b.rules.blacklist, late=b.late_major)

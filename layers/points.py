@@ -227,9 +227,13 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
     "reason", "geometry")
 
 
-def _late_major(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: date,
-                rules: BlacklistRules) -> pd.DataFrame:
-    """Per unit: open 重大 hazards more than ``major_overdue_days`` past their deadline."""
+def late_major_hazards(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: date,
+                       rules: BlacklistRules) -> pd.DataFrame:
+    """Per unit (indexed by credit code, sorted): its open 重大 hazards more than
+    ``major_overdue_days`` past their deadline, the most days past and the hazard past
+    most (ties: the smallest hazard id). A unit's rows come only from its own pieces'
+    hazards, so the frames of parts keeping each unit's pieces together concatenate into
+    the whole's (the Dask build's partitions)."""
     h = hazards
     if "unit_credit_code" in h:
         unit = h["unit_credit_code"].astype("string")
@@ -248,7 +252,8 @@ def _late_major(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: da
     frame = pd.DataFrame({"credit_code": unit[hit].to_numpy(), "days": late[hit].to_numpy(),
                           "hazard_id": text(h, "hazard_id")[hit].to_numpy()})
     frame = frame.dropna(subset=["credit_code"])
-    frame = frame.sort_values(["credit_code", "days"], ascending=[True, False])
+    frame = frame.sort_values(["credit_code", "days", "hazard_id"],
+                              ascending=[True, False, True], kind="stable")
     g = frame.groupby("credit_code", sort=False)
     return pd.DataFrame({"late_major_hazards": g.size(), "max_days": g["days"].max(),
                          "worst": g["hazard_id"].first()})
@@ -256,18 +261,21 @@ def _late_major(hazards: pd.DataFrame, equipment: pd.DataFrame | None, as_of: da
 
 def blacklist_candidates(units: pd.DataFrame, hazards: pd.DataFrame, as_of: date,
                          rules: BlacklistRules | None = None,
-                         equipment: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+                         equipment: pd.DataFrame | None = None, *,
+                         late: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
     """Units meeting the blacklist criteria but not yet blacklisted — a finding, not a listing.
 
     Henan plan 二（二）: "对发生特种设备事故、存在重大隐患整改不力的使用单位，列入黑名单": an
     accident in the last three years (``accidents_3y`` ≥ ``min_accidents``), or a 重大 hazard still
     open more than ``major_overdue_days`` after its deadline. ``hazards`` needs
-    ``unit_credit_code`` (the :func:`open_hazards` frame has it) or pass ``equipment``.
+    ``unit_credit_code`` (the :func:`open_hazards` frame has it) or pass ``equipment``;
+    or pass ``late``, their :func:`late_major_hazards`.
     """
     rules = rules or BlacklistRules()
     u = units.reset_index(drop=True)
-    late = _late_major(hazards, equipment, as_of, rules).reindex(
-        u["credit_code"].astype("string")).reset_index(drop=True)
+    if late is None:
+        late = late_major_hazards(hazards, equipment, as_of, rules)
+    late = late.reindex(u["credit_code"].astype("string")).reset_index(drop=True)
     accidents = column(u, "accidents_3y", "Int64")
     by_accident = (accidents >= rules.min_accidents).fillna(False).to_numpy(dtype=bool)
     by_hazard = late["late_major_hazards"].notna().to_numpy()
@@ -303,11 +311,11 @@ VENUE_COLUMNS: tuple[str, ...] = (
     "elevators", "elevators_insured", "categories", "geometry")
 
 
-def _venue_categories(venue: pd.Series, top: pd.Series) -> pd.Series:
-    """JSON list of {code, name, count} per venue, largest first (a pass over venues)."""
-    pairs = pd.DataFrame({"venue_id": venue, "code": top.fillna("")}).value_counts()
-    pairs = pairs.reset_index(name="count").sort_values(
-        ["venue_id", "count", "code"], ascending=[True, False, True])
+def _venue_categories(counts: pd.DataFrame) -> pd.Series:
+    """JSON list of {code, name, count} per venue, largest first (a pass over venues), from
+    the :func:`venue_counts`."""
+    pairs = counts[["venue_id", "code", "equipment"]].rename(columns={"equipment": "count"})
+    pairs = pairs.sort_values(["venue_id", "count", "code"], ascending=[True, False, True])
     names = {c: (category_name(c) if c else "未知类别") for c in pairs["code"].unique()}
     out = {}
     for vid, grp in pairs.groupby("venue_id", sort=False):
@@ -323,28 +331,54 @@ def venues_risk(venues: pd.DataFrame, equipment: pd.DataFrame) -> gpd.GeoDataFra
     Henan plan 二（二）: "加强人员密集场所特种设备和重点特种设备的双重预防". Counts are of in-use
     pieces linked to the venue (``venue_id``); venues without any get zeros.
     """
-    v = venues.reset_index(drop=True)
-    key = v["venue_id"].astype("string")
+    return venues_risk_from(venues, venue_counts(equipment))
+
+
+#: What :func:`venue_counts` sums per venue and category (``max_level_rank``: the largest).
+VENUE_SUMS: tuple[str, ...] = (
+    "equipment", *(f"n_{lv}" for lv in LEVEL_RANK), "max_level_rank", "open_hazards",
+    "open_major_hazards", "overdue", "elevators", "elevators_insured")
+
+
+def venue_counts(equipment: pd.DataFrame) -> pd.DataFrame:
+    """The in-use pieces linked to a venue, counted per (``venue_id``, ``code``: the top
+    category, "" when unknown): :data:`VENUE_SUMS`. Counts of parts of the pieces add up
+    (:func:`added_venue_counts`) to the whole's."""
     if "venue_id" in equipment:
         eq = equipment[in_use(equipment) & equipment["venue_id"].notna().to_numpy(dtype=bool)]
     else:
         eq = equipment.iloc[0:0]
-    vid = text(eq, "venue_id")
     rank = column(eq, "level_rank", "Int64").fillna(0).to_numpy(dtype=np.int64)
     top = top_categories(eq)
     elevator = (top == ELEVATORS).fillna(False).to_numpy(dtype=bool)
     stats = pd.DataFrame({
-        "venue_id": vid, "equipment": 1,
+        "venue_id": text(eq, "venue_id").reset_index(drop=True),
+        "code": top.fillna("").reset_index(drop=True), "equipment": 1,
         **{f"n_{lv}": (rank == r).astype(np.int64) for lv, r in LEVEL_RANK.items()},
         "max_level_rank": rank,
-        "open_hazards": column(eq, "open_hazards", "Int64").fillna(0),
-        "open_major_hazards": column(eq, "open_major_hazards", "Int64").fillna(0),
-        "overdue": column(eq, "overdue", "boolean").fillna(False).astype("int64"),
+        "open_hazards": column(eq, "open_hazards", "Int64").fillna(0).to_numpy(np.int64),
+        "open_major_hazards": column(eq, "open_major_hazards", "Int64").fillna(0).to_numpy(
+            np.int64),
+        "overdue": column(eq, "overdue", "boolean").fillna(False).to_numpy(np.int64),
         "elevators": elevator.astype(np.int64),
-        "elevators_insured": elevator & flags(eq, "insured"),
+        "elevators_insured": (elevator & flags(eq, "insured")).astype(np.int64),
     })
-    agg = stats.groupby("venue_id").agg(
-        {c: ("max" if c == "max_level_rank" else "sum") for c in stats.columns if c != "venue_id"}
+    return added_venue_counts([stats])
+
+
+def added_venue_counts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """:func:`venue_counts` of several parts of the pieces as the whole's."""
+    rows = pd.concat(parts, ignore_index=True)
+    return rows.groupby(["venue_id", "code"], sort=True, as_index=False).agg(
+        {c: ("max" if c == "max_level_rank" else "sum") for c in VENUE_SUMS})
+
+
+def venues_risk_from(venues: pd.DataFrame, counts: pd.DataFrame) -> gpd.GeoDataFrame:
+    """:func:`venues_risk` from the pieces' :func:`venue_counts`."""
+    v = venues.reset_index(drop=True)
+    key = v["venue_id"].astype("string")
+    agg = counts.groupby("venue_id").agg(
+        {c: ("max" if c == "max_level_rank" else "sum") for c in VENUE_SUMS}
     ).reindex(key).fillna(0).reset_index(drop=True)
 
     cols: dict[str, object] = {
@@ -358,7 +392,7 @@ def venues_risk(venues: pd.DataFrame, equipment: pd.DataFrame) -> gpd.GeoDataFra
     cols["max_level_rank"] = max_rank.astype("Int64")
     for c in ("open_hazards", "open_major_hazards", "overdue", "elevators", "elevators_insured"):
         cols[c] = agg[c].astype("Int64")
-    cats = _venue_categories(vid, top) if len(eq) else pd.Series([], dtype="string")
+    cats = _venue_categories(counts) if len(counts) else pd.Series([], dtype="string")
     cols["categories"] = cats.reindex(key).fillna("[]").reset_index(drop=True).astype("string")
     geo = gpd.GeoSeries(v.geometry if isinstance(v, gpd.GeoDataFrame) else v["geometry"])
     if geo.crs is None:

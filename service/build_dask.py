@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 import layers.partitions
+import layers.points
 from layers.aggregate import Sums
 from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
@@ -126,6 +127,8 @@ class BuiltPartition(NamedTuple):
     unlocated: int             # pieces without a location
     sums: Sums                 # the aggregate layers' group sums of its pieces
     hotspot_sums: HotspotSums  # the hotspot layers' counts of its pieces
+    venue_counts: pd.DataFrame  # its in-use pieces per venue and category
+    late_major: pd.DataFrame   # its units' 重大 hazards long past their deadline
 
 
 def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
@@ -149,11 +152,14 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     sums = Sums.of(graded_eq, graded_units, rules.aggregate.cell_resolutions[-1],
                    grid_targets)
     hotspot_sums = HotspotSums.of(graded_eq, inputs.hazards, inputs.as_of, rules.hotspots)
+    late_major = layers.points.late_major_hazards(
+        inputs.hazards[home].reset_index(drop=True), graded_eq, inputs.as_of, rules.blacklist)
+    venues = layers.points.venue_counts(graded_eq)
     whole_table = graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)]
     del graded_eq
     release_memory()  # the worker's next partition starts from what it holds, not its peak
     return BuiltPartition(whole_table, graded_units, frames, firsts, unlocated, sums,
-                          hotspot_sums)
+                          hotspot_sums, venues, late_major)
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
@@ -231,6 +237,10 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         # fill the cached properties: the aggregate and hotspot layers are made of these
         build.sums = Sums.combined([r.sums for r in results])
         build.hotspot_sums = HotspotSums.combined([r.hotspot_sums for r in results])
+        build.venue_counts = layers.points.added_venue_counts(
+            [r.venue_counts for r in results])
+        build.late_major = pd.concat([r.late_major for r in results]).sort_index(
+            kind="stable")  # each unit's rows in one partition
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [r.units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
                  for r, n in zip(results, counts, strict=True)]

@@ -35,6 +35,7 @@ from layers.aggregate import (
     risk_cells_from,
     unlocated,
 )
+from layers.alerts import elevator_counts, insurance, insurance_from
 from layers.build_status import BuildStatusRules, unit_build_status, with_build_rates
 from layers.registry import INDICATORS, LAYERS
 from service.store.conform import conform_layer
@@ -537,7 +538,9 @@ def _many_pieces(n: int, seed: int) -> pd.DataFrame:
         "level": pd.array(level, dtype="string"), "in_use": use,
         "top_category": pd.array(rng.choice(list(TOP_CATEGORIES), n), dtype="string"),
         "D": np.where(use, lec, 0.0), "open_hazards": hz, "open_major_hazards": hz // 3,
-        "overdue": rng.random(n) < 0.1})
+        "overdue": rng.random(n) < 0.1, "late_hazards": rng.integers(0, 3, n),
+        "insured": pd.array(rng.choice(np.array([True, False, None], dtype=object), n),
+                            dtype="boolean")})
 
 
 def _officer_cells(eq: pd.DataFrame) -> pd.DataFrame:
@@ -584,6 +587,9 @@ def test_sums_of_any_split_add_up_to_the_whole_to_the_last_bit(seed: int) -> Non
     pd.testing.assert_frame_equal(
         grid_cells_from(targets, added.grid_totals, officers, oc, boundaries()),
         grid_cells(eq, officers, oc, boundaries()), check_exact=True)
+    pd.testing.assert_frame_equal(
+        insurance_from(elevator_counts(added.places.frame()), boundaries(), date(2021, 6, 1)),
+        insurance(eq, boundaries(), date(2021, 6, 1)), check_exact=True)
     # the risk score is the twentieths summed exactly: the mean of many 0.05s is 0.05
     assert regions(eq.assign(D=np.where(eq["in_use"], 0.05, 0.0)), units(), boundaries()
                    ).query("adcode == '410000'")["risk_index"].iloc[0] == 0.05

@@ -14,11 +14,15 @@ from pydantic import ValidationError
 
 from layers.points import (
     BlacklistRules,
+    added_venue_counts,
     blacklist,
     blacklist_candidates,
+    late_major_hazards,
     open_hazards,
     overdue_inspections,
+    venue_counts,
     venues_risk,
+    venues_risk_from,
 )
 
 AS_OF = date(2024, 6, 30)
@@ -271,3 +275,25 @@ def test_venues_risk_frame_and_no_equipment() -> None:
     back = venues_risk(projected, equipment())
     assert back.crs.to_epsg() == 4326
     assert back.geometry.iloc[0].bounds == pytest.approx((112.9, 33.9, 113.3, 34.3))
+
+
+def test_venue_counts_and_late_major_hazards_of_parts_add_up_to_the_whole() -> None:
+    """The pieces cut into parts (each unit's pieces and their hazards together, as the
+    Dask build's partitions keep them): the parts' venue counts added, and their units'
+    late 重大 hazards joined, give the whole's venues layer and blacklist candidates."""
+    eq, hz = equipment(), hazards()
+    owner = eq["unit_credit_code"].astype("string")
+    parts = [owner.isin(["U1", "U3"]).to_numpy(dtype=bool),
+             ~owner.isin(["U1", "U3"]).to_numpy(dtype=bool)]
+    added = added_venue_counts([venue_counts(eq[p].iloc[::-1]) for p in parts])
+    pd.testing.assert_frame_equal(venues_risk_from(venues(), added),
+                                  venues_risk(venues(), eq), check_exact=True)
+    codes = eq["registration_code"].astype("string")
+    late = pd.concat([late_major_hazards(
+        hz[hz["registration_code"].astype("string").isin(codes[p])], eq[p], AS_OF,
+        BlacklistRules(major_overdue_days=29)) for p in parts]).sort_index(kind="stable")
+    rules = BlacklistRules(major_overdue_days=29)
+    pd.testing.assert_frame_equal(
+        blacklist_candidates(units(), hz, AS_OF, rules, late=late),
+        blacklist_candidates(units(), hz, AS_OF, rules, equipment=eq), check_exact=True)
+    assert len(late) == 2
