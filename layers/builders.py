@@ -99,6 +99,19 @@ class Build:
                                         self.grid_targets)
 
     @cached_property
+    def unit_pieces(self) -> layers.demonstration.UnitPieces:
+        """The in-use pieces per unit the demonstration picks read (the Dask build joins
+        its partitions' instead)."""
+        return layers.demonstration.UnitPieces.of(self.units, self.equipment,
+                                                  self.rules.demonstration)
+
+    @cached_property
+    def park_pieces(self) -> pd.DataFrame:
+        """The pieces with a park, as the park profiles read them (the Dask build joins its
+        partitions' instead, in input order)."""
+        return layers.parks.park_pieces(self.equipment)
+
+    @cached_property
     def venue_counts(self) -> pd.DataFrame:
         """The in-use pieces counted per venue and category (the Dask build adds its
         partitions' instead)."""
@@ -175,8 +188,9 @@ class Build:
     @cached_property
     def demonstration(self) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
         """The chosen demonstration enterprises and the coverage they leave."""
-        return layers.demonstration.demonstration(self.units, self.equipment, self.inputs.checks,
-                                                  self.as_of, self.rules.demonstration)
+        return layers.demonstration.demonstration_from(
+            self.unit_pieces, self.units, self.inputs.checks, self.as_of,
+            self.rules.demonstration)
 
     @cached_property
     def insurance(self) -> gpd.GeoDataFrame:
@@ -386,8 +400,8 @@ def demonstration_coverage(b: Build) -> pd.DataFrame:
 @builder("parks")
 def parks(b: Build) -> gpd.GeoDataFrame:
     """Every park's profile (一园一策)."""
-    return layers.parks.park_profiles(b.equipment, b.units, b.inputs.parks, b.inputs.hazards,
-                                      b.as_of, b.rules.parks)
+    return layers.parks.park_profiles_from(b.park_pieces, b.units, b.inputs.parks,
+                                           b.inputs.hazards, b.as_of, b.rules.parks)
 
 
 @builder("alerts")

@@ -15,6 +15,7 @@ coverage counts only eligible candidates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import geopandas as gpd
@@ -150,10 +151,11 @@ def passed_checks(checks: pd.DataFrame | None, units: pd.DataFrame, as_of: date,
     return np.bincount(where, minlength=len(units)).astype(np.int64)
 
 
-def criteria(units: pd.DataFrame, pieces: Pieces, rules: DemonstrationRules
+def criteria(units: pd.DataFrame, elevators: np.ndarray, rules: DemonstrationRules
              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per criterion: (met, data missing) per unit; a unit with missing data never meets it."""
-    n = len(units)
+    """Per criterion: (met, data missing) per unit; a unit with missing data never meets it.
+    ``elevators``: per unit, its in-use elevators, insured and of unknown insurance (n × 3,
+    :func:`_elevator_counts`)."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for cid, col in (("no_accident", "accidents_3y"), ("no_open_hazard", "open_hazards"),
                      ("nothing_overdue", "overdue_count")):
@@ -163,11 +165,7 @@ def criteria(units: pd.DataFrame, pieces: Pieces, rules: DemonstrationRules
     out["five_have"] = ((five >= rules.five_have_min).fillna(False).to_numpy(dtype=bool),
                         five.isna().to_numpy())
     # elevators: every in-use elevator insured; a unit without elevators passes
-    elevator = pieces.matches(ELEVATORS) & (pieces.pos >= 0)
-    at = pieces.pos[elevator]
-    total = np.bincount(at, minlength=n)
-    insured = np.bincount(at[pieces.insured[elevator]], minlength=n)
-    unknown = np.bincount(at[pieces.insured_na[elevator]], minlength=n)
+    total, insured, unknown = elevators.T
     refused = total - insured - unknown
     out["elevators_insured"] = (insured == total, (unknown > 0) & (refused == 0))
     black = column(units, "blacklisted", "boolean")
@@ -237,21 +235,83 @@ def _select(cand: pd.DataFrame, max_per: int) -> pd.DataFrame:
     return pd.concat([first, second], ignore_index=True)
 
 
+_UNIT_COLUMNS = ("name", "industry", "city_adcode", "county_adcode")
+
+
+@dataclass(frozen=True)
+class UnitPieces:
+    """What the demonstration picks read of the in-use pieces, per unit (by credit code):
+    ``candidates``, its pieces per city × top category (``city_adcode``,
+    ``top_category``, ``credit_code``, ``equipment_in_category``), and ``elevators``, its
+    in-use elevators, insured and of unknown insurance (``credit_code``, ``total``,
+    ``insured``, ``unknown``; units with elevators). A unit's rows come from its own pieces
+    only, so parts keeping each unit's pieces together (the Dask build's partitions)
+    concatenate into the whole's (:meth:`joined`)."""
+
+    candidates: pd.DataFrame
+    elevators: pd.DataFrame
+
+    @classmethod
+    def of(cls, units: pd.DataFrame, equipment: pd.DataFrame, rules: DemonstrationRules
+           ) -> UnitPieces:
+        """The pieces of ``equipment`` (graded) per unit of ``units`` (graded)."""
+        u = unit_frame(units, _UNIT_COLUMNS)
+        pieces = Pieces(equipment, u)
+        cand = _candidates(pieces, u, rules)
+        code = u["credit_code"].to_numpy(dtype=object)
+        counts = _elevator_counts(pieces, len(u))
+        has = np.flatnonzero(counts[:, 0] > 0)
+        return cls(pd.DataFrame({
+            "city_adcode": cand["city_adcode"], "top_category": cand["top_category"],
+            "credit_code": pd.array(code[cand["pos"].to_numpy()], dtype="string"),
+            "equipment_in_category": cand["equipment_in_category"]}),
+            pd.DataFrame({"credit_code": pd.array(code[has], dtype="string"),
+                          **{c: counts[has, j] for j, c in enumerate(
+                              ("total", "insured", "unknown"))}}))
+
+    @classmethod
+    def joined(cls, parts: list[UnitPieces]) -> UnitPieces:
+        """The pieces of all ``parts`` (each unit's pieces in one part)."""
+        return cls(pd.concat([p.candidates for p in parts], ignore_index=True),
+                   pd.concat([p.elevators for p in parts], ignore_index=True))
+
+
+def _elevator_counts(pieces: Pieces, n: int) -> np.ndarray:
+    """Per unit position (n × 3): in-use elevators, insured, of unknown insurance."""
+    elevator = pieces.matches(ELEVATORS) & (pieces.pos >= 0)
+    at = pieces.pos[elevator]
+    return np.column_stack([np.bincount(at, minlength=n),
+                            np.bincount(at[pieces.insured[elevator]], minlength=n),
+                            np.bincount(at[pieces.insured_na[elevator]], minlength=n)])
+
+
 def demonstration(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataFrame,
                   as_of: date, rules: DemonstrationRules | None = None
                   ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """(chosen demonstration enterprises, coverage per city × top category with gaps)."""
     rules = rules or DemonstrationRules()
-    u = unit_frame(units, ("name", "industry", "city_adcode", "county_adcode"))
+    return demonstration_from(UnitPieces.of(units, equipment, rules), units, checks, as_of,
+                              rules)
+
+
+def demonstration_from(pieces: UnitPieces, units: pd.DataFrame, checks: pd.DataFrame,
+                       as_of: date, rules: DemonstrationRules | None = None
+                       ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """:func:`demonstration` from the in-use pieces per unit (:class:`UnitPieces`)."""
+    rules = rules or DemonstrationRules()
+    u = unit_frame(units, _UNIT_COLUMNS)
     if u.empty:
         return _empty()
     n = len(u)
-    pieces = Pieces(equipment, u)
-    cand = _candidates(pieces, u, rules)
+    cand = _placed_candidates(pieces.candidates, u)
     if cand.empty:
         return _empty()
+    elevators = np.zeros((n, 3), dtype=np.int64)
+    at = positions(pieces.elevators["credit_code"], u["credit_code"])
+    elevators[at[at >= 0]] = pieces.elevators[["total", "insured", "unknown"]].to_numpy(
+        dtype=np.int64)[at >= 0]
 
-    met = criteria(u, pieces, rules)
+    met = criteria(u, elevators, rules)
     enabled = _enabled(rules)
     qualified = np.ones(n, dtype=bool)
     for cid, *_ in enabled:
@@ -265,11 +325,22 @@ def demonstration(units: pd.DataFrame, equipment: pd.DataFrame, checks: pd.DataF
     cand["industry"] = u["industry"].to_numpy(dtype=object, na_value=None)[pos]
 
     picked = _select(cand, rules.max_per_city_category)
-    elevators = np.bincount(pieces.pos[pieces.matches(ELEVATORS) & (pieces.pos >= 0)],
-                            minlength=n)
-    chosen = _chosen_frame(picked, u, elevators, enabled, rules)
+    chosen = _chosen_frame(picked, u, elevators[:, 0], enabled, rules)
     coverage = _coverage(cand, picked, met, enabled, rules)
     return chosen, coverage
+
+
+def _placed_candidates(rows: pd.DataFrame, u: pd.DataFrame) -> pd.DataFrame:
+    """The candidate rows with ``pos`` (the unit's position in ``u``) and ``g`` (the city ×
+    category group, numbered in sorted order), ordered by group then unit."""
+    pos = positions(rows["credit_code"], u["credit_code"])
+    rows = rows[pos >= 0].assign(pos=pos[pos >= 0])
+    city, _ = pd.factorize(rows["city_adcode"].astype("string"), sort=True)
+    top, tops = pd.factorize(rows["top_category"].astype("string"), sort=True)
+    g = city.astype(np.int64) * max(len(tops), 1) + top
+    out = rows.assign(g=g).iloc[np.lexsort((rows["pos"].to_numpy(), g))]
+    return out[["g", "pos", "city_adcode", "top_category", "equipment_in_category"]
+               ].reset_index(drop=True)
 
 
 def _text(values: pd.Series) -> np.ndarray:

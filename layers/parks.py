@@ -369,10 +369,24 @@ def park_profiles(equipment: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDa
     A unit belongs to a park when its own location or any of its equipment lies in it.
     ``rank`` 1 = highest ``risk_score`` (sum of D), then more open major hazards, then
     park_id; ``risk_index`` = risk_score as a share (0–100) of the highest park's."""
+    return park_profiles_from(park_pieces(equipment), units, parks, hazards, as_of, rules)
+
+
+def park_pieces(equipment: pd.DataFrame) -> pd.DataFrame:
+    """The pieces with a park, of the few columns the park profiles read, in input order
+    (the index: each row's position in ``equipment``); the others count for no park."""
+    eq = _equipment_rows(equipment).reset_index(drop=True)
+    return eq[eq["park_id"].notna().to_numpy(dtype=bool)]
+
+
+def park_profiles_from(eq: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDataFrame,
+                       hazards: pd.DataFrame, as_of: date, rules: ParkRules
+                       ) -> gpd.GeoDataFrame:
+    """:func:`park_profiles` from the :func:`park_pieces` (in input order)."""
     pk = _parks(parks)
     index = pd.Index(pk["park_id"])
     n = len(pk)
-    eq = _equipment_rows(equipment)
+    eq = eq.reset_index(drop=True)
     pos = _positions(index, eq["park_id"])
     u = _unit_rows(units, rules)
     park, unit = _members(u, eq, pos, index)

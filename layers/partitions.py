@@ -17,8 +17,9 @@ overdue pieces (:data:`PARTITION_LAYERS`, joined by :func:`join_layers`). With t
 frames (:func:`join_graded`) they are exactly what the whole input gives: the same rows
 in the same order, the same columns, dtypes and values (a unit's sums add its pieces in
 the same order). What needs the whole table (cells, regions, hotspot Gi*, ranks, picks,
-warnings) is not here: :func:`layers.build.build_layers` computes it from the joined
-graded frames, of which it reads :data:`WHOLE_TABLE_COLUMNS` only.
+warnings) is not here: :func:`layers.build.build_layers` computes it from what the
+partitions sum and send (:class:`layers.aggregate.Sums` …) and, for the check schedule,
+from the joined graded frames, of which it reads :data:`WHOLE_TABLE_COLUMNS` only.
 """
 
 from __future__ import annotations
@@ -148,14 +149,14 @@ PARTITION_LAYERS: tuple[str, ...] = ("hazards", "overdue")
 #: The layers built on each partition and written by it in parts, never joined: one row
 #: per piece of equipment, per unit (the unit files): the two largest.
 STAGED_LAYERS: tuple[str, ...] = ("equipment", "units")
-#: The graded equipment columns the layers built on the whole table read (every layer but
-#: :data:`PARTITION_LAYERS` and :data:`STAGED_LAYERS`): what a partition sends back. A
-#: column missing here fails the Dask build's equality test (tests/test_build_dask.py).
+#: The graded equipment columns still read piece by piece on the whole table: the check
+#: schedule's (:class:`layers.frequency.Pieces`) and the build report's levels. What a
+#: partition sends back of its pieces; every other whole-table stage reads the sums and
+#: per-unit rows it sends besides (:class:`service.build_dask.BuiltPartition`). A column
+#: missing here fails the Dask build's equality test (tests/test_build_dask.py).
 WHOLE_TABLE_COLUMNS: tuple[str, ...] = (
-    "registration_code", "category_code", "unit_credit_code", "lon", "lat",
-    "province_adcode", "city_adcode", "county_adcode", "h3", "park_id", "venue_id",
-    "insured", "top_category", "in_use", "overdue", "open_hazards", "open_major_hazards",
-    "late_hazards", "D", "level_rank", "level")
+    "registration_code", "category_code", "unit_credit_code", "city_adcode",
+    "county_adcode", "venue_id", "insured", "top_category", "in_use", "overdue", "level")
 
 
 def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:

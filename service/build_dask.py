@@ -1,8 +1,8 @@
-"""``riskmap build --engine dask``: grading, the per-unit and per-row layers and the
-aggregate layers' sums mapped over partitions of the input on a Dask cluster
-(dask.distributed), each partition read and its largest layer written by a worker; the
-other stages that need the whole table as in process, on the joined graded frames. The
-driver never holds the equipment table.
+"""``riskmap build --engine dask``: grading, the per-unit and per-row layers and what
+every whole-table stage reads of the pieces mapped over partitions of the input on a Dask
+cluster (dask.distributed), each partition read and its largest layers written by a
+worker. The driver never holds the equipment table, and of its pieces only the few
+columns the check schedule reads.
 
 The driver reads the stored tables but for equipment, of which it reads the three key
 columns that cut it into partitions of counties (:mod:`layers.partitions`: a unit with all
@@ -13,19 +13,24 @@ unit's level from its pieces and its own factors) and builds its partition of th
 made of one row per unit or input row. The two largest, equipment (a row per piece) and
 the unit files (a row per unit), it writes to the store itself, in parts
 (:meth:`Store.stage_layer_part`); the store puts the parts together in the layer's order
-when the build is written. It sums its pieces for the aggregate layers (risk cells,
-regions, industries, grid cells: :class:`layers.aggregate.Sums`), and the driver adds the
-partitions' sums: every sum is a whole number (D counted in twentieths), so they add up to
-the in-process build's to the last bit, whatever the partitions. The rest comes back: the
-graded units, the open hazards and overdue pieces, and of the graded equipment only the
-columns the other whole-table stages read (:data:`layers.partitions.WHOLE_TABLE_COLUMNS`).
-Joined in the whole input's order, they are exactly the in-process build's.
+when the build is written.
 
-Those stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
-picks and ranks, park profiles, warnings, venues) run in the driver on the joined graded
-frames, with the same code as in process. The build report says ``engine``, how many
-``partitions`` were built and ``dask_seconds``, the grading stage's parts (plan, submit,
-compute and gather, join).
+For the stages that need the whole table, each worker sends what they read of its
+pieces, summed where they sum (:class:`BuiltPartition`): the aggregate sums (risk cells,
+regions, industries, grid cells, insurance, late hazards: :class:`layers.aggregate.Sums`),
+the hotspot counts (:class:`layers.hotspots.HotspotSums`), the venue counts, and per unit
+the demonstration candidates, the long-late major hazards and the pieces in parks. The
+driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
+unit's rows come from one partition, so they add up to the in-process build's to the
+last bit, whatever the partitions. The rest comes back joined in the whole input's order:
+the graded units, the open hazards and overdue pieces, and of the graded equipment the
+columns of :data:`layers.partitions.WHOLE_TABLE_COLUMNS` (the check schedule's, and the
+report's levels).
+
+The stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
+picks and ranks, park profiles, warnings) then run in the driver with the same code as in
+process. The build report says ``engine``, how many ``partitions`` were built and
+``dask_seconds``, the grading stage's parts (plan, submit, compute and gather, join).
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+import layers.parks
 import layers.partitions
 import layers.points
 from layers.aggregate import Sums
 from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
+from layers.demonstration import UnitPieces
 from layers.hotspots import HotspotSums
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
@@ -129,6 +136,8 @@ class BuiltPartition(NamedTuple):
     hotspot_sums: HotspotSums  # the hotspot layers' counts of its pieces
     venue_counts: pd.DataFrame  # its in-use pieces per venue and category
     late_major: pd.DataFrame   # its units' 重大 hazards long past their deadline
+    unit_pieces: UnitPieces    # its in-use pieces per unit (demonstration picks)
+    park_pieces: pd.DataFrame  # its pieces with a park (index: position in the partition)
 
 
 def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
@@ -155,11 +164,13 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     late_major = layers.points.late_major_hazards(
         inputs.hazards[home].reset_index(drop=True), graded_eq, inputs.as_of, rules.blacklist)
     venues = layers.points.venue_counts(graded_eq)
+    unit_pieces = UnitPieces.of(graded_units, graded_eq, rules.demonstration)
+    park_pieces = layers.parks.park_pieces(graded_eq)
     whole_table = graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)]
     del graded_eq
     release_memory()  # the worker's next partition starts from what it holds, not its peak
     return BuiltPartition(whole_table, graded_units, frames, firsts, unlocated, sums,
-                          hotspot_sums, venues, late_major)
+                          hotspot_sums, venues, late_major, unit_pieces, park_pieces)
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
@@ -241,6 +252,10 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             [r.venue_counts for r in results])
         build.late_major = pd.concat([r.late_major for r in results]).sort_index(
             kind="stable")  # each unit's rows in one partition
+        build.unit_pieces = UnitPieces.joined([r.unit_pieces for r in results])
+        build.park_pieces = pd.concat(  # in input order: D is summed in it
+            [r.park_pieces.set_axis(plan.rows("equipment", p)[r.park_pieces.index])
+             for p, r in enumerate(results)]).sort_index(kind="stable")
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [r.units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
                  for r, n in zip(results, counts, strict=True)]

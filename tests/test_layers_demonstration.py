@@ -14,7 +14,9 @@ from layers.demonstration import (
     CHOSEN_COLUMNS,
     COVERAGE_COLUMNS,
     DemonstrationRules,
+    UnitPieces,
     demonstration,
+    demonstration_from,
     eligible,
     passed_check,
     passed_checks,
@@ -371,3 +373,23 @@ def test_rules_defaults():
 def test_rules_refuse_nonsense(bad):
     with pytest.raises(ValidationError):
         DemonstrationRules.model_validate(bad)
+
+
+def test_picks_from_the_units_pieces_of_parts_joined():
+    """Each unit's pieces counted in its own part (as the Dask build's partitions keep
+    them) and joined give the whole's picks and coverage."""
+    u = units_frame({"credit_code": "9A", "industry": "C"}, {"credit_code": "9B"},
+                    {"credit_code": "9C", "city_adcode": "410300"}, {"credit_code": "9E"})
+    eq = equipment_frame(*pieces("9A", 2), *pieces("9A", 1, "3110", insured=True),
+                         *pieces("9B", 3), *pieces("9B", 1, "3110", insured=None),
+                         *pieces("9C", 2, city_adcode=None), *pieces("9E", 1, "3110"))
+    c = checks_frame(("9B", "2021-01-01", "合格"))
+    rules = DemonstrationRules()
+    owner = eq["unit_credit_code"].astype("string")
+    parts = [UnitPieces.of(u[u["credit_code"].isin(codes)], eq[owner.isin(codes).to_numpy()],
+                           rules) for codes in (["9B", "9E"], ["9A", "9C"])]
+    chosen, coverage = demonstration_from(UnitPieces.joined(parts), u, c, AS_OF, rules)
+    whole_chosen, whole_coverage = run(u, eq, c)
+    pd.testing.assert_frame_equal(chosen, whole_chosen, check_exact=True)
+    pd.testing.assert_frame_equal(coverage, whole_coverage, check_exact=True)
+    assert len(chosen) >= 3

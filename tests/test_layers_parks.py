@@ -19,7 +19,7 @@ from layers.park_measures import (
     parse_condition,
     template_fields,
 )
-from layers.parks import ParkRules, park_profiles, unit_files
+from layers.parks import ParkRules, park_pieces, park_profiles, park_profiles_from, unit_files
 
 AS_OF = date(2026, 11, 30)
 RULES = ParkRules()
@@ -534,3 +534,17 @@ def test_unit_rank_from_level_when_rank_missing():
     assert "red_unit" in ids(files.iloc[0]) and "red_unit" not in ids(files.iloc[1])
     park = park_profiles(eq, un, parks({}), NO_HAZARDS, AS_OF, RULES).iloc[0]
     assert park["red_units"] == 1 and "red_units" in ids(park)
+
+
+def test_profiles_from_the_park_pieces_of_parts_in_input_order():
+    """The pieces with a park taken from parts (each unit's pieces in one part, as the Dask
+    build's partitions keep them) and put back in input order give the whole's profiles;
+    the pieces without a park are not needed."""
+    eq, un, pk, hz = scenario()
+    parts = [np.array([0, 1]), np.array([2, 3])]
+    pieces = pd.concat([park_pieces(eq.iloc[rows]).pipe(lambda f, r=rows: f.set_axis(
+        r[f.index])) for rows in parts[::-1]]).sort_index(kind="stable")
+    assert pieces.index.tolist() == [0, 1, 2]  # E4 has no park
+    pd.testing.assert_frame_equal(park_profiles_from(pieces, un, pk, hz, AS_OF, RULES),
+                                  park_profiles(eq, un, pk, hz, AS_OF, RULES),
+                                  check_exact=True)
