@@ -594,6 +594,18 @@ class Sums:
         return cls(cells, totals, unlocated_, place_sums(equipment, units), grid_targets,
                    grid_sums(equipment, grid_targets))
 
+    def levels(self) -> dict[str, int]:
+        """In-use pieces per level (most first; ties in :data:`LEVELS` order), levels
+        without any left out: the build report's ``levels``."""
+        counts = np.rint(self.places.totals[:, _LEV].sum(axis=0)).astype(np.int64)
+        order = sorted(range(_N_LEV), key=lambda j: (-counts[j], j))
+        return {LEVELS[j]: int(counts[j]) for j in order if counts[j]}
+
+    def not_graded(self) -> int:
+        """Pieces not graded (not in use): the build report's ``equipment_not_graded``."""
+        totals = self.places.totals
+        return int(np.rint(totals[:, _ROWS].sum() - totals[:, _EQ].sum()))
+
     @classmethod
     def combined(cls, parts: list[Sums]) -> Sums:
         """The sums of all the rows of ``parts`` (each the :meth:`of` of some rows, with the

@@ -56,8 +56,9 @@ def builder_of(spec: LayerSpec) -> Builder:
 
 
 #: Grades a build's input elsewhere (the Dask engine, :mod:`service.build_dask`): the graded
-#: equipment and units, exactly as :attr:`layers.builders.Build.graded` gives them.
-Grade = Callable[[Build], tuple[pd.DataFrame, pd.DataFrame]]
+#: units exactly as :attr:`layers.builders.Build.graded` gives them, and the graded
+#: equipment, or None where it is not held (what the stages read of it filled in instead).
+Grade = Callable[[Build], tuple[pd.DataFrame | None, pd.DataFrame]]
 
 
 def build_layers(inputs: Inputs, rules: Rules,
@@ -77,7 +78,7 @@ def build_layers(inputs: Inputs, rules: Rules,
     with t.stage("grade"):
         if grade is not None:
             build.graded = grade(build)  # type: ignore[misc]  # fills the cached property
-        eq, units = build.graded
+        units = build.units
     built: dict[str, pd.DataFrame] = {}
     for stage in STAGES:
         with t.stage(stage):
@@ -92,9 +93,9 @@ def build_layers(inputs: Inputs, rules: Rules,
         "as_of": inputs.as_of.isoformat(), "rules_version": rules.version,
         "rules_hash": rules.fingerprint(), "registry": registry_fingerprint(),
         "rows": {lid: len(f) for lid, f in frames.items()},
-        "levels": {str(k): int(v) for k, v in eq["level"].value_counts().items()},
+        "levels": build.sums.levels(),
         "unit_levels": {str(k): int(v) for k, v in units["level"].value_counts().items()},
-        "equipment_not_graded": int((~eq["in_use"]).sum()),
+        "equipment_not_graded": build.sums.not_graded(),
         "equipment_unlocated": int(equipment.geometry.isna().sum()),
         "equipment_outside_cells": int(cells.attrs.get("unlocated", 0)),
         "equipment_outside_regions": int(regions.attrs.get("unplaced", 0)),

@@ -77,8 +77,13 @@ class Build:
 
     @property
     def equipment(self) -> pd.DataFrame:
-        """The graded equipment."""
-        return self.graded[0]
+        """The graded equipment (not held by the Dask build's driver: what each stage reads
+        of it comes from the partitions, in the cached properties below)."""
+        eq = self.graded[0]
+        if eq is None:
+            raise RuntimeError("the graded equipment is not held here: a stage read it "
+                               "instead of what the partitions send (service.build_dask)")
+        return eq
 
     @property
     def units(self) -> pd.DataFrame:
@@ -172,11 +177,18 @@ class Build:
     @cached_property
     def schedule(self) -> gpd.GeoDataFrame:
         """Every unit's check interval and next due date (the frequency layer is a part)."""
-        i = self.inputs
-        return layers.frequency.inspection_frequency(
-            self.units, self.equipment, i.checks, i.venues, self.hotspot_units,
-            self.widespread, self.as_of, self.rules.frequency, hazards=i.hazards,
+        return layers.frequency.inspection_frequency_from(
+            self.unit_facts, self.units, self.inputs.checks, self.hotspot_units,
+            self.widespread, self.as_of, self.rules.frequency,
             capacity=self.capacity["limit"])
+
+    @cached_property
+    def unit_facts(self) -> layers.frequency.UnitFacts:
+        """What the check schedule reads of each unit's pieces (the Dask build joins its
+        partitions' instead)."""
+        i = self.inputs
+        return layers.frequency.UnitFacts.of(self.units, self.equipment, i.venues, self.as_of,
+                                             self.rules.frequency, hazards=i.hazards)
 
     @cached_property
     def capacity(self) -> pd.DataFrame:

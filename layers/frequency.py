@@ -31,6 +31,7 @@ the focus categories that are not key equipment.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from itertools import pairwise
@@ -495,8 +496,10 @@ def _category_facts(pc: Pieces, venues: pd.DataFrame, rules: FrequencyRules, as_
     return out
 
 
-def _hotspot(pc: Pieces, units: pd.DataFrame, hotspot_units: pd.DataFrame,
+def _hotspot(places: pd.DataFrame, units: pd.DataFrame, hotspot_units: pd.DataFrame,
              widespread: pd.DataFrame, rule: HotspotBoost, n: int) -> np.ndarray:
+    """Per unit: inside a hot cell, or holding pieces of a category found widespread in
+    their county (``places``: :attr:`UnitFacts.places`)."""
     pos: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     if hotspot_units is not None and len(hotspot_units):
@@ -508,19 +511,18 @@ def _hotspot(pc: Pieces, units: pd.DataFrame, hotspot_units: pd.DataFrame,
         pos.append(where[keep])
         labels.append(np.where(regional, "位于区域性聚集的严重隐患热点网格",
                                "位于严重隐患热点网格")[keep].astype(object))
-    if rule.widespread and widespread is not None and len(widespread) and len(pc.pos):
+    if rule.widespread and widespread is not None and len(widespread) and len(places):
         w = widespread[widespread["widespread"].astype("boolean").fillna(False).to_numpy(
             dtype=bool)]
-        county = pd.Index(pc.county_u).get_indexer(w["county_adcode"].astype("string"))
-        top = pd.Index(pc.top_u).get_indexer(w["top_category"].astype("string"))
-        ok = (county >= 0) & (top >= 0)
-        stride = max(len(pc.top_u), 1)
-        hit = np.isin(pc.county * stride + pc.top, county[ok] * stride + top[ok]) & (
-            pc.county >= 0) & (pc.top >= 0)
-        names = np.asarray([TOP_CATEGORIES.get(t, t) for t in pc.top_u], dtype=object)
-        label = "所在县区" + names + "普遍存在严重事故隐患" if len(names) else names
-        pos.append(pc.pos[hit])
-        labels.append(label[pc.top[hit]])
+        wide = pd.MultiIndex.from_arrays([w["county_adcode"].astype("string"),
+                                          w["top_category"].astype("string")])
+        hit = pd.MultiIndex.from_arrays([places["county_adcode"], places["top_category"]]
+                                        ).isin(wide)
+        top, tops = pd.factorize(places["top_category"][hit])
+        names = np.asarray([TOP_CATEGORIES.get(t, t) for t in tops], dtype=object)
+        pos.append(positions(places["credit_code"][hit], units["credit_code"]))
+        labels.append(("所在县区" + names + "普遍存在严重事故隐患")[top] if len(names)
+                      else names)
     if not pos:
         return np.full(n, None, dtype=object)
     return join_labels(np.concatenate(pos), np.concatenate(labels), n, sep="，")
@@ -657,17 +659,90 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     ``capacity`` (checks a year by county adcode, NaN or absent: not limited) bounds the
     boosts; without it no county is limited."""
     rules = rules or FrequencyRules()
-    u = unit_frame(units, ("name", "level", "province_adcode", "city_adcode", "county_adcode"))
+    return inspection_frequency_from(
+        UnitFacts.of(units, equipment, venues, as_of, rules, hazards=hazards), units, checks,
+        hotspot_units, widespread, as_of, rules, capacity=capacity)
+
+
+_UNIT_COLUMNS = ("name", "level", "province_adcode", "city_adcode", "county_adcode")
+#: The facts a unit's own pieces set, each a detail text per unit (None: not set).
+PIECE_FACTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "focus_category",
+                                "overdue_inspection", "late_rectification")
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """What the check schedule reads of each unit's in-use pieces, by credit code:
+    ``facts``, the detail (and, for the category facts, the steps) of each of
+    :data:`PIECE_FACTS` (``<fact>`` and ``<fact>_steps``); ``places``, the distinct
+    (county, top category) of its pieces, for the widespread hotspot fact. A unit's rows
+    come from its own pieces only, so parts keeping each unit's pieces together (the Dask
+    build's partitions) concatenate into the whole's (:meth:`joined`)."""
+
+    facts: pd.DataFrame
+    places: pd.DataFrame
+
+    @classmethod
+    def of(cls, units: pd.DataFrame, equipment: pd.DataFrame, venues: pd.DataFrame,
+           as_of: date, rules: FrequencyRules, *, hazards: pd.DataFrame | None = None
+           ) -> UnitFacts:
+        """The facts of ``equipment``'s in-use pieces per unit of ``units`` (both graded)."""
+        u = unit_frame(units, _UNIT_COLUMNS)
+        n = len(u)
+        pc = Pieces(equipment, u)
+        facts = _category_facts(pc, venues, rules, as_of, u)
+        out = pd.DataFrame({"credit_code": u["credit_code"]})
+        for name in PIECE_FACTS[:3]:
+            detail, steps = facts.get(name, (np.full(n, None, dtype=object),
+                                             np.zeros(n, dtype=np.int64)))
+            out[name] = pd.array(detail, dtype="string")
+            out[f"{name}_steps"] = steps
+        out["overdue_inspection"] = pd.array(_overdue(pc, n), dtype="string")
+        out["late_rectification"] = pd.array(_late_rectification(pc, hazards, as_of, n),
+                                             dtype="string")
+        ok = (pc.pos >= 0) & (pc.county >= 0) & (pc.top >= 0)
+        places = pd.DataFrame({
+            "credit_code": u["credit_code"].to_numpy()[pc.pos[ok]],
+            "county_adcode": _take(np.asarray(pc.county_u, dtype=object), pc.county[ok]),
+            "top_category": _take(np.asarray(pc.top_u, dtype=object), pc.top[ok]),
+        }).drop_duplicates().astype("string")
+        return cls(out, places.reset_index(drop=True))
+
+    @classmethod
+    def joined(cls, parts: list[UnitFacts]) -> UnitFacts:
+        """The facts of all ``parts`` (each unit's pieces in one part)."""
+        return cls(pd.concat([p.facts for p in parts], ignore_index=True),
+                   pd.concat([p.places for p in parts], ignore_index=True))
+
+
+def inspection_frequency_from(facts: UnitFacts, units: pd.DataFrame, checks: pd.DataFrame,
+                              hotspot_units: pd.DataFrame, widespread: pd.DataFrame,
+                              as_of: date, rules: FrequencyRules | None = None, *,
+                              capacity: pd.Series | None = None) -> gpd.GeoDataFrame:
+    """:func:`inspection_frequency` from the units' :class:`UnitFacts`."""
+    rules = rules or FrequencyRules()
+    u = unit_frame(units, _UNIT_COLUMNS)
     if u.empty:
         return _empty()
     n = len(u)
-    pc = Pieces(equipment, u)
-    facts = _category_facts(pc, venues, rules, as_of, u)
+    at = positions(facts.facts["credit_code"], u["credit_code"])
+    found = at >= 0
+
+    def per_unit(column: str, fill: object, dtype: object) -> np.ndarray:
+        values = np.full(n, fill, dtype=dtype)
+        values[at[found]] = facts.facts[column].to_numpy(dtype=dtype, na_value=fill)[found]
+        return values
+
+    piece_facts = {name: per_unit(name, None, object) for name in PIECE_FACTS}
+    # a category fact whose rule is off is None for every unit, with no steps: not applied
+    category = {name: (piece_facts[name], per_unit(f"{name}_steps", 0, np.int64))
+                for name in PIECE_FACTS[:3]}
     others = {
-        "hotspot": lambda: _hotspot(pc, u, hotspot_units, widespread, rules.hotspot, n),
+        "hotspot": lambda: _hotspot(facts.places, u, hotspot_units, widespread,
+                                    rules.hotspot, n),
         "blacklisted": lambda: _blacklisted(u),
-        "overdue_inspection": lambda: _overdue(pc, n),
-        "late_rectification": lambda: _late_rectification(pc, hazards, as_of, n),
+        "overdue_inspection": lambda: piece_facts["overdue_inspection"],
+        "late_rectification": lambda: piece_facts["late_rectification"],
     }
 
     # base interval from the level (missing level: no in-use equipment → the unlevelled one)
@@ -683,8 +758,8 @@ def inspection_frequency(units: pd.DataFrame, equipment: pd.DataFrame, checks: p
     mask = np.zeros(n, dtype=np.int64)  # bit i set: BOOSTS[i] triggered
     for bit, boost in enumerate(BOOSTS):
         rule = getattr(rules, boost)
-        if boost in facts:
-            detail, fact_steps = facts[boost]
+        if boost in category:
+            detail, fact_steps = category[boost]
         elif boost in others and rule.steps:  # steps 0: switched off
             detail, fact_steps = _fact(others[boost](), rule.steps)
         else:

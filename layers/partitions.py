@@ -16,10 +16,10 @@ store part by part, put back in order by :func:`staged_order`), the open hazards
 overdue pieces (:data:`PARTITION_LAYERS`, joined by :func:`join_layers`). With the graded
 frames (:func:`join_graded`) they are exactly what the whole input gives: the same rows
 in the same order, the same columns, dtypes and values (a unit's sums add its pieces in
-the same order). What needs the whole table (cells, regions, hotspot Gi*, ranks, picks,
-warnings) is not here: :func:`layers.build.build_layers` computes it from what the
-partitions sum and send (:class:`layers.aggregate.Sums` …) and, for the check schedule,
-from the joined graded frames, of which it reads :data:`WHOLE_TABLE_COLUMNS` only.
+the same order). What needs the whole table (cells, regions, hotspot Gi*, schedules,
+ranks, picks, warnings) is not here: :func:`layers.build.build_layers` computes it from
+what the partitions sum and send of their pieces (:class:`layers.aggregate.Sums` …) and
+the joined graded units (:func:`join_units`).
 """
 
 from __future__ import annotations
@@ -149,14 +149,6 @@ PARTITION_LAYERS: tuple[str, ...] = ("hazards", "overdue")
 #: The layers built on each partition and written by it in parts, never joined: one row
 #: per piece of equipment, per unit (the unit files): the two largest.
 STAGED_LAYERS: tuple[str, ...] = ("equipment", "units")
-#: The graded equipment columns still read piece by piece on the whole table: the check
-#: schedule's (:class:`layers.frequency.Pieces`) and the build report's levels. What a
-#: partition sends back of its pieces; every other whole-table stage reads the sums and
-#: per-unit rows it sends besides (:class:`service.build_dask.BuiltPartition`). A column
-#: missing here fails the Dask build's equality test (tests/test_build_dask.py).
-WHOLE_TABLE_COLUMNS: tuple[str, ...] = (
-    "registration_code", "category_code", "unit_credit_code", "city_adcode",
-    "county_adcode", "venue_id", "insured", "top_category", "in_use", "overdue", "level")
 
 
 def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:
@@ -193,8 +185,8 @@ def build_partition(inputs: Inputs, home: np.ndarray, rules: Rules
 def first_pieces(graded_eq: pd.DataFrame, graded_units: pd.DataFrame, table_units: int
                  ) -> pd.DataFrame:
     """The first piece of each unit a partition's equipment names but its units table
-    lacks (graded units after the first ``table_units``): all :func:`join_graded` needs
-    of the equipment for them when only :data:`WHOLE_TABLE_COLUMNS` come back."""
+    lacks (graded units after the first ``table_units``): all :func:`join_units` needs of
+    the equipment for them."""
     codes = graded_units["credit_code"].iloc[table_units:].astype("string")
     owner = graded_eq["unit_credit_code"].astype("string")
     named = graded_eq[owner.isin(codes).fillna(False).to_numpy(dtype=bool)]
@@ -212,12 +204,21 @@ def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
     columns only (default: the joined equipment has them all)."""
     eq_order = np.argsort(np.concatenate([plan.rows("equipment", p)
                                           for p in range(plan.parts)]), kind="stable")
-    unit_rows = [plan.rows("units", p) for p in range(plan.parts)]
     graded_units = [u for _, u in parts]
     graded_eq = [g for g, _ in parts]
     parts.clear()
     eq = stacked(graded_eq, eq_order)
     eq.index = equipment_index
+    return eq, join_units(graded_units, plan, units, eq if pieces is None else pieces)
+
+
+def join_units(graded_units: list[pd.DataFrame], plan: Plan, units: pd.DataFrame,
+               pieces: pd.DataFrame) -> pd.DataFrame:
+    """The graded units of the partitions (in partition order) as the whole input's: the
+    table's units in their input order, with its index (``units``: the input's units
+    table), then the units only equipment names, by credit code. ``pieces``: the
+    partitions' :func:`first_pieces` (or the whole graded equipment)."""
+    unit_rows = [plan.rows("units", p) for p in range(plan.parts)]
     known = pd.concat([u.iloc[:len(rows)] for u, rows in zip(graded_units, unit_rows,
                                                               strict=True)],
                       ignore_index=True)
@@ -226,9 +227,9 @@ def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
              if len(u) > len(rows)]
     if not extra:
         known.index = units.index
-        return eq, known
-    return eq, _with_units_from_equipment(known, pd.concat(extra, ignore_index=True),
-                                          eq if pieces is None else pieces, units)
+        return known
+    return _with_units_from_equipment(known, pd.concat(extra, ignore_index=True), pieces,
+                                      units)
 
 
 def stacked(frames: list[pd.DataFrame], order: np.ndarray) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """``riskmap build --engine dask``: grading, the per-unit and per-row layers and what
 every whole-table stage reads of the pieces mapped over partitions of the input on a Dask
 cluster (dask.distributed), each partition read and its largest layers written by a
-worker. The driver never holds the equipment table, and of its pieces only the few
-columns the check schedule reads.
+worker. The driver never holds the equipment table, graded or not: of its pieces it reads the
+keys that cut it into partitions.
 
 The driver reads the stored tables but for equipment, of which it reads the three key
 columns that cut it into partitions of counties (:mod:`layers.partitions`: a unit with all
@@ -22,10 +22,9 @@ the hotspot counts (:class:`layers.hotspots.HotspotSums`), the venue counts, and
 the demonstration candidates, the long-late major hazards and the pieces in parks. The
 driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
 unit's rows come from one partition, so they add up to the in-process build's to the
-last bit, whatever the partitions. The rest comes back joined in the whole input's order:
-the graded units, the open hazards and overdue pieces, and of the graded equipment the
-columns of :data:`layers.partitions.WHOLE_TABLE_COLUMNS` (the check schedule's, and the
-report's levels).
+last bit, whatever the partitions. The graded units, the open hazards and the overdue
+pieces come back joined in the whole input's order; the graded equipment does not come
+back at all.
 
 The stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
 picks and ranks, park profiles, warnings) then run in the driver with the same code as in
@@ -52,6 +51,7 @@ from layers.aggregate import Sums
 from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
 from layers.demonstration import UnitPieces
+from layers.frequency import UnitFacts
 from layers.hotspots import HotspotSums
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
@@ -127,7 +127,6 @@ def partition_count(client: Client, equipment_rows: int) -> int:
 class BuiltPartition(NamedTuple):
     """What a worker sends back of its partition."""
 
-    whole_table: pd.DataFrame  # the graded equipment's whole-table columns
     units: pd.DataFrame        # the graded units
     frames: dict[str, pd.DataFrame]  # its part of the joined layers
     firsts: pd.DataFrame       # the first pieces of units only equipment names
@@ -138,6 +137,7 @@ class BuiltPartition(NamedTuple):
     late_major: pd.DataFrame   # its units' 重大 hazards long past their deadline
     unit_pieces: UnitPieces    # its in-use pieces per unit (demonstration picks)
     park_pieces: pd.DataFrame  # its pieces with a park (index: position in the partition)
+    unit_facts: UnitFacts      # what the check schedule reads of its units' pieces
 
 
 def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
@@ -166,11 +166,13 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     venues = layers.points.venue_counts(graded_eq)
     unit_pieces = UnitPieces.of(graded_units, graded_eq, rules.demonstration)
     park_pieces = layers.parks.park_pieces(graded_eq)
-    whole_table = graded_eq[list(layers.partitions.WHOLE_TABLE_COLUMNS)]
+    unit_facts = UnitFacts.of(graded_units, graded_eq, inputs.venues, inputs.as_of,
+                              rules.frequency, hazards=inputs.hazards)
     del graded_eq
     release_memory()  # the worker's next partition starts from what it holds, not its peak
-    return BuiltPartition(whole_table, graded_units, frames, firsts, unlocated, sums,
-                          hotspot_sums, venues, late_major, unit_pieces, park_pieces)
+    return BuiltPartition(graded_units, frames, firsts, unlocated, sums,
+                          hotspot_sums, venues, late_major, unit_pieces, park_pieces,
+                          unit_facts)
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
@@ -206,7 +208,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
     if partitions is not None and partitions < 1:
         raise ValueError("partitions must be at least 1")
 
-    def grade(build: Build) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def grade(build: Build) -> tuple[None, pd.DataFrame]:
         i = build.inputs
         seconds: dict[str, float] = grade.seconds  # type: ignore[attr-defined]
         started = perf_counter()
@@ -232,7 +234,6 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             futures.append(client.submit(build_stored_partition, store.address,
                                          store.h3_resolution, version, *sent, targets,
                                          build.rules, token, p, pure=False))
-        equipment_index = i.equipment.index
         i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
         lap("submit")
         results = []
@@ -253,6 +254,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         build.late_major = pd.concat([r.late_major for r in results]).sort_index(
             kind="stable")  # each unit's rows in one partition
         build.unit_pieces = UnitPieces.joined([r.unit_pieces for r in results])
+        build.unit_facts = UnitFacts.joined([r.unit_facts for r in results])
         build.park_pieces = pd.concat(  # in input order: D is summed in it
             [r.park_pieces.set_axis(plan.rows("equipment", p)[r.park_pieces.index])
              for p, r in enumerate(results)]).sort_index(kind="stable")
@@ -274,12 +276,11 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store
             made[lid] = gpd.GeoDataFrame(geometry=[], crs=4326)
         pieces = pd.concat([r.firsts for r in results], ignore_index=True)
-        graded = [(r.whole_table, r.units) for r in results]
+        graded_units = [r.units for r in results]
         results.clear()
-        joined_graded = layers.partitions.join_graded(graded, plan, equipment_index, i.units,
-                                                      pieces)
+        units = layers.partitions.join_units(graded_units, plan, i.units, pieces)
         lap("join")
-        return joined_graded
+        return None, units  # the graded equipment is not held here
 
     grade.parts = 0  # type: ignore[attr-defined]
     grade.seconds = {}  # type: ignore[attr-defined]  # the grading stage's parts

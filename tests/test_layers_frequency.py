@@ -18,8 +18,10 @@ from layers.frequency import (
     FrequencyRules,
     HotspotBoost,
     KeyEquipmentBoost,
+    UnitFacts,
     boosted_units,
     inspection_frequency,
+    inspection_frequency_from,
     join_labels,
 )
 
@@ -640,3 +642,40 @@ def test_never_checked_units_spread_over_their_interval_riskiest_first():
     assert f.loc["B00", "next_due"] == pd.Timestamp("2022-06-01")  # checked: as before
     flat = run(u, rules=FrequencyRules(spread_first_checks=False))
     assert (flat["due_in_days"] == 0).all()
+
+
+def test_schedule_from_the_unit_facts_of_parts_joined():
+    """Each unit's facts taken from a part holding its pieces (as the Dask build's
+    partitions keep them) and joined give the whole's schedule: venues, key and focus
+    categories, overdue pieces, late rectifications and the widespread hotspot fact."""
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B", "blacklisted": True},
+                    {"credit_code": "C", "county_adcode": "410105"}, {"credit_code": "D"})
+    eq = equipment_frame(
+        {"unit_credit_code": "A", "category_code": "3110", "venue_id": "V1"},
+        {"unit_credit_code": "A", "category_code": "4100", "overdue": True},
+        {"unit_credit_code": "B", "category_code": "2100"},
+        {"unit_credit_code": "C", "category_code": "4100", "county_adcode": None},
+        {"unit_credit_code": "D", "category_code": "9100"},
+        {"unit_credit_code": "D", "category_code": "5110", "in_use": False})
+    hz = hazards_frame({"registration_code": "R4", "deadline": "2021-03-01"})
+    wide = pd.DataFrame({"county_adcode": pd.Series(["410102", "410105"], dtype="string"),
+                         "top_category": pd.Series(["4000", "4000"], dtype="string"),
+                         "widespread": pd.array([True, True], dtype="boolean")})
+    hot = pd.DataFrame({"credit_code": pd.Series(["B"], dtype="string"),
+                        "regional": pd.array([False], dtype="boolean")})
+    rules = FrequencyRules().model_copy(update={
+        "focus_category": FrequencyRules().focus_category.model_copy(update=NATIONAL)})
+    owner = eq["unit_credit_code"]
+    parts = [UnitFacts.of(u[u["credit_code"].isin(codes)], eq[owner.isin(codes).to_numpy()],
+                          VENUES, AS_OF, rules, hazards=hz)
+             for codes in (["C", "D"], ["A", "B"])]
+    got = inspection_frequency_from(UnitFacts.joined(parts), u, checks_frame(), hot, wide,
+                                    AS_OF, rules)
+    want = inspection_frequency(u, eq, checks_frame(), VENUES, hot, wide, AS_OF, rules,
+                                hazards=hz)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    f = want.set_index("credit_code")
+    assert {"crowded_venue", "overdue_inspection", "hotspot"} <= set(json.loads(f.loc["A",
+                                                                                "boosts"]))
+    assert "hotspot" in json.loads(f.loc["C", "boosts"])  # its piece stands in 410105
+    assert "late_rectification" in json.loads(f.loc["D", "boosts"])
