@@ -147,8 +147,9 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     """On a worker: partition ``part`` (its equipment keyed ``keys``, read here from the
     store at ``address`` as it was at ``version``), graded and built
     (:func:`layers.partitions.build_partition`); its :data:`~layers.partitions.STAGED_LAYERS`
-    staged in the store; its pieces summed for the aggregate layers (over the officers'
-    cells ``grid_targets``)."""
+    staged in the store; what the whole-table stages read of its pieces made here
+    (:class:`BuiltPartition`; the grid cells' sums over the officers' cells
+    ``grid_targets``)."""
     with reopen_store(address, h3_resolution) as store:
         equipment = store.read_rows("equipment", keys, version)
         graded_eq, graded_units, frames = layers.partitions.build_partition(
