@@ -519,8 +519,9 @@ class PlaceSums:
             **{c: self.counts[:, j].astype(np.int64) for j, c in enumerate(PLACE_COUNTS)})
 
 
-def _place_counts(equipment: pd.DataFrame) -> np.ndarray:
-    """Each piece's :data:`PLACE_COUNTS` (n × 4)."""
+def place_counts(equipment: pd.DataFrame) -> np.ndarray:
+    """Each piece's :data:`PLACE_COUNTS` (n × 4): an in-use elevator, insured, of unknown
+    insurance; its late hazards."""
     elevator = ((top_categories(equipment) == ELEVATORS).fillna(False).to_numpy(dtype=bool)
                 & in_use(equipment))
     insured = (pd.Series(equipment["insured"], dtype="boolean").reset_index(drop=True)
@@ -566,7 +567,7 @@ def place_sums(equipment: pd.DataFrame, units: pd.DataFrame) -> PlaceSums:
     return PlaceSums(keys.iloc[first].reset_index(drop=True),
                      _totals(_parts(equipment), code, len(first)),
                      np.column_stack([np.bincount(code, weights=w, minlength=len(first))
-                                      for w in _place_counts(equipment).T]))
+                                      for w in place_counts(equipment).T]))
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.stats import binom, poisson
 
+from layers.aggregate import place_counts
 from layers.columns import text
 from layers.hotspots import benjamini_hochberg
 from layers.scope import ShaanxiScope
 
-ELEVATORS = "3000"  # 特种设备目录：电梯
 ADMIN_LEVELS: tuple[str, ...] = ("province", "city", "county")
 _ADCODE_OF = {"province": "province_adcode", "city": "city_adcode", "county": "county_adcode"}
 
@@ -83,16 +83,13 @@ INSURANCE_COLUMNS: tuple[str, ...] = (
 
 def _elevator_counts(equipment: pd.DataFrame) -> pd.DataFrame:
     """Elevators / insured / insured-unknown per (admin_level, adcode), all three levels."""
-    eq = equipment
-    elevator = (eq["top_category"].astype("string") == ELEVATORS).fillna(False)
-    in_use = pd.Series(eq["in_use"], dtype="boolean").fillna(False)
-    keep = (elevator & in_use).to_numpy(dtype=bool)
-    insured = pd.Series(eq["insured"], dtype="boolean")
+    counts = place_counts(equipment)
+    keep = counts[:, 0] > 0
     return elevator_counts(pd.DataFrame({
-        **{col: eq.loc[keep, col].astype("string").to_numpy() for col in _ADCODE_OF.values()},
-        "elevators": np.ones(int(keep.sum()), dtype=np.int64),
-        "insured": insured[keep].fillna(False).to_numpy(dtype=np.int64),
-        "insured_unknown": insured[keep].isna().to_numpy(dtype=np.int64)}))
+        **{col: equipment[col].astype("string").to_numpy()[keep]
+           for col in _ADCODE_OF.values()},
+        **{c: counts[keep, j].astype(np.int64)
+           for j, c in enumerate(("elevators", "insured", "insured_unknown"))}}))
 
 
 def elevator_counts(rows: pd.DataFrame) -> pd.DataFrame:
