@@ -230,13 +230,17 @@
     var form = document.getElementById("riskmap-search");
     var status = document.getElementById("riskmap-search-status");
     var list = document.getElementById("riskmap-results");
+    // Only the latest search may write the status or open a popup: a slow answer to an
+    // earlier search must not overwrite a later one's.
+    var asked = 0;
     function item(id, fid) {
       return fetch("/ogc/collections/" + id + "/items/" + encodeURIComponent(fid),
                    {credentials: "same-origin"}).then(function (r) {
         return r.ok ? r.json() : Promise.reject(r.status);
       });
     }
-    function go(hit) {
+    function go(hit, ticket) {
+      if (ticket !== asked) { return; }
       list.hidden = true;
       if (hit.lon === null || hit.lat === null) {
         status.textContent = "已找到，但没有位置";
@@ -247,13 +251,16 @@
       if (layer(hit.layer)) { map.addLayer(layer(hit.layer)); }
       map.setView(at, 16, {animate: false});
       item(hit.layer, hit.fid).then(function (f) {
+        if (ticket !== asked) { return; }
         open(at, table(equipment ? "设备" : cfg.titles.units,
                        rowsOf(equipment ? cfg.equipment : cfg.popups.units, f.properties)));
-      }).catch(function (code) { status.textContent = "读取失败（" + code + "）"; });
+      }).catch(function (code) {
+        if (ticket === asked) { status.textContent = "读取失败（" + code + "）"; }
+      });
     }
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      var q = form.elements.q.value.trim();
+      var q = form.elements.q.value.trim(), ticket = ++asked;
       list.hidden = true;
       while (list.firstChild) { list.removeChild(list.firstChild); }
       if (q.length < 2) { status.textContent = "请至少输入两个字"; return; }
@@ -261,9 +268,10 @@
       fetch("/api/search?q=" + encodeURIComponent(q), {credentials: "same-origin"})
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (body) {
+          if (ticket !== asked) { return; }
           var hits = body.results;
           if (!hits.length) { status.textContent = "未找到（或不在您的权限范围内）"; return; }
-          if (hits.length === 1) { go(hits[0]); return; }
+          if (hits.length === 1) { go(hits[0], ticket); return; }
           status.textContent = "找到 " + hits.length + " 项" + (hits.length >= 10 ? "（前 10 项）" : "")
             + "，请选择：";
           hits.forEach(function (hit) {
@@ -271,13 +279,15 @@
             b.type = "button";
             b.textContent = hit.kind_zh + "｜" + (hit.name || "—") + "｜" + (hit.code || "")
               + (hit.level_zh ? "｜" + hit.level_zh : "");
-            b.addEventListener("click", function () { go(hit); });
+            b.addEventListener("click", function () { go(hit, ticket); });
             li.appendChild(b);
             list.appendChild(li);
           });
           list.hidden = false;
         })
-        .catch(function (code) { status.textContent = "查找失败（" + code + "）"; });
+        .catch(function (code) {
+          if (ticket === asked) { status.textContent = "查找失败（" + code + "）"; }
+        });
     });
 
     map.on("click", function (e) {
