@@ -193,6 +193,27 @@ def first_pieces(graded_eq: pd.DataFrame, graded_units: pd.DataFrame, table_unit
     return named[~named["unit_credit_code"].astype("string").duplicated().to_numpy()]
 
 
+@dataclass(frozen=True)
+class PartitionUnits:
+    """What the joining side needs of a partition's graded units: of the units table's
+    (which it holds) only the columns grading sets, of the units only the partition's
+    equipment names every column."""
+
+    graded: pd.DataFrame  # the table's units, in the partition's order: GRADED_UNIT_COLUMNS
+    extra: pd.DataFrame   # then the units only its equipment names, every column
+
+    @classmethod
+    def of(cls, graded_units: pd.DataFrame, table_units: int) -> PartitionUnits:
+        """A partition's graded units, its first ``table_units`` from its units table."""
+        return cls(graded_units.iloc[:table_units][list(layers.risk.GRADED_UNIT_COLUMNS)]
+                   .reset_index(drop=True),
+                   graded_units.iloc[table_units:].reset_index(drop=True))
+
+    @property
+    def rows(self) -> int:
+        return len(self.graded) + len(self.extra)
+
+
 def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
                 equipment_index: pd.Index, units: pd.DataFrame,
                 pieces: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -204,7 +225,8 @@ def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
     columns only (default: the joined equipment has them all)."""
     eq_order = np.argsort(np.concatenate([plan.rows("equipment", p)
                                           for p in range(plan.parts)]), kind="stable")
-    graded_units = [u for _, u in parts]
+    graded_units = [PartitionUnits.of(u, len(plan.rows("units", p)))
+                    for p, (_, u) in enumerate(parts)]
     graded_eq = [g for g, _ in parts]
     parts.clear()
     eq = stacked(graded_eq, eq_order)
@@ -212,21 +234,22 @@ def join_graded(parts: list[tuple[pd.DataFrame, pd.DataFrame]], plan: Plan,
     return eq, join_units(graded_units, plan, units, eq if pieces is None else pieces)
 
 
-def join_units(graded_units: list[pd.DataFrame], plan: Plan, units: pd.DataFrame,
+def join_units(parts: list[PartitionUnits], plan: Plan, units: pd.DataFrame,
                pieces: pd.DataFrame) -> pd.DataFrame:
     """The graded units of the partitions (in partition order) as the whole input's: the
     table's units in their input order, with its index (``units``: the input's units
-    table), then the units only equipment names, by credit code. ``pieces``: the
-    partitions' :func:`first_pieces` (or the whole graded equipment)."""
-    unit_rows = [plan.rows("units", p) for p in range(plan.parts)]
-    known = pd.concat([u.iloc[:len(rows)] for u, rows in zip(graded_units, unit_rows,
-                                                              strict=True)],
-                      ignore_index=True)
-    known = known.take(np.argsort(np.concatenate(unit_rows), kind="stable"))
-    extra = [u.iloc[len(rows):] for u, rows in zip(graded_units, unit_rows, strict=True)
-             if len(u) > len(rows)]
+    table, whose columns the graded units share, not copy), then the units only equipment
+    names, by credit code. ``pieces``: the partitions' :func:`first_pieces` (or the whole
+    graded equipment)."""
+    order = np.argsort(np.concatenate([plan.rows("units", p) for p in range(plan.parts)]),
+                       kind="stable")
+    graded = pd.concat([p.graded for p in parts], ignore_index=True).take(order)
+    known = units.copy(deep=False)  # copy on write: the table's columns are shared
+    known["credit_code"] = known["credit_code"].astype("string")  # as grading makes it
+    for column in layers.risk.GRADED_UNIT_COLUMNS:
+        known[column] = graded[column].set_axis(known.index)
+    extra = [p.extra for p in parts if len(p.extra)]
     if not extra:
-        known.index = units.index
         return known
     return _with_units_from_equipment(known, pd.concat(extra, ignore_index=True), pieces,
                                       units)

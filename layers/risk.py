@@ -582,6 +582,14 @@ def _others(matrix: np.ndarray, reasons: list[str]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- units
 
+#: The columns :func:`grade_units` sets on a unit's row; every other column is the units
+#: table's as stored (``credit_code`` as text).
+GRADED_UNIT_COLUMNS: tuple[str, ...] = (
+    "equipment_count", "in_use_count", *(f"n_{lv}" for lv in LEVEL_RANK), "D_max",
+    "open_hazards", "open_major_hazards", "overdue_count", "level_rank", "level",
+    "level_reason")
+
+
 def grade_units(units: pd.DataFrame, equipment: pd.DataFrame, rules: RiskRules
                 ) -> pd.DataFrame:
     """Each using unit's level: its riskiest in-use equipment, raised by its own factors.

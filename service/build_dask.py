@@ -23,8 +23,9 @@ the demonstration candidates, the long-late major hazards and the pieces in park
 driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
 unit's rows come from one partition, so they add up to the in-process build's to the
 last bit, whatever the partitions. The graded units, the open hazards and the overdue
-pieces come back joined in the whole input's order; the graded equipment does not come
-back at all.
+pieces come back joined in the whole input's order (of the units table's, which the
+driver holds, only the columns grading sets: :class:`layers.partitions.PartitionUnits`);
+the graded equipment does not come back at all.
 
 The stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
 picks and ranks, park profiles, warnings) then run in the driver with the same code as in
@@ -53,6 +54,7 @@ from layers.builders import Build
 from layers.demonstration import UnitPieces
 from layers.frequency import UnitFacts
 from layers.hotspots import HotspotSums
+from layers.partitions import PartitionUnits
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
 from service.memory import release_memory
@@ -127,7 +129,7 @@ def partition_count(client: Client, equipment_rows: int) -> int:
 class BuiltPartition(NamedTuple):
     """What a worker sends back of its partition."""
 
-    units: pd.DataFrame        # the graded units
+    units: PartitionUnits      # the graded units (of the table's, what grading sets)
     frames: dict[str, pd.DataFrame]  # its part of the joined layers
     firsts: pd.DataFrame       # the first pieces of units only equipment names
     unlocated: int             # pieces without a location
@@ -169,9 +171,10 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     park_pieces = layers.parks.park_pieces(graded_eq)
     unit_facts = UnitFacts.of(graded_units, graded_eq, inputs.venues, inputs.as_of,
                               rules.frequency, hazards=inputs.hazards)
-    del graded_eq
+    units = PartitionUnits.of(graded_units, len(inputs.units))
+    del graded_eq, graded_units
     release_memory()  # the worker's next partition starts from what it holds, not its peak
-    return BuiltPartition(graded_units, frames, firsts, unlocated, sums,
+    return BuiltPartition(units, frames, firsts, unlocated, sums,
                           hotspot_sums, venues, late_major, unit_pieces, park_pieces,
                           unit_facts)
 
@@ -260,8 +263,8 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             [r.park_pieces.set_axis(plan.rows("equipment", p)[r.park_pieces.index])
              for p, r in enumerate(results)]).sort_index(kind="stable")
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
-        extra = [r.units["credit_code"].iloc[n:].astype("string").to_numpy(dtype=object)
-                 for r, n in zip(results, counts, strict=True)]
+        extra = [r.units.extra["credit_code"].astype("string").to_numpy(dtype=object)
+                 for r in results]
         joined = layers.partitions.join_layers([r.frames for r in results])
         if joined is None:
             raise DataChanged("hazard ids or registration codes are not unique in the "
@@ -271,7 +274,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         # each staged layer's order: the part of each of its rows (the store's merge)
         orders = {"equipment": plan.equipment, "units": layers.partitions.staged_order(
             layers.partitions.unit_positions(plan, counts, extra),
-            [len(r.units) for r in results])}
+            [r.units.rows for r in results])}
         grade.orders = {lid: orders[lid]  # type: ignore[attr-defined]
                         for lid in layers.partitions.STAGED_LAYERS}
         for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from data.catalogue import load_catalogue
-from layers.risk import RiskRules, band_of, grade_equipment, grade_units
+from layers.risk import GRADED_UNIT_COLUMNS, RiskRules, band_of, grade_equipment, grade_units
 
 AS_OF = date(2026, 11, 1)
 RULES = RiskRules()
@@ -219,6 +219,9 @@ def test_units_take_their_riskiest_equipment_and_their_own_floors():
     assert pd.isna(u.loc["U2", "level"]) and u.loc["U2", "equipment_count"] == 0
     # a unit named only by equipment is kept, with the equipment's name
     assert u.loc["X9", "name"] == "甲单位" and u.loc["X9", "level"] == "blue"
+    # what grading sets (the Dask driver takes only these back of the table's units)
+    added = [c for c in grade_units(un, g, RULES).columns if c not in un.columns]
+    assert added == list(GRADED_UNIT_COLUMNS)
 
 
 def test_empty_input_grades_to_an_empty_frame():
