@@ -11,9 +11,10 @@ input always gives the same partitions.
 
 On a partition (:func:`build_partition`) run grading, which is per piece and per unit,
 and the builders of the layers made of one row per unit or per row of the input: the
-equipment and the unit files (:data:`STAGED_LAYERS`, which the Dask engine writes to the
-store part by part, put back in order by :func:`staged_order`), the open hazards and the
-overdue pieces (:data:`PARTITION_LAYERS`, joined by :func:`join_layers`). With the graded
+equipment, the unit files, the open hazards and the overdue pieces (:data:`STAGED_LAYERS`,
+which the Dask engine writes to the store part by part, put back in order by
+:func:`staged_order`; the order of the last two, sorted by their values, from what each
+partition sends of its rows: :func:`sort_keys`, :func:`sorted_positions`). With the graded
 frames (:func:`join_graded`) they are exactly what the whole input gives: the same rows
 in the same order, the same columns, dtypes and values (a unit's sums add its pieces in
 the same order). What needs the whole table (cells, regions, hotspot Gi*, schedules,
@@ -143,12 +144,14 @@ def grade_partition(equipment: pd.DataFrame, units: pd.DataFrame, hazards: pd.Da
     return eq, layers.risk.grade_units(units, eq, rules)
 
 
-#: The layers built on each partition and joined: one row per open hazard, per overdue
-#: piece.
-PARTITION_LAYERS: tuple[str, ...] = ("hazards", "overdue")
 #: The layers built on each partition and written by it in parts, never joined: one row
-#: per piece of equipment, per unit (the unit files): the two largest.
-STAGED_LAYERS: tuple[str, ...] = ("equipment", "units")
+#: per piece of equipment, per unit (the unit files), per open hazard, per overdue piece.
+STAGED_LAYERS: tuple[str, ...] = ("equipment", "units", "hazards", "overdue")
+#: Of the staged layers, those sorted by their values (as :mod:`layers.points` sorts
+#: them): the columns of each row a partition sends to put the parts in that order.
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "hazards": ("hazard_id", "days_past_deadline", "listed"),
+    "overdue": ("registration_code", "days_overdue")}
 
 
 def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:
@@ -166,9 +169,9 @@ def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.
 
 def build_partition(inputs: Inputs, home: np.ndarray, rules: Rules
                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
-    """A partition graded, and its :data:`STAGED_LAYERS` and :data:`PARTITION_LAYERS` by
-    their registry builders (the open hazards of the hazards at ``home`` only: the others
-    are there to be counted by the pieces they name)."""
+    """A partition graded, and its :data:`STAGED_LAYERS` by their registry builders (the
+    open hazards of the hazards at ``home`` only: the others are there to be counted by
+    the pieces they name)."""
     build = Build(inputs, rules)
     build.graded = grade_partition(inputs.equipment, inputs.units, inputs.hazards,
                                    inputs.venues, inputs.as_of, rules.risk)
@@ -321,25 +324,36 @@ def staged_order(positions: np.ndarray, sizes: list[int]) -> np.ndarray:
     return order
 
 
-def join_layers(frames: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame] | None:
-    """The :data:`PARTITION_LAYERS` of the whole input from the partitions' (in partition
-    order): the open hazards and the overdue pieces sorted as :mod:`layers.points` sorts
-    them, which is a total order when hazard ids and registration codes are unique
-    (ingest's keys). None when they are not."""
-    joined = {lid: pd.concat([f[lid] for f in frames], ignore_index=True)
-              for lid in PARTITION_LAYERS}
+def sort_keys(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """What a partition sends of its sorted layers (:data:`SORT_KEYS`) to be merged."""
+    return {lid: frames[lid][list(columns)].reset_index(drop=True)
+            for lid, columns in SORT_KEYS.items()}
+
+
+def sorted_positions(keys: list[dict[str, pd.DataFrame]]) -> dict[str, np.ndarray] | None:
+    """For each layer of :data:`SORT_KEYS`, where the partitions' rows (one partition after
+    another; ``keys``: their :func:`sort_keys`, in partition order) go in the whole layer:
+    the open hazards and the overdue pieces sorted as :mod:`layers.points` sorts them,
+    which is a total order when hazard ids and registration codes are unique (ingest's
+    keys). None when they are not."""
+    joined = {lid: pd.concat([k[lid] for k in keys], ignore_index=True) for lid in SORT_KEYS}
     hazards, overdue = joined["hazards"], joined["overdue"]
     if not (_unique(hazards["hazard_id"]) and _unique(overdue["registration_code"])):
         return None
     # as layers.points.open_hazards and overdue_inspections order their rows
-    order = np.lexsort((hazards["hazard_id"].to_numpy(dtype=object, na_value=""),
-                        -hazards["days_past_deadline"].fillna(-1).to_numpy(dtype=np.int64),
-                        ~hazards["listed"].to_numpy(dtype=bool)))
-    joined["hazards"] = hazards.iloc[order].reset_index(drop=True)
-    order = np.lexsort((overdue["registration_code"].to_numpy(dtype=object, na_value=""),
-                        -overdue["days_overdue"].to_numpy(dtype=np.int64)))
-    joined["overdue"] = overdue.iloc[order].reset_index(drop=True)
-    return joined
+    orders = {
+        "hazards": np.lexsort((
+            hazards["hazard_id"].to_numpy(dtype=object, na_value=""),
+            -hazards["days_past_deadline"].fillna(-1).to_numpy(dtype=np.int64),
+            ~hazards["listed"].to_numpy(dtype=bool))),
+        "overdue": np.lexsort((
+            overdue["registration_code"].to_numpy(dtype=object, na_value=""),
+            -overdue["days_overdue"].to_numpy(dtype=np.int64)))}
+    positions = {}
+    for lid, order in orders.items():
+        positions[lid] = np.empty(len(order), dtype=np.int64)
+        positions[lid][order] = np.arange(len(order), dtype=np.int64)
+    return positions
 
 
 def _unique(values: pd.Series) -> bool:

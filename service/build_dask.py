@@ -10,10 +10,12 @@ its equipment, each piece with all its hazards). Each worker reads its partition
 equipment from the store by key, at the data version the build started from
 (:meth:`Store.read_rows`), grades it (L, E, C, D, levels and reasons per piece; each
 unit's level from its pieces and its own factors) and builds its partition of the layers
-made of one row per unit or input row. The two largest, equipment (a row per piece) and
-the unit files (a row per unit), it writes to the store itself, in parts
-(:meth:`Store.stage_layer_part`); the store puts the parts together in the layer's order
-when the build is written.
+made of one row per unit or input row: equipment (a row per piece), the unit files (a
+row per unit), the open hazards and the overdue pieces. It writes them to the store
+itself, in parts (:meth:`Store.stage_layer_part`); the store puts the parts together in
+the layer's order when the build is written (the driver makes that order from the plan,
+and for the layers sorted by their values from the few columns each partition sends of
+their rows).
 
 For the stages that need the whole table, each worker sends what they read of its
 pieces, summed where they sum (:class:`BuiltPartition`): the aggregate sums (risk cells,
@@ -22,10 +24,10 @@ the hotspot counts (:class:`layers.hotspots.HotspotSums`), the venue counts, and
 the demonstration candidates, the long-late major hazards and the pieces in parks. The
 driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
 unit's rows come from one partition, so they add up to the in-process build's to the
-last bit, whatever the partitions. The graded units, the open hazards and the overdue
-pieces come back joined in the whole input's order (of the units table's, which the
-driver holds, only the columns grading sets: :class:`layers.partitions.PartitionUnits`);
-the graded equipment does not come back at all.
+last bit, whatever the partitions. The graded units come back joined in the whole
+input's order (of the units table's, which the driver holds, only the columns grading
+sets: :class:`layers.partitions.PartitionUnits`); the graded equipment and the per-row
+layers do not come back at all.
 
 The stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
 picks and ranks, park profiles, warnings) then run in the driver with the same code as in
@@ -130,7 +132,8 @@ class BuiltPartition(NamedTuple):
     """What a worker sends back of its partition."""
 
     units: PartitionUnits      # the graded units (of the table's, what grading sets)
-    frames: dict[str, pd.DataFrame]  # its part of the joined layers
+    sort_keys: dict[str, pd.DataFrame]  # what orders the rows of its sorted staged layers
+    staged: dict[str, int]     # the rows of each layer it staged
     firsts: pd.DataFrame       # the first pieces of units only equipment names
     unlocated: int             # pieces without a location
     sums: Sums                 # the aggregate layers' group sums of its pieces
@@ -158,6 +161,8 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
             replace(inputs, equipment=equipment), home, rules)
         del equipment
         unlocated = int(frames["equipment"].geometry.isna().sum())
+        sort_keys = layers.partitions.sort_keys(frames)
+        staged = {lid: len(frames[lid]) for lid in layers.partitions.STAGED_LAYERS}
         for lid in layers.partitions.STAGED_LAYERS:
             store.stage_layer_part(lid, token, part, frames.pop(lid))
     firsts = layers.partitions.first_pieces(graded_eq, graded_units, len(inputs.units))
@@ -174,7 +179,7 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     units = PartitionUnits.of(graded_units, len(inputs.units))
     del graded_eq, graded_units
     release_memory()  # the worker's next partition starts from what it holds, not its peak
-    return BuiltPartition(units, frames, firsts, unlocated, sums,
+    return BuiltPartition(units, sort_keys, staged, firsts, unlocated, sums,
                           hotspot_sums, venues, late_major, unit_pieces, park_pieces,
                           unit_facts)
 
@@ -205,8 +210,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             token: str, partitions: int | None = None) -> Grade:
     """A ``grade`` for :func:`layers.build.build_layers` that builds partitions of counties
     on ``client`` (``partitions``: how many at most; default :func:`partition_count`) from
-    ``store`` at ``version``; it puts the joined
-    :data:`~layers.partitions.PARTITION_LAYERS` in ``made``, placeholders for the
+    ``store`` at ``version``; it puts in ``made`` placeholders for the
     :data:`~layers.partitions.STAGED_LAYERS` its workers stage under ``token``, and keeps
     the staged layers' order and unlocated rows."""
     if partitions is not None and partitions < 1:
@@ -265,16 +269,16 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [r.units.extra["credit_code"].astype("string").to_numpy(dtype=object)
                  for r in results]
-        joined = layers.partitions.join_layers([r.frames for r in results])
-        if joined is None:
+        positions = layers.partitions.sorted_positions([r.sort_keys for r in results])
+        if positions is None:
             raise DataChanged("hazard ids or registration codes are not unique in the "
                               "stored tables; the Dask build needs them unique (as ingest "
                               "keeps them)")
-        made.update(joined)
+        positions["units"] = layers.partitions.unit_positions(plan, counts, extra)
         # each staged layer's order: the part of each of its rows (the store's merge)
-        orders = {"equipment": plan.equipment, "units": layers.partitions.staged_order(
-            layers.partitions.unit_positions(plan, counts, extra),
-            [r.units.rows for r in results])}
+        orders = {"equipment": plan.equipment, **{
+            lid: layers.partitions.staged_order(at, [r.staged[lid] for r in results])
+            for lid, at in positions.items()}}
         grade.orders = {lid: orders[lid]  # type: ignore[attr-defined]
                         for lid in layers.partitions.STAGED_LAYERS}
         for lid in layers.partitions.STAGED_LAYERS:  # built by the workers, in the store
