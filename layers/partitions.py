@@ -75,45 +75,86 @@ def _text(values: pd.Series) -> pd.Series:
 def plan(units: pd.DataFrame, equipment: pd.DataFrame, hazards: pd.DataFrame,
          parts: int) -> Plan:
     """Partitions of at most ``parts`` (fewer when there are fewer counties with equipment),
-    by the units' counties; see the module's docstring."""
+    by the units' counties; see the module's docstring.
+
+    Vectorised on codes, not on text: every credit code (the units', the pieces' owners',
+    the hazards' units) is factorized once into one code space and every registration
+    code into another, and the rest is integer arrays (at 5M pieces, text keyed by text
+    took half a minute and a copy of every key as Python strings)."""
     if parts < 1:
         raise ValueError("parts must be at least 1")
-    unit_code = _text(units["credit_code"])
-    unit_county = _text(units["county_adcode"]).fillna(NO_COUNTY)
-    # a unit's county is its first row's (a code twice keeps its rows together)
-    county_of_unit = pd.Series(unit_county.to_numpy(), index=pd.Index(unit_code))
-    county_of_unit = county_of_unit[~county_of_unit.index.duplicated()]
-    owner = _text(equipment["unit_credit_code"])
-    eq_county = _text(equipment["county_adcode"]).fillna(NO_COUNTY)
-    # a unit only equipment names: the county of its first piece
-    firsts = pd.Series(eq_county.to_numpy(), index=pd.Index(owner))
-    firsts = firsts[firsts.index.notna() & ~firsts.index.duplicated()]
-    county_of_owner = pd.concat([county_of_unit, firsts[~firsts.index.isin(
-        county_of_unit.index)]])
-    key = pd.Series(county_of_owner.reindex(owner).to_numpy(), dtype="string")
-    key = key.fillna(eq_county)  # a piece without a unit code: its own county
-    weights = key.value_counts(sort=False)
-    part_of = _pack(weights, parts)
-    eq_part = pd.Series(key.to_numpy()).map(part_of).to_numpy(dtype=np.int64)
+    n_units, n_eq = len(units), len(equipment)
+    hazard_units = (_text(hazards["unit_credit_code"]) if "unit_credit_code" in hazards
+                    else pd.Series(pd.NA, index=range(len(hazards)), dtype="string"))
+    credit, _ = pd.factorize(pd.concat([_text(units["credit_code"]),
+                                        _text(equipment["unit_credit_code"]), hazard_units],
+                                       ignore_index=True))
+    unit_code, owner, hazard_unit = np.split(credit, [n_units, n_units + n_eq])
+    county, counties = pd.factorize(pd.concat(
+        [_text(units["county_adcode"]), _text(equipment["county_adcode"])],
+        ignore_index=True).fillna(NO_COUNTY))
+    unit_county, eq_county = county[:n_units], county[n_units:]
+    codes = int(credit.max(initial=-1)) + 1
+    # a code's county: its first unit row's; for a unit only equipment names, its first
+    # piece's (a code twice keeps its rows together)
+    table_county = _first_per_code(unit_code, unit_county, codes)
+    county_of = np.where(table_county >= 0, table_county,
+                         _first_per_code(owner, eq_county, codes))
+    key = np.where(owner >= 0, county_of[np.maximum(owner, 0)], eq_county)  # no unit: own
+    weights = np.bincount(key, minlength=len(counties))
+    packed = np.flatnonzero(weights)
+    part_of = _pack(pd.Series(weights[packed], index=counties[packed]), parts)
+    part_by_county = np.full(len(counties), -1, dtype=np.int64)
+    part_by_county[packed] = [part_of[c] for c in counties[packed]]
+    eq_part = part_by_county[key]
     # units whose county has no equipment: by their county if packed, else partition 0
-    unit_part = pd.Series(county_of_unit.reindex(unit_code).to_numpy()).map(part_of)
-    unit_part = unit_part.fillna(0).to_numpy(dtype=np.int64)
-    code = _text(equipment["registration_code"])
-    pairs = pd.DataFrame({"code": code.to_numpy(), "part": eq_part}).dropna(
-        subset=["code"]).drop_duplicates()
-    named = pd.DataFrame({"code": _text(hazards["registration_code"]).to_numpy(),
-                          "row": np.arange(len(hazards))}).merge(pairs, on="code")
-    home = pd.Series(pd.NA, index=range(len(hazards)), dtype="Int64")
-    first = named.drop_duplicates("row")
-    home.iloc[first["row"].to_numpy()] = first["part"].to_numpy()
-    if "unit_credit_code" in hazards:
-        unit_home = pd.Series(unit_part, index=pd.Index(unit_code))
-        unit_home = unit_home[~unit_home.index.duplicated()]
-        home = home.fillna(pd.Series(unit_home.reindex(
-            _text(hazards["unit_credit_code"])).to_numpy(), dtype="Int64"))
+    unit_county_of = np.where(unit_code >= 0, table_county[np.maximum(unit_code, 0)],
+                              unit_county)
+    unit_part = np.maximum(part_by_county[unit_county_of], 0)
+    hazard_rows, hazard_parts, home = _hazard_parts(equipment, hazards, eq_part)
+    if len(hazard_unit):  # a hazard naming no piece here: its unit's partition
+        unit_home = _first_per_code(unit_code, unit_part, codes)
+        by_unit = np.where(hazard_unit >= 0, unit_home[np.maximum(hazard_unit, 0)], -1)
+        home = np.where(home >= 0, home, by_unit)
     return Plan(max(len(set(part_of.values())), 1), unit_part, eq_part,
-                home.fillna(0).to_numpy(dtype=np.int64),
-                named["row"].to_numpy(dtype=np.int64), named["part"].to_numpy(dtype=np.int64))
+                np.maximum(home, 0), hazard_rows, hazard_parts)
+
+
+def _first_per_code(code: np.ndarray, values: np.ndarray, codes: int) -> np.ndarray:
+    """Per code 0 … ``codes`` - 1 the value of its first row (-1: no row); rows whose code
+    is -1 (no code) count for none."""
+    out = np.full(codes, -1, dtype=np.int64)
+    has = np.flatnonzero(code >= 0)
+    found, first = np.unique(code[has], return_index=True)
+    out[found] = values[has[first]]
+    return out
+
+
+def _hazard_parts(equipment: pd.DataFrame, hazards: pd.DataFrame, eq_part: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (hazard row, partition) pairs of the partitions holding a piece of each hazard's
+    registration code (each partition once, in the order its first such piece comes), and
+    each hazard's home: the first of them (-1: no piece has its code)."""
+    n_eq = len(equipment)
+    reg, _ = pd.factorize(pd.concat([_text(equipment["registration_code"]),
+                                     _text(hazards["registration_code"])],
+                                    ignore_index=True))
+    eq_reg, hz_reg = reg[:n_eq], reg[n_eq:]
+    parts = int(eq_part.max(initial=0)) + 1
+    held = np.flatnonzero(eq_reg >= 0)
+    # distinct (code, partition) pairs, in the order of their first piece
+    _, first = np.unique(eq_reg[held] * parts + eq_part[held], return_index=True)
+    first = held[np.sort(first)]
+    by_code = np.argsort(eq_reg[first], kind="stable")
+    pair_code, pair_part = eq_reg[first][by_code], eq_part[first][by_code]
+    named = np.flatnonzero(hz_reg >= 0)
+    start = np.searchsorted(pair_code, hz_reg[named], side="left")
+    count = np.searchsorted(pair_code, hz_reg[named], side="right") - start
+    rows = np.repeat(named, count)
+    at = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+    home = np.full(len(hazards), -1, dtype=np.int64)
+    home[named[count > 0]] = pair_part[start[count > 0]]
+    return rows.astype(np.int64), pair_part[at].astype(np.int64), home
 
 
 def _pack(weights: pd.Series, parts: int) -> dict[str, int]:
