@@ -29,7 +29,7 @@ from scipy import sparse
 from data.catalogue import TOP_CATEGORIES
 from geo.cells import cell_centres, from_strings, parents, points_to_cells, to_strings
 from layers.columns import arrow_trimmed, flags, in_use, number_array, text, top_categories
-from layers.frames import LEVEL_COUNT_COLUMNS, LEVELS
+from layers.frames import ELEVATORS, LEVEL_COUNT_COLUMNS, LEVELS
 
 # --------------------------------------------------------------------------- constants
 
@@ -498,7 +498,6 @@ PLACE_KEYS: tuple[str, ...] = ("province_adcode", "city_adcode", "county_adcode"
 #: Counts per place besides the indicators: in-use elevators (top category 3000), of which
 #: insured and of unknown insurance (the insurance layer), and late hazards (warnings).
 PLACE_COUNTS: tuple[str, ...] = ("elevators", "insured", "insured_unknown", "late_hazards")
-ELEVATORS = "3000"  # 特种设备目录：电梯
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from data.catalogue import TOP_CATEGORIES, check_top_codes
 from layers.columns import column, numbers
+from layers.frames import ELEVATORS
 from layers.frequency import Pieces, positions, unit_frame, unit_points
-
-ELEVATORS = "3000"
 
 #: GB 32100-2015 登记管理部门代码, the first character of a unified social credit code.
 REGISTRATION_AUTHORITIES: dict[str, str] = {

@@ -29,6 +29,9 @@ import pandas as pd
 
 from data.catalogue import top_codes
 
+#: 特种设备目录: the top category code of elevators (电梯).
+ELEVATORS = "3000"
+
 # The four colour levels of 安全风险分级管控, most serious first.
 LEVELS: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 LEVEL_RANK: dict[str, int] = {"red": 4, "orange": 3, "yellow": 2, "blue": 1}

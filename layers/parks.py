@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from data.catalogue import TOP_CATEGORIES, check_top_codes
 from layers.columns import arrow_text, column, flags, number_array, numbers, text, top_categories
-from layers.frames import LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS
+from layers.frames import ELEVATORS, LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS
 from layers.park_measures import (
     DEFAULT_MEASURES,
     METRICS,
@@ -33,8 +33,6 @@ from layers.park_measures import (
     Scope,
     template_fields,
 )
-
-_ELEVATOR = "3000"
 
 
 class ParkRules(BaseModel):
@@ -169,7 +167,7 @@ def _equipment_rows(equipment: pd.DataFrame) -> pd.DataFrame:
     flag in a byte, a count in four: summed as float64 like any other weight)."""
     cat = top_categories(equipment)
     in_use = flags(equipment, "in_use")
-    elevator = (cat == _ELEVATOR).fillna(False).to_numpy(dtype=bool) & in_use
+    elevator = (cat == ELEVATORS).fillna(False).to_numpy(dtype=bool) & in_use
     rank = number_array(equipment, "level_rank").astype(np.int64)
 
     def count(name: str) -> np.ndarray:

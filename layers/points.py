@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from data.catalogue import category_name
 from layers.columns import column, flags, in_use, text, top_categories
 from layers.frames import (
+    ELEVATORS,
     LEVEL_BY_RANK,
     LEVEL_RANK,
     LEVELS,
@@ -27,7 +28,6 @@ from layers.frames import (
     top_category,
 )
 
-ELEVATORS = "3000"  # 特种设备目录：电梯
 ADCODES: tuple[str, ...] = ("province_adcode", "city_adcode", "county_adcode")
 
 
