@@ -211,13 +211,13 @@ def _parts(equipment: pd.DataFrame) -> _Parts:
         in_use=use.astype("float64"),
         level=np.where(use, level, -1),
         category=_index_of(top, CATEGORY_CODES),
-        d=_score_steps(np.where(use, number_array(eq, "D"), 0.0)),
+        d=score_steps(np.where(use, number_array(eq, "D"), 0.0)),
         open_hazards=number_array(eq, "open_hazards"),
         open_major=number_array(eq, "open_major_hazards"),
         overdue=(flags(eq, "overdue") & use).astype("float64"))
 
 
-def _score_steps(d: np.ndarray) -> np.ndarray:
+def score_steps(d: np.ndarray) -> np.ndarray:
     """D in whole twentieths (:data:`SCORE_STEPS`); a D off that step is refused, as it
     could not be summed exactly."""
     steps = np.rint(d * SCORE_STEPS)

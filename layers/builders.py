@@ -111,10 +111,10 @@ class Build:
                                                   self.rules.demonstration)
 
     @cached_property
-    def park_pieces(self) -> pd.DataFrame:
-        """The pieces with a park, as the park profiles read them (the Dask build joins its
-        partitions' instead, in input order)."""
-        return layers.parks.park_pieces(self.equipment)
+    def park_sums(self) -> layers.parks.ParkSums:
+        """What the park profiles read of the pieces and their hazards, summed per park (the
+        Dask build adds its partitions' instead)."""
+        return layers.parks.ParkSums.of(self.equipment, self.inputs.hazards)
 
     @cached_property
     def venue_counts(self) -> pd.DataFrame:
@@ -412,8 +412,8 @@ def demonstration_coverage(b: Build) -> pd.DataFrame:
 @builder("parks")
 def parks(b: Build) -> gpd.GeoDataFrame:
     """Every park's profile (一园一策)."""
-    return layers.parks.park_profiles_from(b.park_pieces, b.units, b.inputs.parks,
-                                           b.inputs.hazards, b.as_of, b.rules.parks)
+    return layers.parks.park_profiles_from(b.park_sums, b.units, b.inputs.parks, b.as_of,
+                                           b.rules.parks)
 
 
 @builder("alerts")

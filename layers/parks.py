@@ -11,6 +11,7 @@ language with a Chinese template filled from the row's numbers), applied here by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from data.catalogue import TOP_CATEGORIES, check_top_codes
+from layers.aggregate import SCORE_STEPS, score_steps
 from layers.columns import arrow_text, column, flags, number_array, numbers, text, top_categories
 from layers.frames import ELEVATORS, LEVEL_BY_RANK, LEVEL_COUNT_COLUMNS, LEVEL_RANK, LEVELS
 from layers.park_measures import (
@@ -196,7 +198,9 @@ _SUMS = ("equipment", "in_use", *LEVEL_COUNT_COLUMNS, "overdue", "open_hazards",
 
 
 def _equipment_stats(eq: pd.DataFrame, pos: np.ndarray, n: int) -> pd.DataFrame:
-    """Counts, rates and D statistics of the equipment at each of the ``n`` positions.
+    """Counts, rates and D statistics of the rows of ``eq`` at each of the ``n`` positions:
+    a row is a piece (:func:`_equipment_rows`) or pieces already summed (:class:`ParkSums`,
+    with their ``D_max``).
 
     Elevator insurance coverage is over elevators in use (保有量, Shaanxi plan 二（五））; the
     overdue rate is over pieces in use (only those can be 逾期未检)."""
@@ -206,7 +210,8 @@ def _equipment_stats(eq: pd.DataFrame, pos: np.ndarray, n: int) -> pd.DataFrame:
         out[col] = total if col == "risk_score" else np.rint(total).astype(np.int64)
     d_max = np.zeros(n)
     ok = pos >= 0
-    np.maximum.at(d_max, pos[ok], eq["risk_score"].to_numpy()[ok])
+    np.maximum.at(d_max, pos[ok], eq["D_max" if "D_max" in eq else "risk_score"]
+                  .to_numpy()[ok])
     out["D_max"] = d_max
     out["overdue_rate"] = _ratio(out["overdue"], out["in_use"])
     out["insurance_coverage"] = _ratio(out["elevators_insured"], out["elevators"])
@@ -215,7 +220,8 @@ def _equipment_stats(eq: pd.DataFrame, pos: np.ndarray, n: int) -> pd.DataFrame:
 
 def _categories(eq: pd.DataFrame, pos: np.ndarray, n: int, exclude: tuple[str, ...]
                 ) -> tuple[pa.Array, np.ndarray]:
-    """Pieces per top category as a JSON object per position, and the dominant category.
+    """Pieces per top category as a JSON object per position, and the dominant category
+    (a row of ``eq`` counts its ``equipment`` pieces).
 
     Dominant = most pieces in use (ties: higher summed D, then the lower code), leaving out
     ``exclude``; Henan plan 二（二） "按设备类别……开展分类监管"."""
@@ -231,7 +237,7 @@ def _categories(eq: pd.DataFrame, pos: np.ndarray, n: int, exclude: tuple[str, .
         w = None if weights is None else weights[ok]
         return np.bincount(key, weights=w, minlength=n * m).reshape(n, m)
 
-    count = grid(None)
+    count = np.rint(grid(eq["equipment"].to_numpy(dtype=np.float64))).astype(np.int64)
     rows, cols = np.nonzero(count)
     parts = _cat(_json_values(cats).take(pa.array(cols)), ":", _strs(count[rows, cols]))
     json = _join(rows, parts, n, "{}", "{", "}")
@@ -263,18 +269,30 @@ def _hazard_months(hazards: pd.DataFrame, eq: pd.DataFrame, pos: np.ndarray, n: 
 
     A hazard reaches a park or unit through its equipment (registration code); found is
     counted by ``found_on``, closed (销号) by ``closed_on``."""
-    today = pd.Timestamp(as_of)
-    start = today.year * 12 + today.month - 1 - (months - 1)
-    labels = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(start, start + months)]
     owner = _take(pos, _positions(eq["registration_code"], column(hazards, "registration_code")),
                   -1)
-    out = []
-    for col in ("found_on", "closed_on"):
-        month = _month_index(column(hazards, col)) - start
-        ok = (owner >= 0) & (month >= 0) & (month < months)
-        out.append(np.bincount(owner[ok] * months + month[ok], minlength=n * months)
-                   .reshape(n, months))
-    return out[0], out[1], labels
+    start, labels = _window(as_of, months)
+    found, closed = (_month_grid(owner, _month_index(column(hazards, col)), None, n, start,
+                                 months) for col in ("found_on", "closed_on"))
+    return found, closed, labels
+
+
+def _window(as_of: date, months: int) -> tuple[int, list[str]]:
+    """The first of the ``months`` months up to as_of's (a :func:`_month_index`), and
+    their labels."""
+    today = pd.Timestamp(as_of)
+    start = today.year * 12 + today.month - 1 - (months - 1)
+    return start, [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(start, start + months)]
+
+
+def _month_grid(pos: np.ndarray, month: np.ndarray, weights: np.ndarray | None, n: int,
+                start: int, months: int) -> np.ndarray:
+    """n × ``months`` counts (or sums of ``weights``) of rows by position and month."""
+    at = month - start
+    ok = (pos >= 0) & (at >= 0) & (at < months)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    grid = np.bincount(pos[ok] * months + at[ok], weights=w, minlength=n * months)
+    return np.rint(grid).astype(np.int64).reshape(n, months)
 
 
 # --------------------------------------------------------------------------- measures
@@ -367,27 +385,76 @@ def park_profiles(equipment: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDa
     A unit belongs to a park when its own location or any of its equipment lies in it.
     ``rank`` 1 = highest ``risk_score`` (sum of D), then more open major hazards, then
     park_id; ``risk_index`` = risk_score as a share (0–100) of the highest park's."""
-    return park_profiles_from(park_pieces(equipment), units, parks, hazards, as_of, rules)
+    return park_profiles_from(ParkSums.of(equipment, hazards), units, parks, as_of, rules)
 
 
-def park_pieces(equipment: pd.DataFrame) -> pd.DataFrame:
-    """The pieces with a park, of the few columns the park profiles read, in input order
-    (the index: each row's position in ``equipment``); the others count for no park."""
-    eq = _equipment_rows(equipment).reset_index(drop=True)
-    return eq[eq["park_id"].notna().to_numpy(dtype=bool)]
+_PIECE_KEYS = ["park_id", "top_category"]
 
 
-def park_profiles_from(eq: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoDataFrame,
-                       hazards: pd.DataFrame, as_of: date, rules: ParkRules
-                       ) -> gpd.GeoDataFrame:
-    """:func:`park_profiles` from the :func:`park_pieces` (in input order)."""
+@dataclass(frozen=True)
+class ParkSums:
+    """What the park profiles read of the graded equipment and its hazards, summed per park:
+    the pieces per park and top category (:data:`_SUMS`, D in whole twentieths, and the
+    highest D), the distinct (park, unit) pairs of a piece and its unit, and the hazards
+    found and closed per park and month.
+
+    The sums of any split of the pieces (each hazard with its piece) combine
+    (:meth:`combined`) to the sums of all of them, to the last bit: a Dask worker sums its
+    partition and the driver adds the partitions' sums, never holding the pieces."""
+
+    pieces: pd.DataFrame   # park_id, top_category, *_SUMS, D_max
+    members: pd.DataFrame  # park_id, unit
+    months: pd.DataFrame   # park_id, month (a _month_index), found, closed
+
+    @classmethod
+    def of(cls, equipment: pd.DataFrame, hazards: pd.DataFrame) -> ParkSums:
+        """The sums of ``equipment`` (graded) and of the ``hazards`` on its pieces; pieces
+        without a park count for none."""
+        eq = _equipment_rows(equipment)
+        eq = eq[eq["park_id"].notna().to_numpy(dtype=bool)].reset_index(drop=True)
+        eq["D_max"] = eq["risk_score"]
+        eq["risk_score"] = score_steps(eq["risk_score"].to_numpy())
+        owner = _positions(eq["registration_code"], column(hazards, "registration_code"))
+        park = eq["park_id"].to_numpy(dtype=object)
+        months = []
+        for col, found in (("found_on", 1), ("closed_on", 0)):
+            month = _month_index(column(hazards, col))
+            ok = (owner >= 0) & (month >= 0)
+            months.append(pd.DataFrame({"park_id": park[owner[ok]], "month": month[ok],
+                                        "found": found, "closed": 1 - found}))
+        members = eq.loc[eq["unit"].notna().to_numpy(dtype=bool), ["park_id", "unit"]]
+        return cls._grouped([eq[[*_PIECE_KEYS, *_SUMS, "D_max"]]], [members], months)
+
+    @classmethod
+    def combined(cls, parts: list[ParkSums]) -> ParkSums:
+        """The sums of all the pieces of ``parts`` (each the :meth:`of` of some pieces)."""
+        return cls._grouped([p.pieces for p in parts], [p.members for p in parts],
+                            [p.months for p in parts])
+
+    @classmethod
+    def _grouped(cls, pieces: list[pd.DataFrame], members: list[pd.DataFrame],
+                 months: list[pd.DataFrame]) -> ParkSums:
+        how = {**dict.fromkeys(_SUMS, "sum"), "D_max": "max"}
+        piece = pd.concat(pieces, ignore_index=True).astype(
+            {"park_id": "string", "top_category": "string"})
+        piece = piece.groupby(_PIECE_KEYS, dropna=False, sort=True).agg(how).reset_index()
+        member = pd.concat(members, ignore_index=True).astype("string").drop_duplicates()
+        month = pd.concat(months, ignore_index=True).astype({"park_id": "string"})
+        month = month.groupby(["park_id", "month"], sort=True)[["found", "closed"]].sum()
+        return cls(piece, member.sort_values(["park_id", "unit"]).reset_index(drop=True),
+                   month.reset_index())
+
+
+def park_profiles_from(sums: ParkSums, units: pd.DataFrame, parks: gpd.GeoDataFrame,
+                       as_of: date, rules: ParkRules) -> gpd.GeoDataFrame:
+    """:func:`park_profiles` from the :class:`ParkSums` of the equipment and hazards."""
     pk = _parks(parks)
     index = pd.Index(pk["park_id"])
     n = len(pk)
-    eq = eq.reset_index(drop=True)
+    eq = sums.pieces
     pos = _positions(index, eq["park_id"])
     u = _unit_rows(units, rules)
-    park, unit = _members(u, eq, pos, index)
+    park, unit = _members(u, sums.members, index)
 
     out = pd.DataFrame({"park_id": pk["park_id"]})
     for col in ("name", "kind", "province_adcode", "city_adcode", "county_adcode"):
@@ -395,6 +462,7 @@ def park_profiles_from(eq: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoData
     out["area_km2"] = numbers(pk, "area_km2")
     out = pd.concat([out, _member_stats(u, park, unit, n), _equipment_stats(eq, pos, n)],
                     axis=1)
+    out["risk_score"] /= SCORE_STEPS
     categories, dominant = _categories(eq, pos, n, rules.dominant_exclude)
     out["categories"] = _strings(categories)
     out["dominant_category"] = dominant
@@ -402,7 +470,12 @@ def park_profiles_from(eq: pd.DataFrame, units: pd.DataFrame, parks: gpd.GeoData
     top = out["risk_score"].max() if n else 0.0
     out["risk_index"] = 100 * out["risk_score"] / top if top > 0 else 0.0
     out["top_units"] = _strings(_top_units(u, park, unit, n, rules.top_units))
-    out["monthly"] = _strings(_monthly(*_hazard_months(hazards, eq, pos, n, as_of, rules.months)))
+    start, labels = _window(as_of, rules.months)
+    m = sums.months
+    at = _positions(index, m["park_id"])
+    found, closed = (_month_grid(at, m["month"].to_numpy(dtype=np.int64), m[col].to_numpy(),
+                                 n, start, rules.months) for col in ("found", "closed"))
+    out["monthly"] = _strings(_monthly(found, closed, labels))
     order = np.lexsort((out["park_id"].to_numpy(dtype=object),
                         -out["open_major_hazards"].to_numpy(), -out["risk_score"].to_numpy()))
     out = out.iloc[order].reset_index(drop=True)
@@ -456,14 +529,14 @@ def _unit_rank(units: pd.DataFrame) -> np.ndarray:
     return pd.to_numeric(level).fillna(0).to_numpy(dtype=np.int64)
 
 
-def _members(u: pd.DataFrame, eq: pd.DataFrame, pos: np.ndarray, index: pd.Index
+def _members(u: pd.DataFrame, pieces: pd.DataFrame, index: pd.Index
              ) -> tuple[np.ndarray, np.ndarray]:
     """(park row, unit row) pairs, sorted: the unit's point or any of its equipment is in the
-    park (一园一策 covers every enterprise operating in the park)."""
+    park (一园一策 covers every enterprise operating in the park; ``pieces``: the (park_id,
+    unit) pairs of the equipment)."""
     codes = pd.Index(u["credit_code"])
-    in_park = pos >= 0
-    park = np.concatenate([_positions(index, u["park_id"]), pos[in_park]])
-    unit = np.concatenate([np.arange(len(u)), _positions(codes, eq["unit"][in_park])])
+    park = np.concatenate([_positions(index, u["park_id"]), _positions(index, pieces["park_id"])])
+    unit = np.concatenate([np.arange(len(u)), _positions(codes, pieces["unit"])])
     ok = (park >= 0) & (unit >= 0)
     pairs = np.unique(park[ok] * max(len(u), 1) + unit[ok])
     return pairs // max(len(u), 1), pairs % max(len(u), 1)

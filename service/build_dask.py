@@ -21,7 +21,8 @@ For the stages that need the whole table, each worker sends what they read of it
 pieces, summed where they sum (:class:`BuiltPartition`): the aggregate sums (risk cells,
 regions, industries, grid cells, insurance, late hazards: :class:`layers.aggregate.Sums`),
 the hotspot counts (:class:`layers.hotspots.HotspotSums`), the venue counts, and per unit
-the demonstration candidates, the long-late major hazards and the pieces in parks. The
+the demonstration candidates, the long-late major hazards, and per park the sums of its
+pieces and their hazards (:class:`layers.parks.ParkSums`). The
 driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
 unit's rows come from one partition, so they add up to the in-process build's to the
 last bit, whatever the partitions. The graded units come back joined in the whole
@@ -47,7 +48,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-import layers.parks
 import layers.partitions
 import layers.points
 from layers.aggregate import Sums
@@ -56,6 +56,7 @@ from layers.builders import Build
 from layers.demonstration import UnitPieces
 from layers.frequency import UnitFacts
 from layers.hotspots import HotspotSums
+from layers.parks import ParkSums
 from layers.partitions import PartitionUnits
 from layers.rules import Rules
 from service.ingest.distributed import dask_client
@@ -141,7 +142,7 @@ class BuiltPartition(NamedTuple):
     venue_counts: pd.DataFrame  # its in-use pieces per venue and category
     late_major: pd.DataFrame   # its units' 重大 hazards long past their deadline
     unit_pieces: UnitPieces    # its in-use pieces per unit (demonstration picks)
-    park_pieces: pd.DataFrame  # its pieces with a park (index: position in the partition)
+    park_sums: ParkSums        # the park profiles' sums of its pieces and their hazards
     unit_facts: UnitFacts      # what the check schedule reads of its units' pieces
 
 
@@ -173,14 +174,14 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
         inputs.hazards[home].reset_index(drop=True), graded_eq, inputs.as_of, rules.blacklist)
     venues = layers.points.venue_counts(graded_eq)
     unit_pieces = UnitPieces.of(graded_units, graded_eq, rules.demonstration)
-    park_pieces = layers.parks.park_pieces(graded_eq)
+    park_sums = ParkSums.of(graded_eq, inputs.hazards[home])
     unit_facts = UnitFacts.of(graded_units, graded_eq, inputs.venues, inputs.as_of,
                               rules.frequency, hazards=inputs.hazards)
     units = PartitionUnits.of(graded_units, len(inputs.units))
     del graded_eq, graded_units
     release_memory()  # the worker's next partition starts from what it holds, not its peak
     return BuiltPartition(units, sort_keys, staged, firsts, unlocated, sums,
-                          hotspot_sums, venues, late_major, unit_pieces, park_pieces,
+                          hotspot_sums, venues, late_major, unit_pieces, park_sums,
                           unit_facts)
 
 
@@ -263,9 +264,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
             kind="stable")  # each unit's rows in one partition
         build.unit_pieces = UnitPieces.joined([r.unit_pieces for r in results])
         build.unit_facts = UnitFacts.joined([r.unit_facts for r in results])
-        build.park_pieces = pd.concat(  # in input order: D is summed in it
-            [r.park_pieces.set_axis(plan.rows("equipment", p)[r.park_pieces.index])
-             for p, r in enumerate(results)]).sort_index(kind="stable")
+        build.park_sums = ParkSums.combined([r.park_sums for r in results])
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [r.units.extra["credit_code"].astype("string").to_numpy(dtype=object)
                  for r in results]

@@ -19,7 +19,7 @@ from layers.park_measures import (
     parse_condition,
     template_fields,
 )
-from layers.parks import ParkRules, park_pieces, park_profiles, park_profiles_from, unit_files
+from layers.parks import ParkRules, ParkSums, park_profiles, park_profiles_from, unit_files
 
 AS_OF = date(2026, 11, 30)
 RULES = ParkRules()
@@ -536,15 +536,42 @@ def test_unit_rank_from_level_when_rank_missing():
     assert park["red_units"] == 1 and "red_units" in ids(park)
 
 
-def test_profiles_from_the_park_pieces_of_parts_in_input_order():
-    """The pieces with a park taken from parts (each unit's pieces in one part, as the Dask
-    build's partitions keep them) and put back in input order give the whole's profiles;
-    the pieces without a park are not needed."""
+def test_profiles_from_the_park_sums_of_parts_in_any_order():
+    """The park sums of parts (each unit's pieces in one part with their hazards, as the
+    Dask build's partitions keep them), added in any order, give the whole's profiles to
+    the last bit; the pieces without a park add nothing."""
     eq, un, pk, hz = scenario()
-    parts = [np.array([0, 1]), np.array([2, 3])]
-    pieces = pd.concat([park_pieces(eq.iloc[rows]).pipe(lambda f, r=rows: f.set_axis(
-        r[f.index])) for rows in parts[::-1]]).sort_index(kind="stable")
-    assert pieces.index.tolist() == [0, 1, 2]  # E4 has no park
-    pd.testing.assert_frame_equal(park_profiles_from(pieces, un, pk, hz, AS_OF, RULES),
-                                  park_profiles(eq, un, pk, hz, AS_OF, RULES),
-                                  check_exact=True)
+    whole = park_profiles(eq, un, pk, hz, AS_OF, RULES)
+    for parts in ([[0, 1], [2, 3]], [[2, 3], [0, 1]], [[3], [0, 1], [2]]):
+        sums = [ParkSums.of(eq.iloc[rows], hz[hz["registration_code"].isin(
+            eq["registration_code"].iloc[rows])]) for rows in parts]
+        pd.testing.assert_frame_equal(
+            park_profiles_from(ParkSums.combined(sums), un, pk, AS_OF, RULES), whole,
+            check_exact=True)
+    assert ParkSums.of(eq.iloc[[3]], hz).pieces.empty  # E4 has no park
+
+
+def test_park_sums_of_random_parts_add_up_exactly():
+    """Many pieces with D on the LEC steps (sums of float D in another order would differ
+    in the last digits), cut at random and shuffled: the same profiles to the last bit."""
+    rng = np.random.default_rng(16)
+    n = 3000
+    d = rng.choice([0.0, 0.05, 0.15, 1.35, 12.6, 21.6, 63.0, 405.0], n)
+    eq = equipment(*({"registration_code": f"R{i}", "unit_credit_code": f"U{i % 97}",
+                      "park_id": [None, "P1", "P2"][i % 3], "D": d[i],
+                      "top_category": ["3000", "2000", None][i % 5 % 3],
+                      "in_use": bool(i % 7), "level_rank": int(i % 5)}
+                     for i in range(n)))
+    un = units(*({"credit_code": f"U{k}", "park_id": None} for k in range(97)))
+    pk = parks({"park_id": "P1"}, {"park_id": "P2"})
+    hz = hazards(*({"registration_code": f"R{int(rng.integers(n))}",
+                    "found_on": f"2026-{1 + i % 11:02d}-03",
+                    "closed_on": None if i % 2 else "2026-11-05"} for i in range(400)))
+    whole = park_profiles(eq, un, pk, hz, AS_OF, RULES)
+    cut = rng.integers(0, 6, 97)[np.arange(n) % 97]  # a unit's pieces in one part
+    sums = [ParkSums.of(eq[cut == p], hz[hz["registration_code"].isin(
+        eq["registration_code"][cut == p])]) for p in rng.permutation(6)]
+    pd.testing.assert_frame_equal(
+        park_profiles_from(ParkSums.combined(sums), un, pk, AS_OF, RULES), whole,
+        check_exact=True)
+    assert whole["equipment"].sum() == 2000 and whole["monthly"].str.contains('"found":[1-9]').all()
