@@ -674,7 +674,8 @@ PIECE_FACTS: tuple[str, ...] = ("crowded_venue", "key_equipment", "focus_categor
 class UnitFacts:
     """What the check schedule reads of each unit's in-use pieces, by credit code:
     ``facts``, the detail (and, for the category facts, the steps) of each of
-    :data:`PIECE_FACTS` (``<fact>`` and ``<fact>_steps``); ``places``, the distinct
+    :data:`PIECE_FACTS` (``<fact>`` and ``<fact>_steps``), of the units any of them names
+    (a unit absent reads as none set); ``places``, the distinct
     (county, top category) of its pieces, for the widespread hotspot fact. A unit's rows
     come from its own pieces only, so parts keeping each unit's pieces together (the Dask
     build's partitions) concatenate into the whole's (:meth:`joined`)."""
@@ -700,6 +701,10 @@ class UnitFacts:
         out["overdue_inspection"] = pd.array(_overdue(pc, n), dtype="string")
         out["late_rectification"] = pd.array(_late_rectification(pc, hazards, as_of, n),
                                              dtype="string")
+        # a unit no fact names reads as absent (None, 0 steps): only the others are kept
+        named = out[list(PIECE_FACTS)].notna().any(axis=1).to_numpy() | (
+            out[[f"{f}_steps" for f in PIECE_FACTS[:3]]].to_numpy() > 0).any(axis=1)
+        out = out[named].reset_index(drop=True)
         ok = (pc.pos >= 0) & (pc.county >= 0) & (pc.top >= 0)
         places = pd.DataFrame({
             "credit_code": u["credit_code"].to_numpy()[pc.pos[ok]],

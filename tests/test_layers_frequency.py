@@ -679,3 +679,17 @@ def test_schedule_from_the_unit_facts_of_parts_joined():
                                                                                 "boosts"]))
     assert "hotspot" in json.loads(f.loc["C", "boosts"])  # its piece stands in 410105
     assert "late_rectification" in json.loads(f.loc["D", "boosts"])
+
+
+def test_unit_facts_keep_only_the_units_a_fact_names():
+    """A unit none of whose pieces sets a fact is left out of the facts (it reads as none
+    set): what a Dask partition sends grows with the units a fact names, not all units."""
+    u = units_frame({"credit_code": "A"}, {"credit_code": "B", "blacklisted": True})
+    eq = equipment_frame({"unit_credit_code": "A", "category_code": "2100", "overdue": True},
+                         {"unit_credit_code": "B", "category_code": "2100"})
+    both = UnitFacts.of(u, eq, VENUES, AS_OF, FrequencyRules())
+    assert both.facts["credit_code"].tolist() == ["A"]
+    f = inspection_frequency_from(both, u, checks_frame(),
+                                  NO_HOT, NO_WIDE, AS_OF).set_index("credit_code")
+    assert json.loads(f.loc["B", "boosts"]) == ["blacklisted"]
+    assert json.loads(f.loc["A", "boosts"]) == ["overdue_inspection"]
