@@ -183,6 +183,12 @@ class Build:
             capacity=self.capacity["limit"])
 
     @cached_property
+    def schedule_sums(self) -> pd.DataFrame:
+        """What the workload table reads of the check schedule, summed per place (the Dask
+        build adds its partitions' instead: each schedules its own counties)."""
+        return layers.workload.schedule_sums(self.schedule, self.rules.frequency.ladder)
+
+    @cached_property
     def unit_facts(self) -> layers.frequency.UnitFacts:
         """What the check schedule reads of each unit's pieces (the Dask build joins its
         partitions' instead)."""
@@ -386,8 +392,7 @@ def check_schedule(b: Build) -> pd.DataFrame:
 @builder("frequency")
 def workload(b: Build) -> pd.DataFrame:
     """Planned checks against inspection capacity per province, city and county."""
-    return layers.workload.workload(b.schedule, b.capacity, b.inputs.boundaries,
-                                    b.rules.frequency.ladder)
+    return layers.workload.workload_from(b.schedule_sums, b.capacity, b.inputs.boundaries)
 
 
 @builder("frequency")

@@ -17,17 +17,20 @@ which the Dask engine writes to the store part by part, put back in order by
 partition sends of its rows: :func:`sort_keys`, :func:`sorted_positions`). With the graded
 frames (:func:`join_graded`) they are exactly what the whole input gives: the same rows
 in the same order, the same columns, dtypes and values (a unit's sums add its pieces in
-the same order). What needs the whole table (cells, regions, hotspot Gi*, schedules,
-ranks, picks, warnings) is not here: :func:`layers.build.build_layers` computes it from
-what the partitions sum and send of their pieces (:class:`layers.aggregate.Sums` …) and
-the joined graded units (:func:`join_units`).
+the same order). Once the hotspot units are known, a partition's check schedule
+(:func:`schedule_partition`: its counties whole, so each county's capacity is its own)
+gives the :data:`SCHEDULE_LAYERS`, put in order by :func:`schedule_positions`. What needs
+the whole table (cells, regions, hotspot Gi*, ranks, picks, warnings) is not here:
+:func:`layers.build.build_layers` computes it from what the partitions sum and send of
+their pieces (:class:`layers.aggregate.Sums` …) and the joined graded units
+(:func:`join_units`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,7 @@ import pandas as pd
 import layers.builders
 import layers.risk
 from layers.builders import Build, Inputs
+from layers.frequency import UnitFacts
 
 if TYPE_CHECKING:
     from layers.rules import Rules
@@ -193,6 +197,56 @@ STAGED_LAYERS: tuple[str, ...] = ("equipment", "units", "hazards", "overdue")
 SORT_KEYS: dict[str, tuple[str, ...]] = {
     "hazards": ("hazard_id", "days_past_deadline", "listed"),
     "overdue": ("registration_code", "days_overdue")}
+
+
+#: The layers a partition builds in a second round, once the hotspot units (which need
+#: every partition's counts) are known: its units' check schedule and those boosted. A
+#: partition holds its counties whole, so each county's capacity bounds its own units.
+SCHEDULE_LAYERS: tuple[str, ...] = ("check-schedule", "frequency")
+
+
+class Scheduled(NamedTuple):
+    """What a partition sends back of its check schedule."""
+
+    codes: pd.Series      # the credit codes of its schedule's rows, in their order
+    boosted: np.ndarray   # which of those rows the frequency layer holds
+    sums: pd.DataFrame    # what the workload table reads (layers.workload.schedule_sums)
+
+
+def schedule_partition(inputs: Inputs, units: pd.DataFrame, facts: UnitFacts,
+                       hotspot_units: pd.DataFrame, widespread: pd.DataFrame,
+                       capacity: pd.DataFrame, rules: Rules
+                       ) -> tuple[dict[str, pd.DataFrame], Scheduled]:
+    """A partition's :data:`SCHEDULE_LAYERS` by their registry builders, from its graded
+    ``units``, their :class:`~layers.frequency.UnitFacts` and ``inputs.checks`` (its
+    units'), with the whole build's hotspot units, widespread hazards and capacity."""
+    build = Build(inputs, rules)
+    build.graded = (None, units)  # type: ignore[assignment]
+    build.unit_facts = facts
+    build.hotspot_units = hotspot_units
+    build.widespread = widespread
+    build.capacity = capacity
+    frames = {"check-schedule": layers.builders.check_schedule(build),
+              "frequency": layers.builders.frequency(build)}
+    s = build.schedule
+    return frames, Scheduled(s["credit_code"].astype("string").reset_index(drop=True),
+                             s["boosted"].fillna(False).to_numpy(dtype=bool),
+                             build.schedule_sums)
+
+
+def schedule_positions(parts: list[Scheduled]) -> dict[str, np.ndarray] | None:
+    """Where the partitions' schedule rows (one partition after another) go in the whole
+    :data:`SCHEDULE_LAYERS`: by credit code, as the schedule orders its units; None when a
+    credit code is in two partitions' (not after ingest, which keeps them unique)."""
+    codes = pd.concat([p.codes for p in parts], ignore_index=True)
+    if not _unique(codes):
+        return None
+    at = np.empty(len(codes), dtype=np.int64)
+    at[np.argsort(codes.to_numpy(dtype=object), kind="stable")] = np.arange(len(codes))
+    boosted = at[np.concatenate([p.boosted for p in parts])]
+    rank = np.empty(len(boosted), dtype=np.int64)
+    rank[np.argsort(boosted, kind="stable")] = np.arange(len(boosted))
+    return {"check-schedule": at, "frequency": rank}
 
 
 def partition_inputs(inputs: Inputs, plan: Plan, part: int) -> tuple[Inputs, np.ndarray]:

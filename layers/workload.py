@@ -196,7 +196,22 @@ def workload(schedule: pd.DataFrame, capacity: pd.DataFrame, boundaries: pd.Data
     counts its counties over capacity. A county with no officer and no ``by_county``
     capacity has capacity 0 and the note 无网格员. ``ladder`` is the frequency rules' ladder
     (for ``planned_full``)."""
-    reg = _region_table(boundaries)
+    return workload_from(schedule_sums(schedule, ladder), capacity, boundaries)
+
+
+#: The three adcodes a unit of the schedule counts under.
+PLACE_KEYS = ["province_adcode", "city_adcode", "county_adcode"]
+_SCHEDULE_SUMS = ("units", "never_checked", "boosted_units", "capped_units", "planned_base",
+                  "planned_full", "planned")
+
+
+def schedule_sums(schedule: pd.DataFrame, ladder: tuple[int, ...] = (12, 6, 3, 2, 1)
+                  ) -> pd.DataFrame:
+    """What :func:`workload` reads of the check schedule, summed per (province, city,
+    county) a unit counts under, sorted by them. A county's units are summed in the
+    schedule's order, so a part holding each county's units whole (a Dask partition) sums
+    each county as the whole schedule does: the parts' rows, concatenated and sorted
+    (:func:`combined_schedule_sums`), are the whole's to the last bit."""
     s = schedule
     base = s["base_interval_months"].astype("float64").to_numpy()
     full = s["interval_months"].astype("float64").to_numpy()
@@ -210,13 +225,35 @@ def workload(schedule: pd.DataFrame, capacity: pd.DataFrame, boundaries: pd.Data
         county.str.slice(0, 4) + "00")
     units["province_adcode"] = units["province_adcode"].astype("string").fillna(
         county.str.slice(0, 2) + "0000")
-    sums = _per_region(reg, units, {
+    weights = pd.DataFrame({
         "units": np.ones(len(s)),
         "never_checked": s["last_check_on"].isna().to_numpy(dtype="float64"),
         "boosted_units": s["boosted"].astype("boolean").fillna(False).to_numpy(dtype="float64"),
         "capped_units": capped.astype("float64"),
         "planned_base": 12.0 / base, "planned_full": 12.0 / full,
         "planned": s["checks_per_year"].astype("float64").to_numpy()})
+    return _by_place(units, weights)
+
+
+def combined_schedule_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The :func:`schedule_sums` of a schedule cut into parts, each place's units in one
+    (a place in one part is its sum there; one in several would add in another order)."""
+    out = pd.concat(parts, ignore_index=True)
+    return _by_place(out, out[list(_SCHEDULE_SUMS)])
+
+
+def _by_place(places: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:
+    keys = [places[c].to_numpy(dtype=object, na_value=None) for c in PLACE_KEYS]
+    sums = weights.reset_index(drop=True).groupby(keys, dropna=False, sort=True).sum()
+    sums.index.names = PLACE_KEYS
+    return sums.reset_index().astype({c: "string" for c in PLACE_KEYS})
+
+
+def workload_from(sums: pd.DataFrame, capacity: pd.DataFrame, boundaries: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """:func:`workload` from the check schedule's :func:`schedule_sums`."""
+    reg = _region_table(boundaries)
+    sums = _per_region(reg, sums[PLACE_KEYS], {c: sums[c].to_numpy() for c in _SCHEDULE_SUMS})
 
     is_county = (reg["admin_level"] == "county").to_numpy()
     cap = capacity.reindex(reg["adcode"].to_numpy())

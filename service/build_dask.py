@@ -21,19 +21,31 @@ For the stages that need the whole table, each worker sends what they read of it
 pieces, summed where they sum (:class:`BuiltPartition`): the aggregate sums (risk cells,
 regions, industries, grid cells, insurance, late hazards: :class:`layers.aggregate.Sums`),
 the hotspot counts (:class:`layers.hotspots.HotspotSums`), the venue counts, and per unit
-the demonstration candidates, the long-late major hazards, and per park the sums of its
-pieces and their hazards (:class:`layers.parks.ParkSums`). The
-driver adds or joins them. Every sum is a whole number (D counted in twentieths), and a
+the demonstration candidates and the long-late major hazards, and per park the sums of
+its pieces and their hazards (:class:`layers.parks.ParkSums`). The driver adds or joins
+them. Every sum is a whole number (D counted in twentieths), and a
 unit's rows come from one partition, so they add up to the in-process build's to the
 last bit, whatever the partitions. The graded units come back joined in the whole
 input's order (of the units table's, which the driver holds, only the columns grading
 sets: :class:`layers.partitions.PartitionUnits`); the graded equipment and the per-row
 layers do not come back at all.
 
-The stages (hotspot Gi* and its FDR, schedules within county capacity, demonstration
-picks and ranks, park profiles, warnings) then run in the driver with the same code as in
-process. The build report says ``engine``, how many ``partitions`` were built and
-``dask_seconds``, the grading stage's parts (plan, submit, compute and gather, join).
+A second round makes the check schedule where the units are: it needs the hotspot units
+(every partition's counts added, then Gi*), and each county's capacity bounds only that
+county's units, which a partition holds whole. The worker keeps its graded units and
+their check-schedule facts from the first round (:class:`KeptPartition`, a Dask future
+that never leaves it); the driver sends it its units' checks and the whole build's
+hotspot units, widespread hazards and capacity; the worker stages its part of the
+schedule and of the boosted units (:data:`layers.partitions.SCHEDULE_LAYERS`) and sends
+back their credit codes, which rows are boosted, and its sums for the workload table
+(:func:`layers.workload.schedule_sums`, per county: a county's sum is the same in any
+partition).
+
+The other stages (hotspot Gi* and its FDR, the workload table, demonstration picks and
+ranks, park profiles, warnings) then run in the driver with the same code as in process.
+The build report says ``engine``, how many ``partitions`` were built and
+``dask_seconds``, the grading stage's parts (plan, submit, compute and gather, join,
+schedule).
 """
 
 from __future__ import annotations
@@ -48,8 +60,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+import layers.frequency
 import layers.partitions
 import layers.points
+import layers.workload
 from layers.aggregate import Sums
 from layers.build import BuildResult, Grade, Inputs, build_layers
 from layers.builders import Build
@@ -143,19 +157,27 @@ class BuiltPartition(NamedTuple):
     late_major: pd.DataFrame   # its units' 重大 hazards long past their deadline
     unit_pieces: UnitPieces    # its in-use pieces per unit (demonstration picks)
     park_sums: ParkSums        # the park profiles' sums of its pieces and their hazards
-    unit_facts: UnitFacts      # what the check schedule reads of its units' pieces
+
+
+class KeptPartition(NamedTuple):
+    """What a worker keeps of its partition for the second round (the check schedule)."""
+
+    inputs: Inputs             # its tables but equipment, units and hazards
+    units: pd.DataFrame        # its graded units
+    facts: UnitFacts           # what the check schedule reads of their pieces
 
 
 def build_stored_partition(address: str, h3_resolution: int, version: str, keys: Keys,
                            inputs: Inputs, home: np.ndarray,
                            grid_targets: dict[int, np.ndarray], rules: Rules, token: str,
-                           part: int) -> BuiltPartition:
+                           part: int) -> tuple[BuiltPartition, KeptPartition]:
     """On a worker: partition ``part`` (its equipment keyed ``keys``, read here from the
     store at ``address`` as it was at ``version``), graded and built
     (:func:`layers.partitions.build_partition`); its :data:`~layers.partitions.STAGED_LAYERS`
     staged in the store; what the whole-table stages read of its pieces made here
     (:class:`BuiltPartition`; the grid cells' sums over the officers' cells
-    ``grid_targets``)."""
+    ``grid_targets``), and what the second round reads (:class:`KeptPartition`: it stays
+    on the worker)."""
     with reopen_store(address, h3_resolution) as store:
         equipment = store.read_rows("equipment", keys, version)
         graded_eq, graded_units, frames = layers.partitions.build_partition(
@@ -178,11 +200,29 @@ def build_stored_partition(address: str, h3_resolution: int, version: str, keys:
     unit_facts = UnitFacts.of(graded_units, graded_eq, inputs.venues, inputs.as_of,
                               rules.frequency, hazards=inputs.hazards)
     units = PartitionUnits.of(graded_units, len(inputs.units))
+    kept = KeptPartition(replace(inputs, equipment=inputs.equipment.iloc[:0],
+                                 units=inputs.units.iloc[:0], hazards=inputs.hazards.iloc[:0]),
+                         graded_units, unit_facts)
     del graded_eq, graded_units
     release_memory()  # the worker's next partition starts from what it holds, not its peak
     return BuiltPartition(units, sort_keys, staged, firsts, unlocated, sums,
-                          hotspot_sums, venues, late_major, unit_pieces, park_sums,
-                          unit_facts)
+                          hotspot_sums, venues, late_major, unit_pieces, park_sums), kept
+
+
+def schedule_stored_partition(address: str, h3_resolution: int, kept: KeptPartition,
+                              checks: pd.DataFrame, shared: tuple, rules: Rules, token: str,
+                              part: int) -> layers.partitions.Scheduled:
+    """On a worker, the second round: partition ``part``'s check schedule
+    (:func:`layers.partitions.schedule_partition`, from what the first round ``kept``
+    here, its units' ``checks`` and the whole build's hotspot units, widespread hazards
+    and capacity, ``shared``), its :data:`~layers.partitions.SCHEDULE_LAYERS` staged in
+    the store at ``address``."""
+    frames, scheduled = layers.partitions.schedule_partition(
+        replace(kept.inputs, checks=checks), kept.units, kept.facts, *shared, rules)
+    with reopen_store(address, h3_resolution) as store:
+        for lid in layers.partitions.SCHEDULE_LAYERS:
+            store.stage_layer_part(lid, token, part, frames.pop(lid))
+    return scheduled
 
 
 STOP_SECONDS = 600.0  # how long a failed build waits for its running partitions
@@ -205,6 +245,53 @@ def stop(client: Client, futures: list) -> None:
 def _executing(dask_worker: Worker) -> list:
     """On a worker: the keys of the tasks running there (cancelled ones included)."""
     return [ts.key for ts in dask_worker.state.executing]
+
+
+def schedule(client: Client, build: Build, kept: list, unit_parts: np.ndarray, store: Store,
+             token: str) -> dict[str, np.ndarray]:
+    """The second round: each partition's check schedule, from what its worker ``kept``
+    (a future per partition), its units' checks (``unit_parts``: the partition of each
+    graded unit) and the whole build's hotspot units, widespread hazards and capacity
+    (which ``build`` computes now, from the partitions' sums); staged by the workers under
+    ``token``. Fills ``build.schedule_sums``; the order of each of
+    :data:`~layers.partitions.SCHEDULE_LAYERS`."""
+    checks = build.inputs.checks[["credit_code", "checked_on"]]
+    at = layers.frequency.positions(checks["credit_code"], build.units["credit_code"])
+    part = np.where(at >= 0, unit_parts[np.maximum(at, 0)], -1)
+    [shared] = client.scatter([(build.hotspot_units, build.widespread, build.capacity)],
+                              broadcast=True, hash=False)
+    futures = []
+    for p, kept_p in enumerate(kept):
+        [own] = client.scatter([checks.iloc[np.flatnonzero(part == p)].reset_index(drop=True)],
+                               hash=False)
+        futures.append(client.submit(schedule_stored_partition, store.address,
+                                     store.h3_resolution, kept_p, own, shared, build.rules,
+                                     token, p, pure=False))
+    results = []
+    try:
+        for k, future in enumerate(futures):
+            results.append(future.result())
+            futures[k] = kept[k] = None
+    except BaseException:
+        stop(client, [f for f in [*futures, *kept] if f is not None])
+        raise
+    positions = layers.partitions.schedule_positions(results)
+    if positions is None:
+        raise DataChanged("credit codes are not unique in the stored units; the Dask build "
+                          "needs them unique (as ingest keeps them)")
+    build.schedule_sums = layers.workload.combined_schedule_sums([r.sums for r in results])
+    sizes = {"check-schedule": [len(r.codes) for r in results],
+             "frequency": [int(r.boosted.sum()) for r in results]}
+    return {lid: layers.partitions.staged_order(positions[lid], sizes[lid])
+            for lid in layers.partitions.SCHEDULE_LAYERS}
+
+
+def _first(pair: tuple) -> object:
+    return pair[0]
+
+
+def _second(pair: tuple) -> object:
+    return pair[1]
 
 
 def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version: str,
@@ -244,15 +331,19 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
                                          store.h3_resolution, version, *sent, targets,
                                          build.rules, token, p, pure=False))
         i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
+        # what comes back, and what stays on the worker for the second round
+        built = [client.submit(_first, f, pure=False) for f in futures]
+        kept = [client.submit(_second, f, pure=False) for f in futures]
         lap("submit")
         results = []
         try:
-            for k, future in enumerate(futures):  # one at a time, each released once here
+            for k, future in enumerate(built):  # one at a time, each released once here
                 results.append(future.result())
-                futures[k] = None  # type: ignore[call-overload]
+                built[k] = None  # type: ignore[call-overload]
         except BaseException:
-            stop(client, [f for f in futures if f is not None])
+            stop(client, [f for f in [*futures, *built, *kept] if f is not None])
             raise
+        futures.clear()  # each pair's second half is held by ``kept``
         lap("compute_gather")
         grade.unlocated = sum(r.unlocated for r in results)  # type: ignore[attr-defined]
         # fill the cached properties: the aggregate and hotspot layers are made of these
@@ -263,7 +354,6 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         build.late_major = pd.concat([r.late_major for r in results]).sort_index(
             kind="stable")  # each unit's rows in one partition
         build.unit_pieces = UnitPieces.joined([r.unit_pieces for r in results])
-        build.unit_facts = UnitFacts.joined([r.unit_facts for r in results])
         build.park_sums = ParkSums.combined([r.park_sums for r in results])
         counts = [len(plan.rows("units", p)) for p in range(plan.parts)]
         extra = [r.units.extra["credit_code"].astype("string").to_numpy(dtype=object)
@@ -287,6 +377,11 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         results.clear()
         units = layers.partitions.join_units(graded_units, plan, i.units, pieces)
         lap("join")
+        build.graded = (None, units)  # type: ignore[assignment]  # the schedule's inputs
+        grade.orders.update(schedule(client, build, kept, orders["units"], store, token))  # type: ignore[attr-defined]
+        lap("schedule")
+        for lid in layers.partitions.SCHEDULE_LAYERS:
+            made[lid] = gpd.GeoDataFrame(geometry=[], crs=4326)
         return None, units  # the graded equipment is not held here
 
     grade.parts = 0  # type: ignore[attr-defined]

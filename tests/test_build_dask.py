@@ -18,8 +18,10 @@ import pytest
 import shapely
 
 import layers.partitions
+import layers.workload
 from layers.build import build_layers, builder_of
 from layers.builders import Build
+from layers.frequency import UnitFacts
 from layers.registry import ALL
 from layers.rules import load_rules
 from service.build import read_inputs, run_build
@@ -27,6 +29,9 @@ from service.build_dask import build_on_dask
 from service.ingest.distributed import DaskUnavailable, dask_client
 from service.store import open_store
 from tests.conftest import DEMO_AS_OF, DEMO_PROVINCES, _fill_demo
+
+#: The layers the Dask build's workers write to the store, in the first round and the second.
+WORKER_LAYERS = (*layers.partitions.STAGED_LAYERS, *layers.partitions.SCHEDULE_LAYERS)
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +156,25 @@ def assert_same_grading(eq, units, inputs, parts: int) -> None:
     orders = {"equipment": plan.equipment, **{
         lid: layers.partitions.staged_order(at, [len(f[lid]) for _, _, f in results])
         for lid, at in positions.items()}}
-    assert set(orders) == set(layers.partitions.STAGED_LAYERS)
+    # the second round: each partition's check schedule, with the whole's hotspot units
+    units_part = dict(zip(whole.units["credit_code"], orders["units"], strict=False))
+    check_part = inputs.checks["credit_code"].map(units_part).to_numpy()
+    scheduled = []
+    for p, (e, u, f) in enumerate(results):
+        own, _ = layers.partitions.partition_inputs(inputs, plan, p)
+        facts = UnitFacts.of(u, e, own.venues, own.as_of, rules.frequency, hazards=own.hazards)
+        frames, done = layers.partitions.schedule_partition(
+            replace(own, checks=inputs.checks[check_part == p]), u, facts,
+            whole.hotspot_units, whole.widespread, whole.capacity, rules)
+        f.update(frames)
+        scheduled.append(done)
+    positions = layers.partitions.schedule_positions(scheduled)
+    assert positions is not None
+    orders.update({lid: layers.partitions.staged_order(at, [len(f[lid]) for _, _, f in results])
+                   for lid, at in positions.items()})
+    pd.testing.assert_frame_equal(
+        layers.workload.combined_schedule_sums([d.sums for d in scheduled[::-1]]),
+        whole.schedule_sums, check_exact=True)
     for lid, order in orders.items():
         parts = [f[lid] for _, _, f in results]
         assert [len(f) for f in parts] == list(np.bincount(order, minlength=plan.parts))
@@ -166,8 +189,9 @@ def assert_same_grading(eq, units, inputs, parts: int) -> None:
                 got[column] = got[column].astype(want[column].dtype)  # conforms it
         pd.testing.assert_frame_equal(_wkb(got), _wkb(want), check_exact=True,
                                       obj=f"{lid} {parts}")
-        if lid in ("hazards", "overdue"):
+        if lid in ("hazards", "overdue", "frequency"):
             assert len(want) > 10, lid
+    assert set(orders) == set(WORKER_LAYERS)
     graded = [(e, u) for e, u, _ in results]
     joined = layers.partitions.join_graded(graded, plan, eq.index, units)
     assert not graded  # emptied as it was read
@@ -188,14 +212,14 @@ def test_dask_build_equals_in_process(demo, client):
     on_dask = built.result
     assert on_dask.report["partitions"] == PARTITIONS
     assert local.report["rows"]["equipment"] > 5000  # the demo, not an empty build
-    assert_same_frames(on_dask.frames, local.frames, layers.partitions.STAGED_LAYERS)
+    assert_same_frames(on_dask.frames, local.frames, WORKER_LAYERS)
     assert_same_report(on_dask.report, local.report)
-    assert set(built.staged) == set(layers.partitions.STAGED_LAYERS)
+    assert set(built.staged) == set(WORKER_LAYERS)
     for lid, staged in built.staged.items():
         assert staged.rows == len(local.frames[lid]) and staged.parts == PARTITIONS
     token = built.staged["equipment"].token
     # a file per part and layer (embedded), a table per layer (PostGIS)
-    staged = len(layers.partitions.STAGED_LAYERS)
+    staged = len(WORKER_LAYERS)
     assert demo.drop_staged_layers(token) == (
         staged * PARTITIONS if demo.kind == "embedded" else staged)
     assert demo.drop_staged_layers(token) == 0

@@ -131,18 +131,20 @@ def test_the_merge_refuses_parts_longer_than_the_order(tmp_path):
     assert pq.read_table(tmp_path / "out.parquet")["n"].to_pylist() == [0, 1, 2]
 
 
-def test_a_worker_failing_leaves_the_build_in_force_and_no_part(demo, monkeypatch):
-    """One partition's worker fails after the others staged their parts: the build
-    raises, the build in force stays, nothing staged is left."""
+@pytest.mark.parametrize("stage", ["build_stored_partition", "schedule_stored_partition"])
+def test_a_worker_failing_leaves_the_build_in_force_and_no_part(demo, monkeypatch, stage):
+    """One partition's worker fails after the others staged their parts, in the first
+    round or in the second (the check schedule, after every partition staged its first
+    layers): the build raises, the build in force stays, nothing staged is left."""
     before = demo.layer_build().build_id
-    real = service.build_dask.build_stored_partition
+    real = getattr(service.build_dask, stage)
 
     def failing(*args):
         if args[-1] == 2:  # the third partition
             raise RuntimeError("worker lost")
         return real(*args)
 
-    monkeypatch.setattr(service.build_dask, "build_stored_partition", failing)
+    monkeypatch.setattr(service.build_dask, stage, failing)
     with dask_client(processes=False) as client, pytest.raises(RuntimeError,
                                                                 match="worker lost"):
         run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask", client=client,

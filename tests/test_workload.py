@@ -16,11 +16,14 @@ from geo.boundaries import load_boundaries
 from geo.cells import points_to_cells, to_strings
 from layers.workload import (
     CapacityRules,
+    combined_schedule_sums,
     county_capacity,
     officer_counties,
     over_capacity,
     region_names,
+    schedule_sums,
     workload,
+    workload_from,
 )
 from service.cli import capacity_lines
 
@@ -124,6 +127,30 @@ def test_workload_per_county_city_province(henan):
                                                 "planned": 17.0, "capacity": 10,
                                                 "officers": 1, "unstaffed": False,
                                                 "by_rules": False}
+
+
+def test_workload_from_the_schedule_sums_of_parts(henan):
+    """A schedule cut into parts, each county's units in one part (as the Dask build's
+    partitions keep them), summed per part and combined in any order, gives the whole's
+    workload to the last bit: intervals of 5 and 7 months (12/5, 12/7 are not exact in
+    binary), a unit without a county, one without a city code."""
+    rng = np.random.default_rng(5)
+    counties = ["410102", "410103", "410105", "410305", None]
+    rows = [(counties[i % 5], int(rng.choice([12, 7, 5])), int(rng.choice([7, 5, 3])),
+             int(i % 3), bool(i % 4 == 0), bool(i % 2)) for i in range(500)]
+    s = schedule(rows)
+    s.loc[s["county_adcode"].isna(), "city_adcode"] = "410100"
+    s.loc[7, "city_adcode"] = None  # counts where its county (410103) says
+    cap = county_capacity(officers(("W1", "410102")), officer_cells(), henan, CapacityRules())
+    whole = workload(s, cap, henan)
+    part = np.asarray([counties.index(c) % 3 for c in s["county_adcode"].replace(
+        {np.nan: None})])
+    sums = [schedule_sums(s[part == p]) for p in (2, 0, 1)]
+    pd.testing.assert_frame_equal(workload_from(combined_schedule_sums(sums), cap, henan),
+                                  whole, check_exact=True)
+    w = whole.set_index(["admin_level", "adcode"])
+    assert w.loc[("city", "410100"), "units"] == 400  # 100 without a county in the city
+    assert w.loc[("county", "410103"), "units"] == 100
 
 
 def test_build_summary_lines(henan):
