@@ -25,12 +25,21 @@ INPUT_TABLES = ("equipment", "units", "hazards", "checks", "parks", "venues", "o
                 "officer_cells")
 
 
+#: Columns of the units table no layer is made of: where a row came from and how it was
+#: read (ingest, the rejects and the data pages show them) and the address text. A build
+#: reads the others (at 5M units the ones left out are about a third of the table).
+UNIT_COLUMNS_LEFT = ("address", "source_crs", "geocode_precision", "flags", "row_hash",
+                     "batch_id", "source_file", "source_row", "updated_at")
+
+
 def read_inputs(store: Store, provinces: list[str], as_of: date,
                 equipment_columns: list[str] | None = None) -> Inputs:
-    """The stored tables and the boundaries of the configured provinces (all three levels);
-    of equipment only ``equipment_columns`` if given."""
-    tables = {name: store.read(name, equipment_columns if name == "equipment" else None)
-              for name in INPUT_TABLES}
+    """The stored tables (of units, all but :data:`UNIT_COLUMNS_LEFT`) and the boundaries
+    of the configured provinces (all three levels); of equipment only
+    ``equipment_columns`` if given."""
+    columns = {"equipment": equipment_columns, "units": [
+        c for c in store.read_columns("units", None) if c not in UNIT_COLUMNS_LEFT]}
+    tables = {name: store.read(name, columns.get(name)) for name in INPUT_TABLES}
     boundaries = gpd.GeoDataFrame(pd.concat(
         [load_boundaries(provinces, level) for level in ("province", "city", "county")],
         ignore_index=True), crs=4326)

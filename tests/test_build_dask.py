@@ -24,7 +24,7 @@ from layers.builders import Build
 from layers.frequency import UnitFacts
 from layers.registry import ALL
 from layers.rules import load_rules
-from service.build import read_inputs, run_build
+from service.build import UNIT_COLUMNS_LEFT, read_inputs, run_build
 from service.build_dask import build_on_dask
 from service.ingest.distributed import DaskUnavailable, dask_client
 from service.store import open_store
@@ -100,6 +100,18 @@ def assert_same_report(got: dict, want: dict) -> None:
 
 def _inputs(store, equipment_columns=None):
     return read_inputs(store, DEMO_PROVINCES, DEMO_AS_OF, equipment_columns)
+
+
+def test_the_unit_columns_a_build_leaves_make_no_layer(demo):
+    """The units' provenance and address columns, which the build does not read, change
+    no layer: the demo built from every column of its units gives the same frames."""
+    narrow = _inputs(demo)
+    assert not set(UNIT_COLUMNS_LEFT) & set(narrow.units.columns)
+    assert set(UNIT_COLUMNS_LEFT) <= set(demo.read_columns("units", None))
+    full = replace(narrow, units=demo.read("units"))
+    assert full.units["address"].notna().all() and len(full.units) > 1000
+    rules = load_rules()
+    assert_same_frames(build_layers(narrow, rules).frames, build_layers(full, rules).frames)
 
 
 def test_partitions_keep_units_with_their_pieces_and_grade_exactly(demo):
