@@ -331,6 +331,8 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
                                          store.h3_resolution, version, *sent, targets,
                                          build.rules, token, p, pure=False))
         i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
+        store.forget("equipment")  # nor the key columns the store keeps of it
+        del keys
         # what comes back, and what stays on the worker for the second round
         built = [client.submit(_first, f, pure=False) for f in futures]
         kept = [client.submit(_second, f, pure=False) for f in futures]

@@ -217,6 +217,12 @@ class Store(ABC):
         """A whole table (GeoDataFrame for geometry tables; ``officer_cells``, ``rejects``
         and ``batches`` too)."""
 
+    @abstractmethod
+    def forget(self, table: str) -> None:
+        """Drop what this store object keeps in memory of ``table`` (:meth:`read` caches
+        a table per data version; the next read reads it again): for a caller done with
+        a large table, such as the Dask build's driver once its partitions are planned."""
+
     def query_table(self, table: str, where: tuple[Condition, ...], order_by: str, *,
                     descending: bool = False, limit: int | None = None, offset: int = 0
                     ) -> tuple[pd.DataFrame, int]:

@@ -159,6 +159,9 @@ class EmbeddedStore(Store):
     def data_version(self) -> str:
         return str(self._current())
 
+    def forget(self, table: str) -> None:
+        self._cache.pop(table, None)
+
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The table at the snapshot in force. Geometry tables return a GeoDataFrame when
         ``columns`` is None or names ``geometry``. Frames come from a per-table cache keyed

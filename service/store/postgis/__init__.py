@@ -292,6 +292,9 @@ class PostGISStore(Store):
         with self.engine.connect() as conn:
             return _version(conn)
 
+    def forget(self, table: str) -> None:
+        self._cache.pop(table, None)
+
     def read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A whole table through COPY; geometry tables return a GeoDataFrame when
         ``columns`` is None or names ``geometry``. Cached per table by data version."""
