@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 import layers.builders
 import layers.risk
 from layers.builders import Build, Inputs
+from layers.columns import arrow_text
 from layers.frequency import UnitFacts
 
 if TYPE_CHECKING:
@@ -139,18 +141,21 @@ def _hazard_parts(equipment: pd.DataFrame, hazards: pd.DataFrame, eq_part: np.nd
     """The (hazard row, partition) pairs of the partitions holding a piece of each hazard's
     registration code (each partition once, in the order its first such piece comes), and
     each hazard's home: the first of them (-1: no piece has its code)."""
-    n_eq = len(equipment)
-    reg, _ = pd.factorize(pd.concat([_text(equipment["registration_code"]),
-                                     _text(hazards["registration_code"])],
-                                    ignore_index=True))
-    eq_reg, hz_reg = reg[:n_eq], reg[n_eq:]
+    hz_text = _text(hazards["registration_code"])
+    # only the pieces whose code a hazard names (a hash of the hazards' codes, not of
+    # every piece's: at 5M pieces that took half a gigabyte)
+    named = pc.unique(arrow_text(hz_text).drop_null())
+    held = np.flatnonzero(pc.is_in(arrow_text(_text(equipment["registration_code"])),
+                                   value_set=named).to_numpy(zero_copy_only=False))
+    reg, _ = pd.factorize(pd.concat([_text(equipment["registration_code"].iloc[held]),
+                                     hz_text], ignore_index=True))
+    held_reg, hz_reg = reg[:len(held)], reg[len(held):]
     parts = int(eq_part.max(initial=0)) + 1
-    held = np.flatnonzero(eq_reg >= 0)
     # distinct (code, partition) pairs, in the order of their first piece
-    _, first = np.unique(eq_reg[held] * parts + eq_part[held], return_index=True)
-    first = held[np.sort(first)]
-    by_code = np.argsort(eq_reg[first], kind="stable")
-    pair_code, pair_part = eq_reg[first][by_code], eq_part[first][by_code]
+    _, first = np.unique(held_reg * parts + eq_part[held], return_index=True)
+    first = np.sort(first)
+    by_code = np.argsort(held_reg[first], kind="stable")
+    pair_code, pair_part = held_reg[first][by_code], eq_part[held][first][by_code]
     named = np.flatnonzero(hz_reg >= 0)
     start = np.searchsorted(pair_code, hz_reg[named], side="left")
     count = np.searchsorted(pair_code, hz_reg[named], side="right") - start
