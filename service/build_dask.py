@@ -333,6 +333,7 @@ def on_dask(client: Client, made: dict[str, pd.DataFrame], store: Store, version
         i.equipment = i.equipment.iloc[:0].copy()  # nothing after grading reads it
         store.forget("equipment")  # nor the key columns the store keeps of it
         del keys
+        release_memory()  # the driver waits from what it holds, not from the plan's peak
         # what comes back, and what stays on the worker for the second round
         built = [client.submit(_first, f, pure=False) for f in futures]
         kept = [client.submit(_second, f, pure=False) for f in futures]
