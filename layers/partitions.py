@@ -142,11 +142,11 @@ def _hazard_parts(equipment: pd.DataFrame, hazards: pd.DataFrame, eq_part: np.nd
     registration code (each partition once, in the order its first such piece comes), and
     each hazard's home: the first of them (-1: no piece has its code)."""
     hz_text = _text(hazards["registration_code"])
-    # only the pieces whose code a hazard names (a hash of the hazards' codes, not of
-    # every piece's: at 5M pieces that took half a gigabyte)
-    named = pc.unique(arrow_text(hz_text).drop_null())
+    # only the pieces whose code a hazard names: a hash of the hazards' codes, not of
+    # every piece's (at 5M pieces that was most of the plan's time and memory)
+    wanted = pc.unique(arrow_text(hz_text).drop_null())
     held = np.flatnonzero(pc.is_in(arrow_text(_text(equipment["registration_code"])),
-                                   value_set=named).to_numpy(zero_copy_only=False))
+                                   value_set=wanted).to_numpy(zero_copy_only=False))
     reg, _ = pd.factorize(pd.concat([_text(equipment["registration_code"].iloc[held]),
                                      hz_text], ignore_index=True))
     held_reg, hz_reg = reg[:len(held)], reg[len(held):]
