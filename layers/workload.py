@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from data.plans import cite
 from geo.cells import cell_centres, from_strings
+from layers.aggregate import PLACE_KEYS
 from layers.campaigns import Campaign
 from layers.columns import text
 from layers.frames import LEVEL_ZH
@@ -199,8 +200,6 @@ def workload(schedule: pd.DataFrame, capacity: pd.DataFrame, boundaries: pd.Data
     return workload_from(schedule_sums(schedule, ladder), capacity, boundaries)
 
 
-#: The three adcodes a unit of the schedule counts under.
-PLACE_KEYS = ["province_adcode", "city_adcode", "county_adcode"]
 _SCHEDULE_SUMS = ("units", "never_checked", "boosted_units", "capped_units", "planned_base",
                   "planned_full", "planned")
 
@@ -217,8 +216,7 @@ def schedule_sums(schedule: pd.DataFrame, ladder: tuple[int, ...] = (12, 6, 3, 2
     full = s["interval_months"].astype("float64").to_numpy()
     capped = s["interval_capped"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     full = np.where(capped, _boosted_interval(s, ladder), full)
-    units = pd.DataFrame({c: s[c] for c in ("province_adcode", "city_adcode",
-                                            "county_adcode")}).reset_index(drop=True)
+    units = pd.DataFrame({c: s[c] for c in PLACE_KEYS}).reset_index(drop=True)
     # a unit without a province or city code counts where its county says
     county = units["county_adcode"].astype("string")
     units["city_adcode"] = units["city_adcode"].astype("string").fillna(
@@ -245,7 +243,7 @@ def combined_schedule_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def _by_place(places: pd.DataFrame, weights: pd.DataFrame) -> pd.DataFrame:
     keys = [places[c].to_numpy(dtype=object, na_value=None) for c in PLACE_KEYS]
     sums = weights.reset_index(drop=True).groupby(keys, dropna=False, sort=True).sum()
-    sums.index.names = PLACE_KEYS
+    sums.index.names = list(PLACE_KEYS)
     return sums.reset_index().astype({c: "string" for c in PLACE_KEYS})
 
 
@@ -253,7 +251,7 @@ def workload_from(sums: pd.DataFrame, capacity: pd.DataFrame, boundaries: pd.Dat
                   ) -> pd.DataFrame:
     """:func:`workload` from the check schedule's :func:`schedule_sums`."""
     reg = _region_table(boundaries)
-    sums = _per_region(reg, sums[PLACE_KEYS], {c: sums[c].to_numpy() for c in _SCHEDULE_SUMS})
+    sums = _per_region(reg, sums[list(PLACE_KEYS)], {c: sums[c].to_numpy() for c in _SCHEDULE_SUMS})
 
     is_county = (reg["admin_level"] == "county").to_numpy()
     cap = capacity.reindex(reg["adcode"].to_numpy())
