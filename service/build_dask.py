@@ -43,9 +43,10 @@ partition).
 
 The other stages (hotspot Gi* and its FDR, the workload table, demonstration picks and
 ranks, park profiles, warnings) then run in the driver with the same code as in process.
-The build report says ``engine``, how many ``partitions`` were built and
+The build report says ``engine``, how many ``partitions`` were built,
 ``dask_seconds``, the grading stage's parts (plan, submit, compute and gather, join,
-schedule).
+schedule), and ``dask_attempts`` (a build whose worker was lost starts again:
+:func:`build_on_dask`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ PARTITION_ROWS = 200_000  # equipment rows a partition aims at (counties are not
 PER_WORKER = 2            # at least this many partitions per worker (balance)
 #: What the driver reads of the equipment table: what cuts it into partitions.
 PLAN_COLUMNS = ["registration_code", "unit_credit_code", "county_adcode"]
+#: Builds started again after the cluster lost a worker (:func:`build_on_dask`).
+LOST_WORKER_RETRIES = 1
 
 
 @dataclass
@@ -106,11 +109,47 @@ def build_on_dask(store: Store, read: Callable[[list[str]], Inputs], rules: Rule
     them, of equipment ``columns`` only), partitions on Dask: on ``client`` if given, else
     on the cluster at ``scheduler``, else on a LocalCluster. The workers stage the
     :data:`~layers.partitions.STAGED_LAYERS` (equipment, unit files) in ``store``; on
-    failure nothing staged is left."""
+    failure nothing staged is left.
+
+    A worker lost on the way takes with it what no task can compute again (what the
+    driver scattered to it, what the first round keeps there for the second): the build
+    drops what it staged and starts again, ``LOST_WORKER_RETRIES`` times at most, then
+    raises :class:`WorkerLost`. The report's ``dask_attempts`` says how many it took."""
     if client is None:
         with dask_client(scheduler) as own:
             return build_on_dask(store, read, rules, progress, client=own,
                                  partitions=partitions)
+    from distributed.client import FutureCancelledError
+    from distributed.comm import CommClosedError
+
+    for attempt in range(1, LOST_WORKER_RETRIES + 2):
+        try:
+            built = _build_once(store, read, rules, progress, client, partitions)
+        except (FutureCancelledError, CommClosedError) as exc:
+            if attempt > LOST_WORKER_RETRIES:
+                raise WorkerLost(attempt, exc) from exc
+            if progress:
+                progress("worker lost, again")
+            continue
+        built.result.report["dask_attempts"] = attempt
+        return built
+    raise AssertionError("unreachable")
+
+
+class WorkerLost(RuntimeError):
+    """The cluster lost a worker, and with it data no task computes again, in every attempt
+    of a build: the build in force stays, nothing staged is left."""
+
+    def __init__(self, attempts: int, cause: BaseException) -> None:
+        super().__init__(f"Dask 工作进程丢失，请检查集群后重新运行 a Dask worker was lost in "
+                         f"each of {attempts} attempts; check the cluster and run it again "
+                         f"({type(cause).__name__}: {cause})")
+
+
+def _build_once(store: Store, read: Callable[[list[str]], Inputs], rules: Rules,
+                progress: Callable[[str], None] | None, client: Client,
+                partitions: int | None) -> DaskBuild:
+    """One attempt of :func:`build_on_dask`."""
     if progress:
         progress("read")
     version = store.data_version()
@@ -236,7 +275,7 @@ def stop(client: Client, futures: list) -> None:
     client.cancel(futures)
     deadline = perf_counter() + STOP_SECONDS
     while keys and perf_counter() < deadline:
-        running = client.run(_executing)
+        running = client.run(_executing, on_error="ignore")  # a lost worker runs nothing
         if not keys.intersection(k for found in running.values() for k in found):
             return
         sleep(0.2)

@@ -435,6 +435,7 @@ def build(
     with _opened(settings, need_data=True) as st, \
             console.status("计算图层 building layers…") as status:
         if settings.engine == Engine.DASK:
+            from service.build_dask import WorkerLost
             from service.ingest.distributed import DaskUnavailable
             from service.store.errors import DataChanged
 
@@ -444,7 +445,7 @@ def build(
                                    progress=lambda stage: status.update(f"计算图层 {stage}…"),
                                    engine=Engine.DASK.value,
                                    scheduler=settings.dask_scheduler, partitions=partitions)
-            except DaskUnavailable as exc:
+            except (DaskUnavailable, WorkerLost) as exc:
                 _fail(f"{exc}\n未生成图层 no build was written")
             except DataChanged as exc:
                 _fail(f"数据在生成期间已变更，请重新运行 the data changed while the build read "

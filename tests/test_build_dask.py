@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 
 PARTITIONS = 5  # the demo's counties in five partitions
 # what the engines may report apart
-NOT_COMPARED = {"seconds", "engine", "partitions", "dask_seconds"}
+NOT_COMPARED = {"seconds", "engine", "partitions", "dask_seconds", "dask_attempts"}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ behind. Both stores, on the seeded demo."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +28,7 @@ from service.store.base import LayerBuild, StagedLayer
 from service.store.errors import DataChanged, StoreError
 from service.store.layer_parts import check_token, merge_parts, new_token
 from tests.conftest import DEMO_AS_OF, DEMO_PROVINCES, _fill_demo
-from tests.test_build_dask import _wkb
+from tests.test_build_dask import _wkb, assert_same_frames, assert_same_report
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +152,69 @@ def test_a_worker_failing_leaves_the_build_in_force_and_no_part(demo, monkeypatc
                                                                 match="worker lost"):
         run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask", client=client,
                   partitions=4)
+    assert demo.layer_build().build_id == before
+    assert not _left_behind(demo)
+
+
+def _killing_a_worker(monkeypatch, times: int) -> list[str]:
+    """The second round made to start, ``times`` times, by killing the worker process that
+    keeps the first partition for it (``os._exit``: no goodbye to the scheduler), once the
+    scheduler has seen it go. Returns the addresses killed."""
+    real = service.build_dask.schedule
+    killed: list[str] = []
+
+    def schedule(client, build, kept, *rest):
+        if len(killed) < times:
+            [holders] = client.who_has([kept[0]]).values()
+            address = holders[0]
+            with contextlib.suppress(Exception):  # it dies before it answers
+                client.run(os._exit, 1, workers=[address])
+            deadline = time.monotonic() + 60
+            while (address in client.scheduler_info()["workers"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            killed.append(address)
+        return real(client, build, kept, *rest)
+
+    monkeypatch.setattr(service.build_dask, "schedule", schedule)
+    return killed
+
+
+def test_a_worker_lost_between_the_rounds_builds_again(demo, monkeypatch):
+    """A worker process dies after the first round: what it kept for the second, and what
+    the driver scattered to it, are gone, and no task can compute them again. The build
+    drops what it staged and starts again: the same layers and report as the demo's
+    in-process build, two attempts reported, nothing left staged."""
+    before = demo.layer_build()
+    stored = {lid: demo.read_layer(lid) for lid in ALL}
+    killed = _killing_a_worker(monkeypatch, times=1)
+    with dask_client() as client:  # worker processes, each with its nanny
+        built = run_build(demo, DEMO_PROVINCES, as_of=DEMO_AS_OF, engine="dask",
+                          client=client, partitions=4)
+    assert len(killed) == 1
+    assert built.report["dask_attempts"] == 2
+    assert demo.layer_build().build_id == built.build_id != before.build_id
+    assert_same_report(built.report, before.report)
+    assert_same_frames({lid: demo.read_layer(lid) for lid in ALL}, stored,
+                       by_fid=demo.kind == "postgis")
+    assert not _left_behind(demo)
+
+
+def test_a_worker_lost_in_every_attempt_is_said_and_nothing_changes(demo, monkeypatch):
+    """Through the command: a worker lost in the first attempt and in the retry ends the
+    build with a clear error (exit 2), the build in force stays, nothing staged is left."""
+    from typer.testing import CliRunner
+
+    from service import cli
+
+    before = demo.layer_build().build_id
+    killed = _killing_a_worker(monkeypatch, times=2)
+    result = CliRunner().invoke(cli.app, ["build", "--store", demo.address, "--engine",
+                                          "dask", "--partitions", "4"])
+    assert len(killed) == 2
+    assert result.exit_code == 2, result.output
+    assert "Dask 工作进程丢失" in result.output and "no build was written" in result.output
+    assert "each of 2 attempts" in result.output
     assert demo.layer_build().build_id == before
     assert not _left_behind(demo)
 
