@@ -67,6 +67,30 @@ def test_a_worker_reads_its_rows_by_key_at_the_build_version_only(demo):
         demo.read_rows("equipment", keys, "999999")
 
 
+def test_a_partition_is_read_through_the_key_index_not_a_scan_of_the_table(demo):
+    """PostGIS: the keyed read looks its keys up in the table's key index (a hash join
+    would scan the whole table for each partition: the reads would grow as N times the
+    partitions), and gives the rows in the keys' order, the last key's row last."""
+    if demo.kind != "postgis":
+        pytest.skip("the embedded store filters its snapshot file")
+    import psycopg
+
+    from service.store.postgis.layer_parts import KEYS_TABLE, read_keyed
+    from service.store.postgis.staging import libpq
+
+    whole = demo.read("equipment")
+    at = np.arange(len(whole))[::-3]  # a third of the table, backwards
+    keys = whole["registration_code"].to_numpy(dtype=object)[at]
+    spec = demo.spec("equipment")
+    with psycopg.connect(libpq(demo.address)) as conn, conn.cursor() as cursor:
+        got = read_keyed(cursor, spec, ["registration_code"], keys)
+        plan = "\n".join(r[0] for r in cursor.execute(
+            f"EXPLAIN SELECT t.* FROM equipment t JOIN {KEYS_TABLE} w "
+            "ON t.registration_code = w._k").fetchall())
+    assert got["registration_code"].tolist() == keys.tolist()
+    assert "Index Scan using equipment_pkey" in plan and "Hash" not in plan, plan
+
+
 def test_parts_staged_out_of_order_are_written_in_the_layer_order(demo):
     """Two parts holding alternate runs of rows: the written layer is the one in force
     (same rows, same order on the embedded store, same rows by fid on PostGIS), and the

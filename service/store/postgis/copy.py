@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import Cursor, sql
@@ -149,7 +150,7 @@ def read_table(cursor: Cursor, spec: Table, columns: list[str],
                keyed_by: str | None = None) -> pd.DataFrame:
     """``columns`` of a stored table (``geometry`` names the geom column) as a frame; with
     ``keyed_by`` (a table of ``_n bigint, _k text``) only the rows whose key is a ``_k``,
-    in ``_n`` order."""
+    in ``_n`` order (sorted here, not by the server: no sort spilled to its disk)."""
     names = [c for c in columns if c != "geometry"]
     with_geometry = spec.geometry is not None and "geometry" in columns
     select_names = [*names, *([GEOMETRY_COLUMN] if with_geometry else [])]
@@ -159,10 +160,13 @@ def read_table(cursor: Cursor, spec: Table, columns: list[str],
     select: str | sql.Composable = \
         f"SELECT {column_list(select_names)} FROM {ident(spec.name)}"
     if keyed_by is not None:
-        select = sql.SQL("SELECT {} FROM {} t JOIN {} w ON t.{} = w._k ORDER BY w._n").format(
+        select = sql.SQL("SELECT {}, w._n FROM {} t JOIN {} w ON t.{} = w._k").format(
             sql.SQL(", ").join(sql.Identifier("t", c) for c in select_names),
             sql.Identifier(spec.name), sql.Identifier(keyed_by), sql.Identifier(spec.key))
+        schema = schema.append(pa.field("_n", pa.int64()))
     data = copy_query(cursor, select, schema)
+    if keyed_by is not None:
+        data = data.take(pc.sort_indices(data.column("_n"))).drop_columns(["_n"])
     if not with_geometry:
         return frame_from_arrow(spec, data)
     geometry = geometry_from_hex(data.column(GEOMETRY_COLUMN).combine_chunks())

@@ -62,6 +62,13 @@ def read_keyed(cursor: Cursor, spec: Table, columns: list[str], keys: Keys) -> p
             sql.Identifier(KEYS_TABLE))) as copy:
         copy.write(memoryview(sink.getvalue()))
     cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(KEYS_TABLE)))
+    # A partition's keys are a few percent of the table. Joined by hash, each partition's
+    # read scans the whole table (7.9 s for 200,000 keys at 10M pieces: the build's reads
+    # then grow as N x partitions); looked up in the key's index, each costs the same at
+    # any N (1.3-2.1 s at 10M, 1.1 s at 1M where the hash join takes 1.0 s). This
+    # transaction's planner only (docs/benchmarks.md "A partition read by key").
+    cursor.execute("SET LOCAL enable_hashjoin = off")
+    cursor.execute("SET LOCAL enable_mergejoin = off")
     return read_table(cursor, spec, columns, keyed_by=KEYS_TABLE)
 
 
