@@ -66,7 +66,7 @@ def read_keyed(cursor: Cursor, spec: Table, columns: list[str], keys: Keys) -> p
     # read scans the whole table (7.9 s for 200,000 keys at 10M pieces: the build's reads
     # then grow as N x partitions); looked up in the key's index, each costs the same at
     # any N (1.3-2.1 s at 10M, 1.1 s at 1M where the hash join takes 1.0 s). This
-    # transaction's planner only (docs/benchmarks.md "A partition read by key").
+    # transaction's planner only (docs/benchmarks.md "Where a worker's time went").
     cursor.execute("SET LOCAL enable_hashjoin = off")
     cursor.execute("SET LOCAL enable_mergejoin = off")
     return read_table(cursor, spec, columns, keyed_by=KEYS_TABLE)
